@@ -1,0 +1,37 @@
+# Thin wrappers the README names. Every target is one cargo (or script) call.
+CARGO ?= cargo
+BIN := target/release/firehose-kit
+
+.PHONY: build demo test test-compat lint lint-templates fmt bench install clean docs
+
+build:
+	$(CARGO) build --release --locked
+
+demo: build
+	$(BIN) demo
+
+test:
+	$(CARGO) test --locked
+
+# The full setup → send → verify → status → teardown cycle against moto server (needs `pip install 'moto[server]'`).
+test-compat:
+	$(CARGO) test --locked --test it compat -- --ignored --test-threads 1
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+lint-templates:
+	@if [ -f templates/cloudformation.yaml ]; then cfn-lint templates/cloudformation.yaml; fi
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: build
+	./bench/run
+
+install:
+	$(CARGO) install --locked --path .
+
+clean:
+	$(CARGO) clean
