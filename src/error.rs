@@ -25,17 +25,11 @@ pub enum ExitCode {
 pub enum Error {
     /// Bad usage, settings or input (exit 2).
     #[error("{message}")]
-    Usage {
-        message: String,
-        hint: Option<String>,
-    },
+    Usage { message: String, hint: Option<String> },
 
     /// The command ran but the outcome is not what was asked (exit 1).
     #[error("{message}")]
-    Failed {
-        message: String,
-        hint: Option<String>,
-    },
+    Failed { message: String, hint: Option<String> },
 
     /// An input file that cannot be read (exit 2).
     #[error("cannot read `{}`", path.display())]
@@ -75,38 +69,22 @@ pub enum Error {
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage {
-            message: message.into(),
-            hint: None,
-        }
+        Error::Usage { message: message.into(), hint: None }
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
-        Error::Failed {
-            message: message.into(),
-            hint: None,
-        }
+        Error::Failed { message: message.into(), hint: None }
     }
 
-    pub fn state(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: impl Into<BoxError>,
-    ) -> Self {
-        Error::State {
-            action,
-            path: path.into(),
-            source: source.into(),
-        }
+    pub fn state(action: &'static str, path: impl Into<PathBuf>, source: impl Into<BoxError>) -> Self {
+        Error::State { action, path: path.into(), source: source.into() }
     }
 
     /// Adds (or replaces) the `hint:` line of this error.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
         let text = Some(text.into());
         match &mut self {
-            Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => {
-                *hint = text
-            }
+            Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => *hint = text,
             _ => {}
         }
         self
@@ -114,9 +92,7 @@ impl Error {
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => {
-                hint.as_deref()
-            }
+            Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => hint.as_deref(),
             Error::Input { .. } => Some("check the path, or use `-` to read standard input"),
             _ => None,
         }
@@ -150,10 +126,7 @@ impl Error {
         while let Some(cause) = next {
             let line = cause.to_string();
             // The SDK wraps causes in generic layers ("service error", "dispatch failure"); keep the informative ones.
-            let generic = matches!(
-                line.as_str(),
-                "service error" | "dispatch failure" | "io error" | "other"
-            );
+            let generic = matches!(line.as_str(), "service error" | "dispatch failure" | "io error" | "other");
             if !generic && !out.iter().any(|seen| seen.contains(&line)) {
                 out.push(line);
             }
@@ -171,13 +144,7 @@ mod tests {
     fn exit_codes_follow_design() {
         assert_eq!(Error::usage("x").exit_code() as i32, 2);
         assert_eq!(Error::failed("x").exit_code() as i32, 1);
-        let aws = Error::Aws {
-            action: "a".into(),
-            code: None,
-            detail: "d".into(),
-            source: None,
-            hint: None,
-        };
+        let aws = Error::Aws { action: "a".into(), code: None, detail: "d".into(), source: None, hint: None };
         assert_eq!(aws.exit_code() as i32, 3);
     }
 
@@ -191,10 +158,7 @@ mod tests {
             source: Some(Box::new(io)),
             hint: Some("start it".into()),
         };
-        assert_eq!(
-            err.causes(),
-            vec!["cannot reach http://127.0.0.1:1: connection refused".to_string()]
-        );
+        assert_eq!(err.causes(), vec!["cannot reach http://127.0.0.1:1: connection refused".to_string()]);
         assert_eq!(err.hint(), Some("start it"));
     }
 }

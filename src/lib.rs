@@ -1,6 +1,19 @@
 //! firehose-kit: stand up, feed, prove and remove an Amazon Data Firehose pipeline (Apache access logs →
 //! Direct Put delivery stream → Amazon S3), against real AWS or the embedded emulator.
+//!
+//! Layers (see `docs/architecture.md`): `cli` (clap types only) → `settings` (resolved, validated) →
+//! `commands` (orchestration) which use `aws` (SDK wrappers), `pipeline` (pure send logic), `delivery` (pure
+//! verify logic), `logs` (Apache log generator and parser) and report through `ui`. `local` is the emulator and
+//! never imports `commands` or `aws`.
 
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod delivery;
 pub mod error;
+pub mod local;
+pub mod logs;
+pub mod settings;
+pub mod ui;
 
 pub use error::{Error, Result};

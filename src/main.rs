@@ -1,5 +1,48 @@
-//! The `firehose-kit` binary: parse, run, print the error chain, exit with design.md's codes.
+//! The `firehose-kit` binary: parse the command line, set up logging, run the command, print the error chain
+//! (`error:` / `caused by:` / `hint:`) and exit with design.md's codes. Nothing else calls `process::exit`.
 
-fn main() {
-    println!("firehose-kit {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+use firehose_kit::cli::Cli;
+use firehose_kit::error::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime\ncaused by: {e}");
+            return std::process::ExitCode::from(ExitCode::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(firehose_kit::commands::run(cli));
+    // Background tasks (progress tickers, idle connections) must not hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.causes() {
+                eprintln!("caused by: {cause}");
+            }
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            err.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+/// `RUST_LOG` wins; otherwise warnings, `-v` adds firehose-kit's steps and requests, `-vv` debug detail.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,firehose_kit=info",
+        (false, _) => "info,firehose_kit=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

@@ -1,1 +1,8 @@
-//! The one integration-test binary: every module drives firehose-kit against an emulator started in-process.
+//! The one integration-test binary (`autotests = false`): the heavy AWS crates link once. Every module drives
+//! firehose-kit through the real aws-sdk-rust clients against an emulator started in-process on 127.0.0.1:0
+//! with a temporary data dir (or, in `compat`, moto server).
+
+mod support;
+
+mod compat;
+mod emulator;

@@ -1,0 +1,347 @@
+//! Firehose control-plane calls: describe, create (riding out IAM propagation), update the destination, delete,
+//! and the poll loops no SDK provides (there is no Firehose waiter in any SDK or CLI).
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_firehose::Client;
+use aws_sdk_firehose::types::{
+    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
+    ExtendedS3DestinationUpdate, Tag,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use rand::Rng;
+use serde::Serialize;
+
+use super::error::is_iam_propagation;
+use super::sdk_error;
+use crate::error::{Error, Result};
+
+/// The S3 destination setup wants (and what Describe reports, in the same shape, so they compare).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationSpec {
+    pub role_arn: String,
+    pub bucket_arn: String,
+    pub prefix: Option<String>,
+    pub error_prefix: Option<String>,
+    pub buffer_size_mib: i32,
+    pub buffer_interval_s: i32,
+    /// `UNCOMPRESSED` or `GZIP` (others are reported as they are).
+    pub compression: String,
+}
+
+impl DestinationSpec {
+    pub fn bucket(&self) -> &str {
+        self.bucket_arn.rsplit(":::").next().unwrap_or(&self.bucket_arn)
+    }
+
+    /// The field-by-field differences from `other` (what `self` has → what `other` wants).
+    pub fn diff(&self, want: &DestinationSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |name: &str, have: String, wanted: String| {
+            if have != wanted {
+                out.push(format!("{name}: {have} → {wanted}"));
+            }
+        };
+        let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".into());
+        field("bucket", self.bucket_arn.clone(), want.bucket_arn.clone());
+        field("role", self.role_arn.clone(), want.role_arn.clone());
+        field("buffer size", format!("{} MiB", self.buffer_size_mib), format!("{} MiB", want.buffer_size_mib));
+        field("buffer interval", format!("{} s", self.buffer_interval_s), format!("{} s", want.buffer_interval_s));
+        field("compression", self.compression.clone(), want.compression.clone());
+        field("prefix", show(&self.prefix), show(&want.prefix));
+        field("error prefix", show(&self.error_prefix), show(&want.error_prefix));
+        out
+    }
+}
+
+/// A stream as DescribeDeliveryStream reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub version_id: String,
+    pub destination_id: String,
+    pub destination: Option<DestinationSpec>,
+    /// Why records must not be packed (a processing Lambda, dynamic partitioning or format conversion sees
+    /// each record as one event), when that is the case.
+    pub per_record_processing: Option<String>,
+    pub failure: Option<String>,
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
+    let out = match fh.describe_delivery_stream().delivery_stream_name(name).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(sdk_error(format!("describe delivery stream `{name}`"), e)),
+    };
+    let Some(d) = out.delivery_stream_description() else {
+        return Ok(None);
+    };
+    let dest = d.destinations().first();
+    let ext = dest.and_then(|x| x.extended_s3_destination_description());
+    // The ExtendedS3 and (legacy) S3 descriptions are distinct types with the same accessors.
+    macro_rules! spec_of {
+        ($e:expr) => {{
+            let e = $e;
+            DestinationSpec {
+                role_arn: e.role_arn().to_string(),
+                bucket_arn: e.bucket_arn().to_string(),
+                prefix: e.prefix().filter(|p| !p.is_empty()).map(str::to_string),
+                error_prefix: e.error_output_prefix().filter(|p| !p.is_empty()).map(str::to_string),
+                buffer_size_mib: e.buffering_hints().and_then(|h| h.size_in_mbs()).unwrap_or(5),
+                buffer_interval_s: e.buffering_hints().and_then(|h| h.interval_in_seconds()).unwrap_or(300),
+                compression: e.compression_format().as_str().to_string(),
+            }
+        }};
+    }
+    let destination = match ext {
+        Some(e) => Some(spec_of!(e)),
+        None => dest.and_then(|x| x.s3_destination_description()).map(|e| spec_of!(e)),
+    };
+    let per_record_processing = ext.and_then(|e| {
+        let lambda =
+            e.processing_configuration().is_some_and(|p| p.enabled().unwrap_or(false) && !p.processors().is_empty());
+        let partitioning = e.dynamic_partitioning_configuration().is_some_and(|p| p.enabled().unwrap_or(false));
+        let conversion = e.data_format_conversion_configuration().is_some_and(|c| c.enabled().unwrap_or(true));
+        if lambda {
+            Some("the stream has a processing Lambda".to_string())
+        } else if partitioning {
+            Some("the stream uses dynamic partitioning".to_string())
+        } else if conversion {
+            Some("the stream converts record formats".to_string())
+        } else {
+            None
+        }
+    });
+    Ok(Some(StreamInfo {
+        name: d.delivery_stream_name().to_string(),
+        arn: d.delivery_stream_arn().to_string(),
+        status: d.delivery_stream_status().as_str().to_string(),
+        version_id: d.version_id().to_string(),
+        destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
+        destination,
+        per_record_processing,
+        failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
+        created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+    }))
+}
+
+fn hints(spec: &DestinationSpec) -> BufferingHints {
+    BufferingHints::builder().size_in_mbs(spec.buffer_size_mib).interval_in_seconds(spec.buffer_interval_s).build()
+}
+
+/// Creates a Direct Put stream with an ExtendedS3 destination. While the new role is not yet assumable (IAM is
+/// eventually consistent) the call is retried with jittered backoff for up to `iam_retry`; `on_retry` is told
+/// of each retry so the user sees it.
+pub async fn create(
+    fh: &Client,
+    name: &str,
+    spec: &DestinationSpec,
+    tags: &[(String, String)],
+    iam_retry: Duration,
+    on_retry: &(dyn Fn(u32, &str, Duration) + Send + Sync),
+) -> Result<String> {
+    let config = ExtendedS3DestinationConfiguration::builder()
+        .role_arn(&spec.role_arn)
+        .bucket_arn(&spec.bucket_arn)
+        .set_prefix(spec.prefix.clone())
+        .set_error_output_prefix(spec.error_prefix.clone())
+        .buffering_hints(hints(spec))
+        .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .build()
+        .map_err(|e| Error::failed(format!("cannot build the destination configuration: {e}")))?;
+    let tags = tags
+        .iter()
+        .map(|(k, v)| {
+            Tag::builder().key(k).value(v).build().map_err(|e| Error::failed(format!("cannot build tag `{k}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let result = fh
+            .create_delivery_stream()
+            .delivery_stream_name(name)
+            .delivery_stream_type(DeliveryStreamType::DirectPut)
+            .extended_s3_destination_configuration(config.clone())
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(out) => return Ok(out.delivery_stream_arn().unwrap_or_default().to_string()),
+            Err(e) if is_iam_propagation(e.code(), e.message().unwrap_or("")) && started.elapsed() < iam_retry => {
+                let wait = backoff(attempt);
+                on_retry(attempt, e.message().unwrap_or("role not assumable yet"), wait);
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                let propagation = is_iam_propagation(e.code(), e.message().unwrap_or(""));
+                let err = sdk_error(format!("create delivery stream `{name}`"), e);
+                return Err(if propagation {
+                    err.with_hint(format!(
+                        "the role was still not assumable after {}s of retries; wait a minute and re-run setup (it resumes), or raise --iam-retry-timeout",
+                        iam_retry.as_secs()
+                    ))
+                } else {
+                    err
+                });
+            }
+        }
+    }
+}
+
+/// Jittered exponential backoff: ~1 s, 2 s, 4 s, then 8 s, each ±30 %.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1000u64 << attempt.saturating_sub(1).min(3);
+    let jitter = rand::rng().random_range(0.7..1.3);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+/// Applies a changed destination in place (the stream's version goes up).
+pub async fn update_destination(fh: &Client, info: &StreamInfo, spec: &DestinationSpec) -> Result<()> {
+    let update = ExtendedS3DestinationUpdate::builder()
+        .role_arn(&spec.role_arn)
+        .bucket_arn(&spec.bucket_arn)
+        .prefix(spec.prefix.clone().unwrap_or_default())
+        .error_output_prefix(spec.error_prefix.clone().unwrap_or_default())
+        .buffering_hints(hints(spec))
+        .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .build();
+    fh.update_destination()
+        .delivery_stream_name(&info.name)
+        .current_delivery_stream_version_id(&info.version_id)
+        .destination_id(&info.destination_id)
+        .extended_s3_destination_update(update)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("update the destination of delivery stream `{}`", info.name), e))?;
+    Ok(())
+}
+
+pub async fn tags(fh: &Client, name: &str) -> Result<Vec<(String, String)>> {
+    let out = fh
+        .list_tags_for_delivery_stream()
+        .delivery_stream_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("read tags of delivery stream `{name}`"), e))?;
+    Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect())
+}
+
+/// Deletes the stream; `false` when it was already gone.
+pub async fn delete(fh: &Client, name: &str) -> Result<bool> {
+    match fh.delete_delivery_stream().delivery_stream_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+        Err(e) => Err(sdk_error(format!("delete delivery stream `{name}`"), e)),
+    }
+}
+
+/// Poll interval: once a second for the first 15 s (the emulator and quick creations), then every 5 s, well
+/// under the 5 calls/s control-plane quota.
+fn poll_interval(elapsed: Duration) -> Duration {
+    if elapsed < Duration::from_secs(15) { Duration::from_secs(1) } else { Duration::from_secs(5) }
+}
+
+/// Polls until the stream is ACTIVE; stops at once on CREATING_FAILED with its failure description.
+pub async fn wait_until_active(
+    fh: &Client,
+    name: &str,
+    timeout: Duration,
+    on_poll: &(dyn Fn(&str, Duration) + Send + Sync),
+) -> Result<StreamInfo> {
+    let started = Instant::now();
+    loop {
+        let info = describe(fh, name).await?.ok_or_else(|| {
+            Error::failed(format!("delivery stream `{name}` disappeared while waiting for it to become ACTIVE"))
+        })?;
+        on_poll(&info.status, started.elapsed());
+        match info.status.as_str() {
+            "ACTIVE" => return Ok(info),
+            "CREATING_FAILED" | "DELETING" | "DELETING_FAILED" => {
+                return Err(Error::failed(format!(
+                    "delivery stream `{name}` is {}{}",
+                    info.status,
+                    info.failure.as_deref().map(|f| format!(": {f}")).unwrap_or_default()
+                ))
+                .with_hint("delete it with `firehose-kit teardown`, fix the cause, and run setup again"));
+            }
+            _ => {}
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::failed(format!(
+                "delivery stream `{name}` is still {} after {}s",
+                info.status,
+                timeout.as_secs()
+            ))
+            .with_hint(
+                "creation can take a few minutes on AWS: re-run setup (it resumes waiting) or raise --timeout",
+            ));
+        }
+        tokio::time::sleep(poll_interval(started.elapsed())).await;
+    }
+}
+
+/// Polls until the stream no longer exists.
+pub async fn wait_until_gone(
+    fh: &Client,
+    name: &str,
+    timeout: Duration,
+    on_poll: &(dyn Fn(&str, Duration) + Send + Sync),
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let Some(info) = describe(fh, name).await? else {
+            return Ok(());
+        };
+        on_poll(&info.status, started.elapsed());
+        if started.elapsed() >= timeout {
+            return Err(Error::failed(format!(
+                "delivery stream `{name}` is still {} after {}s",
+                info.status,
+                timeout.as_secs()
+            ))
+            .with_hint("deletion continues in the background on AWS; re-run teardown later to confirm"));
+        }
+        tokio::time::sleep(poll_interval(started.elapsed())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DestinationSpec {
+        DestinationSpec {
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            bucket_arn: "arn:aws:s3:::b".into(),
+            prefix: None,
+            error_prefix: None,
+            buffer_size_mib: 1,
+            buffer_interval_s: 60,
+            compression: "UNCOMPRESSED".into(),
+        }
+    }
+
+    #[test]
+    fn diff_lists_changed_fields() {
+        let mut want = spec();
+        assert!(spec().diff(&want).is_empty());
+        want.buffer_size_mib = 5;
+        want.compression = "GZIP".into();
+        assert_eq!(spec().diff(&want), vec!["buffer size: 1 MiB → 5 MiB", "compression: UNCOMPRESSED → GZIP"]);
+        assert_eq!(spec().bucket(), "b");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) < Duration::from_millis(1400));
+        assert!(backoff(10) <= Duration::from_millis(10_400));
+        assert!(backoff(10) >= Duration::from_millis(5_600));
+    }
+}

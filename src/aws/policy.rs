@@ -1,0 +1,157 @@
+//! The documents and tags setup applies: the role's trust policy, its S3 delivery policy, and the bucket policy.
+//! `templates/*.json` are these documents with `${AccountId}`, `${BucketName}` and `${Partition}` placeholders;
+//! a test renders them here and compares, so code and templates cannot drift.
+
+use serde_json::{Value, json};
+
+/// Tag marking every resource firehose-kit created; teardown touches only resources carrying it.
+pub const MANAGED_TAG: &str = "firehose-kit:managed";
+/// Tag naming the stream a resource belongs to.
+pub const STREAM_TAG: &str = "firehose-kit:stream";
+/// Name of the role's inline policy.
+pub const DELIVERY_POLICY_NAME: &str = "s3-delivery";
+
+/// The six S3 actions AWS documents for Firehose delivery to S3.
+pub const DELIVERY_ACTIONS: [&str; 6] = [
+    "s3:AbortMultipartUpload",
+    "s3:GetBucketLocation",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:PutObject",
+];
+
+/// The AWS partition of a region.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The tags of every resource setup creates for `stream`.
+pub fn tags(stream: &str) -> Vec<(String, String)> {
+    vec![(MANAGED_TAG.to_string(), "true".to_string()), (STREAM_TAG.to_string(), stream.to_string())]
+}
+
+/// Whether a resource's tags mark it as made by firehose-kit.
+pub fn is_managed(tags: &[(String, String)]) -> bool {
+    tags.iter().any(|(k, v)| k == MANAGED_TAG && v == "true")
+}
+
+/// Trust policy: only Firehose, and only on behalf of this account (`sts:ExternalId` = account id).
+pub fn trust_policy(account_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "FirehoseAssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "firehose.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": account_id}}
+        }]
+    })
+}
+
+/// The role's permissions: the six documented actions on this bucket and its objects only.
+pub fn delivery_policy(partition: &str, bucket: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "FirehoseS3Delivery",
+            "Effect": "Allow",
+            "Action": DELIVERY_ACTIONS,
+            "Resource": [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")]
+        }]
+    })
+}
+
+/// Bucket policy: deny every request that does not use TLS.
+pub fn bucket_policy(partition: &str, bucket: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+        }]
+    })
+}
+
+/// Whether two policy documents say the same thing (JSON equality, so whitespace and key order do not matter).
+pub fn same_document(a: &str, b: &Value) -> bool {
+    serde_json::from_str::<Value>(a).is_ok_and(|parsed| &parsed == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+
+    fn template(name: &str) -> Value {
+        let text = std::fs::read_to_string(format!("{TEMPLATES}/{name}")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn trust_policy_allows_only_firehose_for_this_account() {
+        let p = trust_policy("123456789012");
+        let st = &p["Statement"][0];
+        assert_eq!(p["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(st["Effect"], "Allow");
+        assert_eq!(st["Principal"], json!({"Service": "firehose.amazonaws.com"}));
+        assert_eq!(st["Action"], "sts:AssumeRole");
+        assert_eq!(st["Condition"], json!({"StringEquals": {"sts:ExternalId": "123456789012"}}));
+    }
+
+    #[test]
+    fn delivery_policy_has_exactly_six_actions_on_this_bucket_only() {
+        let p = delivery_policy("aws", "my-bucket");
+        let st = &p["Statement"][0];
+        assert_eq!(p["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(st["Effect"], "Allow");
+        let actions: Vec<&str> = st["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert_eq!(actions, DELIVERY_ACTIONS);
+        assert!(actions.iter().all(|a| !a.contains('*')), "no wildcard actions");
+        assert_eq!(st["Resource"], json!(["arn:aws:s3:::my-bucket", "arn:aws:s3:::my-bucket/*"]));
+    }
+
+    #[test]
+    fn bucket_policy_denies_plain_http() {
+        let p = bucket_policy("aws", "b");
+        let st = &p["Statement"][0];
+        assert_eq!(st["Effect"], "Deny");
+        assert_eq!(st["Principal"], "*");
+        assert_eq!(st["Action"], "s3:*");
+        assert_eq!(st["Condition"], json!({"Bool": {"aws:SecureTransport": "false"}}));
+        assert_eq!(st["Resource"], json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]));
+    }
+
+    #[test]
+    fn templates_match_the_rendered_documents() {
+        assert_eq!(template("trust-policy.json"), trust_policy("${AccountId}"));
+        assert_eq!(template("delivery-policy.json"), delivery_policy("${Partition}", "${BucketName}"));
+        assert_eq!(template("bucket-policy.json"), bucket_policy("${Partition}", "${BucketName}"));
+    }
+
+    #[test]
+    fn partitions_follow_the_region() {
+        assert_eq!(partition("us-east-2"), "aws");
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn managed_tag_is_recognised() {
+        assert!(is_managed(&tags("S")));
+        assert!(!is_managed(&[("firehose-kit:managed".into(), "false".into())]));
+        assert!(same_document(r#"{ "b": 1, "a": [1] }"#, &json!({"a": [1], "b": 1})));
+    }
+}

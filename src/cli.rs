@@ -1,0 +1,415 @@
+//! Command-line types (clap derive) and nothing else: every option a user can type, with help and examples.
+//! Options that a settings file can also provide are `Option<T>` here so `settings` can tell "given" from
+//! "default"; `settings` resolves them (flags > environment > settings file > defaults) and validates them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "firehose-kit",
+    version,
+    about = "Stand up, feed, prove and remove an Amazon Data Firehose pipeline: Apache logs → Direct Put → S3",
+    long_about = "Stand up, feed, prove and remove an Amazon Data Firehose pipeline: Apache access logs → Direct Put \
+delivery stream → Amazon S3. Works against real AWS (standard credential chain), any endpoint (--endpoint-url), \
+or the embedded emulator (`firehose-kit local`, `--local`, `demo`).",
+    after_help = "Examples:
+  firehose-kit demo                                  # the whole pipeline offline, in one command
+  firehose-kit local &                               # start the emulator on 127.0.0.1:4566
+  firehose-kit --local setup                         # bucket + role + stream, waits until ACTIVE
+  firehose-kit --local send access.log               # pack, batch and send a log file
+  firehose-kit --local verify                        # prove every sent line arrived in S3
+  firehose-kit --local teardown --yes                # remove exactly what setup made
+  firehose-kit --profile prod --region us-east-1 status"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes (AWS CLI conventions).
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Settings file (default: ./firehose-kit.toml when present; the original demo's config.json is accepted)
+    #[arg(short = 'c', long, env = "FIREHOSE_KIT_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// AWS profile from ~/.aws/config and ~/.aws/credentials
+    #[arg(long, env = "AWS_PROFILE", global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS Region (else the profile's region, else us-east-2)
+    #[arg(long, env = "AWS_REGION", global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this endpoint (LocalStack, moto, the emulator)
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Use the embedded emulator's default endpoint http://127.0.0.1:4566 with its test credentials
+    #[arg(long, global = true, conflicts_with = "endpoint_url")]
+    pub local: bool,
+
+    /// Delivery stream name [default: ApacheLogs]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub stream: Option<String>,
+
+    /// Output format: `json` prints one JSON document on stdout for scripts
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// More logging (-v: requests and steps, -vv: debug); disables progress bars
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors and the final result
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// No progress bars or spinners
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    /// Where run manifests, checkpoints and rejects are kept [default: .firehose-kit]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded Firehose + S3 + IAM emulator
+    #[command(after_help = "Examples:
+  firehose-kit local                                  # 127.0.0.1:4566, data in .firehose-kit/local
+  firehose-kit local --addr 127.0.0.1:0               # pick a free port and print it
+  firehose-kit local --quota us-east-2 --fail-rate 0.05 --seed 7
+  firehose-kit local --iam-propagation-delay 10s --create-delay 5s
+
+Then, in another shell:
+  export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-2
+  aws s3 ls; firehose-kit setup; firehose-kit send access.log; firehose-kit verify")]
+    Local(LocalArgs),
+
+    /// Write realistic Apache access-log lines to stdout
+    #[command(after_help = "Examples:
+  firehose-kit generate --lines 1000 > access.log
+  firehose-kit generate --rate 20 --format common     # endless, 20 lines/s
+  firehose-kit generate --lines 10 --seed 42          # the same lines every time")]
+    Generate(GenerateArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = "Examples:
+  firehose-kit completions bash > /etc/bash_completion.d/firehose-kit
+  firehose-kit completions zsh > \"${fpath[1]}/_firehose-kit\"
+  firehose-kit completions fish > ~/.config/fish/completions/firehose-kit.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SetupArgs {
+    /// Destination bucket [default: firehose-kit-<account-id>-<region>]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+
+    /// Buffering hint: deliver when this many MiB are buffered (1–128) [default: 1]
+    #[arg(long, value_name = "MIB")]
+    pub buffer_size: Option<u32>,
+
+    /// Buffering hint: deliver when the oldest record is this old (0–900 seconds) [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub buffer_interval: Option<u32>,
+
+    /// Compression of delivered objects [default: none]
+    #[arg(long, value_enum)]
+    pub compression: Option<Compression>,
+
+    /// S3 key prefix (end it with `/`; Firehose appends YYYY/MM/DD/HH/)
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+
+    /// S3 key prefix for failed deliveries
+    #[arg(long, value_name = "P")]
+    pub error_prefix: Option<String>,
+
+    /// Show what would be created or changed, and the policy documents; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Return once the stream is created, without waiting for ACTIVE
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Give up waiting for ACTIVE after this many seconds [default: 600]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Keep retrying CreateDeliveryStream while the new role propagates, for up to this many seconds [default: 120]
+    #[arg(long, value_name = "SECONDS")]
+    pub iam_retry_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendFormat {
+    /// Lines as they are (bytes verbatim)
+    Raw,
+    /// Apache common/combined lines converted to one JSON object per line
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SendArgs {
+    /// Input files or globs (`.gz` read transparently); `-` for standard input
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Send N generated Apache combined-log lines instead of files
+    #[arg(long, value_name = "N", conflicts_with = "files")]
+    pub generate: Option<u64>,
+
+    /// Seed for --generate (the same lines every time)
+    #[arg(long, value_name = "N", requires = "generate")]
+    pub seed: Option<u64>,
+
+    /// How lines are sent [default: raw]
+    #[arg(long, value_enum)]
+    pub format: Option<SendFormat>,
+
+    /// One line per record (the original demo's behaviour; costs more: each record is billed in 5 KB steps)
+    #[arg(long)]
+    pub one_line_per_record: bool,
+
+    /// Largest record in bytes when packing lines (up to 1,024,000) [default: 1024000]
+    #[arg(long, value_name = "BYTES")]
+    pub record_size: Option<usize>,
+
+    /// Batches in flight at once (adapts down on throttling) [default: 4]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Send at most this many lines per second (play a file like a live log)
+    #[arg(long, value_name = "LINES_PER_S")]
+    pub rate: Option<f64>,
+
+    /// Keep reading files as they grow and rotate, until Ctrl-C
+    #[arg(long)]
+    pub follow: bool,
+
+    /// With --follow: send a partial batch after this many seconds without new lines [default: 1]
+    #[arg(long, value_name = "SECONDS")]
+    pub linger: Option<f64>,
+
+    /// Ignore saved checkpoints: send files from their first line
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// Give up after this many seconds without progress (records not accepted go to the rejects file) [default: 120]
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct VerifyArgs {
+    /// Run id to verify [default: the latest run for the stream]
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+
+    /// Run manifest files to verify together (several producers)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub manifest: Vec<PathBuf>,
+
+    /// Source files the delivered lines must match (no manifest needed; prints missing lines)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub expect: Vec<PathBuf>,
+
+    /// With --expect and no manifest: only objects delivered since this time (RFC 3339 or `1h`, `30m` ago)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Keep polling for missing lines up to this many seconds [default: run end + buffer interval + 60 s]
+    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
+    pub wait: Option<u64>,
+
+    /// Check once, do not wait for late objects
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Duplicated lines also fail the check (Firehose is at-least-once, so they are normally reported only)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Save the downloaded objects (decompressed) in this directory
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TeardownArgs {
+    /// Do not ask before deleting a bucket that holds objects
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Keep the bucket and its objects
+    #[arg(long)]
+    pub keep_bucket: bool,
+
+    /// Also delete resources that lack the firehose-kit:managed tag
+    #[arg(long)]
+    pub force: bool,
+
+    /// Do not wait for the stream to be gone
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Bucket to remove [default: firehose-kit-<account-id>-<region>, or the stream's destination]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct LocalArgs {
+    /// Listen address; port 0 picks a free port and prints it
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::local::DEFAULT_ADDR)]
+    pub addr: String,
+
+    /// Allow a non-loopback listen address (the emulator has no real authentication)
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Where buckets, objects, streams, roles and record journals are kept [default: <state-dir>/local]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// How long a new stream stays CREATING
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub create_delay: std::time::Duration,
+
+    /// How long a deleted stream stays DELETING
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub delete_delay: std::time::Duration,
+
+    /// How long a new or changed role cannot be assumed by Firehose (reproduces IAM propagation)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub iam_propagation_delay: std::time::Duration,
+
+    /// Direct Put throughput quota per stream: a region (us-east-1: 5 MiB/s; us-east-2: 1 MiB/s), `none`, or MiB/s,requests/s,records/s
+    #[arg(long, value_name = "QUOTA", default_value = "none")]
+    pub quota: crate::local::QuotaSpec,
+
+    /// Fail each record with this probability (per-entry ServiceUnavailableException / InternalFailure)
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_rate: f64,
+
+    /// Seed for --fail-rate, for repeatable runs
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Account id reported by STS and used in ARNs
+    #[arg(long, value_name = "ID", default_value = crate::local::DEFAULT_ACCOUNT_ID)]
+    pub account_id: String,
+
+    /// The secret requests must be signed with (any access key id is accepted)
+    #[arg(long, value_name = "S", default_value = crate::local::DEFAULT_SECRET)]
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DemoArgs {
+    /// Generated lines to send [default: 200000]
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub lines: u64,
+
+    /// Keep the emulator's data dir (and, on an external backend, the resources) and print where they are
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Buffering interval for the demo stream, in seconds (short, so the demo finishes quickly)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub buffer_interval: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Combined,
+    Common,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Number of lines [default: endless]
+    #[arg(long, value_name = "N")]
+    pub lines: Option<u64>,
+
+    /// Lines per second [default: as fast as possible]
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// Seed for repeatable output
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Apache log format
+    #[arg(long, value_enum, default_value = "combined")]
+    pub format: LogFormat,
+}
+
+/// Durations like `2s`, `500ms`, `1m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 500ms or 1m: {e}"))
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a probability between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        for sub in Cli::command().get_subcommands() {
+            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("Examples:") && help.contains("firehose-kit"), "{} lacks examples", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn bad_durations_and_probabilities_name_the_value() {
+        assert!(parse_duration("2x").unwrap_err().contains("`2x`"));
+        assert!(parse_probability("1.5").unwrap_err().contains("`1.5`"));
+        assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,92 @@
+//! `firehose-kit local`: run the embedded emulator until Ctrl-C or SIGTERM, then flush every buffer and exit 0.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::cli::LocalArgs;
+use crate::error::{Error, ExitCode, Result};
+use crate::local::{Emulator, EmulatorConfig, StartError};
+use crate::settings::{DEFAULT_REGION, Global};
+use crate::ui::Printer;
+
+pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result<ExitCode> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| global.state_dir.join("local"));
+    let config = EmulatorConfig {
+        addr: args.addr.clone(),
+        allow_remote: args.allow_remote,
+        data_dir: Some(data_dir.clone()),
+        create_delay: args.create_delay,
+        delete_delay: args.delete_delay,
+        iam_propagation_delay: args.iam_propagation_delay,
+        quota: args.quota.0,
+        fail_rate: args.fail_rate,
+        seed: args.seed,
+        account_id: args.account_id.clone(),
+        secret: args.secret.clone(),
+    };
+    let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
+        StartError::Bind { .. } => Error::failed(format!(
+            "{e}: {}",
+            std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+        ))
+        .with_hint(
+            "another emulator or LocalStack may be using the port: stop it, or pick another with --addr 127.0.0.1:0",
+        ),
+        StartError::NotLoopback(_) | StartError::BadAddr(_) => Error::usage(e.to_string()),
+        other => Error::failed(format!(
+            "{other}: {}",
+            std::error::Error::source(&other).map(|s| s.to_string()).unwrap_or_default()
+        )),
+    })?;
+    let endpoint = handle.endpoint().to_string();
+    let region = global.connection.region.clone().unwrap_or_else(|| DEFAULT_REGION.into());
+    let secret = handle.secret().to_string();
+    if printer.json() {
+        printer.result_json(&json!({
+            "endpoint": endpoint,
+            "data_dir": data_dir,
+            "account_id": handle.account_id(),
+            "env": {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": secret,
+                "AWS_REGION": region,
+            }
+        }));
+    } else {
+        printer.result(&format!("firehose-kit emulator listening on {endpoint} (data: {})", data_dir.display()));
+        printer.result(&format!(
+            "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={region}"
+        ));
+    }
+    let _ = std::io::stdout().flush();
+    printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
+    wait_for_signal().await;
+    printer.status("stopping: flushing buffered records");
+    handle.shutdown().await;
+    printer.status("stopped");
+    Ok(ExitCode::Success)
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,373 @@
+//! The delivery engine: one runtime per delivery stream that journals accepted records, buffers them, cuts an
+//! object when the buffer reaches SizeInMBs or its oldest record is IntervalInSeconds old (whichever first),
+//! and delivers objects to S3 in order.
+//!
+//! Records are concatenated byte-exact with no delimiter. Keys follow AWS's layout:
+//! `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>` in UTC from the oldest record's
+//! arrival. If the bucket is missing the object is kept and retried with backoff (AWS retries for 24 h).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, mpsc};
+
+use super::journal::{self, Journal, Pending, Progress};
+use super::prefix::Prefix;
+use super::quota::Limiter;
+use crate::local::s3::{PutAttrs, Store, StoreError};
+
+/// Where and how a stream's objects are written (a snapshot of its destination and version).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub stream: String,
+    pub version: u64,
+    pub bucket: String,
+    pub prefix: Prefix,
+    pub gzip: bool,
+    pub extension: String,
+    pub size_bytes: usize,
+    pub interval_ms: i64,
+}
+
+/// A cut buffer on its way to S3.
+struct Sealed {
+    data: Vec<u8>,
+    records: usize,
+    oldest_ms: i64,
+    end_offset: u64,
+    target: Target,
+}
+
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    records: usize,
+    oldest_ms: Option<i64>,
+    end_offset: u64,
+}
+
+struct Inner {
+    journal: Journal,
+    buffer: Buffer,
+    target: Target,
+    limiter: Option<Limiter>,
+}
+
+/// One delivery stream's data plane.
+pub struct Runtime {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Sealed>>>,
+    /// Objects sealed and not yet delivered (or dropped).
+    in_flight: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+    /// Set when the stream is deleted: undeliverable objects are then dropped instead of retried.
+    gone: Arc<AtomicBool>,
+}
+
+/// Records accepted into the journal: their end offsets (used as record ids).
+pub struct Accepted {
+    pub ends: Vec<u64>,
+}
+
+fn seal(buffer: &mut Buffer, target: &Target) -> Option<Sealed> {
+    let oldest_ms = buffer.oldest_ms.take()?;
+    let buf = std::mem::take(buffer);
+    buffer.end_offset = buf.end_offset;
+    Some(Sealed { data: buf.data, records: buf.records, oldest_ms, end_offset: buf.end_offset, target: target.clone() })
+}
+
+impl Runtime {
+    /// Opens a stream's runtime on its journal directory, re-buffering every record not yet delivered (after
+    /// settling an object that was being written when the process died), and starts its delivery task.
+    pub fn start(
+        dir: PathBuf,
+        target: Target,
+        limiter: Option<Limiter>,
+        store: Arc<Store>,
+    ) -> std::io::Result<Arc<Self>> {
+        let journal = Journal::open(&dir)?;
+        let mut progress = journal::read_progress(&dir)?;
+        if let Some(pending) = progress.pending.take() {
+            if store.contains(&pending.bucket, &pending.key) {
+                progress.offset = pending.end;
+            }
+            journal::write_progress(&dir, &progress)?;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rt = Arc::new(Runtime {
+            dir: dir.clone(),
+            inner: Mutex::new(Inner {
+                journal,
+                buffer: Buffer { end_offset: progress.offset, ..Default::default() },
+                target,
+                limiter,
+            }),
+            tx: Mutex::new(Some(tx)),
+            in_flight: Arc::default(),
+            drained: Arc::default(),
+            gone: Arc::default(),
+        });
+        let backlog = journal::read_from(&dir, progress.offset)?;
+        if !backlog.is_empty() {
+            tracing::info!(stream = %rt.inner.lock().expect("runtime lock").target.stream, records = backlog.len(), "re-buffering records acknowledged before a restart");
+        }
+        {
+            let mut inner = rt.inner.lock().expect("runtime lock");
+            let mut sealed = Vec::new();
+            for entry in backlog {
+                let Inner { buffer, target, .. } = &mut *inner;
+                if let Some(s) = append(buffer, target, &entry.data, entry.arrival_ms, entry.end) {
+                    sealed.push(s);
+                }
+            }
+            drop(inner);
+            for s in sealed {
+                rt.dispatch(s);
+            }
+        }
+        tokio::spawn(deliver_loop(rt.clone(), rx, store));
+        Ok(rt)
+    }
+
+    fn dispatch(&self, sealed: Sealed) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let sent = self.tx.lock().expect("runtime tx").as_ref().map(|tx| tx.send(sealed).is_ok()).unwrap_or(false);
+        if !sent {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Applies the quota to a request; `false` means the whole call is throttled.
+    pub fn admit_request(&self) -> bool {
+        let mut inner = self.inner.lock().expect("runtime lock");
+        inner.limiter.as_mut().is_none_or(Limiter::admit_request)
+    }
+
+    /// Applies the quota to one record; `false` means it is throttled.
+    pub fn admit_record(&self, size: usize) -> bool {
+        let mut inner = self.inner.lock().expect("runtime lock");
+        inner.limiter.as_mut().is_none_or(|l| l.admit_record(size))
+    }
+
+    /// Journals and buffers records (blocking I/O: call from a blocking thread). Only after this returns may the
+    /// records be acknowledged.
+    pub fn accept(&self, records: &[&[u8]], arrival_ms: i64) -> std::io::Result<Accepted> {
+        let mut inner = self.inner.lock().expect("runtime lock");
+        let ends = inner.journal.append(arrival_ms, records.iter().copied())?;
+        let mut sealed = Vec::new();
+        {
+            let Inner { buffer, target, .. } = &mut *inner;
+            for (record, &end) in records.iter().zip(&ends) {
+                if let Some(s) = append(buffer, target, record, arrival_ms, end) {
+                    sealed.push(s);
+                }
+            }
+        }
+        drop(inner);
+        for s in sealed {
+            self.dispatch(s);
+        }
+        Ok(Accepted { ends })
+    }
+
+    /// Cuts the buffer if its oldest record has waited IntervalInSeconds (or `force`).
+    pub fn flush_due(&self, now_ms: i64, force: bool) {
+        let mut inner = self.inner.lock().expect("runtime lock");
+        let due = inner.buffer.oldest_ms.is_some_and(|oldest| force || now_ms - oldest >= inner.target.interval_ms);
+        if !due {
+            return;
+        }
+        let Inner { buffer, target, .. } = &mut *inner;
+        let sealed = seal(buffer, target);
+        drop(inner);
+        if let Some(s) = sealed {
+            self.dispatch(s);
+        }
+    }
+
+    /// Delivers what is buffered under the current target, then switches to a new one (UpdateDestination).
+    pub fn retarget(&self, target: Target) {
+        self.flush_due(0, true);
+        self.inner.lock().expect("runtime lock").target = target;
+    }
+
+    /// Waits until every sealed object is delivered, or `timeout`; returns whether all were.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.drained.notified();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.in_flight.load(Ordering::SeqCst) == 0;
+            }
+        }
+    }
+
+    /// The stream was deleted: deliver what is queued if possible, then remove the journal.
+    pub fn retire(&self) {
+        self.flush_due(0, true);
+        self.gone.store(true, Ordering::SeqCst);
+        // Dropping the sender ends the delivery loop once the queue is empty.
+        self.tx.lock().expect("runtime tx").take();
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Appends one record; returns a sealed object when the buffer reached the size hint.
+fn append(buffer: &mut Buffer, target: &Target, record: &[u8], arrival_ms: i64, end: u64) -> Option<Sealed> {
+    if buffer.oldest_ms.is_none() {
+        buffer.oldest_ms = Some(arrival_ms);
+    }
+    buffer.data.extend_from_slice(record);
+    buffer.records += 1;
+    buffer.end_offset = end;
+    if buffer.data.len() >= target.size_bytes { seal(buffer, target) } else { None }
+}
+
+/// The object key for a buffer whose oldest record arrived at `oldest_ms`.
+pub fn object_key(target: &Target, oldest_ms: i64) -> String {
+    let at: DateTime<Utc> = DateTime::from_timestamp_millis(oldest_ms).unwrap_or_default();
+    format!(
+        "{}{}-{}-{}-{}{}",
+        target.prefix.evaluate(at),
+        target.stream,
+        target.version,
+        at.format("%Y-%m-%d-%H-%M-%S"),
+        uuid::Uuid::new_v4(),
+        target.extension
+    )
+}
+
+async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>, store: Arc<Store>) {
+    while let Some(sealed) = rx.recv().await {
+        let sealed = Arc::new(sealed);
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let (rt2, store2, s2) = (rt.clone(), store.clone(), sealed.clone());
+            let result = tokio::task::spawn_blocking(move || deliver(&rt2, &store2, &s2)).await;
+            match result {
+                Ok(Ok(key)) => {
+                    tracing::debug!(stream = %sealed.target.stream, %key, bytes = sealed.data.len(), records = sealed.records, "delivered");
+                    break;
+                }
+                Ok(Err(e)) if rt.gone.load(Ordering::SeqCst) => {
+                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "dropping {} records of a deleted stream: {e}", sealed.records);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "delivery failed, keeping the data and retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(join) => {
+                    tracing::error!("delivery task failed: {join}");
+                    break;
+                }
+            }
+        }
+        rt.in_flight.fetch_sub(1, Ordering::SeqCst);
+        rt.drained.notify_waiters();
+    }
+    if rt.gone.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_dir_all(&rt.dir);
+    }
+}
+
+/// Writes one object: records the intent, compresses, stores, then advances the delivered offset.
+fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, StoreError> {
+    let target = &sealed.target;
+    if !store.bucket_exists(&target.bucket) {
+        return Err(StoreError::NoSuchBucket);
+    }
+    let key = object_key(target, sealed.oldest_ms);
+    let pending = Pending { end: sealed.end_offset, bucket: target.bucket.clone(), key: key.clone() };
+    let previous = journal::read_progress(&rt.dir)?.offset;
+    journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) })?;
+    let attrs = PutAttrs { content_type: Some("application/octet-stream".into()), ..Default::default() };
+    let result = if target.gzip {
+        let mut writer = store.begin_write(&target.bucket)?;
+        let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::default());
+        gz.write_all(&sealed.data)?;
+        gz.finish()?;
+        store.commit(&target.bucket, &key, writer, attrs)
+    } else {
+        store.put_bytes(&target.bucket, &key, &sealed.data, attrs)
+    };
+    match result {
+        Ok(_) => {
+            journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None })?;
+            rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset)?;
+            Ok(key)
+        }
+        Err(e) => {
+            journal::write_progress(&rt.dir, &Progress { offset: previous, pending: None })?;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::firehose::prefix;
+
+    fn target(size: usize) -> Target {
+        Target {
+            stream: "S".into(),
+            version: 1,
+            bucket: "b".into(),
+            prefix: prefix::validate(None, None).unwrap(),
+            gzip: false,
+            extension: String::new(),
+            size_bytes: size,
+            interval_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn buffer_seals_when_the_size_hint_is_reached_not_before() {
+        let t = target(10);
+        let mut b = Buffer::default();
+        assert!(append(&mut b, &t, b"12345", 1, 17).is_none());
+        let sealed = append(&mut b, &t, b"678901", 2, 35).expect("11 bytes ≥ 10");
+        assert_eq!(
+            (sealed.data.as_slice(), sealed.records, sealed.oldest_ms, sealed.end_offset),
+            (&b"12345678901"[..], 2, 1, 35)
+        );
+        assert!(b.oldest_ms.is_none() && b.data.is_empty());
+        assert_eq!(b.end_offset, 35);
+    }
+
+    #[test]
+    fn a_pending_object_that_landed_is_not_delivered_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s3")).unwrap());
+        store.create_bucket("b", None).unwrap();
+        let jdir = dir.path().join("journal");
+        let mut j = Journal::open(&jdir).unwrap();
+        let ends = j.append(1, [b"a".as_slice(), b"b".as_slice()].into_iter()).unwrap();
+        drop(j);
+        // Killed after the object was written but before the progress was advanced.
+        store.put_bytes("b", "landed", b"ab", PutAttrs::default()).unwrap();
+        let pending = Pending { end: ends[1], bucket: "b".into(), key: "landed".into() };
+        journal::write_progress(&jdir, &Progress { offset: 0, pending: Some(pending) }).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let runtime = Runtime::start(jdir.clone(), target(1024), None, store.clone()).unwrap();
+            runtime.flush_due(i64::MAX, true);
+            assert!(runtime.drain(Duration::from_secs(2)).await);
+        });
+        assert_eq!(journal::read_progress(&jdir).unwrap(), Progress { offset: ends[1], pending: None });
+        assert_eq!(store.usage("b").unwrap().0, 1, "nothing re-delivered");
+    }
+}

@@ -1,0 +1,428 @@
+//! IAM roles (the subset Firehose delivery needs) and STS `GetCallerIdentity`, over the Query protocol.
+//!
+//! Roles persist in `<data-dir>/iam/roles.json`. Policy documents are returned URL-encoded (RFC 3986) as AWS
+//! does. Firehose asks [`Iam::check_assumable`] whether it may assume a role: the role must exist, trust
+//! `firehose.amazonaws.com` (with a matching `sts:ExternalId` when the trust policy has one), and be older than
+//! the configured propagation delay, which reproduces the race real IAM has after CreateRole.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use serde::{Deserialize, Serialize};
+
+use super::persist;
+use super::query::{QueryError, QueryRequest, element, escape, success};
+use super::s3::store::now_ms;
+
+const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Role {
+    name: String,
+    path: String,
+    role_id: String,
+    created_ms: i64,
+    /// When the trust policy last changed (create or UpdateAssumeRolePolicy): propagation counts from here.
+    trust_changed_ms: i64,
+    assume_role_policy: String,
+    description: Option<String>,
+    max_session_duration: i64,
+    tags: Vec<(String, String)>,
+    policies: BTreeMap<String, String>,
+}
+
+/// The emulator's IAM and STS.
+pub struct Iam {
+    path: PathBuf,
+    account_id: String,
+    propagation_delay: Duration,
+    roles: Mutex<BTreeMap<String, Role>>,
+}
+
+fn iso8601(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn encode_document(doc: &str) -> String {
+    percent_encoding::utf8_percent_encode(doc, RFC3986).to_string()
+}
+
+/// Characters left alone by RFC 3986 encoding: ALPHA / DIGIT / "-" / "." / "_" / "~".
+const RFC3986: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+fn no_such_role(name: &str) -> QueryError {
+    QueryError::new(404, "NoSuchEntity", format!("The role with name {name} cannot be found."))
+}
+
+fn validate_role_name(name: &str) -> Result<(), QueryError> {
+    let ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(QueryError::new(
+            400,
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value '{name}' at 'roleName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+ and have length between 1 and 64"
+            ),
+        ))
+    }
+}
+
+fn validate_document(doc: &str) -> Result<(), QueryError> {
+    match serde_json::from_str::<serde_json::Value>(doc) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        _ => Err(QueryError::new(400, "MalformedPolicyDocument", "Syntax errors in policy.".into())),
+    }
+}
+
+impl Iam {
+    pub fn open(dir: PathBuf, account_id: String, propagation_delay: Duration) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("roles.json");
+        let roles = persist::read_json(&path)?.unwrap_or_default();
+        Ok(Iam { path, account_id, propagation_delay, roles: Mutex::new(roles) })
+    }
+
+    fn save(&self, roles: &BTreeMap<String, Role>) -> Result<(), QueryError> {
+        persist::write_json(&self.path, roles)
+            .map_err(|e| QueryError::new(500, "ServiceFailure", format!("cannot persist IAM state: {e}")))
+    }
+
+    fn arn(&self, role: &Role) -> String {
+        format!("arn:aws:iam::{}:role{}{}", self.account_id, role.path, role.name)
+    }
+
+    fn role_xml(&self, role: &Role) -> String {
+        let tags: String = role
+            .tags
+            .iter()
+            .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
+            .collect();
+        format!(
+            "<Role>{}{}{}{}{}{}{}{}{}</Role>",
+            element("Path", &role.path),
+            element("Arn", &self.arn(role)),
+            element("RoleName", &role.name),
+            element("AssumeRolePolicyDocument", &encode_document(&role.assume_role_policy)),
+            element("CreateDate", &iso8601(role.created_ms)),
+            element("RoleId", &role.role_id),
+            element("MaxSessionDuration", &role.max_session_duration.to_string()),
+            role.description.as_deref().map(|d| element("Description", d)).unwrap_or_default(),
+            if tags.is_empty() { String::new() } else { format!("<Tags>{tags}</Tags>") },
+        )
+    }
+
+    /// Serves one IAM Query request.
+    pub fn handle_iam(&self, query: Option<&str>, body: &[u8], request_id: &str) -> Response<Bytes> {
+        let result = QueryRequest::parse(query, body).and_then(|req| {
+            let xml = self.dispatch(&req)?;
+            Ok(success(IAM_NS, &req.action, &xml, request_id))
+        });
+        result.unwrap_or_else(|e| e.into_response(IAM_NS, request_id))
+    }
+
+    fn dispatch(&self, req: &QueryRequest) -> Result<String, QueryError> {
+        let mut roles = self.roles.lock().expect("iam lock");
+        let role_name = || req.required("RoleName");
+        match req.action.as_str() {
+            "CreateRole" => {
+                let name = role_name()?;
+                validate_role_name(name)?;
+                let doc = req.required("AssumeRolePolicyDocument")?;
+                validate_document(doc)?;
+                if roles.contains_key(name) {
+                    return Err(QueryError::new(
+                        409,
+                        "EntityAlreadyExists",
+                        format!("Role with name {name} already exists."),
+                    ));
+                }
+                let tags = req.tags("Tags");
+                if tags.len() > 50 {
+                    return Err(QueryError::new(400, "LimitExceeded", "The number of tags exceeds 50.".into()));
+                }
+                let now = now_ms();
+                let role = Role {
+                    name: name.to_string(),
+                    path: req.get("Path").unwrap_or("/").to_string(),
+                    role_id: format!("AROA{}", &uuid::Uuid::new_v4().simple().to_string().to_uppercase()[..17]),
+                    created_ms: now,
+                    trust_changed_ms: now,
+                    assume_role_policy: doc.to_string(),
+                    description: req.get("Description").map(str::to_string),
+                    max_session_duration: req.get("MaxSessionDuration").and_then(|s| s.parse().ok()).unwrap_or(3600),
+                    tags,
+                    policies: BTreeMap::new(),
+                };
+                let xml = self.role_xml(&role);
+                roles.insert(name.to_string(), role);
+                self.save(&roles)?;
+                Ok(xml)
+            }
+            "GetRole" => {
+                let name = role_name()?;
+                let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                Ok(self.role_xml(role))
+            }
+            "ListRoles" => {
+                let members: String = roles
+                    .values()
+                    .map(|r| self.role_xml(r).replacen("<Role>", "<member>", 1).replace("</Role>", "</member>"))
+                    .collect();
+                Ok(format!("<Roles>{members}</Roles><IsTruncated>false</IsTruncated>"))
+            }
+            "DeleteRole" => {
+                let name = role_name()?;
+                let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                if !role.policies.is_empty() {
+                    return Err(QueryError::new(
+                        409,
+                        "DeleteConflict",
+                        "Cannot delete entity, must delete policies first.".into(),
+                    ));
+                }
+                roles.remove(name);
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "UpdateAssumeRolePolicy" => {
+                let name = role_name()?;
+                let doc = req.required("PolicyDocument")?;
+                validate_document(doc)?;
+                let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                role.assume_role_policy = doc.to_string();
+                role.trust_changed_ms = now_ms();
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "PutRolePolicy" => {
+                let name = role_name()?;
+                let policy_name = req.required("PolicyName")?;
+                let doc = req.required("PolicyDocument")?;
+                validate_document(doc)?;
+                let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                role.policies.insert(policy_name.to_string(), doc.to_string());
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "GetRolePolicy" => {
+                let name = role_name()?;
+                let policy_name = req.required("PolicyName")?;
+                let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                let doc = role.policies.get(policy_name).ok_or_else(|| {
+                    QueryError::new(
+                        404,
+                        "NoSuchEntity",
+                        format!("The role policy with name {policy_name} cannot be found."),
+                    )
+                })?;
+                Ok(format!(
+                    "{}{}{}",
+                    element("RoleName", name),
+                    element("PolicyName", policy_name),
+                    element("PolicyDocument", &encode_document(doc))
+                ))
+            }
+            "ListRolePolicies" => {
+                let name = role_name()?;
+                let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                let members: String = role.policies.keys().map(|p| element("member", p)).collect();
+                Ok(format!("<PolicyNames>{members}</PolicyNames><IsTruncated>false</IsTruncated>"))
+            }
+            "DeleteRolePolicy" => {
+                let name = role_name()?;
+                let policy_name = req.required("PolicyName")?;
+                let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                if role.policies.remove(policy_name).is_none() {
+                    return Err(QueryError::new(
+                        404,
+                        "NoSuchEntity",
+                        format!("The role policy with name {policy_name} cannot be found."),
+                    ));
+                }
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "ListAttachedRolePolicies" => {
+                // Managed policies are not modelled: every role has none attached.
+                let name = role_name()?;
+                roles.get(name).ok_or_else(|| no_such_role(name))?;
+                Ok("<AttachedPolicies></AttachedPolicies><IsTruncated>false</IsTruncated>".into())
+            }
+            "TagRole" => {
+                let name = role_name()?;
+                let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                for (k, v) in req.tags("Tags") {
+                    match role.tags.iter_mut().find(|(key, _)| *key == k) {
+                        Some(existing) => existing.1 = v,
+                        None => role.tags.push((k, v)),
+                    }
+                }
+                if role.tags.len() > 50 {
+                    return Err(QueryError::new(400, "LimitExceeded", "The number of tags exceeds 50.".into()));
+                }
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "UntagRole" => {
+                let name = role_name()?;
+                let keys = req.members("TagKeys");
+                let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                role.tags.retain(|(k, _)| !keys.contains(&k.as_str()));
+                self.save(&roles)?;
+                Ok(String::new())
+            }
+            "ListRoleTags" => {
+                let name = role_name()?;
+                let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                let tags: String = role
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
+                    .collect();
+                Ok(format!("<Tags>{tags}</Tags><IsTruncated>false</IsTruncated>"))
+            }
+            other => Err(QueryError::new(
+                400,
+                "InvalidAction",
+                format!(
+                    "Could not find operation {} for version 2010-05-08 (not modelled by the firehose-kit emulator)",
+                    escape(other)
+                ),
+            )),
+        }
+    }
+
+    /// Serves one STS Query request (only `GetCallerIdentity`).
+    pub fn handle_sts(
+        &self,
+        query: Option<&str>,
+        body: &[u8],
+        access_key: Option<&str>,
+        request_id: &str,
+    ) -> Response<Bytes> {
+        let result = QueryRequest::parse(query, body).and_then(|req| match req.action.as_str() {
+            "GetCallerIdentity" => {
+                let account = &self.account_id;
+                let xml = format!(
+                    "{}{}{}",
+                    element("Arn", &format!("arn:aws:iam::{account}:root")),
+                    element("UserId", access_key.unwrap_or(account)),
+                    element("Account", account)
+                );
+                Ok(success(STS_NS, "GetCallerIdentity", &xml, request_id))
+            }
+            other => Err(QueryError::new(
+                400,
+                "InvalidAction",
+                format!(
+                    "Could not find operation {} for version 2011-06-15 (not modelled by the firehose-kit emulator)",
+                    escape(other)
+                ),
+            )),
+        });
+        result.unwrap_or_else(|e| e.into_response(STS_NS, request_id))
+    }
+
+    /// Whether Firehose may assume `role_arn` now; the error is the message AWS gives in an
+    /// `InvalidArgumentException`.
+    pub fn check_assumable(&self, role_arn: &str) -> Result<(), String> {
+        let unable = || format!("Firehose is unable to assume role {role_arn}. Please check the role provided.");
+        let prefix = format!("arn:aws:iam::{}:role/", self.account_id);
+        let Some(path_and_name) = role_arn.strip_prefix(&prefix) else {
+            return Err(unable());
+        };
+        let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
+        let roles = self.roles.lock().expect("iam lock");
+        let Some(role) = roles.get(name) else {
+            return Err(unable());
+        };
+        if self.arn(role) != role_arn {
+            return Err(unable());
+        }
+        if now_ms() - role.trust_changed_ms < self.propagation_delay.as_millis() as i64 {
+            return Err(unable());
+        }
+        if trusts_firehose(&role.assume_role_policy, &self.account_id) { Ok(()) } else { Err(unable()) }
+    }
+
+    /// The inline policy documents of the role named by `role_arn` (for delivery permission checks).
+    pub fn role_policies(&self, role_arn: &str) -> Option<Vec<String>> {
+        let name = role_arn.rsplit('/').next()?;
+        let roles = self.roles.lock().expect("iam lock");
+        roles.get(name).map(|r| r.policies.values().cloned().collect())
+    }
+}
+
+/// Whether a trust policy lets `firehose.amazonaws.com` call `sts:AssumeRole` with ExternalId = the account.
+fn trusts_firehose(doc: &str, account_id: &str) -> bool {
+    let Ok(policy) = serde_json::from_str::<serde_json::Value>(doc) else {
+        return false;
+    };
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(list) => list.clone(),
+        single @ serde_json::Value::Object(_) => vec![single.clone()],
+        _ => return false,
+    };
+    statements.iter().any(|st| {
+        let allow = st["Effect"] == "Allow";
+        let action = one_or_many(&st["Action"]).iter().any(|a| a == "sts:AssumeRole" || a == "sts:*" || a == "*");
+        let principal = one_or_many(&st["Principal"]["Service"]).iter().any(|s| s == "firehose.amazonaws.com");
+        let external_id_ok = match &st["Condition"] {
+            serde_json::Value::Null => true,
+            cond => {
+                let expected = &cond["StringEquals"]["sts:ExternalId"];
+                expected.is_null() || one_or_many(expected).iter().any(|v| v == account_id)
+            }
+        };
+        allow && action && principal && external_id_ok
+    })
+}
+
+fn one_or_many(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(list) => list.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"firehose.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"000000000000"}}}]}"#;
+
+    #[test]
+    fn trust_policy_must_name_firehose_and_this_account() {
+        assert!(trusts_firehose(TRUST, "000000000000"));
+        assert!(!trusts_firehose(TRUST, "111111111111"));
+        assert!(!trusts_firehose(&TRUST.replace("firehose", "lambda"), "000000000000"));
+        assert!(!trusts_firehose(&TRUST.replace("Allow", "Deny"), "000000000000"));
+    }
+
+    #[test]
+    fn documents_are_rfc3986_encoded() {
+        assert_eq!(encode_document(r#"{"a b":"~x"}"#), "%7B%22a%20b%22%3A%22~x%22%7D");
+    }
+
+    #[test]
+    fn new_role_is_unassumable_during_propagation_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let iam = Iam::open(dir.path().into(), "000000000000".into(), Duration::from_secs(3600)).unwrap();
+        let body = format!("Action=CreateRole&RoleName=r&AssumeRolePolicyDocument={}", encode_document(TRUST));
+        assert_eq!(iam.handle_iam(None, body.as_bytes(), "id").status(), 200);
+        let err = iam.check_assumable("arn:aws:iam::000000000000:role/r").unwrap_err();
+        assert!(err.contains("unable to assume role"), "{err}");
+        let iam = Iam::open(dir.path().into(), "000000000000".into(), Duration::ZERO).unwrap();
+        iam.check_assumable("arn:aws:iam::000000000000:role/r").unwrap();
+        assert!(iam.check_assumable("arn:aws:iam::000000000000:role/missing").is_err());
+    }
+}

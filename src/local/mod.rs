@@ -1,0 +1,324 @@
+//! The embedded emulator of Amazon Data Firehose, S3, IAM and STS (`firehose-kit local`).
+//!
+//! It exists to be faithful where moto and LocalStack are not: buffering hints, compression, key layout, API
+//! limits and error shapes, CREATING/DELETING transitions, IAM propagation, throttling quotas, injected faults,
+//! and durability of acknowledged records across a kill. See `docs/emulator.md` for the fidelity table.
+//!
+//! Start it in-process with [`Emulator::builder`]; it runs on its own Tokio runtime (in a background thread), so
+//! callers on any runtime, including a current-thread test runtime, cannot starve it. This module never
+//! imports `commands` or `aws`.
+
+pub mod firehose;
+pub mod iam;
+pub mod persist;
+pub mod query;
+pub mod s3;
+pub mod server;
+pub mod sigv4;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use self::firehose::quota::{Quota, QuotaSpec};
+
+/// The emulator's default listen address, as LocalStack's.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:4566";
+/// The account id the emulator reports by default.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+/// The secret every request must be signed with by default (any access key id is accepted).
+pub const DEFAULT_SECRET: &str = "test";
+
+/// Everything that can go wrong starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing to listen on {0}: it is not a loopback address (pass --allow-remote to expose the emulator)")]
+    NotLoopback(SocketAddr),
+    #[error("`{0}` is not a HOST:PORT address")]
+    BadAddr(String),
+    #[error("cannot open the data dir `{}`", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the emulator runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Emulator settings; see the `local` command for their meaning.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub addr: String,
+    pub allow_remote: bool,
+    /// `None`: a temporary directory removed at shutdown.
+    pub data_dir: Option<PathBuf>,
+    pub create_delay: Duration,
+    pub delete_delay: Duration,
+    pub iam_propagation_delay: Duration,
+    pub quota: Option<Quota>,
+    pub fail_rate: f64,
+    pub seed: Option<u64>,
+    pub account_id: String,
+    pub secret: String,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            addr: DEFAULT_ADDR.into(),
+            allow_remote: false,
+            data_dir: None,
+            create_delay: Duration::from_secs(1),
+            delete_delay: Duration::from_secs(1),
+            iam_propagation_delay: Duration::ZERO,
+            quota: None,
+            fail_rate: 0.0,
+            seed: None,
+            account_id: DEFAULT_ACCOUNT_ID.into(),
+            secret: DEFAULT_SECRET.into(),
+        }
+    }
+}
+
+/// Entry point: `Emulator::builder().addr("127.0.0.1:0").start().await`.
+pub struct Emulator;
+
+impl Emulator {
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder { config: EmulatorConfig::default() }
+    }
+}
+
+/// Builds and starts an emulator.
+pub struct EmulatorBuilder {
+    config: EmulatorConfig,
+}
+
+impl EmulatorBuilder {
+    pub fn config(mut self, config: EmulatorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn addr(mut self, addr: impl Into<String>) -> Self {
+        self.config.addr = addr.into();
+        self
+    }
+
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn create_delay(mut self, d: Duration) -> Self {
+        self.config.create_delay = d;
+        self
+    }
+
+    pub fn delete_delay(mut self, d: Duration) -> Self {
+        self.config.delete_delay = d;
+        self
+    }
+
+    pub fn iam_propagation_delay(mut self, d: Duration) -> Self {
+        self.config.iam_propagation_delay = d;
+        self
+    }
+
+    pub fn quota(mut self, q: Option<Quota>) -> Self {
+        self.config.quota = q;
+        self
+    }
+
+    pub fn fail_rate(mut self, p: f64, seed: Option<u64>) -> Self {
+        self.config.fail_rate = p;
+        self.config.seed = seed;
+        self
+    }
+
+    pub fn account_id(mut self, id: impl Into<String>) -> Self {
+        self.config.account_id = id.into();
+        self
+    }
+
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.config.secret = secret.into();
+        self
+    }
+
+    /// Binds the listener, loads the data dir and starts serving on a dedicated runtime.
+    pub async fn start(self) -> Result<EmulatorHandle, StartError> {
+        let config = self.config;
+        let addr: SocketAddr = config.addr.parse().map_err(|_| StartError::BadAddr(config.addr.clone()))?;
+        if !addr.ip().is_loopback() && !config.allow_remote {
+            return Err(StartError::NotLoopback(addr));
+        }
+        let (temp, data_dir) = match &config.data_dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("firehose-kit-local-")
+                    .tempdir()
+                    .map_err(|source| StartError::DataDir { path: std::env::temp_dir(), source })?;
+                let path = temp.path().to_path_buf();
+                (Some(temp), path)
+            }
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let thread_config = config.clone();
+        let thread_dir = data_dir.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("firehose-kit-local")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let thread = std::thread::Builder::new()
+            .name("firehose-kit-local".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match open(&thread_config, &thread_dir, addr).await {
+                        Ok((listener, services)) => {
+                            let local = listener.local_addr().expect("bound listener has an address");
+                            let _ = ready_tx.send(Ok(local));
+                            server::serve(listener, services, shutdown_rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(StartError::Runtime)?;
+        let local =
+            ready_rx.await.map_err(|_| StartError::Runtime(std::io::Error::other("emulator thread exited")))??;
+        Ok(EmulatorHandle {
+            addr: local,
+            endpoint: format!("http://{local}"),
+            data_dir,
+            account_id: config.account_id,
+            secret: config.secret,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+            _temp: temp,
+        })
+    }
+}
+
+async fn open(
+    config: &EmulatorConfig,
+    data_dir: &Path,
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, Arc<server::Services>), StartError> {
+    let dir_err = |source| StartError::DataDir { path: data_dir.to_path_buf(), source };
+    std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+    let store = Arc::new(s3::Store::open(&data_dir.join("s3")).map_err(|e| dir_err(std::io::Error::other(e)))?);
+    let iam = Arc::new(
+        iam::Iam::open(data_dir.join("iam"), config.account_id.clone(), config.iam_propagation_delay)
+            .map_err(dir_err)?,
+    );
+    let fh_config = firehose::FirehoseConfig {
+        dir: data_dir.join("firehose"),
+        account_id: config.account_id.clone(),
+        create_delay: config.create_delay,
+        delete_delay: config.delete_delay,
+        quota: config.quota,
+        fail_rate: config.fail_rate,
+        seed: config.seed,
+    };
+    let firehose = Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone()).map_err(dir_err)?);
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
+    builder.set_auth(s3::FixedSecret(config.secret.clone()));
+    let services = Arc::new(server::Services { s3: builder.build(), firehose, iam, secret: config.secret.clone() });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+    Ok((listener, services))
+}
+
+/// A running emulator. Dropping it stops the server without waiting; call [`EmulatorHandle::shutdown`] to flush
+/// every buffer first.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    endpoint: String,
+    data_dir: PathBuf,
+    account_id: String,
+    secret: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:<port>`
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Keeps the data dir after shutdown even when it is a temporary one; returns its path.
+    pub fn keep_data_dir(&mut self) -> PathBuf {
+        if let Some(temp) = self._temp.take() {
+            return temp.keep();
+        }
+        self.data_dir.clone()
+    }
+
+    /// Flushes every Firehose buffer to S3, closes connections and stops the server.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// The same as [`EmulatorHandle::shutdown`], for callers outside a runtime.
+    pub fn shutdown_blocking(mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

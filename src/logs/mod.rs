@@ -1,0 +1,7 @@
+//! Apache access logs: a generator of realistic lines and a parser of the common and combined formats.
+
+pub mod generator;
+pub mod parser;
+
+pub use generator::{Format, Generator};
+pub use parser::{LogEntry, parse_line};

@@ -1,0 +1,541 @@
+//! Resolved, validated settings: flags > environment > settings file > defaults (design.md).
+//!
+//! The settings file is `firehose-kit.toml` (every key in `templates/firehose-kit.toml`), or the original demo's
+//! `config.json` (`stream_name`, `region_name`). A settings file never carries secrets: access keys in it stop
+//! the command with exit 2. Everything here is checked before any AWS call, so bad settings change nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{self, Compression, GlobalArgs, OutputFormat, SendFormat};
+use crate::error::{Error, Result};
+
+pub const DEFAULT_STREAM: &str = "ApacheLogs";
+/// The region of the original demo, used when neither flags, environment, settings nor profile give one.
+pub const DEFAULT_REGION: &str = "us-east-2";
+pub const DEFAULT_STATE_DIR: &str = ".firehose-kit";
+pub const DEFAULT_SETTINGS_FILE: &str = "firehose-kit.toml";
+/// `--local`: the embedded emulator's default endpoint.
+pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// Largest record Firehose accepts (bytes before base64).
+pub const MAX_RECORD_BYTES: usize = 1_024_000;
+
+/// The settings file, as written (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub stream: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub output: Option<OutputFormat>,
+    #[serde(default)]
+    pub setup: SetupFile,
+    #[serde(default)]
+    pub send: SendFile,
+    #[serde(default)]
+    pub verify: VerifyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupFile {
+    pub bucket: Option<String>,
+    pub buffer_size: Option<u32>,
+    pub buffer_interval: Option<u32>,
+    pub compression: Option<Compression>,
+    pub prefix: Option<String>,
+    pub error_prefix: Option<String>,
+    pub timeout: Option<u64>,
+    pub iam_retry_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendFile {
+    pub format: Option<SendFormat>,
+    pub one_line_per_record: Option<bool>,
+    pub record_size: Option<usize>,
+    pub concurrency: Option<usize>,
+    pub rate: Option<f64>,
+    pub linger: Option<f64>,
+    pub retry_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyFile {
+    pub wait: Option<u64>,
+    pub strict: Option<bool>,
+}
+
+/// The original demo's `config.json`.
+#[derive(Debug, Deserialize)]
+struct DemoConfig {
+    stream_name: Option<String>,
+    region_name: Option<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Loads the settings file: `--config FILE` (must exist), else `./firehose-kit.toml` when present.
+pub fn load_file(explicit: Option<&Path>) -> Result<(FileSettings, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let default = PathBuf::from(DEFAULT_SETTINGS_FILE);
+            if !default.exists() {
+                return Ok((FileSettings::default(), None));
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Input { path: path.clone(), source })?;
+    let settings = if path.extension().is_some_and(|e| e == "json") {
+        parse_demo_json(&text, &path)?
+    } else {
+        parse_toml(&text, &path)?
+    };
+    Ok((settings, Some(path)))
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<FileSettings> {
+    toml::from_str(text).map_err(|e| {
+        Error::usage(format!("settings file `{}` is not valid: {}", path.display(), e.message().trim()))
+            .with_hint("see templates/firehose-kit.toml for every setting and its meaning")
+    })
+}
+
+fn parse_demo_json(text: &str, path: &Path) -> Result<FileSettings> {
+    let demo: DemoConfig = serde_json::from_str(text)
+        .map_err(|e| Error::usage(format!("settings file `{}` is not valid JSON: {e}", path.display())))?;
+    let secrets: Vec<&String> = demo
+        .other
+        .keys()
+        .filter(|k| {
+            let k = k.to_ascii_lowercase();
+            k.contains("access_key") || k.contains("secret") || k.contains("session_token")
+        })
+        .collect();
+    if !secrets.is_empty() {
+        let names: Vec<String> = secrets.iter().map(|k| format!("`{k}`")).collect();
+        return Err(Error::usage(format!(
+            "settings file `{}` holds AWS credentials ({}): firehose-kit never reads secrets from its settings",
+            path.display(),
+            names.join(", ")
+        ))
+        .with_hint("remove them from the file and use `aws configure`, `AWS_PROFILE`, or the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment variables"));
+    }
+    Ok(FileSettings { stream: demo.stream_name, region: demo.region_name, ..Default::default() })
+}
+
+/// How to reach AWS (or another endpoint).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Connection {
+    pub profile: Option<String>,
+    /// `None`: the profile's region, else [`DEFAULT_REGION`].
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Use fixed test credentials (the emulator's): set by `--local` and by `demo`'s embedded emulator.
+    pub test_credentials: bool,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub connection: Connection,
+    pub stream: String,
+    pub output: OutputFormat,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub no_progress: bool,
+    pub state_dir: PathBuf,
+    pub settings_file: Option<PathBuf>,
+}
+
+impl Global {
+    pub fn resolve(args: &GlobalArgs, file: &FileSettings, settings_file: Option<PathBuf>) -> Result<Self> {
+        let stream = args.stream.clone().or_else(|| file.stream.clone()).unwrap_or_else(|| DEFAULT_STREAM.into());
+        validate_stream_name(&stream)?;
+        let region = args.region.clone().or_else(|| file.region.clone()).filter(|r| !r.is_empty());
+        if let Some(r) = &region {
+            validate_region(r)?;
+        }
+        let (endpoint_url, test_credentials) = if args.local {
+            (Some(LOCAL_ENDPOINT.to_string()), true)
+        } else {
+            (args.endpoint_url.clone().or_else(|| file.endpoint_url.clone()).filter(|e| !e.is_empty()), false)
+        };
+        if let Some(url) = &endpoint_url {
+            validate_endpoint(url)?;
+        }
+        Ok(Global {
+            connection: Connection {
+                profile: args.profile.clone().or_else(|| file.profile.clone()).filter(|p| !p.is_empty()),
+                region,
+                endpoint_url,
+                test_credentials,
+            },
+            stream,
+            output: args.output.or(file.output).unwrap_or(OutputFormat::Text),
+            quiet: args.quiet,
+            verbose: args.verbose,
+            no_progress: args.no_progress,
+            state_dir: args
+                .state_dir
+                .clone()
+                .or_else(|| file.state_dir.clone())
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            settings_file,
+        })
+    }
+}
+
+/// Resolved `setup` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupSettings {
+    pub bucket: Option<String>,
+    pub buffer_size_mib: u32,
+    pub buffer_interval_s: u32,
+    pub compression: Compression,
+    pub prefix: Option<String>,
+    pub error_prefix: Option<String>,
+    pub dry_run: bool,
+    pub no_wait: bool,
+    pub timeout: Duration,
+    pub iam_retry_timeout: Duration,
+}
+
+impl SetupSettings {
+    pub fn resolve(args: &cli::SetupArgs, file: &SetupFile) -> Result<Self> {
+        let s = SetupSettings {
+            bucket: args.bucket.clone().or_else(|| file.bucket.clone()).filter(|b| !b.is_empty()),
+            buffer_size_mib: args.buffer_size.or(file.buffer_size).unwrap_or(1),
+            buffer_interval_s: args.buffer_interval.or(file.buffer_interval).unwrap_or(60),
+            compression: args.compression.or(file.compression).unwrap_or(Compression::None),
+            prefix: args.prefix.clone().or_else(|| file.prefix.clone()).filter(|p| !p.is_empty()),
+            error_prefix: args.error_prefix.clone().or_else(|| file.error_prefix.clone()).filter(|p| !p.is_empty()),
+            dry_run: args.dry_run,
+            no_wait: args.no_wait,
+            timeout: Duration::from_secs(args.timeout.or(file.timeout).unwrap_or(600)),
+            iam_retry_timeout: Duration::from_secs(args.iam_retry_timeout.or(file.iam_retry_timeout).unwrap_or(120)),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=128).contains(&self.buffer_size_mib) {
+            return Err(Error::usage(format!(
+                "--buffer-size {} is out of range: expected 1 to 128 MiB",
+                self.buffer_size_mib
+            )));
+        }
+        if self.buffer_interval_s > 900 {
+            return Err(Error::usage(format!(
+                "--buffer-interval {} is out of range: expected 0 to 900 seconds",
+                self.buffer_interval_s
+            )));
+        }
+        if let Some(b) = &self.bucket {
+            validate_bucket_name(b)?;
+        }
+        crate::local::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref())
+            .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Resolved `send` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendSettings {
+    pub inputs: Vec<String>,
+    pub generate: Option<u64>,
+    pub seed: Option<u64>,
+    pub format: SendFormat,
+    pub one_line_per_record: bool,
+    pub record_size: usize,
+    pub concurrency: usize,
+    pub rate: Option<f64>,
+    pub follow: bool,
+    pub linger: Duration,
+    pub from_start: bool,
+    pub retry_timeout: Duration,
+}
+
+impl SendSettings {
+    pub fn resolve(args: &cli::SendArgs, file: &SendFile) -> Result<Self> {
+        let s = SendSettings {
+            inputs: args.files.clone(),
+            generate: args.generate,
+            seed: args.seed,
+            format: args.format.or(file.format).unwrap_or(SendFormat::Raw),
+            one_line_per_record: args.one_line_per_record || file.one_line_per_record.unwrap_or(false),
+            record_size: args.record_size.or(file.record_size).unwrap_or(MAX_RECORD_BYTES),
+            concurrency: args.concurrency.or(file.concurrency).unwrap_or(4),
+            rate: args.rate.or(file.rate),
+            follow: args.follow,
+            linger: Duration::from_secs_f64(args.linger.or(file.linger).unwrap_or(1.0).max(0.0)),
+            from_start: args.from_start,
+            retry_timeout: Duration::from_secs(args.retry_timeout.or(file.retry_timeout).unwrap_or(120)),
+        };
+        if s.inputs.is_empty() && s.generate.is_none() {
+            return Err(Error::usage("nothing to send: give FILE arguments, `-` for standard input, or --generate N")
+                .with_hint("`firehose-kit send access.log` or `firehose-kit send --generate 10000`"));
+        }
+        if !(1..=MAX_RECORD_BYTES).contains(&s.record_size) {
+            return Err(Error::usage(format!(
+                "--record-size {} is out of range: expected 1 to {MAX_RECORD_BYTES} bytes",
+                s.record_size
+            )));
+        }
+        if !(1..=64).contains(&s.concurrency) {
+            return Err(Error::usage(format!("--concurrency {} is out of range: expected 1 to 64", s.concurrency)));
+        }
+        if let Some(rate) = s.rate
+            && !(rate > 0.0 && rate.is_finite())
+        {
+            return Err(Error::usage(format!("--rate {rate} is not a positive number of lines per second")));
+        }
+        if s.follow && s.inputs.iter().all(|i| i == "-") {
+            return Err(Error::usage(
+                "--follow needs FILE arguments (standard input is followed anyway until it ends)",
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// Resolved `verify` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySettings {
+    pub run: Option<String>,
+    pub manifests: Vec<PathBuf>,
+    pub expect: Vec<PathBuf>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// `None`: the default deadline (run end + buffer interval + 60 s).
+    pub wait: Option<Duration>,
+    pub no_wait: bool,
+    pub strict: bool,
+    pub keep: Option<PathBuf>,
+}
+
+impl VerifySettings {
+    pub fn resolve(args: &cli::VerifyArgs, file: &VerifyFile) -> Result<Self> {
+        let since = args.since.as_deref().map(parse_since).transpose()?;
+        Ok(VerifySettings {
+            run: args.run.clone(),
+            manifests: args.manifest.clone(),
+            expect: args.expect.clone(),
+            since,
+            wait: args.wait.or(file.wait).map(Duration::from_secs),
+            no_wait: args.no_wait,
+            strict: args.strict || file.strict.unwrap_or(false),
+            keep: args.keep.clone(),
+        })
+    }
+}
+
+/// `--since`: an RFC 3339 time, or a duration ago (`90m`, `2h`).
+pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default()),
+        Err(_) => Err(Error::usage(format!(
+            "--since `{s}` is neither an RFC 3339 time (2026-11-25T20:00:00Z) nor a duration ago (30m, 2h)"
+        ))),
+    }
+}
+
+/// Delivery stream names: 1–64 of `[a-zA-Z0-9_.-]`.
+pub fn validate_stream_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        return Err(Error::usage(format!(
+            "stream name `{name}` is invalid: expected 1 to 64 characters from a-z A-Z 0-9 _ . -"
+        )));
+    }
+    Ok(())
+}
+
+/// S3 bucket naming rules (aws-facts.md §9).
+pub fn validate_bucket_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::usage(format!("bucket name `{name}` is invalid: {why}")));
+    if !(3..=63).contains(&name.len()) {
+        return bad("expected 3 to 63 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-') {
+        return bad("only lowercase letters, digits, `.` and `-` are allowed");
+    }
+    let first_last = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_last(name.chars().next()) || !first_last(name.chars().last()) {
+        return bad("it must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return bad("adjacent periods are not allowed");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("it must not look like an IP address");
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return bad(&format!("it must not start with `{prefix}`"));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3"] {
+        if name.ends_with(suffix) {
+            return bad(&format!("it must not end with `{suffix}`"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_region(region: &str) -> Result<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if !ok {
+        return Err(Error::usage(format!("region `{region}` is invalid: expected a name like us-east-2 or eu-west-1")));
+    }
+    Ok(())
+}
+
+fn validate_endpoint(url: &str) -> Result<()> {
+    let ok = match url.split_once("://") {
+        Some(("http" | "https", rest)) => !rest.is_empty() && !rest.starts_with('/'),
+        _ => false,
+    };
+    if !ok {
+        return Err(Error::usage(format!(
+            "endpoint URL `{url}` is invalid: expected http://HOST[:PORT] or https://HOST[:PORT]"
+        )));
+    }
+    Ok(())
+}
+
+/// The IAM role setup creates for a stream.
+pub fn role_name(stream: &str) -> Result<String> {
+    let name = format!("firehose-kit-{stream}-delivery");
+    if name.len() > 64 {
+        return Err(Error::usage(format!(
+            "the role name `{name}` derived from stream `{stream}` is longer than IAM's 64 characters"
+        ))
+        .with_hint("use a stream name of at most 42 characters"));
+    }
+    Ok(name)
+}
+
+/// The bucket setup creates by default: deterministic, so setup and teardown agree.
+pub fn default_bucket(account_id: &str, region: &str) -> String {
+    format!("firehose-kit-{account_id}-{region}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(args: GlobalArgs, file: FileSettings) -> Result<Global> {
+        Global::resolve(&args, &file, None)
+    }
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file =
+            FileSettings { stream: Some("FromFile".into()), region: Some("eu-west-1".into()), ..Default::default() };
+        let g = global(GlobalArgs { stream: Some("FromFlag".into()), ..Default::default() }, file).unwrap();
+        assert_eq!(g.stream, "FromFlag");
+        assert_eq!(g.connection.region.as_deref(), Some("eu-west-1"));
+        let g = global(GlobalArgs::default(), FileSettings::default()).unwrap();
+        assert_eq!(g.stream, DEFAULT_STREAM);
+        assert_eq!(g.connection.region, None);
+        assert_eq!(g.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn local_sets_endpoint_and_test_credentials() {
+        let g = global(GlobalArgs { local: true, ..Default::default() }, FileSettings::default()).unwrap();
+        assert_eq!(g.connection.endpoint_url.as_deref(), Some(LOCAL_ENDPOINT));
+        assert!(g.connection.test_credentials);
+    }
+
+    #[test]
+    fn invalid_global_values_are_usage_errors_naming_the_value() {
+        for args in [
+            GlobalArgs { stream: Some("bad name".into()), ..Default::default() },
+            GlobalArgs { region: Some("mars".into()), ..Default::default() },
+            GlobalArgs { endpoint_url: Some("localhost:4566".into()), ..Default::default() },
+        ] {
+            let err = global(args, FileSettings::default()).unwrap_err();
+            assert_eq!(err.exit_code() as i32, 2);
+            assert!(err.to_string().contains('`'), "{err}");
+        }
+    }
+
+    #[test]
+    fn demo_config_json_is_accepted_but_keys_are_refused() {
+        let s =
+            parse_demo_json(r#"{"stream_name":"Logs","region_name":"us-east-2"}"#, Path::new("config.json")).unwrap();
+        assert_eq!(s.stream.as_deref(), Some("Logs"));
+        let err = parse_demo_json(
+            r#"{"stream_name":"Logs","aws_access_key_id":"AKIA","aws_secret_access_key":"x"}"#,
+            Path::new("config.json"),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code() as i32, 2);
+        assert!(err.to_string().contains("never reads secrets"), "{err}");
+        assert!(err.hint().unwrap().contains("aws configure"));
+    }
+
+    #[test]
+    fn unknown_toml_keys_are_refused() {
+        let err = parse_toml("[setup]\nbuffer_sise = 5\n", Path::new("f.toml")).unwrap_err();
+        assert!(err.to_string().contains("buffer_sise"), "{err}");
+        let ok = parse_toml("stream = \"S\"\n[setup]\nbuffer_size = 5\ncompression = \"gzip\"\n", Path::new("f.toml"))
+            .unwrap();
+        assert_eq!(ok.setup.buffer_size, Some(5));
+        assert_eq!(ok.setup.compression, Some(Compression::Gzip));
+    }
+
+    #[test]
+    fn setup_ranges_and_names_are_checked() {
+        let bad = [
+            cli::SetupArgs { buffer_size: Some(0), ..Default::default() },
+            cli::SetupArgs { buffer_size: Some(129), ..Default::default() },
+            cli::SetupArgs { buffer_interval: Some(901), ..Default::default() },
+            cli::SetupArgs { bucket: Some("Bad_Bucket".into()), ..Default::default() },
+            cli::SetupArgs { prefix: Some("!{timestamp:yyyy}/".into()), ..Default::default() },
+        ];
+        for args in bad {
+            assert!(SetupSettings::resolve(&args, &SetupFile::default()).is_err(), "{args:?}");
+        }
+        let ok = SetupSettings::resolve(&cli::SetupArgs::default(), &SetupFile::default()).unwrap();
+        assert_eq!((ok.buffer_size_mib, ok.buffer_interval_s), (1, 60));
+    }
+
+    #[test]
+    fn bucket_rules() {
+        assert!(validate_bucket_name("firehose-kit-000000000000-us-east-2").is_ok());
+        for bad in ["xn--abc", "abc-s3alias", "a", "10.0.0.1", "UPPER", "a..b", "-abc"] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_names_fit_iam() {
+        assert_eq!(role_name("ApacheLogs").unwrap(), "firehose-kit-ApacheLogs-delivery");
+        assert!(role_name(&"s".repeat(43)).is_err());
+    }
+
+    #[test]
+    fn since_accepts_times_and_durations() {
+        assert!(parse_since("2026-11-25T20:00:00Z").is_ok());
+        assert!(parse_since("30m").unwrap() < chrono::Utc::now());
+        assert!(parse_since("yesterday-ish").is_err());
+    }
+}

@@ -1,0 +1,100 @@
+"""Drives the firehose-kit emulator with boto3 and the AWS CLI (other SDKs than aws-sdk-rust).
+
+Run by `tests/it/compat.rs` with AWS_ENDPOINT_URL pointing at an emulator; exits non-zero on any mismatch.
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "us-east-2")
+BUCKET = "boto3-compat"
+ROLE = "boto3-compat-role"
+STREAM = "Boto3Compat"
+
+s3 = boto3.client("s3", region_name=REGION)
+iam = boto3.client("iam", region_name=REGION)
+firehose = boto3.client("firehose", region_name=REGION)
+sts = boto3.client("sts", region_name=REGION)
+
+
+def wait(what, check, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    sys.exit(f"timed out waiting for {what}")
+
+
+account = sts.get_caller_identity()["Account"]
+s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+trust = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+# boto3 decodes the URL-encoded document itself.
+assert iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Action"] == "sts:AssumeRole"
+firehose.create_delivery_stream(
+    DeliveryStreamName=STREAM,
+    DeliveryStreamType="DirectPut",
+    ExtendedS3DestinationConfiguration={
+        "RoleARN": role["Arn"],
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "CompressionFormat": "GZIP",
+    },
+)
+wait("ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=STREAM)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+
+lines = [f"boto3 line {i}\n".encode() for i in range(1000)]
+out = firehose.put_record_batch(DeliveryStreamName=STREAM, Records=[{"Data": line} for line in lines[:500]])
+assert out["FailedPutCount"] == 0 and len(out["RequestResponses"]) == 500, out
+out = firehose.put_record_batch(DeliveryStreamName=STREAM, Records=[{"Data": line} for line in lines[500:]])
+assert out["FailedPutCount"] == 0, out
+
+keys = wait("objects", lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])])
+import gzip
+
+data = b"".join(gzip.decompress(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in sorted(keys))
+assert sorted(data.splitlines(keepends=True)) == sorted(lines), "delivered bytes differ"
+assert all(k.endswith(".gz") and f"/{STREAM}-1-" in k for k in keys), keys
+
+# The AWS CLI (botocore underneath, but its own commands: s3 high-level transfer, pagination, output).
+aws = shutil.which("aws")
+if aws is None:
+    sys.exit("the AWS CLI is not installed (pip install awscli)")
+
+
+def cli(*args):
+    result = subprocess.run([aws, *args, "--region", REGION], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"aws {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+listing = cli("s3", "ls", f"s3://{BUCKET}/", "--recursive")
+assert all(k in listing for k in keys), listing
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "big.log")
+    with open(path, "wb") as f:
+        f.write(b"x" * (10 * 1024 * 1024))  # above the CLI's 8 MiB multipart threshold
+    cli("s3", "cp", path, f"s3://{BUCKET}/upload/big.log")
+    head = json.loads(cli("s3api", "head-object", "--bucket", BUCKET, "--key", "upload/big.log"))
+    assert head["ContentLength"] == 10 * 1024 * 1024, head
+    cli("s3", "cp", f"s3://{BUCKET}/upload/big.log", os.path.join(tmp, "back.log"))
+    assert os.path.getsize(os.path.join(tmp, "back.log")) == 10 * 1024 * 1024
+streams = json.loads(cli("firehose", "list-delivery-streams"))
+assert streams["DeliveryStreamNames"] == [STREAM], streams
+cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
+cli("s3", "rb", f"s3://{BUCKET}")
+firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified")
