@@ -575,7 +575,8 @@ async fn size_hint_cuts_objects_of_about_one_mib_and_interval_delivers_the_rest(
     .await;
     let hint = 1024 * 1024;
     for (key, body) in &size_flushed {
-        assert!(body.len() >= hint && body.len() <= hint + 100_000, "{key}: {} bytes", body.len());
+        // About the hint: a record that would pass it starts the next object.
+        assert!(body.len() > hint - 100_000 && body.len() <= hint, "{key}: {} bytes", body.len());
         let info = parse_key(key, "Buf").unwrap();
         assert!(layout_problems(&info, "", "").is_empty(), "{key}");
         assert_eq!(info.version, 1);
@@ -586,7 +587,7 @@ async fn size_hint_cuts_objects_of_about_one_mib_and_interval_delivers_the_rest(
     })
     .await;
     let tail: Vec<_> = all.iter().filter(|(k, _)| !size_flushed.iter().any(|(s, _)| s == k)).collect();
-    assert_eq!(tail[0].1.len(), 400_000);
+    assert_eq!(tail[0].1.len(), 700_000, "37 records: three objects of ten, seven left for the interval");
     // Every record is delivered exactly once, byte-exact, records concatenated with no delimiter.
     let mut seen: Vec<Vec<u8>> =
         all.iter().flat_map(|(_, b)| b.chunks(100_000).map(<[u8]>::to_vec).collect::<Vec<_>>()).collect();

@@ -121,9 +121,7 @@ impl Runtime {
             let mut sealed = Vec::new();
             for entry in backlog {
                 let Inner { buffer, target, .. } = &mut *inner;
-                if let Some(s) = append(buffer, target, &entry.data, entry.arrival_ms, entry.end) {
-                    sealed.push(s);
-                }
+                sealed.extend(append(buffer, target, &entry.data, entry.arrival_ms, entry.end));
             }
             drop(inner);
             for s in sealed {
@@ -163,9 +161,7 @@ impl Runtime {
         {
             let Inner { buffer, target, .. } = &mut *inner;
             for (record, &end) in records.iter().zip(&ends) {
-                if let Some(s) = append(buffer, target, record, arrival_ms, end) {
-                    sealed.push(s);
-                }
+                sealed.extend(append(buffer, target, record, arrival_ms, end));
             }
         }
         drop(inner);
@@ -223,15 +219,24 @@ impl Runtime {
     }
 }
 
-/// Appends one record; returns a sealed object when the buffer reached the size hint.
-fn append(buffer: &mut Buffer, target: &Target, record: &[u8], arrival_ms: i64, end: u64) -> Option<Sealed> {
+/// Appends one record. A record that would take the buffer past the size hint first cuts the buffer as it is,
+/// so objects stay at or under SizeInMBs ("about" the hint, by record boundaries); a buffer that reaches the
+/// hint exactly is cut at once. Returns the objects cut.
+fn append(buffer: &mut Buffer, target: &Target, record: &[u8], arrival_ms: i64, end: u64) -> Vec<Sealed> {
+    let mut sealed = Vec::new();
+    if !buffer.data.is_empty() && buffer.data.len() + record.len() > target.size_bytes {
+        sealed.extend(seal(buffer, target));
+    }
     if buffer.oldest_ms.is_none() {
         buffer.oldest_ms = Some(arrival_ms);
     }
     buffer.data.extend_from_slice(record);
     buffer.records += 1;
     buffer.end_offset = end;
-    if buffer.data.len() >= target.size_bytes { seal(buffer, target) } else { None }
+    if buffer.data.len() >= target.size_bytes {
+        sealed.extend(seal(buffer, target));
+    }
+    sealed
 }
 
 /// The object key for a buffer whose oldest record arrived at `oldest_ms`.
@@ -335,17 +340,22 @@ mod tests {
     }
 
     #[test]
-    fn buffer_seals_when_the_size_hint_is_reached_not_before() {
+    fn buffer_is_cut_before_a_record_that_would_pass_the_hint() {
         let t = target(10);
         let mut b = Buffer::default();
-        assert!(append(&mut b, &t, b"12345", 1, 17).is_none());
-        let sealed = append(&mut b, &t, b"678901", 2, 35).expect("11 bytes ≥ 10");
+        assert!(append(&mut b, &t, b"12345", 1, 17).is_empty());
+        let sealed = append(&mut b, &t, b"678901", 2, 35);
+        assert_eq!(sealed.len(), 1, "5 + 6 bytes would pass 10: the first record goes alone");
         assert_eq!(
-            (sealed.data.as_slice(), sealed.records, sealed.oldest_ms, sealed.end_offset),
-            (&b"12345678901"[..], 2, 1, 35)
+            (sealed[0].data.as_slice(), sealed[0].records, sealed[0].oldest_ms, sealed[0].end_offset),
+            (&b"12345"[..], 1, 1, 17)
         );
+        assert_eq!((b.data.as_slice(), b.oldest_ms), (&b"678901"[..], Some(2)));
+        let sealed = append(&mut b, &t, b"abcd", 3, 51);
+        assert_eq!(sealed.len(), 1, "exactly at the hint: cut at once");
+        assert_eq!(sealed[0].data, b"678901abcd");
         assert!(b.oldest_ms.is_none() && b.data.is_empty());
-        assert_eq!(b.end_offset, 35);
+        assert_eq!(b.end_offset, 51);
     }
 
     #[test]
