@@ -77,6 +77,23 @@ pub struct GlobalArgs {
     /// Where run manifests, checkpoints and rejects are kept [default: .firehose-kit]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Whether `--profile`, `--endpoint-url` or `--local` was typed on the command line (not taken from the
+    /// environment): `demo` then runs against that backend instead of the embedded emulator.
+    #[arg(skip)]
+    pub explicit_backend: bool,
+}
+
+impl Cli {
+    /// Parses the process arguments, noting which backend options were typed rather than inherited.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let typed = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
+        cli.global.explicit_backend = typed("profile") || typed("endpoint_url") || cli.global.local;
+        cli
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -88,6 +105,47 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the S3 bucket, IAM role and Direct Put stream; wait until ACTIVE (safe to re-run)
+    #[command(after_help = "Examples:
+  firehose-kit setup                                  # defaults: ApacheLogs, 1 MiB / 60 s, no compression
+  firehose-kit setup --dry-run                        # show the plan and the exact policy documents
+  firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
+  firehose-kit --local setup --stream Demo --buffer-interval 10")]
+    Setup(SetupArgs),
+
+    /// Send Apache log lines (files, stdin or generated) into the stream, packed into records, nothing lost
+    #[command(after_help = "Examples:
+  firehose-kit send access.log                       # pack lines into records, batch, retry failed entries
+  firehose-kit send 'logs/*.log.gz'                  # globs; .gz files are read transparently
+  tail -F access.log | firehose-kit send -            # standard input
+  firehose-kit send --generate 100000                # generated Apache combined lines
+  firehose-kit send access.log --format json         # one JSON object per line
+  firehose-kit send access.log --rate 50             # play the file like a live log, 50 lines/s
+  firehose-kit send access.log --follow              # keep shipping as the file grows (and rotates)")]
+    Send(SendArgs),
+
+    /// Prove every sent line arrived in S3; report missing, duplicated and extra lines and the buffering
+    #[command(after_help = "Examples:
+  firehose-kit verify                                # the latest send run for the stream
+  firehose-kit verify --run 20261125T204501Z-1a2b    # a given run
+  firehose-kit verify --manifest host1.json host2.json   # several producers' manifests together
+  firehose-kit verify --expect access.log            # compare with the source file; print missing lines
+  firehose-kit verify --no-wait -o json              # check once, JSON report")]
+    Verify(VerifyArgs),
+
+    /// Remove exactly what setup made (tagged resources only unless --force)
+    #[command(after_help = "Examples:
+  firehose-kit teardown                               # asks before deleting a bucket that holds objects
+  firehose-kit teardown --yes                         # no questions
+  firehose-kit teardown --keep-bucket                 # keep the delivered data")]
+    Teardown(TeardownArgs),
+
+    /// Show the stream, its settings, and what has been delivered so far
+    #[command(after_help = "Examples:
+  firehose-kit status
+  firehose-kit --local status -o json")]
+    Status(StatusArgs),
+
     /// Run the embedded Firehose + S3 + IAM emulator
     #[command(after_help = "Examples:
   firehose-kit local                                  # 127.0.0.1:4566, data in .firehose-kit/local
@@ -99,6 +157,13 @@ Then, in another shell:
   export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-2
   aws s3 ls; firehose-kit setup; firehose-kit send access.log; firehose-kit verify")]
     Local(LocalArgs),
+
+    /// Run setup → send → verify → teardown in one command (embedded emulator unless an endpoint is given)
+    #[command(after_help = "Examples:
+  firehose-kit demo                                   # offline, ~200,000 generated lines
+  firehose-kit demo --lines 1000000 --keep            # keep the emulator's data dir to look at the objects
+  firehose-kit --profile sandbox demo --lines 10000   # the same on real AWS, with unique names, cleaned up")]
+    Demo(DemoArgs),
 
     /// Write realistic Apache access-log lines to stdout
     #[command(after_help = "Examples:

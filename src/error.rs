@@ -76,6 +76,11 @@ impl Error {
         Error::Failed { message: message.into(), hint: None }
     }
 
+    /// An AWS-side failure found without a failed SDK call (e.g. a stream that is not ACTIVE): exit 3.
+    pub fn aws(action: impl Into<String>, code: Option<&str>, detail: impl Into<String>, hint: Option<String>) -> Self {
+        Error::Aws { action: action.into(), code: code.map(str::to_string), detail: detail.into(), source: None, hint }
+    }
+
     pub fn state(action: &'static str, path: impl Into<PathBuf>, source: impl Into<BoxError>) -> Self {
         Error::State { action, path: path.into(), source: source.into() }
     }

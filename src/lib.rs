@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod error;
 pub mod local;
 pub mod logs;
+pub mod pipeline;
 pub mod settings;
 pub mod ui;
 

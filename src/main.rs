@@ -1,12 +1,11 @@
 //! The `firehose-kit` binary: parse the command line, set up logging, run the command, print the error chain
 //! (`error:` / `caused by:` / `hint:`) and exit with design.md's codes. Nothing else calls `process::exit`.
 
-use clap::Parser;
 use firehose_kit::cli::Cli;
 use firehose_kit::error::ExitCode;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     init_logging(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

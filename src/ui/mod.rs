@@ -180,7 +180,7 @@ impl Task for BarTask {
         self.bar.set_message(message);
     }
     fn finish(&self, message: String) {
-        self.bar.set_style(ProgressStyle::with_template("  {prefix:.bold} {msg}").expect("valid template"));
+        self.bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
         self.bar.finish_with_message(message);
     }
 }
@@ -240,7 +240,7 @@ impl Task for PlainTask {
         self.maybe_print(&mut s);
     }
     fn finish(&self, message: String) {
-        eprintln!("{}: {message}", self.label);
+        eprintln!("{message}");
     }
 }
 

@@ -26,3 +26,72 @@ async fn compat_boto3_and_aws_cli_drive_the_emulator() {
     assert!(out.status.success(), "boto3/AWS CLI script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("verified"), "{stdout}");
 }
+
+/// moto server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m moto.server (pip install 'moto[server]')");
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    support::eventually("moto server listening", std::time::Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    })
+    .await;
+    moto
+}
+
+#[tokio::test]
+#[ignore = "needs moto server: make test-compat"]
+async fn compat_moto_setup_send_verify_status_teardown() {
+    let moto = start_moto().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = moto.endpoint.as_str();
+    // moto's account is 123456789012 and it has no buffering: every PutRecordBatch becomes one object.
+    let out = support::cli(ep, dir.path(), &["setup", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    let setup = support::json_out(&out);
+    assert_eq!(setup["status"], "ACTIVE");
+    let bucket = setup["bucket"].as_str().unwrap().to_string();
+    let again = support::json_out(&support::cli(ep, dir.path(), &["setup", "-o", "json"]));
+    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["action"] == "unchanged"), "{again}");
+
+    support::log_file(dir.path(), "access.log", 20_000, 5);
+    let out = support::cli(ep, dir.path(), &["send", "access.log", "--record-size", "100000", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    assert_eq!(support::json_out(&out)["lines"], 20_000);
+
+    let out = support::cli(ep, dir.path(), &["verify", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    let v = support::json_out(&out);
+    assert_eq!((v["verified"].as_bool(), v["matched"].as_u64()), (Some(true), Some(20_000)), "{v}");
+
+    let out = support::cli(ep, dir.path(), &["status", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    let s = support::json_out(&out);
+    assert_eq!(s["status"], "ACTIVE");
+    assert!(s["delivered"]["objects"].as_u64().unwrap() > 0);
+    assert_eq!(s["last_run"]["lines"], 20_000);
+
+    let out = support::cli(ep, dir.path(), &["teardown", "--yes", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    let t = support::json_out(&out);
+    assert!(t["resources"].as_array().unwrap().iter().all(|r| r["fate"] == "deleted"), "{t}");
+    let clients = support::clients_for(ep).await;
+    assert!(clients.s3.head_bucket().bucket(&bucket).send().await.is_err(), "bucket gone");
+}

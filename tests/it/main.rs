@@ -6,3 +6,6 @@ mod support;
 
 mod compat;
 mod emulator;
+mod provision;
+mod send;
+mod verify;

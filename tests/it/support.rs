@@ -173,3 +173,184 @@ pub async fn put_batch(
 ) -> aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput {
     try_put_batch(c, stream, records).await.expect("put record batch")
 }
+
+/// Runs the `firehose-kit` binary against `endpoint` with the emulator's test credentials, in `dir` (so its
+/// `.firehose-kit/` state stays in the test's temporary directory). Environment that could leak in from the
+/// developer's shell (profile, endpoint, config) is cleared.
+pub fn cli(endpoint: &str, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+    cmd.arg("--endpoint-url").arg(endpoint).args(args).current_dir(dir);
+    test_env(&mut cmd);
+    cmd.output().expect("run firehose-kit")
+}
+
+/// The binary without `--endpoint-url` (usage errors, generate, completions).
+pub fn cli_plain(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+    cmd.args(args).current_dir(dir);
+    test_env(&mut cmd);
+    cmd.output().expect("run firehose-kit")
+}
+
+pub fn test_env(cmd: &mut std::process::Command) {
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("FIREHOSE_KIT_CONFIG")
+        .env_remove("RUST_LOG");
+}
+
+/// stdout parsed as JSON, with stderr in the panic message when it is not.
+pub fn json_out(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Asserts the exit code, showing both streams on failure.
+#[track_caller]
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A reporter that records every message, to assert what a user would have seen.
+#[derive(Default, Clone)]
+pub struct Recorder(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Recorder {
+    pub fn messages(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct RecTask(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl firehose_kit::ui::Task for RecTask {
+    fn set_position(&self, _: u64) {}
+    fn set_total(&self, _: u64) {}
+    fn set_message(&self, m: String) {
+        self.0.lock().unwrap().push(m);
+    }
+    fn finish(&self, m: String) {
+        self.0.lock().unwrap().push(m);
+    }
+}
+
+impl firehose_kit::ui::Reporter for Recorder {
+    fn task(&self, _: &str, _: Option<u64>, _: firehose_kit::ui::Unit) -> Box<dyn firehose_kit::ui::Task> {
+        Box::new(RecTask(self.0.clone()))
+    }
+    fn note(&self, m: &str) {
+        self.0.lock().unwrap().push(m.to_string());
+    }
+    fn warn(&self, m: &str) {
+        self.0.lock().unwrap().push(format!("warning: {m}"));
+    }
+}
+
+/// The default bucket setup creates in the emulator.
+pub const DEFAULT_BUCKET: &str = "firehose-kit-000000000000-us-east-2";
+
+/// `firehose-kit setup` with extra arguments; panics unless it succeeds.
+pub fn setup(endpoint: &str, dir: &std::path::Path, extra: &[&str]) {
+    let mut args = vec!["setup"];
+    args.extend_from_slice(extra);
+    let out = cli(endpoint, dir, &args);
+    assert_exit(&out, 0);
+}
+
+/// Every object in the bucket (gunzipped when gzip), oldest first by LastModified.
+pub async fn delivered(c: &Clients, bucket: &str) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut listed = Vec::new();
+    let mut pages = c.s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for o in page.expect("list").contents() {
+            listed.push((o.last_modified().map(|t| t.as_nanos()).unwrap_or(0), o.key().unwrap().to_string()));
+        }
+    }
+    listed.sort();
+    let mut out = Vec::new();
+    for (_, key) in listed {
+        let body =
+            c.s3.get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("get")
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec();
+        let data = if body.starts_with(&[0x1f, 0x8b]) {
+            let mut d = Vec::new();
+            flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut d).unwrap();
+            d
+        } else {
+            body
+        };
+        out.push((key, data));
+    }
+    out
+}
+
+/// Every delivered line (with its `\n`), sorted.
+pub async fn delivered_lines(c: &Clients, bucket: &str) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for (_, data) in delivered(c, bucket).await {
+        lines.extend(data.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec));
+    }
+    lines.sort();
+    lines
+}
+
+/// The lines of `data` as `send` frames them (each with `\n`), sorted.
+pub fn framed_lines(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = data
+        .split_inclusive(|b| *b == b'\n')
+        .map(|l| {
+            let mut l = l.to_vec();
+            if l.last() != Some(&b'\n') {
+                l.push(b'\n');
+            }
+            l
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Waits until `n` lines are in the bucket; returns them sorted.
+pub async fn wait_for_lines(c: &Clients, bucket: &str, n: usize) -> Vec<Vec<u8>> {
+    eventually(&format!("{n} delivered lines"), Duration::from_secs(30), || async {
+        let lines = delivered_lines(c, bucket).await;
+        (lines.len() >= n).then_some(lines)
+    })
+    .await
+}
+
+/// Generated Apache lines, as a file in `dir`.
+pub fn log_file(dir: &std::path::Path, name: &str, lines: u64, seed: u64) -> std::path::PathBuf {
+    let out = cli_plain(dir, &["generate", "--lines", &lines.to_string(), "--seed", &seed.to_string()]);
+    assert_exit(&out, 0);
+    let path = dir.join(name);
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}

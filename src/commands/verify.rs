@@ -1,0 +1,517 @@
+//! `firehose-kit verify`: list and download what the stream delivered, and prove every sent line arrived —
+//! exactly which are missing, duplicated (Firehose is at-least-once) or extra — and show how delivery followed
+//! the buffering hints. It waits for late objects (they arrive up to IntervalInSeconds after the last record).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::aws::firehose::{self as fh, DestinationSpec};
+use crate::aws::{Clients, s3, sdk_error};
+use crate::delivery::compare::{Expected, Tally};
+use crate::delivery::keys::{layout_problems, parse_key};
+use crate::delivery::objects::{ObjectLines, read_lines};
+use crate::delivery::report::{Buffering, DeliveredObject, flushed_by, summarize};
+use crate::error::{Error, ExitCode, Result};
+use crate::local::firehose::prefix;
+use crate::pipeline::manifest::{self, RunManifest, line_hash, read_hashes};
+use crate::settings::{Global, VerifySettings};
+use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count};
+
+/// Objects delivered a little before the run started still count (clocks differ; a buffer may already hold
+/// records of the run when its object is named).
+const CLOCK_SLACK: chrono::Duration = chrono::Duration::minutes(5);
+/// Objects downloaded at once.
+const DOWNLOADS: usize = 8;
+/// Missing lines printed with --expect.
+const SHOW_MISSING: usize = 20;
+
+/// What verify compared against.
+#[derive(Debug, Clone, Serialize)]
+pub struct Basis {
+    pub runs: Vec<String>,
+    pub expect_files: Vec<PathBuf>,
+    pub window_start: Option<DateTime<Utc>>,
+}
+
+/// The verify report (`-o json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub stream: String,
+    pub bucket: String,
+    pub basis: Basis,
+    #[serde(flatten)]
+    pub tally: Tally,
+    pub verified: bool,
+    pub strict: bool,
+    pub objects: Vec<DeliveredObject>,
+    pub delivered_bytes: u64,
+    pub buffering: Buffering,
+    pub layout_ok: bool,
+    pub error_objects: Vec<String>,
+    pub missing_lines: Vec<String>,
+    pub waited_s: f64,
+}
+
+/// Runs to verify, newest chain member last, grouped by producer (each group is one resume chain).
+fn load_chains(global: &Global, s: &VerifySettings) -> Result<Vec<Vec<(RunManifest, PathBuf)>>> {
+    let mut heads: Vec<(RunManifest, PathBuf)> = Vec::new();
+    for path in &s.manifests {
+        let m = RunManifest::load(path)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        heads.push((m, dir));
+    }
+    if let Some(id) = &s.run {
+        let path = RunManifest::path(&global.state_dir, id);
+        if !path.exists() {
+            return Err(Error::usage(format!(
+                "no run `{id}` in `{}`",
+                manifest::runs_dir(&global.state_dir).display()
+            ))
+            .with_hint("list runs with `ls .firehose-kit/runs`, or use --manifest FILE"));
+        }
+        heads.push((RunManifest::load(&path)?, manifest::runs_dir(&global.state_dir)));
+    }
+    if heads.is_empty() && s.expect.is_empty() {
+        let latest = manifest::latest_run(&global.state_dir, &global.stream).ok_or_else(|| {
+            Error::usage(format!(
+                "no send run for stream `{}` in `{}`",
+                global.stream,
+                manifest::runs_dir(&global.state_dir).display()
+            ))
+            .with_hint("send something first (`firehose-kit send FILE`), or compare with the source files: `firehose-kit verify --expect FILE`")
+        })?;
+        heads.push((latest, manifest::runs_dir(&global.state_dir)));
+    }
+    let mut chains = Vec::new();
+    for (head, dir) in heads {
+        // Follow `resumed_from` back to the first run of the chain.
+        let mut chain = vec![(head, dir.clone())];
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(prev) = chain.last().map(|(m, _)| m.resumed_from.clone()) {
+            let mut added = false;
+            for id in prev {
+                if seen.insert(id.clone()) {
+                    let path = dir.join(format!("{id}.json"));
+                    if path.exists() {
+                        chain.push((RunManifest::load(&path)?, dir.clone()));
+                        added = true;
+                    }
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+        chain.reverse();
+        chains.push(chain);
+    }
+    Ok(chains)
+}
+
+/// The expected multiset from run manifests (hash files beside them).
+fn expected_from_runs(chains: &[Vec<(RunManifest, PathBuf)>]) -> Result<Expected> {
+    let total: u64 = chains.iter().flatten().map(|(m, _)| m.digest.count).sum();
+    let mut all = Expected::with_capacity(total as usize);
+    for chain in chains {
+        let mut group = Expected::with_capacity(chain.iter().map(|(m, _)| m.digest.count).sum::<u64>() as usize);
+        for (i, (m, dir)) in chain.iter().enumerate() {
+            let hashes = read_hashes(&dir.join(format!("{}.hashes", m.run_id)))?;
+            if i == 0 {
+                group.add_independent(hashes);
+            } else {
+                group.add_resumed(&hashes);
+            }
+        }
+        all.absorb(group);
+    }
+    Ok(all)
+}
+
+/// The expected multiset from source files.
+fn expected_from_files(files: &[PathBuf]) -> Result<Expected> {
+    let mut e = Expected::default();
+    for path in files {
+        let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.clone(), source })?;
+        let lines = read_lines(file, None).map_err(|source| Error::Input { path: path.clone(), source })?;
+        e.add_independent(lines.hashes);
+    }
+    Ok(e)
+}
+
+/// Prints (up to `max`) expected lines that did not arrive, as `file:line: text`.
+fn missing_lines(files: &[PathBuf], expected: &mut Expected, max: usize) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for path in files {
+        let raw = std::fs::read(path).map_err(|source| Error::Input { path: path.clone(), source })?;
+        let Some(text) = decompressed(&raw) else { continue };
+        for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+            if out.len() >= max {
+                return Ok(out);
+            }
+            if expected.take_missing(line_hash(line) as u64) {
+                out.push(format!("{}:{}: {}", path.display(), n + 1, String::from_utf8_lossy(line)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The text of a source file (gunzipped when it is gzip), without its final newline.
+fn decompressed(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    read_lines(raw, Some(&mut out)).ok()?;
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// The keys to list: one prefix per hour partition in the window (default layout), or the static prefix.
+fn list_prefixes(dest: &DestinationSpec, since: Option<DateTime<Utc>>) -> Vec<String> {
+    let parsed = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref());
+    let static_part = parsed.as_ref().map(|p| p.static_part()).unwrap_or_default();
+    let default_layout = !dest.prefix.as_deref().unwrap_or("").contains("!{");
+    match since {
+        Some(start) if default_layout && (Utc::now() - start).num_hours() <= 48 => {
+            use chrono::DurationRound;
+            let now = Utc::now();
+            let mut hour = start.duration_trunc(chrono::TimeDelta::hours(1)).unwrap_or(start);
+            let mut out = Vec::new();
+            while hour <= now {
+                out.push(crate::delivery::keys::hour_prefix(&static_part, hour));
+                hour += chrono::TimeDelta::hours(1);
+            }
+            out
+        }
+        _ => vec![static_part],
+    }
+}
+
+async fn download(clients: &Clients, bucket: &str, key: &str, keep: Option<PathBuf>) -> Result<ObjectLines> {
+    let out = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
+    let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || -> Result<ObjectLines> {
+        let mut keep_file = match &keep {
+            Some(dir) => {
+                let path = dir.join(&key);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::state("create", parent, e))?;
+                }
+                let name = path.with_extension(
+                    path.extension().filter(|e| *e != "gz").map(|e| e.to_os_string()).unwrap_or_default(),
+                );
+                Some(std::io::BufWriter::new(
+                    std::fs::File::create(&name).map_err(|e| Error::state("create", name.clone(), e))?,
+                ))
+            }
+            None => None,
+        };
+        read_lines(reader, keep_file.as_mut().map(|f| f as &mut dyn std::io::Write))
+            .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))
+    })
+    .await
+    .map_err(|e| Error::failed(format!("download task failed: {e}")))?
+}
+
+pub async fn verify(
+    global: &Global,
+    s: &VerifySettings,
+    clients: &Clients,
+    reporter: &dyn Reporter,
+) -> Result<VerifyReport> {
+    let chains = if s.manifests.is_empty() && s.run.is_none() && !s.expect.is_empty() {
+        Vec::new()
+    } else {
+        load_chains(global, s)?
+    };
+    let runs: Vec<&RunManifest> = chains.iter().flatten().map(|(m, _)| m).collect();
+    let stream = match runs.first() {
+        Some(first) => {
+            if runs.iter().any(|r| r.stream != first.stream) {
+                return Err(Error::usage("the manifests are for different streams: verify one stream at a time"));
+            }
+            first.stream.clone()
+        }
+        None => global.stream.clone(),
+    };
+    let mut expected = if s.expect.is_empty() { expected_from_runs(&chains)? } else { expected_from_files(&s.expect)? };
+    let window_start = match (s.since, runs.iter().map(|r| r.started).min()) {
+        (Some(since), _) => Some(since),
+        (None, Some(started)) => Some(started - CLOCK_SLACK),
+        (None, None) => None,
+    };
+    let info = fh::describe(&clients.firehose, &stream).await?.ok_or_else(|| {
+        Error::aws(
+            format!("verify delivery stream `{stream}`"),
+            Some("ResourceNotFoundException"),
+            format!("the stream does not exist in {}: its destination bucket is unknown", clients.backend()),
+            Some("verify before `teardown`, or look at the bucket yourself with `aws s3 ls`".into()),
+        )
+    })?;
+    let dest =
+        info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
+    let bucket = dest.bucket().to_string();
+    let extension = if dest.compression == "GZIP" { ".gz" } else { "" };
+    let expected_prefix = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref())
+        .map(|p| p.static_part())
+        .unwrap_or_default();
+    let interval =
+        runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(dest.buffer_interval_s.max(0) as u32);
+    let started = tokio::time::Instant::now();
+    let deadline = if s.no_wait {
+        started
+    } else if let Some(w) = s.wait {
+        started + w
+    } else {
+        // Objects arrive up to IntervalInSeconds after the last record, plus delivery time.
+        let last = runs.iter().filter_map(|r| r.ended).max().unwrap_or_else(Utc::now);
+        let due = last + chrono::Duration::seconds(interval as i64 + 60);
+        started + (due - Utc::now()).to_std().unwrap_or_default()
+    };
+    // Even with every line found, a run's last buffer (and any duplicate in it) lands up to IntervalInSeconds
+    // after the run. When duplicates are possible (entries were resent, or a run resumed another), wait for
+    // that moment before concluding there are none.
+    let duplicates_possible = runs.iter().any(|r| r.retries > 0 || !r.resumed_from.is_empty());
+    let settle = match runs.iter().filter_map(|r| r.ended).max() {
+        Some(last) if !s.no_wait && duplicates_possible => {
+            let at = last + chrono::Duration::seconds(interval as i64) + chrono::Duration::seconds(2);
+            started + (at - Utc::now()).to_std().unwrap_or_default()
+        }
+        _ => started,
+    };
+    if let Some(dir) = &s.keep {
+        std::fs::create_dir_all(dir).map_err(|e| Error::state("create", dir.clone(), e))?;
+    }
+
+    let total = expected.tally().expected;
+    let task = reporter.task("verify", Some(total), Unit::Items);
+    let mut seen_keys: HashSet<String> = HashSet::new();
+    let mut objects: Vec<DeliveredObject> = Vec::new();
+    let mut error_objects: Vec<String> = Vec::new();
+    let prefixes = list_prefixes(&dest, window_start);
+    // Failed deliveries land under the literal part of the error prefix.
+    let error_prefix = dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string());
+    let name_prefix = format!("{stream}-");
+    loop {
+        // List what is new in the window.
+        let mut new = Vec::new();
+        for p in &prefixes {
+            for o in s3::list_objects(&clients.s3, &bucket, p).await? {
+                let in_window = match (window_start, o.last_modified) {
+                    (Some(start), Some(lm)) => lm >= start,
+                    _ => true,
+                };
+                let ours = o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&name_prefix));
+                if in_window && ours && seen_keys.insert(o.key.clone()) {
+                    new.push(o);
+                }
+            }
+        }
+        let keep = s.keep.clone();
+        let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
+            let keep = keep.clone();
+            let bucket = bucket.clone();
+            async move {
+                let lines = download(clients, &bucket, &o.key, keep).await;
+                (o, lines)
+            }
+        }))
+        .buffer_unordered(DOWNLOADS);
+        while let Some((o, lines)) = downloads.next().await {
+            let lines = lines?;
+            let matched = lines.hashes.iter().filter(|h| expected.observe(**h)).count() as u64;
+            let parsed = parse_key(&o.key, &stream);
+            let (key_time, problems) = match &parsed {
+                Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, extension)),
+                Err(why) => (None, vec![why.clone()]),
+            };
+            let delay_s = match (o.last_modified, key_time) {
+                (Some(lm), Some(kt)) => Some((lm - kt).num_milliseconds() as f64 / 1000.0),
+                _ => None,
+            };
+            objects.push(DeliveredObject {
+                key: o.key.clone(),
+                size: o.size,
+                bytes: lines.bytes,
+                lines: lines.hashes.len() as u64,
+                last_modified: o.last_modified,
+                key_time,
+                delay_s,
+                flushed_by: flushed_by(lines.bytes, dest.buffer_size_mib, delay_s, dest.buffer_interval_s),
+                matched_lines: matched,
+                layout_problems: problems,
+            });
+            let t = expected.tally();
+            task.set_position(t.matched);
+            task.set_message(format!(
+                "{} objects · {} missing",
+                format_count(objects.len() as u64),
+                format_count(t.missing)
+            ));
+        }
+        drop(downloads);
+        if let Some(ep) = &error_prefix
+            && !ep.is_empty()
+        {
+            error_objects = s3::list_objects(&clients.s3, &bucket, ep)
+                .await?
+                .into_iter()
+                .filter(|o| window_start.is_none_or(|start| o.last_modified.is_none_or(|lm| lm >= start)))
+                .map(|o| o.key)
+                .collect();
+        }
+        let t = expected.tally();
+        let now = tokio::time::Instant::now();
+        if (t.missing == 0 && now >= settle) || now >= deadline {
+            break;
+        }
+        let left = if t.missing == 0 { settle.min(deadline) - now } else { deadline - now };
+        task.set_message(if t.missing == 0 {
+            format!(
+                "{} objects · all lines found · watching {}s more for late duplicates",
+                format_count(objects.len() as u64),
+                left.as_secs()
+            )
+        } else {
+            format!(
+                "{} objects · {} missing · waiting up to {}s for late objects",
+                format_count(objects.len() as u64),
+                format_count(t.missing),
+                left.as_secs()
+            )
+        });
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+    let waited_s = started.elapsed().as_secs_f64();
+    let tally = expected.tally();
+    let missing_lines = if !s.expect.is_empty() && tally.missing > 0 {
+        missing_lines(&s.expect, &mut expected, SHOW_MISSING)?
+    } else {
+        Vec::new()
+    };
+    objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
+    let buffering = summarize(&objects, dest.buffer_size_mib, dest.buffer_interval_s);
+    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0);
+    task.finish(format!(
+        "{} of {} lines found in {} objects",
+        format_count(tally.matched),
+        format_count(tally.expected),
+        format_count(objects.len() as u64)
+    ));
+    Ok(VerifyReport {
+        stream,
+        bucket,
+        basis: Basis {
+            runs: runs.iter().map(|r| r.run_id.clone()).collect(),
+            expect_files: s.expect.clone(),
+            window_start,
+        },
+        tally,
+        verified,
+        strict: s.strict,
+        delivered_bytes: objects.iter().map(|o| o.size).sum(),
+        layout_ok: objects.iter().all(|o| o.layout_problems.is_empty()),
+        objects,
+        buffering,
+        error_objects,
+        missing_lines,
+        waited_s,
+    })
+}
+
+/// The human report.
+pub fn summary(r: &VerifyReport) -> String {
+    let t = &r.tally;
+    let basis = if r.basis.runs.is_empty() {
+        format!(
+            "the lines of {}",
+            r.basis.expect_files.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        format!("run {}", r.basis.runs.join(" + "))
+    };
+    let mut out = vec![format!("verify `{}` against {basis}", r.stream)];
+    if r.verified {
+        out.push(format!("  OK: all {} lines arrived in s3://{}", format_count(t.expected), r.bucket));
+    } else {
+        out.push(format!(
+            "  FAILED: {} of {} lines missing{}",
+            format_count(t.missing),
+            format_count(t.expected),
+            if r.strict && t.duplicated > 0 {
+                format!(", {} duplicated (--strict)", format_count(t.duplicated))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out.push(format!(
+        "  matched {} · missing {} · duplicated {} (at-least-once delivery) · extra {} (other runs or producers)",
+        format_count(t.matched),
+        format_count(t.missing),
+        format_count(t.duplicated),
+        format_count(t.extra)
+    ));
+    out.push(format!("  delivery: {} ({})", r.buffering.sentence(), format_bytes(r.delivered_bytes)));
+    for o in r.objects.iter().take(3) {
+        out.push(format!(
+            "    {}  {} · {} lines{}",
+            o.key,
+            format_bytes(o.size),
+            format_count(o.lines),
+            o.delay_s.map(|d| format!(" · buffered {d:.1} s")).unwrap_or_default()
+        ));
+    }
+    if r.objects.len() > 3 {
+        out.push(format!("    … and {} more (-o json lists them all)", r.objects.len() - 3));
+    }
+    if r.layout_ok {
+        out.push("  layout: every key follows <prefix>YYYY/MM/DD/HH/<stream>-<version>-<time>-<uuid>".into());
+    } else {
+        let bad: Vec<&DeliveredObject> = r.objects.iter().filter(|o| !o.layout_problems.is_empty()).collect();
+        out.push(format!(
+            "  layout: {} keys deviate from Firehose's layout, e.g. {}: {}",
+            bad.len(),
+            bad[0].key,
+            bad[0].layout_problems.join("; ")
+        ));
+    }
+    if !r.error_objects.is_empty() {
+        out.push(format!(
+            "  delivery failures: {} objects under the error prefix, e.g. {}",
+            r.error_objects.len(),
+            r.error_objects[0]
+        ));
+    }
+    if !r.missing_lines.is_empty() {
+        out.push("  missing lines:".into());
+        out.extend(r.missing_lines.iter().map(|l| format!("    {l}")));
+    }
+    out.join("\n")
+}
+
+pub async fn run(global: &Global, s: &VerifySettings, clients: &Clients, printer: &Printer) -> Result<ExitCode> {
+    let reporter: Arc<dyn Reporter> = printer.reporter();
+    let report = verify(global, s, clients, reporter.as_ref()).await?;
+    if printer.json() {
+        printer.result_json(&json!(report));
+    } else {
+        printer.result(&summary(&report));
+    }
+    Ok(if report.verified { ExitCode::Success } else { ExitCode::Failed })
+}

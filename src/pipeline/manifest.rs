@@ -1,0 +1,283 @@
+//! The run manifest `send` writes and `verify`/`status` read, under `<state-dir>/runs/`:
+//! `<run-id>.json` (what was sent, where, when, and an order-independent digest of the lines) and
+//! `<run-id>.hashes` (one 64-bit hash per acknowledged line, so verify can tell which lines are missing without
+//! the inputs). The manifest is rewritten as the run progresses, so a killed run still has one that covers
+//! every line its checkpoint covers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::local::persist;
+
+/// The hash of one line's bytes (without its `\n`): xxh3-128. Its low 64 bits are what `.hashes` files hold.
+pub fn line_hash(line: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(line)
+}
+
+/// Count + wrapping sum of 128-bit line hashes: equal for equal multisets of lines, whatever their order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub count: u64,
+    pub sum: u128,
+}
+
+impl Digest {
+    pub fn add(&mut self, hash: u128) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(hash);
+    }
+
+    pub fn merge(&mut self, other: &Digest) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Digest", 2)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field("sum", &format!("{:032x}", self.sum))?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            count: u64,
+            sum: String,
+        }
+        let raw = Raw::deserialize(d)?;
+        let sum = u128::from_str_radix(&raw.sum, 16).map_err(serde::de::Error::custom)?;
+        Ok(Digest { count: raw.count, sum })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still sending (or killed: a manifest left in this state belongs to a run that did not finish).
+    Running,
+    Completed,
+    /// Stopped by Ctrl-C/SIGTERM after finishing in-flight batches.
+    Interrupted,
+    /// Gave up (permanent error or retry timeout).
+    Failed,
+}
+
+/// One input of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InputSummary {
+    pub name: String,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Byte offset a checkpoint resumed from (0 when sent from the start).
+    pub resumed_at: u64,
+}
+
+/// `<state-dir>/runs/<run-id>.json`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunManifest {
+    pub run_id: String,
+    pub stream: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub account_id: String,
+    pub started: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub inputs: Vec<InputSummary>,
+    pub lines: u64,
+    pub bytes: u64,
+    pub records: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub rejected_lines: u64,
+    pub failed_records: u64,
+    pub billable_bytes: u64,
+    pub billable_bytes_one_line_per_record: u64,
+    /// Digest of every acknowledged line.
+    pub digest: Digest,
+    /// The stream's IntervalInSeconds when the run started (verify's default deadline uses it).
+    pub buffer_interval_s: Option<u32>,
+    /// Runs whose checkpoint this run continued (their lines may be duplicated in S3 up to what was in flight).
+    #[serde(default)]
+    pub resumed_from: Vec<String>,
+}
+
+impl RunManifest {
+    /// A new run, nothing sent yet.
+    pub fn start(run_id: String, stream: String, region: String, started: DateTime<Utc>) -> Self {
+        RunManifest {
+            run_id,
+            stream,
+            region,
+            endpoint: None,
+            account_id: String::new(),
+            started,
+            ended: None,
+            status: RunStatus::Running,
+            inputs: Vec::new(),
+            lines: 0,
+            bytes: 0,
+            records: 0,
+            batches: 0,
+            retries: 0,
+            throttled: 0,
+            rejected_lines: 0,
+            failed_records: 0,
+            billable_bytes: 0,
+            billable_bytes_one_line_per_record: 0,
+            digest: Digest::default(),
+            buffer_interval_s: None,
+            resumed_from: Vec::new(),
+        }
+    }
+
+    pub fn path(state_dir: &Path, run_id: &str) -> PathBuf {
+        runs_dir(state_dir).join(format!("{run_id}.json"))
+    }
+
+    pub fn hashes_path(state_dir: &Path, run_id: &str) -> PathBuf {
+        runs_dir(state_dir).join(format!("{run_id}.hashes"))
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        let path = Self::path(state_dir, &self.run_id);
+        std::fs::create_dir_all(runs_dir(state_dir)).map_err(|e| Error::state("create", runs_dir(state_dir), e))?;
+        persist::write_json(&path, self).map_err(|e| Error::state("write run manifest", path, e))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read(path).map_err(|source| Error::Input { path: path.to_path_buf(), source })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::usage(format!("`{}` is not a firehose-kit run manifest: {e}", path.display())))
+    }
+}
+
+pub fn runs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("runs")
+}
+
+pub fn checkpoints_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("checkpoints")
+}
+
+pub fn rejects_path(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("rejects").join(format!("{run_id}.log"))
+}
+
+/// A new run id: UTC time plus a random suffix, sortable by start.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+/// Every manifest in the state dir (unreadable files are skipped), oldest first.
+pub fn all_runs(state_dir: &Path) -> Vec<RunManifest> {
+    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else { return Vec::new() };
+    let mut runs: Vec<RunManifest> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| RunManifest::load(&e.path()).ok())
+        .collect();
+    runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.run_id.cmp(&b.run_id)));
+    runs
+}
+
+/// The most recent run for `stream`.
+pub fn latest_run(state_dir: &Path, stream: &str) -> Option<RunManifest> {
+    all_runs(state_dir).into_iter().rev().find(|r| r.stream == stream)
+}
+
+/// Appends line hashes (low 64 bits) to a run's `.hashes` file.
+pub struct HashWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+}
+
+impl HashWriter {
+    pub fn create(path: PathBuf) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::state("create", dir, e))?;
+        }
+        let file = std::fs::File::create(&path).map_err(|e| Error::state("create", path.clone(), e))?;
+        Ok(HashWriter { file: std::io::BufWriter::with_capacity(256 * 1024, file), path })
+    }
+
+    pub fn write(&mut self, hashes: &[u128]) -> Result<()> {
+        for h in hashes {
+            self.file.write_all(&(*h as u64).to_le_bytes()).map_err(|e| Error::state("write", self.path.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Pushes buffered hashes to the file (before the manifest and checkpoint that rely on them are saved).
+    pub fn flush(&mut self) -> Result<()> {
+        self.file.flush().map_err(|e| Error::state("write", self.path.clone(), e))
+    }
+}
+
+/// Reads a `.hashes` file.
+pub fn read_hashes(path: &Path) -> Result<Vec<u64>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Input { path: path.to_path_buf(), source })?;
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, stream: &str, started: DateTime<Utc>) -> RunManifest {
+        RunManifest::start(id.into(), stream.into(), "us-east-2".into(), started)
+    }
+
+    #[test]
+    fn digest_is_order_independent_and_round_trips() {
+        let mut a = Digest::default();
+        let mut b = Digest::default();
+        for line in [&b"x"[..], b"y", b"z"] {
+            a.add(line_hash(line));
+        }
+        for line in [&b"z"[..], b"x", b"y"] {
+            b.add(line_hash(line));
+        }
+        assert_eq!(a, b);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), a);
+        let mut merged = Digest::default();
+        merged.merge(&a);
+        merged.merge(&b);
+        assert_eq!(merged.count, 6);
+    }
+
+    #[test]
+    fn latest_run_is_per_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        manifest("r1", "A", t(100)).save(dir.path()).unwrap();
+        manifest("r2", "A", t(200)).save(dir.path()).unwrap();
+        manifest("r3", "B", t(300)).save(dir.path()).unwrap();
+        assert_eq!(latest_run(dir.path(), "A").unwrap().run_id, "r2");
+        assert_eq!(latest_run(dir.path(), "C"), None);
+        assert_eq!(all_runs(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn hashes_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/x.hashes");
+        let mut w = HashWriter::create(path.clone()).unwrap();
+        w.write(&[line_hash(b"a"), line_hash(b"b")]).unwrap();
+        w.flush().unwrap();
+        assert_eq!(read_hashes(&path).unwrap(), vec![line_hash(b"a") as u64, line_hash(b"b") as u64]);
+        assert!(new_run_id(Utc::now()).len() > 16);
+    }
+}

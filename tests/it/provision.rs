@@ -1,0 +1,312 @@
+//! setup, status and teardown against the embedded emulator, through the binary (exit codes, output) and the
+//! library (what a user sees in progress).
+
+use std::time::Duration;
+
+use firehose_kit::aws::policy;
+use firehose_kit::settings::{Global, SetupSettings};
+use serde_json::Value;
+
+use crate::support::{self, ACCOUNT, Recorder, assert_exit, cli, cli_plain, json_out, start, start_with};
+
+const BUCKET: &str = "firehose-kit-000000000000-us-east-2";
+const ROLE: &str = "firehose-kit-ApacheLogs-delivery";
+
+fn actions(v: &Value) -> Vec<(String, String)> {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["resource"].as_str().unwrap().to_string(), s["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+async fn nothing_exists(c: &firehose_kit::aws::Clients) {
+    assert!(c.s3.list_buckets().send().await.unwrap().buckets().is_empty(), "no bucket");
+    assert!(c.iam.list_roles().send().await.unwrap().roles().is_empty(), "no role");
+    assert!(c.firehose.list_delivery_streams().send().await.unwrap().delivery_stream_names().is_empty(), "no stream");
+}
+
+#[tokio::test]
+async fn setup_creates_hardened_resources_and_a_rerun_changes_nothing() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = &env.clients;
+    let out = cli(env.emu.endpoint(), dir.path(), &["setup", "-o", "json"]);
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    assert_eq!(v["status"], "ACTIVE");
+    assert_eq!(
+        actions(&v),
+        [("bucket".into(), "create".into()), ("role".into(), "create".into()), ("stream".into(), "create".into())]
+    );
+
+    // Bucket: public access blocked, owner enforced, SSE-S3, tags. The TLS-only policy is applied only over
+    // TLS: on this plain-HTTP endpoint it would deny every request, and setup says so.
+    let pab = c.s3.get_public_access_block().bucket(BUCKET).send().await.unwrap();
+    let pab = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        [pab.block_public_acls(), pab.ignore_public_acls(), pab.block_public_policy(), pab.restrict_public_buckets()],
+        [Some(true); 4]
+    );
+    let own = c.s3.get_bucket_ownership_controls().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(own.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
+    assert!(c.s3.get_bucket_policy().bucket(BUCKET).send().await.is_err(), "no TLS policy over plain HTTP");
+    let bucket_step = &v["steps"][0]["changes"];
+    assert!(bucket_step.to_string().contains("the endpoint is plain HTTP"), "{bucket_step}");
+    let location = c.s3.get_bucket_location().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(location.location_constraint().unwrap().as_str(), "us-east-2");
+    let tags = c.s3.get_bucket_tagging().bucket(BUCKET).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    assert!(tags.contains(&("firehose-kit:managed", "true")) && tags.contains(&("firehose-kit:stream", "ApacheLogs")));
+
+    // Role: trust and the inline policy exactly as rendered.
+    let role = c.iam.get_role().role_name(ROLE).send().await.unwrap();
+    let trust = firehose_kit::aws::decode_policy_document(role.role().unwrap().assume_role_policy_document().unwrap());
+    assert!(policy::same_document(&trust, &policy::trust_policy(ACCOUNT)));
+    let inline = c.iam.get_role_policy().role_name(ROLE).policy_name("s3-delivery").send().await.unwrap();
+    let inline = firehose_kit::aws::decode_policy_document(inline.policy_document());
+    assert!(policy::same_document(&inline, &policy::delivery_policy("aws", BUCKET)));
+
+    // Stream: Direct Put, the original demo's buffering, no compression, tagged.
+    let d = c.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
+    let desc = d.delivery_stream_description().unwrap();
+    assert_eq!(desc.delivery_stream_type().as_str(), "DirectPut");
+    let ext = desc.destinations()[0].extended_s3_destination_description().unwrap();
+    let hints = ext.buffering_hints().unwrap();
+    assert_eq!((hints.size_in_mbs(), hints.interval_in_seconds()), (Some(1), Some(60)));
+    assert_eq!(ext.compression_format().as_str(), "UNCOMPRESSED");
+    assert_eq!(ext.bucket_arn(), format!("arn:aws:s3:::{BUCKET}"));
+
+    // A re-run with the same settings is a no-op.
+    let again = cli(env.emu.endpoint(), dir.path(), &["setup", "-o", "json"]);
+    assert_exit(&again, 0);
+    let v = json_out(&again);
+    assert!(actions(&v).iter().all(|(_, a)| a == "unchanged"), "{v}");
+    let d = c.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
+    assert_eq!(d.delivery_stream_description().unwrap().version_id(), "1");
+    let text = cli(env.emu.endpoint(), dir.path(), &["setup"]);
+    assert_exit(&text, 0);
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(stderr.contains("unchanged"), "{stderr}");
+}
+
+#[tokio::test]
+async fn changed_hints_are_applied_with_update_destination() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_exit(&cli(env.emu.endpoint(), dir.path(), &["setup"]), 0);
+    let out = cli(
+        env.emu.endpoint(),
+        dir.path(),
+        &[
+            "setup",
+            "--buffer-size",
+            "5",
+            "--buffer-interval",
+            "300",
+            "--compression",
+            "gzip",
+            "--prefix",
+            "logs/",
+            "-o",
+            "json",
+        ],
+    );
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    let stream_step = v["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "stream").unwrap().clone();
+    assert_eq!(stream_step["action"], "update");
+    let changes: Vec<&str> = stream_step["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(
+        changes.contains(&"buffer size: 1 MiB → 5 MiB") && changes.contains(&"compression: UNCOMPRESSED → GZIP"),
+        "{changes:?}"
+    );
+    let d = env.clients.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
+    let desc = d.delivery_stream_description().unwrap();
+    assert_eq!(desc.version_id(), "2");
+    let ext = desc.destinations()[0].extended_s3_destination_description().unwrap();
+    assert_eq!(
+        (ext.buffering_hints().unwrap().size_in_mbs(), ext.compression_format().as_str(), ext.prefix()),
+        (Some(5), "GZIP", Some("logs/"))
+    );
+
+    // Moving to another bucket is refused with the commands that would do it.
+    let moved = cli(env.emu.endpoint(), dir.path(), &["setup", "--bucket", "another-bucket-name"]);
+    assert_exit(&moved, 1);
+    let stderr = String::from_utf8_lossy(&moved.stderr);
+    assert!(
+        stderr.contains("does not move a stream")
+            && stderr.contains("hint: ")
+            && stderr.contains("teardown --keep-bucket"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_shows_the_plan_and_documents_and_creates_nothing() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(env.emu.endpoint(), dir.path(), &["setup", "--dry-run"]);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in
+        ["will create", "firehose.amazonaws.com", "sts:ExternalId", "s3:PutObject", "aws:SecureTransport", BUCKET]
+    {
+        assert!(stdout.contains(expected), "{expected} missing from:\n{stdout}");
+    }
+    nothing_exists(&env.clients).await;
+    let json = json_out(&cli(env.emu.endpoint(), dir.path(), &["setup", "--dry-run", "-o", "json"]));
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(json["plan"]["delivery_policy"], policy::delivery_policy("aws", BUCKET));
+    nothing_exists(&env.clients).await;
+}
+
+#[tokio::test]
+async fn setup_rides_out_iam_propagation_with_visible_retries() {
+    let env = start_with(|b| b.iam_propagation_delay(Duration::from_secs(2))).await;
+    let global = Global {
+        connection: support::connection(env.emu.endpoint()),
+        stream: "Propagating".into(),
+        output: firehose_kit::cli::OutputFormat::Text,
+        quiet: false,
+        verbose: 0,
+        no_progress: true,
+        state_dir: tempfile::tempdir().unwrap().path().to_path_buf(),
+        settings_file: None,
+    };
+    let settings = SetupSettings::resolve(&Default::default(), &Default::default()).unwrap();
+    let plan = firehose_kit::commands::setup::plan(&global, &settings, &env.clients).await.unwrap();
+    let recorder = Recorder::default();
+    let outcome = firehose_kit::commands::setup::apply(&settings, plan, &env.clients, &recorder).await.unwrap();
+    assert_eq!(outcome.status.as_deref(), Some("ACTIVE"));
+    assert!(outcome.iam_retries >= 1, "retried while the role propagated");
+    let messages = recorder.messages();
+    assert!(messages.iter().any(|m| m.contains("IAM propagation") && m.contains("retry 1")), "{messages:?}");
+}
+
+#[tokio::test]
+async fn invalid_input_exits_2_and_creates_nothing() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"stream_name":"ApacheLogs","region_name":"us-east-2","aws_access_key_id":"AKIAEXAMPLE","aws_secret_access_key":"x"}"#).unwrap();
+    for (args, expected) in [
+        (vec!["--stream", "bad name", "setup"], "stream name `bad name` is invalid"),
+        (vec!["setup", "--buffer-size", "0"], "--buffer-size 0 is out of range"),
+        (vec!["setup", "--buffer-interval", "901"], "--buffer-interval 901 is out of range"),
+        (vec!["setup", "--bucket", "Not_A_Bucket"], "bucket name `Not_A_Bucket` is invalid"),
+        (vec!["setup", "--prefix", "!{timestamp:yyyy}/"], "ErrorOutputPrefix"),
+        (vec!["-c", "config.json", "setup"], "never reads secrets"),
+        (vec!["-c", "missing.toml", "setup"], "cannot read `missing.toml`"),
+    ] {
+        let out = cli(env.emu.endpoint(), dir.path(), &args);
+        assert_exit(&out, 2);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let keys = cli(env.emu.endpoint(), dir.path(), &["-c", "config.json", "setup"]);
+    assert!(String::from_utf8_lossy(&keys.stderr).contains("hint: remove them from the file and use `aws configure`"));
+    nothing_exists(&env.clients).await;
+    // A settings file without keys is accepted (the original demo's format).
+    std::fs::write(dir.path().join("config.json"), r#"{"stream_name":"FromConfig","region_name":"us-east-2"}"#)
+        .unwrap();
+    let out = cli(env.emu.endpoint(), dir.path(), &["-c", "config.json", "setup", "--dry-run", "-o", "json"]);
+    assert_exit(&out, 0);
+    assert_eq!(json_out(&out)["plan"]["stream"], "FromConfig");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_exits_3_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli("http://127.0.0.1:9", dir.path(), &["status"]);
+    assert_exit(&out, 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("caused by: cannot reach the endpoint") && stderr.contains("hint: "), "{stderr}");
+}
+
+#[tokio::test]
+async fn teardown_removes_all_three_and_a_second_run_reports_them_gone() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = &env.clients;
+    assert_exit(&cli(env.emu.endpoint(), dir.path(), &["setup", "--buffer-interval", "0"]), 0);
+    support::put_batch(c, "ApacheLogs", &[b"one line\n".to_vec()]).await;
+    support::eventually("an object", Duration::from_secs(5), || async {
+        (c.s3.list_objects_v2().bucket(BUCKET).send().await.ok()?.key_count()? > 0).then_some(())
+    })
+    .await;
+
+    let status = json_out(&cli(env.emu.endpoint(), dir.path(), &["status", "-o", "json"]));
+    assert_eq!(status["status"], "ACTIVE");
+    assert_eq!(status["delivered"]["objects"], 1);
+    assert_eq!(status["role"], ROLE);
+
+    // Without --yes and without a terminal to ask on, a bucket holding objects is kept.
+    let refused = cli(env.emu.endpoint(), dir.path(), &["teardown"]);
+    assert_exit(&refused, 1);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("re-run with --yes"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    c.s3.head_bucket().bucket(BUCKET).send().await.unwrap();
+
+    let out = cli(env.emu.endpoint(), dir.path(), &["teardown", "--yes", "-o", "json"]);
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    let fates: Vec<&str> = v["resources"].as_array().unwrap().iter().map(|r| r["fate"].as_str().unwrap()).collect();
+    assert_eq!(
+        fates,
+        ["already_gone", "already_gone", "deleted"],
+        "the first teardown removed stream and role already"
+    );
+    nothing_exists(c).await;
+
+    let again = cli(env.emu.endpoint(), dir.path(), &["teardown", "-o", "json"]);
+    assert_exit(&again, 0);
+    let v = json_out(&again);
+    assert!(v["resources"].as_array().unwrap().iter().all(|r| r["fate"] == "already_gone"), "{v}");
+}
+
+#[tokio::test]
+async fn teardown_refuses_same_named_resources_it_did_not_make() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = &env.clients;
+    support::bucket_and_role(c, BUCKET, ROLE).await; // untagged, made by "someone else"
+    let out = cli(env.emu.endpoint(), dir.path(), &["teardown", "--yes"]);
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no firehose-kit:managed tag"), "{stderr}");
+    c.s3.head_bucket().bucket(BUCKET).send().await.expect("bucket untouched");
+    c.iam.get_role().role_name(ROLE).send().await.expect("role untouched");
+    // Setup also refuses to take over a role it did not make.
+    let setup = cli(env.emu.endpoint(), dir.path(), &["setup"]);
+    assert_exit(&setup, 1);
+    assert!(String::from_utf8_lossy(&setup.stderr).contains("was not made by firehose-kit"));
+    // --force removes them.
+    assert_exit(&cli(env.emu.endpoint(), dir.path(), &["teardown", "--yes", "--force"]), 0);
+    assert!(
+        c.iam
+            .get_role()
+            .role_name(ROLE)
+            .send()
+            .await
+            .unwrap_err()
+            .as_service_error()
+            .unwrap()
+            .is_no_such_entity_exception()
+    );
+    assert!(c.s3.head_bucket().bucket(BUCKET).send().await.is_err(), "bucket removed");
+}
+
+#[tokio::test]
+async fn every_command_has_help_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["setup", "send", "verify", "teardown", "status", "local", "demo", "generate", "completions"] {
+        let out = cli_plain(dir.path(), &[cmd, "--help"]);
+        assert_exit(&out, 0);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Examples:") && help.contains("  firehose-kit "), "{cmd}: {help}");
+    }
+}
