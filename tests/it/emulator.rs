@@ -2,8 +2,7 @@
 //! lifecycle, buffering, compression, limits, faults, quotas and durability.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationUpdate, S3DestinationConfiguration, Tag};
@@ -722,41 +721,12 @@ async fn state_persists_across_a_restart_on_the_same_data_dir() {
     assert_eq!(d.delivery_stream_description().unwrap().delivery_stream_status().as_str(), "ACTIVE");
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `firehose-kit local` as a separate process; returns it and its endpoint.
-fn spawn_local(data_dir: &std::path::Path) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firehose-kit"))
-        .args(["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn firehose-kit local");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-    let endpoint = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
-        .to_string();
-    (Process(child), endpoint)
-}
-
 #[tokio::test]
 async fn sigkill_after_acknowledged_puts_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let recs = records(300, 10_000); // 3 MB: two 1 MiB objects before the kill, the rest only in the journal
     {
-        let (mut process, endpoint) = spawn_local(dir.path());
+        let (mut process, endpoint) = support::spawn_local(dir.path());
         let c = support::clients_for(&endpoint).await;
         let (bucket, role) = bucket_and_role(&c, "durable", "durable-role").await;
         active_stream(&c, "Durable", &bucket, &role, 1, 900, false).await;
@@ -770,7 +740,7 @@ async fn sigkill_after_acknowledged_puts_loses_nothing_and_duplicates_nothing() 
         process.0.kill().unwrap(); // SIGKILL: no chance to flush
         process.0.wait().unwrap();
     }
-    let (_process, endpoint) = spawn_local(dir.path());
+    let (_process, endpoint) = support::spawn_local(dir.path());
     let c = support::clients_for(&endpoint).await;
     // A shorter interval (UpdateDestination) flushes what the restarted emulator re-buffered from its journal.
     let update = ExtendedS3DestinationUpdate::builder()
@@ -798,4 +768,22 @@ async fn sigkill_after_acknowledged_puts_loses_nothing_and_duplicates_nothing() 
     let mut expected = recs.clone();
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn sigterm_flushes_every_buffer_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut process, endpoint) = support::spawn_local(dir.path());
+    let c = support::clients_for(&endpoint).await;
+    let (bucket, role) = bucket_and_role(&c, "flushed", "flushed-role").await;
+    active_stream(&c, "Flushed", &bucket, &role, 128, 900, false).await;
+    put_batch(&c, "Flushed", &[b"buffered until shutdown\n".to_vec()]).await;
+    assert_eq!(c.s3.list_objects_v2().bucket("flushed").send().await.unwrap().key_count(), Some(0));
+    std::process::Command::new("kill").args(["-TERM", &process.0.id().to_string()]).status().unwrap();
+    assert_eq!(process.0.wait().unwrap().code(), Some(0));
+    let (_process, endpoint) = support::spawn_local(dir.path());
+    let c = support::clients_for(&endpoint).await;
+    let objs = objects(&c, "flushed", "").await;
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0].1, b"buffered until shutdown\n");
 }

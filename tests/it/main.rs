@@ -5,6 +5,7 @@
 mod support;
 
 mod compat;
+mod demo;
 mod emulator;
 mod provision;
 mod send;

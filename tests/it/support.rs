@@ -354,3 +354,33 @@ pub fn log_file(dir: &std::path::Path, name: &str, lines: u64, seed: u64) -> std
     std::fs::write(&path, &out.stdout).unwrap();
     path
 }
+
+/// A child process killed when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `firehose-kit local` as a separate process; returns it and its endpoint.
+pub fn spawn_local(data_dir: &std::path::Path) -> (Process, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"))
+        .args(["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--data-dir"])
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn firehose-kit local");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let endpoint = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
+        .to_string();
+    (Process(child), endpoint)
+}
