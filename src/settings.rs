@@ -158,7 +158,12 @@ pub struct Global {
 
 impl Global {
     pub fn resolve(args: &GlobalArgs, file: &FileSettings, settings_file: Option<PathBuf>) -> Result<Self> {
-        let stream = args.stream.clone().or_else(|| file.stream.clone()).unwrap_or_else(|| DEFAULT_STREAM.into());
+        let stream = args
+            .stream
+            .clone()
+            .or_else(|| file.stream.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STREAM.into());
         validate_stream_name(&stream)?;
         let region = args.region.clone().or_else(|| file.region.clone()).filter(|r| !r.is_empty());
         if let Some(r) = &region {
@@ -276,7 +281,7 @@ impl SendSettings {
             one_line_per_record: args.one_line_per_record || file.one_line_per_record.unwrap_or(false),
             record_size: args.record_size.or(file.record_size).unwrap_or(MAX_RECORD_BYTES),
             concurrency: args.concurrency.or(file.concurrency).unwrap_or(4),
-            rate: args.rate.or(file.rate),
+            rate: args.rate.or(file.rate.filter(|r| *r > 0.0)),
             follow: args.follow,
             linger: Duration::from_secs_f64(args.linger.or(file.linger).unwrap_or(1.0).max(0.0)),
             from_start: args.from_start,
@@ -331,7 +336,7 @@ impl VerifySettings {
             manifests: args.manifest.clone(),
             expect: args.expect.clone(),
             since,
-            wait: args.wait.or(file.wait).map(Duration::from_secs),
+            wait: args.wait.or(file.wait.filter(|w| *w > 0)).map(Duration::from_secs),
             no_wait: args.no_wait,
             strict: args.strict || file.strict.unwrap_or(false),
             keep: args.keep.clone(),
@@ -500,6 +505,59 @@ mod tests {
             .unwrap();
         assert_eq!(ok.setup.buffer_size, Some(5));
         assert_eq!(ok.setup.compression, Some(Compression::Gzip));
+    }
+
+    #[test]
+    fn the_annotated_template_sets_every_key_to_its_default() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/firehose-kit.toml"));
+        let f = parse_toml(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+        // Every key present (deny_unknown_fields catches keys the code does not know).
+        let top = [
+            f.stream.is_some(),
+            f.region.is_some(),
+            f.profile.is_some(),
+            f.endpoint_url.is_some(),
+            f.state_dir.is_some(),
+            f.output.is_some(),
+        ];
+        let setup = [
+            f.setup.bucket.is_some(),
+            f.setup.buffer_size.is_some(),
+            f.setup.buffer_interval.is_some(),
+            f.setup.compression.is_some(),
+            f.setup.prefix.is_some(),
+            f.setup.error_prefix.is_some(),
+            f.setup.timeout.is_some(),
+            f.setup.iam_retry_timeout.is_some(),
+        ];
+        let send = [
+            f.send.format.is_some(),
+            f.send.one_line_per_record.is_some(),
+            f.send.record_size.is_some(),
+            f.send.concurrency.is_some(),
+            f.send.rate.is_some(),
+            f.send.linger.is_some(),
+            f.send.retry_timeout.is_some(),
+        ];
+        let verify = [f.verify.wait.is_some(), f.verify.strict.is_some()];
+        assert!(top.iter().chain(&setup).chain(&send).chain(&verify).all(|present| *present), "{f:?}");
+        // ... and the values are the defaults: resolving with the file equals resolving without it.
+        let with = Global::resolve(&GlobalArgs::default(), &f, None).unwrap();
+        let without = Global::resolve(&GlobalArgs::default(), &FileSettings::default(), None).unwrap();
+        assert_eq!((with.stream, with.state_dir, with.output), (without.stream, without.state_dir, without.output));
+        assert_eq!(
+            SetupSettings::resolve(&Default::default(), &f.setup).unwrap(),
+            SetupSettings::resolve(&Default::default(), &SetupFile::default()).unwrap()
+        );
+        let args = cli::SendArgs { generate: Some(1), ..Default::default() };
+        assert_eq!(
+            SendSettings::resolve(&args, &f.send).unwrap(),
+            SendSettings::resolve(&args, &SendFile::default()).unwrap()
+        );
+        assert_eq!(
+            VerifySettings::resolve(&Default::default(), &f.verify).unwrap(),
+            VerifySettings::resolve(&Default::default(), &VerifyFile::default()).unwrap()
+        );
     }
 
     #[test]

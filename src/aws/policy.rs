@@ -142,6 +142,40 @@ mod tests {
     }
 
     #[test]
+    fn the_cloudformation_stack_says_what_setup_does() {
+        let cfn = std::fs::read_to_string(format!("{TEMPLATES}/cloudformation.yaml")).unwrap();
+        for action in DELIVERY_ACTIONS {
+            assert_eq!(cfn.matches(&format!("- {action}\n")).count(), 1, "{action}");
+        }
+        for sid in ["FirehoseAssumeRole", "FirehoseS3Delivery", "DenyInsecureTransport"] {
+            assert!(cfn.contains(&format!("Sid: {sid}")), "{sid}");
+        }
+        for text in [
+            "Service: firehose.amazonaws.com",
+            "sts:ExternalId: !Ref AWS::AccountId",
+            "aws:SecureTransport: \"false\"",
+            "ObjectOwnership: BucketOwnerEnforced",
+            "SSEAlgorithm: AES256",
+            "PolicyName: s3-delivery",
+            "RoleName: !Sub \"firehose-kit-${StreamName}-delivery\"",
+            "BucketName: !Sub \"firehose-kit-${AWS::AccountId}-${AWS::Region}\"",
+            "DeliveryStreamType: DirectPut",
+        ] {
+            assert!(cfn.contains(text), "{text}");
+        }
+        assert_eq!(cfn.matches(&format!("Key: {MANAGED_TAG}")).count(), 3, "bucket, role and stream tagged");
+        assert_eq!(cfn.matches(&format!("Key: {STREAM_TAG}")).count(), 3);
+        for flag in [
+            "BlockPublicAcls: true",
+            "IgnorePublicAcls: true",
+            "BlockPublicPolicy: true",
+            "RestrictPublicBuckets: true",
+        ] {
+            assert!(cfn.contains(flag), "{flag}");
+        }
+    }
+
+    #[test]
     fn partitions_follow_the_region() {
         assert_eq!(partition("us-east-2"), "aws");
         assert_eq!(partition("cn-north-1"), "aws-cn");
