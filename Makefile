@@ -30,6 +30,10 @@ fmt:
 bench: build
 	./bench/run
 
+# Regenerates docs/cli.md from the command-line definitions (a test keeps them equal).
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --locked --lib cli::tests::docs_cli_md_matches_the_help
+
 install:
 	$(CARGO) install --locked --path .
 

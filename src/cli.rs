@@ -35,19 +35,19 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// Settings file (default: ./firehose-kit.toml when present; the original demo's config.json is accepted)
-    #[arg(short = 'c', long, env = "FIREHOSE_KIT_CONFIG", global = true, value_name = "FILE")]
+    #[arg(short = 'c', long, env = "FIREHOSE_KIT_CONFIG", hide_env_values = true, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// AWS profile from ~/.aws/config and ~/.aws/credentials
-    #[arg(long, env = "AWS_PROFILE", global = true, value_name = "NAME")]
+    #[arg(long, env = "AWS_PROFILE", hide_env_values = true, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
     /// AWS Region (else the profile's region, else us-east-2)
-    #[arg(long, env = "AWS_REGION", global = true, value_name = "REGION")]
+    #[arg(long, env = "AWS_REGION", hide_env_values = true, global = true, value_name = "REGION")]
     pub region: Option<String>,
 
     /// Send every AWS call to this endpoint (LocalStack, moto, the emulator)
-    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
+    #[arg(long, env = "AWS_ENDPOINT_URL", hide_env_values = true, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
     /// Use the embedded emulator's default endpoint http://127.0.0.1:4566 with its test credentials
@@ -441,6 +441,28 @@ pub struct GenerateArgs {
     pub format: LogFormat,
 }
 
+/// The command reference (`docs/cli.md`), rendered from these definitions: the top-level help and every
+/// command's help, at a fixed width so the document is the same on every machine.
+pub fn reference_markdown() -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command().term_width(100).max_term_width(100);
+    cmd.build();
+    let mut out = String::from(
+        "# Command reference\n\nGenerated from the command-line definitions (`make docs`); a test fails when this file and \
+`--help` disagree.\n\n## firehose-kit\n\n```text\n",
+    );
+    out.push_str(cmd.render_long_help().to_string().trim_end());
+    out.push_str("\n```\n");
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).filter(|n| n != "help").collect();
+    for name in names {
+        let sub = cmd.find_subcommand_mut(&name).expect("listed above");
+        out.push_str(&format!("\n## firehose-kit {name}\n\n```text\n"));
+        out.push_str(sub.render_long_help().to_string().trim_end());
+        out.push_str("\n```\n");
+    }
+    out
+}
+
 /// Durations like `2s`, `500ms`, `1m`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 500ms or 1m: {e}"))
@@ -469,6 +491,17 @@ mod tests {
             let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
             assert!(help.contains("Examples:") && help.contains("firehose-kit"), "{} lacks examples", sub.get_name());
         }
+    }
+
+    #[test]
+    fn docs_cli_md_matches_the_help() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md");
+        let rendered = reference_markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(current == rendered, "docs/cli.md differs from --help: run `make docs` and commit the result");
     }
 
     #[test]

@@ -176,6 +176,85 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_policy_covers_every_call_firehose_kit_makes() {
+        let doc = template("operator-policy.json");
+        let allowed: Vec<String> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|st| match &st["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(list) => list.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+                _ => vec![],
+            })
+            .collect();
+        // SDK calls in src/aws and src/commands, and the IAM action each one needs.
+        let calls = [
+            ("get_caller_identity()", "sts:GetCallerIdentity"),
+            ("create_bucket()", "s3:CreateBucket"),
+            ("head_bucket()", "s3:ListBucket"),
+            ("delete_bucket()", "s3:DeleteBucket"),
+            ("get_bucket_tagging()", "s3:GetBucketTagging"),
+            ("put_bucket_tagging()", "s3:PutBucketTagging"),
+            ("get_public_access_block()", "s3:GetBucketPublicAccessBlock"),
+            ("put_public_access_block()", "s3:PutBucketPublicAccessBlock"),
+            ("get_bucket_ownership_controls()", "s3:GetBucketOwnershipControls"),
+            ("put_bucket_ownership_controls()", "s3:PutBucketOwnershipControls"),
+            ("get_bucket_encryption()", "s3:GetEncryptionConfiguration"),
+            ("put_bucket_encryption()", "s3:PutEncryptionConfiguration"),
+            ("get_bucket_policy()", "s3:GetBucketPolicy"),
+            ("put_bucket_policy()", "s3:PutBucketPolicy"),
+            ("list_objects_v2()", "s3:ListBucket"),
+            ("list_object_versions()", "s3:ListBucketVersions"),
+            ("get_object()", "s3:GetObject"),
+            ("delete_objects()", "s3:DeleteObjectVersion"),
+            ("get_role()", "iam:GetRole"),
+            ("create_role()", "iam:CreateRole"),
+            ("delete_role()", "iam:DeleteRole"),
+            ("tag_role()", "iam:TagRole"),
+            ("list_role_tags()", "iam:ListRoleTags"),
+            ("update_assume_role_policy()", "iam:UpdateAssumeRolePolicy"),
+            ("get_role_policy()", "iam:GetRolePolicy"),
+            ("put_role_policy()", "iam:PutRolePolicy"),
+            ("delete_role_policy()", "iam:DeleteRolePolicy"),
+            ("list_role_policies()", "iam:ListRolePolicies"),
+            ("list_attached_role_policies()", "iam:ListAttachedRolePolicies"),
+            ("detach_role_policy()", "iam:DetachRolePolicy"),
+            ("create_delivery_stream()", "firehose:CreateDeliveryStream"),
+            ("describe_delivery_stream()", "firehose:DescribeDeliveryStream"),
+            ("update_destination()", "firehose:UpdateDestination"),
+            ("delete_delivery_stream()", "firehose:DeleteDeliveryStream"),
+            ("list_tags_for_delivery_stream()", "firehose:ListTagsForDeliveryStream"),
+            ("put_record_batch()", "firehose:PutRecordBatch"),
+        ];
+        let mut sources = String::new();
+        for dir in ["src/aws", "src/commands"] {
+            for entry in std::fs::read_dir(format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+                sources.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            }
+        }
+        for (call, action) in calls {
+            assert!(sources.contains(&format!(".{call}")), "{call} is no longer used: update this list");
+            assert!(
+                allowed.iter().any(|a| a == action),
+                "{action} (for {call}) missing from templates/operator-policy.json"
+            );
+        }
+        // Every `.xxx()` SDK call in the code is in the list above.
+        let known: Vec<&str> = calls.iter().map(|(c, _)| *c).collect();
+        for line in sources.lines().filter(|l| l.contains(".send()")) {
+            let client_call = ["s3.", "iam.", "sts.", "firehose.", "put."].iter().find_map(|c| {
+                line.split(c).nth(1).and_then(|rest| rest.split_once("()")).map(|(m, _)| format!("{m}()"))
+            });
+            if let Some(call) =
+                client_call.filter(|c| c.chars().all(|x| x.is_ascii_lowercase() || x == '_' || x == '(' || x == ')'))
+            {
+                assert!(known.contains(&call.as_str()), "{call} is not in the operator-policy check");
+            }
+        }
+    }
+
+    #[test]
     fn partitions_follow_the_region() {
         assert_eq!(partition("us-east-2"), "aws");
         assert_eq!(partition("cn-north-1"), "aws-cn");

@@ -144,10 +144,11 @@ impl Reporter for Printer {
             bar.enable_steady_tick(Duration::from_millis(120));
             let bar = self.multi.add(bar);
             Box::new(BarTask { bar })
-        } else if self.plain_progress {
-            Box::new(PlainTask::new(label, total, unit))
-        } else {
+        } else if self.quiet {
             Box::new(NoTask)
+        } else {
+            // Without bars: a line every few seconds on a non-terminal, and the final line either way.
+            Box::new(PlainTask::new(label, total, unit, self.plain_progress))
         }
     }
 
@@ -189,6 +190,7 @@ impl Task for BarTask {
 struct PlainTask {
     label: String,
     unit: Unit,
+    periodic: bool,
     state: Mutex<PlainState>,
 }
 
@@ -202,16 +204,17 @@ struct PlainState {
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 impl PlainTask {
-    fn new(label: &str, total: Option<u64>, unit: Unit) -> Self {
+    fn new(label: &str, total: Option<u64>, unit: Unit, periodic: bool) -> Self {
         PlainTask {
             label: label.into(),
             unit,
+            periodic,
             state: Mutex::new(PlainState { pos: 0, total, message: String::new(), last_print: Instant::now() }),
         }
     }
 
     fn maybe_print(&self, state: &mut PlainState) {
-        if state.last_print.elapsed() >= PLAIN_EVERY {
+        if self.periodic && state.last_print.elapsed() >= PLAIN_EVERY {
             state.last_print = Instant::now();
             let progress = match (state.total, self.unit) {
                 (Some(t), Unit::Bytes) => {
