@@ -30,7 +30,7 @@ use crate::aws::{Clients, sdk_error};
 use crate::cli::SendFormat;
 use crate::error::{Error, ExitCode, Result};
 use crate::pipeline::checkpoint::{AckTracker, Checkpoint, FileIdentity};
-use crate::pipeline::control::{Concurrency, backoff};
+use crate::pipeline::control::{Concurrency, ThrottleGate, retry_delay};
 use crate::pipeline::manifest::{self, Digest, HashWriter, InputSummary, RunManifest, RunStatus};
 use crate::pipeline::reader::{self, Event, Input, ReaderConfig, Reject, Rejects, Source};
 use crate::pipeline::records::{Batch, Record, billable, rebatch};
@@ -326,6 +326,7 @@ pub async fn send(
     let mut inflight: FuturesUnordered<PutFuture> = FuturesUnordered::new();
     let mut retry_queue: Vec<(Instant, Batch, u32)> = Vec::new();
     let mut concurrency = Concurrency::new(s.concurrency);
+    let mut gate = ThrottleGate::default();
     let mut reader_done = false;
     let mut stopping = false;
     let mut giving_up: Option<String> = None;
@@ -386,12 +387,38 @@ pub async fn send(
         let now = Instant::now();
         while inflight.len() < concurrency.limit() {
             let Some(pos) = retry_queue.iter().position(|(ready, _, _)| *ready <= now) else { break };
-            let (_, batch, attempt) = retry_queue.swap_remove(pos);
-            inflight.push(put(clients, &stream, batch, attempt));
+            let batch = match gate.allowance(now) {
+                None => {
+                    let (_, batch, attempt) = retry_queue.swap_remove(pos);
+                    (batch, attempt)
+                }
+                Some(budget) if budget < 0.0 => break,
+                Some(budget) => {
+                    // Throttled: send only what the stream has lately been accepting; the rest waits its turn.
+                    let part = retry_queue[pos].1.take_within(budget, &stream);
+                    let attempt = retry_queue[pos].2;
+                    if retry_queue[pos].1.records.is_empty() {
+                        retry_queue.swap_remove(pos);
+                    }
+                    (part, attempt)
+                }
+            };
+            gate.spend(batch.0.data_bytes(), now);
+            inflight.push(put(clients, &stream, batch.0, batch.1));
         }
-        let can_take =
-            !reader_done && !stopping && giving_up.is_none() && fatal.is_none() && inflight.len() < concurrency.limit();
+        // While the stream throttles, the gate holds new and retried batches to its acceptance rate.
+        let gate_wait = gate.ready_at(now);
+        let can_take = !reader_done
+            && !stopping
+            && giving_up.is_none()
+            && fatal.is_none()
+            && gate_wait.is_none()
+            && inflight.len() < concurrency.limit();
         let next_retry = retry_queue.iter().map(|(ready, _, _)| *ready).min();
+        let wake = match (next_retry, gate_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if (reader_done || stopping || giving_up.is_some() || fatal.is_some())
             && inflight.is_empty()
             && (retry_queue.is_empty() || fatal.is_some())
@@ -406,11 +433,13 @@ pub async fn send(
                         let mut throttled = 0u64;
                         let responses = out.request_responses();
                         let mut acked_any = false;
+                        let mut accepted_bytes = 0u64;
                         for (i, record) in batch.records.into_iter().enumerate() {
                             let code = responses.get(i).and_then(|r| r.error_code());
                             match code {
                                 None if i < responses.len() => {
                                     acked_any = true;
+                                    accepted_bytes += record.data.len() as u64;
                                     t.lines += record.lines as u64;
                                     t.bytes += record.data.len() as u64;
                                     t.records += 1;
@@ -436,6 +465,7 @@ pub async fn send(
                         }
                         t.batches += 1;
                         t.throttled += throttled;
+                        gate.on_response(accepted_bytes, throttled > 0, Instant::now());
                         if acked_any {
                             last_progress = Instant::now();
                         }
@@ -447,7 +477,8 @@ pub async fn send(
                             }
                             t.retried_records += failed.len() as u64;
                             let reason = format!("{} of {} entries failed", failed.len(), responses.len());
-                            let ready = Instant::now() + backoff(attempt + 1);
+                            let all_throttled = throttled as usize == failed.len();
+                            let ready = Instant::now() + retry_delay(attempt + 1, all_throttled, last_progress.elapsed());
                             for b in rebatch(&stream, failed) {
                                 retry_queue.push((ready, b, attempt + 1));
                             }
@@ -459,6 +490,7 @@ pub async fn send(
                             if throttled {
                                 t.throttled += batch.records.len() as u64;
                                 concurrency.on_throttled();
+                                gate.on_response(0, true, Instant::now());
                             }
                             t.retried_calls += 1;
                             tracing::debug!("PutRecordBatch failed ({}), retrying the batch", err.code().unwrap_or("transport error"));
@@ -466,7 +498,8 @@ pub async fn send(
                                 giving_up.get_or_insert_with(|| format!("no record accepted for {}s; last error: {}", s.retry_timeout.as_secs(), sdk_error("PutRecordBatch", err).causes().join(": ")));
                                 retry_queue.push((Instant::now(), batch, attempt + 1));
                             } else {
-                                retry_queue.push((Instant::now() + backoff(attempt + 1), batch, attempt + 1));
+                                let delay = retry_delay(attempt + 1, throttled, last_progress.elapsed());
+                                retry_queue.push((Instant::now() + delay, batch, attempt + 1));
                             }
                         }
                         None => {
@@ -491,7 +524,18 @@ pub async fn send(
             event = rx.recv(), if can_take => {
                 match event {
                     None => reader_done = true,
-                    Some(Event::Batch(batch)) => inflight.push(put(clients, &stream, batch, 0)),
+                    Some(Event::Batch(mut batch)) => {
+                        let now = Instant::now();
+                        if let Some(budget) = gate.allowance(now) {
+                            let part = batch.take_within(budget, &stream);
+                            if !batch.records.is_empty() {
+                                retry_queue.push((now, batch, 0));
+                            }
+                            batch = part;
+                        }
+                        gate.spend(batch.data_bytes(), now);
+                        inflight.push(put(clients, &stream, batch, 0));
+                    }
                     Some(Event::Opened { input, name, path, identity, start_offset, start_lines }) => {
                         let path = path.and_then(|p| std::fs::canonicalize(p).ok());
                         states.insert(input, InputState { name, path, identity, tracker: AckTracker::new(start_offset, start_lines), resumed_at: start_offset, lines: 0, bytes: 0 });
@@ -513,7 +557,7 @@ pub async fn send(
                     }
                 }
             }
-            _ = async { match next_retry { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if next_retry.is_some() && inflight.len() < concurrency.limit() => {}
+            _ = async { match wake { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if wake.is_some() && inflight.len() < concurrency.limit() => {}
             _ = stop.cancelled(), if !stopping => {
                 stopping = true;
                 reader_stop.store(true, Ordering::Relaxed);

@@ -115,11 +115,18 @@ fn load_chains(global: &Global, s: &VerifySettings) -> Result<Vec<Vec<(RunManife
     Ok(chains)
 }
 
-/// The expected multiset from run manifests (hash files beside them).
+/// The expected multiset from run manifests (hash files beside them). Hash files are streamed, and a chain of
+/// one run (the usual case) goes straight into the result, so the peak is the map itself.
 fn expected_from_runs(chains: &[Vec<(RunManifest, PathBuf)>]) -> Result<Expected> {
     let total: u64 = chains.iter().flatten().map(|(m, _)| m.digest.count).sum();
     let mut all = Expected::with_capacity(total as usize);
     for chain in chains {
+        if let [(m, dir)] = chain.as_slice() {
+            for_each_hash(&dir.join(format!("{}.hashes", m.run_id)), |batch| {
+                all.add_independent(batch.iter().copied())
+            })?;
+            continue;
+        }
         let mut group = Expected::with_capacity(chain.iter().map(|(m, _)| m.digest.count).sum::<u64>() as usize);
         for (i, (m, dir)) in chain.iter().enumerate() {
             let hashes = read_hashes(&dir.join(format!("{}.hashes", m.run_id)))?;
@@ -132,6 +139,34 @@ fn expected_from_runs(chains: &[Vec<(RunManifest, PathBuf)>]) -> Result<Expected
         all.absorb(group);
     }
     Ok(all)
+}
+
+/// Calls `f` with the hashes of a `.hashes` file, a bounded batch at a time.
+fn for_each_hash(path: &Path, mut f: impl FnMut(&[u64])) -> Result<()> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.to_path_buf(), source })?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut batch = Vec::with_capacity(buf.len() / 8);
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(Error::Input { path: path.to_path_buf(), source }),
+            }
+        }
+        batch.clear();
+        batch.extend(
+            buf[..filled - filled % 8].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
+        f(&batch);
+        if filled < buf.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// The expected multiset from source files.

@@ -12,6 +12,106 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
+/// When to resend records that failed. Throttling is the stream's quota, not these records' fault: the quota
+/// refills every second, so while records are still being accepted, throttled ones are retried within about
+/// 100 ms (every second gets its attempt), backing off only as the time without any acknowledgement grows.
+/// Other failures back off by their own attempt count.
+pub fn retry_delay(attempt: u32, throttled: bool, since_progress: Duration) -> Duration {
+    if throttled { backoff(1 + since_progress.as_secs() as u32) } else { backoff(attempt) }
+}
+
+/// Paces sending while the stream throttles, so throttled records are not resent in a tight loop: once a
+/// response carries throttled entries, data may go out only as fast as the stream has been accepting it over
+/// the last few seconds, plus a margin that probes for more (the estimate then climbs to the quota, and AWS
+/// raises throttled streams' quotas over time). Five seconds without throttling lift the gate.
+#[derive(Debug, Clone)]
+pub struct ThrottleGate {
+    active_until: Option<Instant>,
+    /// Allowed bytes per second while active.
+    rate: f64,
+    /// Bytes that may go out now (negative: in debt).
+    budget: f64,
+    refilled: Instant,
+    /// Bytes accepted in the measurement horizon, oldest first.
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+/// How much more than the measured acceptance rate the gate lets out.
+const PROBE: f64 = 1.5;
+/// The smallest rate the gate assumes: the lowest Direct Put quota AWS documents (1 MiB/s), so a stream that
+/// has accepted nothing yet is still tried about once a second.
+const MIN_RATE: f64 = 1024.0 * 1024.0;
+/// How far back acceptance is measured.
+const HORIZON: Duration = Duration::from_secs(3);
+
+impl Default for ThrottleGate {
+    fn default() -> Self {
+        let now = Instant::now();
+        ThrottleGate { active_until: None, rate: 0.0, budget: 0.0, refilled: now, samples: Default::default() }
+    }
+}
+
+impl ThrottleGate {
+    fn active(&self, now: Instant) -> bool {
+        self.active_until.is_some_and(|t| now < t)
+    }
+
+    /// Accounts for a response: bytes accepted, and whether any entry (or the call) was throttled.
+    pub fn on_response(&mut self, accepted_bytes: u64, throttled: bool, now: Instant) {
+        // Acceptance is measured all the time, so the gate starts from what was getting through just before.
+        self.samples.push_back((now, accepted_bytes));
+        while self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > HORIZON) {
+            self.samples.pop_front();
+        }
+        if throttled {
+            if !self.active(now) {
+                self.budget = 0.0;
+                self.refilled = now;
+            }
+            self.active_until = Some(now + Duration::from_secs(5));
+        }
+        if self.active(now) {
+            let first = self.samples.front().map(|(t, _)| *t).unwrap_or(now);
+            let span = now.duration_since(first).max(Duration::from_secs(1)).as_secs_f64();
+            let accepted: u64 = self.samples.iter().map(|(_, b)| b).sum();
+            self.rate = (accepted as f64 / span * PROBE).max(MIN_RATE);
+        }
+    }
+
+    /// How many bytes may go out now: `None` when the gate is open (no throttling lately), else the budget
+    /// (at least one record may go while it is not negative).
+    pub fn allowance(&mut self, now: Instant) -> Option<f64> {
+        if !self.active(now) {
+            return None;
+        }
+        self.refill(now);
+        Some(self.budget)
+    }
+
+    /// Takes sent bytes from the budget.
+    pub fn spend(&mut self, bytes: u64, now: Instant) {
+        if self.active(now) {
+            self.budget -= bytes as f64;
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.budget = (self.budget + self.rate * dt).min(self.rate);
+    }
+
+    /// When the budget allows sending again (`None`: now, or the gate is not active).
+    pub fn ready_at(&self, now: Instant) -> Option<Instant> {
+        if !self.active(now) {
+            return None;
+        }
+        // The budget is as of the last refill; it has been refilling since.
+        let owed = -self.budget / self.rate.max(1.0) - now.saturating_duration_since(self.refilled).as_secs_f64();
+        (owed > 0.0).then(|| now + Duration::from_secs_f64(owed))
+    }
+}
+
 /// How many batches may be in flight: halves on throttling, grows by one per clean success.
 #[derive(Debug, Clone)]
 pub struct Concurrency {
@@ -69,6 +169,41 @@ mod tests {
         assert!(backoff(4) >= Duration::from_millis(560) && backoff(4) <= Duration::from_millis(1040));
         assert!(backoff(30) <= Duration::from_millis(13_000));
         assert!(backoff(30) >= Duration::from_millis(7_000));
+    }
+
+    #[test]
+    fn throttled_retries_restart_their_schedule_after_progress() {
+        let now = Duration::ZERO;
+        assert!(retry_delay(9, true, now) <= Duration::from_millis(130), "progress was just made: retry soon");
+        assert!(retry_delay(9, false, now) >= Duration::from_millis(7_000), "other failures back off by attempt");
+        assert!(retry_delay(1, true, Duration::from_secs(5)) >= Duration::from_millis(1_100), "a long stall backs off");
+    }
+
+    #[test]
+    fn the_gate_paces_to_the_measured_acceptance_rate_while_throttled() {
+        let mut g = ThrottleGate::default();
+        let t0 = Instant::now();
+        assert_eq!(g.allowance(t0), None, "inactive: anything goes");
+        g.on_response(1_000_000, true, t0);
+        assert_eq!(g.allowance(t0), Some(0.0), "a zero budget: one record may go");
+        g.spend(3_000_000, t0);
+        assert!(g.allowance(t0).unwrap() < 0.0, "then it waits");
+        let ready = g.ready_at(t0).unwrap();
+        let wait = ready.duration_since(t0).as_secs_f64();
+        assert!((1.5..2.5).contains(&wait), "3 MB of debt at ~1.5 MB/s: {wait}");
+        assert!(g.allowance(ready + Duration::from_millis(1)).unwrap() >= 0.0);
+        // After a second, the rate is what was accepted over the horizon, plus the probe.
+        g.on_response(1_000_000, true, t0 + Duration::from_secs(1));
+        assert!((g.rate - 2_000_000.0 * PROBE).abs() < 1.0, "{}", g.rate);
+        g.on_response(0, true, t0 + Duration::from_secs(2));
+        assert!((g.rate - 1_000_000.0 * PROBE).abs() < 1.0, "2 MB over 2 s: {}", g.rate);
+        // Entering with nothing accepted in this response still starts from what got through before.
+        let mut g = ThrottleGate::default();
+        g.on_response(2_000_000, false, t0);
+        g.on_response(0, true, t0 + Duration::from_millis(100));
+        assert!((g.rate - 2_000_000.0 * PROBE).abs() < 1.0, "{}", g.rate);
+        // Five seconds without throttling lift the gate.
+        assert_eq!(g.allowance(t0 + Duration::from_secs(7)), None);
     }
 
     #[test]

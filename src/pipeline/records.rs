@@ -161,6 +161,29 @@ impl Batcher {
     }
 }
 
+impl Batch {
+    /// Splits off the records that fit in `bytes` of data (at least the first one); the rest stays in `self`.
+    pub fn take_within(&mut self, bytes: f64, stream: &str) -> Batch {
+        let mut n = 0;
+        let mut total = 0.0;
+        for r in &self.records {
+            if n > 0 && total + r.data.len() as f64 > bytes {
+                break;
+            }
+            total += r.data.len() as f64;
+            n += 1;
+        }
+        let rest = self.records.split_off(n);
+        let taken = std::mem::replace(&mut self.records, rest);
+        let overhead = encoded_batch_overhead(stream);
+        self.encoded_bytes = overhead + self.records.iter().map(|r| encoded_record_size(r.data.len())).sum::<usize>();
+        Batch {
+            encoded_bytes: overhead + taken.iter().map(|r| encoded_record_size(r.data.len())).sum::<usize>(),
+            records: taken,
+        }
+    }
+}
+
 /// Re-batches records (e.g. failed entries being resent) within the same limits.
 pub fn rebatch(stream: &str, records: Vec<Record>) -> Vec<Batch> {
     let mut batcher = Batcher::new(stream);
@@ -227,6 +250,21 @@ mod tests {
         assert_eq!(p.push(b"a\n", 1, span(0, 2)).unwrap().data, b"a\n");
         assert_eq!(p.push(b"b\n", 2, span(2, 4)).unwrap().hashes, vec![2]);
         assert!(p.flush().is_none());
+    }
+
+    #[test]
+    fn take_within_splits_off_what_fits_and_at_least_one_record() {
+        let records: Vec<Record> =
+            [100, 200, 300].iter().map(|n| Record { data: vec![0; *n], lines: 1, ..Default::default() }).collect();
+        let mut batch = rebatch("S", records).remove(0);
+        let first = batch.take_within(350.0, "S");
+        assert_eq!((first.records.len(), batch.records.len()), (2, 1));
+        let all = batch.take_within(0.0, "S");
+        assert_eq!((all.records.len(), batch.records.len()), (1, 0), "at least one record");
+        assert_eq!(
+            first.encoded_bytes,
+            encoded_batch_overhead("S") + encoded_record_size(100) + encoded_record_size(200)
+        );
     }
 
     #[test]

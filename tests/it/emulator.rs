@@ -374,7 +374,7 @@ async fn stream_goes_creating_active_deleting_gone_with_tags_and_listing() {
     c.firehose.delete_delivery_stream().delivery_stream_name("Life").send().await.unwrap();
     let d = describe().await.unwrap();
     assert_eq!(d.delivery_stream_description().unwrap().delivery_stream_status().as_str(), "DELETING");
-    eventually("stream gone", Duration::from_secs(5), || async {
+    eventually("stream gone", Duration::from_secs(20), || async {
         describe()
             .await
             .err()
@@ -470,7 +470,7 @@ async fn create_needs_a_role_that_trusts_firehose_and_has_propagated() {
 
     // Once the delay has passed the new role works; a role that does not trust Firehose never does.
     let arn = fresh.role().unwrap().arn().to_string();
-    eventually("role propagated", Duration::from_secs(5), || async { create(arn.clone()).await.ok().map(|_| ()) })
+    eventually("role propagated", Duration::from_secs(20), || async { create(arn.clone()).await.ok().map(|_| ()) })
         .await;
     assert!(created_at.elapsed() >= Duration::from_millis(1500));
     tokio::time::sleep(Duration::from_millis(1600)).await; // let the wrong role "propagate" too
@@ -567,7 +567,7 @@ async fn size_hint_cuts_objects_of_about_one_mib_and_interval_delivers_the_rest(
     for chunk in recs.chunks(10) {
         assert_eq!(put_batch(c, "Buf", chunk).await.failed_put_count(), 0);
     }
-    let size_flushed = eventually("three size-flushed objects", Duration::from_secs(5), || async {
+    let size_flushed = eventually("three size-flushed objects", Duration::from_secs(20), || async {
         let objs = objects(c, "buf", "").await;
         (objs.len() >= 3).then_some(objs)
     })
@@ -580,7 +580,7 @@ async fn size_hint_cuts_objects_of_about_one_mib_and_interval_delivers_the_rest(
         assert!(layout_problems(&info, "", "").is_empty(), "{key}");
         assert_eq!(info.version, 1);
     }
-    let all = eventually("the interval-flushed remainder", Duration::from_secs(6), || async {
+    let all = eventually("the interval-flushed remainder", Duration::from_secs(20), || async {
         let objs = objects(c, "buf", "").await;
         (objs.len() == 4).then_some(objs)
     })
@@ -605,13 +605,14 @@ async fn interval_flush_waits_for_the_interval() {
     let put_at = Instant::now();
     put_batch(c, "Ivl", &records(5, 1000)).await;
     put_batch(c, "Ivl", &records(5, 1000)).await;
-    let delivered_at = eventually("the interval flush", Duration::from_secs(6), || async {
+    let delivered_at = eventually("the interval flush", Duration::from_secs(20), || async {
         let n = c.s3.list_objects_v2().bucket("ivl").send().await.unwrap().key_count().unwrap_or(0);
         (n > 0).then(Instant::now)
     })
     .await;
     let waited = delivered_at - put_at;
     assert!(waited >= Duration::from_secs(2), "nothing before the 2 s interval: {waited:?}");
+    assert!(waited < Duration::from_secs(6), "delivered about when the interval ends: {waited:?}");
     let objs = objects(c, "ivl", "").await;
     assert_eq!(objs.len(), 1, "both batches in one object");
     assert_eq!(objs[0].1.len(), 10_000);
@@ -629,7 +630,7 @@ async fn gzip_objects_end_in_gz_and_unzip_to_the_bytes_sent() {
         })
         .collect();
     put_batch(c, "Gz", &recs).await;
-    let objs = eventually("a gzip object", Duration::from_secs(5), || async {
+    let objs = eventually("a gzip object", Duration::from_secs(20), || async {
         let objs = objects(c, "gzipped", "").await;
         (!objs.is_empty()).then_some(objs)
     })
@@ -661,7 +662,7 @@ async fn fail_rate_fails_entries_and_reports_an_exact_failed_put_count() {
     // Exactly the accepted records are delivered.
     let accepted: Vec<u8> =
         recs.iter().enumerate().filter(|(i, _)| !failed.contains(i)).flat_map(|(_, r)| r.clone()).collect();
-    let objs = eventually("delivery", Duration::from_secs(5), || async {
+    let objs = eventually("delivery", Duration::from_secs(20), || async {
         let objs = objects(c, "fail", "").await;
         (!objs.is_empty()).then_some(objs)
     })
@@ -692,7 +693,7 @@ async fn undeliverable_data_is_kept_until_the_bucket_exists_again() {
     put_batch(c, "Gone", &[b"kept\n".to_vec()]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // past the interval: a delivery attempt has failed
     c.s3.create_bucket().bucket("gone").create_bucket_configuration(constraint()).send().await.unwrap();
-    let objs = eventually("delivery after the bucket is back", Duration::from_secs(10), || async {
+    let objs = eventually("delivery after the bucket is back", Duration::from_secs(30), || async {
         let objs = objects(c, "gone", "").await;
         (!objs.is_empty()).then_some(objs)
     })
@@ -733,7 +734,7 @@ async fn sigkill_after_acknowledged_puts_loses_nothing_and_duplicates_nothing() 
         for chunk in recs.chunks(50) {
             assert_eq!(put_batch(&c, "Durable", chunk).await.failed_put_count(), 0);
         }
-        eventually("size-flushed objects", Duration::from_secs(5), || async {
+        eventually("size-flushed objects", Duration::from_secs(20), || async {
             (c.s3.list_objects_v2().bucket("durable").send().await.ok()?.key_count()? >= 2).then_some(())
         })
         .await;
@@ -756,7 +757,7 @@ async fn sigkill_after_acknowledged_puts_loses_nothing_and_duplicates_nothing() 
         .await
         .unwrap();
     let total: usize = recs.iter().map(Vec::len).sum();
-    let objs = eventually("every acknowledged record delivered", Duration::from_secs(10), || async {
+    let objs = eventually("every acknowledged record delivered", Duration::from_secs(30), || async {
         let objs = objects(&c, "durable", "").await;
         (objs.iter().map(|(_, b)| b.len()).sum::<usize>() >= total).then_some(objs)
     })
@@ -786,4 +787,12 @@ async fn sigterm_flushes_every_buffer_then_exits_0() {
     let objs = objects(&c, "flushed", "").await;
     assert_eq!(objs.len(), 1);
     assert_eq!(objs[0].1, b"buffered until shutdown\n");
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_non_loopback_address_unless_allowed() {
+    let err = firehose_kit::local::Emulator::builder().addr("0.0.0.0:0").start().await.err().expect("refused");
+    assert!(err.to_string().contains("--allow-remote"), "{err}");
+    let err = firehose_kit::local::Emulator::builder().addr("localhost").start().await.err().expect("refused");
+    assert!(err.to_string().contains("HOST:PORT"), "{err}");
 }

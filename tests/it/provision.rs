@@ -231,7 +231,7 @@ async fn teardown_removes_all_three_and_a_second_run_reports_them_gone() {
     let c = &env.clients;
     assert_exit(&cli(env.emu.endpoint(), dir.path(), &["setup", "--buffer-interval", "0"]), 0);
     support::put_batch(c, "ApacheLogs", &[b"one line\n".to_vec()]).await;
-    support::eventually("an object", Duration::from_secs(5), || async {
+    support::eventually("an object", Duration::from_secs(20), || async {
         (c.s3.list_objects_v2().bucket(BUCKET).send().await.ok()?.key_count()? > 0).then_some(())
     })
     .await;

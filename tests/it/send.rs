@@ -181,7 +181,7 @@ async fn packed_and_one_line_per_record_deliver_the_same_bytes_and_bills_match_b
         } else {
             assert_eq!((r["records"].as_u64(), r["billable_bytes"].as_u64()), (Some(1000), Some(per_line)));
         }
-        let objects = support::eventually("one object", Duration::from_secs(10), || async {
+        let objects = support::eventually("one object", Duration::from_secs(30), || async {
             let d = delivered(c, &bucket).await;
             (!d.is_empty()).then_some(d)
         })
@@ -290,4 +290,49 @@ async fn json_format_gzip_inputs_and_the_generator() {
     assert_exit(&out, 0);
     assert_eq!(json_out(&out)["lines"], 5000);
     wait_for_lines(&env.clients, DEFAULT_BUCKET, 5002).await;
+}
+
+#[tokio::test]
+async fn a_stream_with_a_processing_lambda_gets_one_line_per_record_and_says_so() {
+    use aws_sdk_firehose::types::{
+        ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor, ProcessorParameter,
+        ProcessorParameterName, ProcessorType,
+    };
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, "lambda-bucket", "lambda-role").await;
+    let lambda = Processor::builder()
+        .r#type(ProcessorType::Lambda)
+        .parameters(
+            ProcessorParameter::builder()
+                .parameter_name(ProcessorParameterName::LambdaArn)
+                .parameter_value("arn:aws:lambda:us-east-2:000000000000:function:enrich")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let dest = ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(bucket)
+        .role_arn(role)
+        .processing_configuration(ProcessingConfiguration::builder().enabled(true).processors(lambda).build())
+        .build()
+        .unwrap();
+    c.firehose
+        .create_delivery_stream()
+        .delivery_stream_name("Enriched")
+        .extended_s3_destination_configuration(dest)
+        .send()
+        .await
+        .unwrap();
+    support::wait_active(c, "Enriched").await;
+    log_file(dir.path(), "a.log", 100, 7);
+    let out = cli(env.emu.endpoint(), dir.path(), &["--stream", "Enriched", "send", "a.log", "-o", "json"]);
+    assert_exit(&out, 0);
+    let r = json_out(&out);
+    assert_eq!((r["one_line_per_record"].as_bool(), r["records"].as_u64()), (Some(true), Some(100)));
+    assert!(r["one_line_per_record_reason"].as_str().unwrap().contains("processing Lambda"), "{r}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sending one line per record"), "{stderr}");
 }

@@ -118,7 +118,7 @@ pub async fn active_stream(
 }
 
 pub async fn wait_active(c: &Clients, name: &str) {
-    eventually("stream ACTIVE", Duration::from_secs(10), || async {
+    eventually("stream ACTIVE", Duration::from_secs(30), || async {
         let d = c.firehose.describe_delivery_stream().delivery_stream_name(name).send().await.ok()?;
         (d.delivery_stream_description()?.delivery_stream_status().as_str() == "ACTIVE").then_some(())
     })

@@ -39,8 +39,18 @@ async fn a_clean_run_and_a_gzip_run_verify() {
     );
     log_file(dir.path(), "more.log", 10_000, 12);
     assert_exit(&cli(env.emu.endpoint(), dir.path(), &["--stream", "Zipped", "send", "more.log"]), 0);
-    let (code, r) = verify(env.emu.endpoint(), dir.path(), &["--stream", "Zipped"]);
+    let (code, r) = verify(env.emu.endpoint(), dir.path(), &["--stream", "Zipped", "--keep", "kept"]);
     assert_eq!(code, 0, "{r}");
+    // --keep saved every object decompressed, under its key without `.gz`.
+    let mut kept = Vec::new();
+    for o in r["objects"].as_array().unwrap() {
+        let key = o["key"].as_str().unwrap().trim_end_matches(".gz");
+        kept.extend(std::fs::read(dir.path().join("kept").join(key)).unwrap());
+    }
+    assert_eq!(
+        support::framed_lines(&kept),
+        support::framed_lines(&std::fs::read(dir.path().join("more.log")).unwrap())
+    );
     assert_eq!(r["matched"], 10_000);
     assert!(r["objects"].as_array().unwrap().iter().all(|o| o["key"].as_str().unwrap().ends_with(".gz")));
     assert_eq!(r["layout_ok"], true);

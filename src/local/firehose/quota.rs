@@ -1,8 +1,9 @@
 //! Direct Put throughput quotas and injected faults.
 //!
-//! A quota is three token buckets per stream (MiB/s, requests/s, records/s; aws-facts.md §5), each holding at
-//! most one second of budget. A request over the request budget fails whole with `ServiceUnavailableException`;
-//! records over the record or byte budget fail one by one inside a 200 response, as real Firehose does.
+//! A quota is three per-second budgets per stream (MiB/s, requests/s, records/s; aws-facts.md §5), metered in
+//! fixed one-second windows: a record is admitted while it fits in what is left of the current second. A
+//! request over the request budget fails whole with `ServiceUnavailableException`; records over the record or
+//! byte budget fail one by one inside a 200 response ("Slow down."), as real Firehose does.
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -62,65 +63,51 @@ impl FromStr for QuotaSpec {
     }
 }
 
-struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-}
-
-impl TokenBucket {
-    fn new(rate: f64) -> Self {
-        TokenBucket { rate, tokens: rate }
-    }
-
-    fn refill(&mut self, seconds: f64) {
-        self.tokens = (self.tokens + self.rate * seconds).min(self.rate);
-    }
-}
-
-/// A stream's live quota state.
+/// A stream's live quota state: what the current one-second window has used.
 pub struct Limiter {
-    bytes: TokenBucket,
-    requests: TokenBucket,
-    records: TokenBucket,
-    last: Instant,
+    quota: Quota,
+    window: Instant,
+    bytes: f64,
+    requests: f64,
+    records: f64,
 }
 
 impl Limiter {
     pub fn new(quota: Quota) -> Self {
-        Limiter {
-            bytes: TokenBucket::new(quota.bytes_per_sec),
-            requests: TokenBucket::new(quota.requests_per_sec),
-            records: TokenBucket::new(quota.records_per_sec),
-            last: Instant::now(),
-        }
+        Limiter { quota, window: Instant::now(), bytes: 0.0, requests: 0.0, records: 0.0 }
     }
 
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let seconds = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.bytes.refill(seconds);
-        self.requests.refill(seconds);
-        self.records.refill(seconds);
+    fn roll(&mut self) {
+        let elapsed = self.window.elapsed().as_secs_f64();
+        if elapsed >= 1.0 {
+            // Windows are aligned to the first one, so a steady sender sees a budget every whole second.
+            self.window += std::time::Duration::from_secs(elapsed.floor() as u64);
+            self.bytes = 0.0;
+            self.requests = 0.0;
+            self.records = 0.0;
+        }
     }
 
     /// Takes one request from the budget; `false` means the whole call is throttled.
     pub fn admit_request(&mut self) -> bool {
-        self.refill();
-        if self.requests.tokens >= 1.0 {
-            self.requests.tokens -= 1.0;
+        self.roll();
+        if self.requests + 1.0 <= self.quota.requests_per_sec {
+            self.requests += 1.0;
             true
         } else {
             false
         }
     }
 
-    /// Takes one record of `size` bytes from the budget; `false` means this record is throttled.
+    /// Takes one record of `size` bytes from the budget; `false` means this record is throttled. A record larger
+    /// than the whole byte budget (only with a tiny custom quota) is admitted into an empty window.
     pub fn admit_record(&mut self, size: usize) -> bool {
+        self.roll();
         let size = size as f64;
-        if self.records.tokens >= 1.0 && self.bytes.tokens >= size {
-            self.records.tokens -= 1.0;
-            self.bytes.tokens -= size;
+        let fits = self.bytes + size <= self.quota.bytes_per_sec || self.bytes == 0.0;
+        if self.records + 1.0 <= self.quota.records_per_sec && fits {
+            self.records += 1.0;
+            self.bytes += size;
             true
         } else {
             false
@@ -194,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn limiter_admits_one_second_of_budget_then_refuses() {
+    fn limiter_admits_one_second_of_budget_per_window() {
         let mut l = Limiter::new(Quota { bytes_per_sec: 1000.0, requests_per_sec: 2.0, records_per_sec: 5.0 });
         assert!(l.admit_request());
         assert!(l.admit_request());
@@ -202,6 +189,12 @@ mod tests {
         assert!(l.admit_record(600));
         assert!(!l.admit_record(600), "bytes budget spent");
         assert!(l.admit_record(400));
+        // The next window has a fresh budget.
+        l.window -= std::time::Duration::from_secs(1);
+        assert!(l.admit_request());
+        assert!(l.admit_record(1000));
+        l.window -= std::time::Duration::from_secs(1);
+        assert!(l.admit_record(5000), "a record larger than the budget fits an empty window");
     }
 
     #[test]
