@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -115,69 +115,37 @@ fn load_chains(global: &Global, s: &VerifySettings) -> Result<Vec<Vec<(RunManife
     Ok(chains)
 }
 
-/// The expected multiset from run manifests (hash files beside them). Hash files are streamed, and a chain of
-/// one run (the usual case) goes straight into the result, so the peak is the map itself.
+/// The expected multiset from run manifests (hash files beside them): 16 bytes per distinct line.
 fn expected_from_runs(chains: &[Vec<(RunManifest, PathBuf)>]) -> Result<Expected> {
-    let total: u64 = chains.iter().flatten().map(|(m, _)| m.digest.count).sum();
-    let mut all = Expected::with_capacity(total as usize);
+    let mut all: Option<Expected> = None;
     for chain in chains {
-        if let [(m, dir)] = chain.as_slice() {
-            for_each_hash(&dir.join(format!("{}.hashes", m.run_id)), |batch| {
-                all.add_independent(batch.iter().copied())
-            })?;
-            continue;
+        let mut group: Option<Expected> = None;
+        for (m, dir) in chain {
+            let run = Expected::from_hashes(read_hashes(&dir.join(format!("{}.hashes", m.run_id)))?);
+            group = Some(match group {
+                None => run,
+                Some(earlier) => Expected::resumed(earlier, run),
+            });
         }
-        let mut group = Expected::with_capacity(chain.iter().map(|(m, _)| m.digest.count).sum::<u64>() as usize);
-        for (i, (m, dir)) in chain.iter().enumerate() {
-            let hashes = read_hashes(&dir.join(format!("{}.hashes", m.run_id)))?;
-            if i == 0 {
-                group.add_independent(hashes);
-            } else {
-                group.add_resumed(&hashes);
-            }
-        }
-        all.absorb(group);
-    }
-    Ok(all)
-}
-
-/// Calls `f` with the hashes of a `.hashes` file, a bounded batch at a time.
-fn for_each_hash(path: &Path, mut f: impl FnMut(&[u64])) -> Result<()> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.to_path_buf(), source })?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut batch = Vec::with_capacity(buf.len() / 8);
-    loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(Error::Input { path: path.to_path_buf(), source }),
-            }
-        }
-        batch.clear();
-        batch.extend(
-            buf[..filled - filled % 8].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-        );
-        f(&batch);
-        if filled < buf.len() {
-            return Ok(());
+        if let Some(group) = group {
+            all = Some(match all {
+                None => group,
+                Some(other) => Expected::sum(other, group),
+            });
         }
     }
+    Ok(all.unwrap_or_default())
 }
 
 /// The expected multiset from source files.
 fn expected_from_files(files: &[PathBuf]) -> Result<Expected> {
-    let mut e = Expected::default();
+    let mut hashes = Vec::new();
     for path in files {
         let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.clone(), source })?;
-        let lines = read_lines(file, None).map_err(|source| Error::Input { path: path.clone(), source })?;
-        e.add_independent(lines.hashes);
+        read_lines(file, None, &mut |h| hashes.extend_from_slice(h))
+            .map_err(|source| Error::Input { path: path.clone(), source })?;
     }
-    Ok(e)
+    Ok(Expected::from_hashes(hashes))
 }
 
 /// Prints (up to `max`) expected lines that did not arrive, as `file:line: text`.
@@ -201,7 +169,7 @@ fn missing_lines(files: &[PathBuf], expected: &mut Expected, max: usize) -> Resu
 /// The text of a source file (gunzipped when it is gzip), without its final newline.
 fn decompressed(raw: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    read_lines(raw, Some(&mut out)).ok()?;
+    read_lines(raw, Some(&mut out), &mut |_| {}).ok()?;
     if out.last() == Some(&b'\n') {
         out.pop();
     }
@@ -229,7 +197,15 @@ fn list_prefixes(dest: &DestinationSpec, since: Option<DateTime<Utc>>) -> Vec<St
     }
 }
 
-async fn download(clients: &Clients, bucket: &str, key: &str, keep: Option<PathBuf>) -> Result<ObjectLines> {
+/// Streams one object through the line hasher into `expected`; returns what it held and how many of its lines
+/// were expected ones.
+async fn download(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    keep: Option<PathBuf>,
+    expected: Arc<Mutex<Expected>>,
+) -> Result<(ObjectLines, u64)> {
     let out = clients
         .s3
         .get_object()
@@ -240,7 +216,7 @@ async fn download(clients: &Clients, bucket: &str, key: &str, keep: Option<PathB
         .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
     let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
     let key = key.to_string();
-    tokio::task::spawn_blocking(move || -> Result<ObjectLines> {
+    tokio::task::spawn_blocking(move || -> Result<(ObjectLines, u64)> {
         let mut keep_file = match &keep {
             Some(dir) => {
                 let path = dir.join(&key);
@@ -256,8 +232,14 @@ async fn download(clients: &Clients, bucket: &str, key: &str, keep: Option<PathB
             }
             None => None,
         };
-        read_lines(reader, keep_file.as_mut().map(|f| f as &mut dyn std::io::Write))
-            .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))
+        let mut matched = 0u64;
+        let mut observe = |hashes: &[u64]| {
+            let mut e = expected.lock().expect("expected lock");
+            matched += hashes.iter().filter(|h| e.observe(**h)).count() as u64;
+        };
+        let info = read_lines(reader, keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), &mut observe)
+            .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
+        Ok((info, matched))
     })
     .await
     .map_err(|e| Error::failed(format!("download task failed: {e}")))?
@@ -284,7 +266,9 @@ pub async fn verify(
         }
         None => global.stream.clone(),
     };
-    let mut expected = if s.expect.is_empty() { expected_from_runs(&chains)? } else { expected_from_files(&s.expect)? };
+    let expected = if s.expect.is_empty() { expected_from_runs(&chains)? } else { expected_from_files(&s.expect)? };
+    let expected = Arc::new(Mutex::new(expected));
+    let tally = || expected.lock().expect("expected lock").tally();
     let window_start = match (s.since, runs.iter().map(|r| r.started).min()) {
         (Some(since), _) => Some(since),
         (None, Some(started)) => Some(started - CLOCK_SLACK),
@@ -333,7 +317,7 @@ pub async fn verify(
         std::fs::create_dir_all(dir).map_err(|e| Error::state("create", dir.clone(), e))?;
     }
 
-    let total = expected.tally().expected;
+    let total = tally().expected;
     let task = reporter.task("verify", Some(total), Unit::Items);
     let mut seen_keys: HashSet<String> = HashSet::new();
     let mut objects: Vec<DeliveredObject> = Vec::new();
@@ -361,15 +345,15 @@ pub async fn verify(
         let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
             let keep = keep.clone();
             let bucket = bucket.clone();
+            let expected = expected.clone();
             async move {
-                let lines = download(clients, &bucket, &o.key, keep).await;
+                let lines = download(clients, &bucket, &o.key, keep, expected).await;
                 (o, lines)
             }
         }))
         .buffer_unordered(DOWNLOADS);
         while let Some((o, lines)) = downloads.next().await {
-            let lines = lines?;
-            let matched = lines.hashes.iter().filter(|h| expected.observe(**h)).count() as u64;
+            let (lines, matched) = lines?;
             let parsed = parse_key(&o.key, &stream);
             let (key_time, problems) = match &parsed {
                 Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, extension)),
@@ -383,7 +367,7 @@ pub async fn verify(
                 key: o.key.clone(),
                 size: o.size,
                 bytes: lines.bytes,
-                lines: lines.hashes.len() as u64,
+                lines: lines.lines,
                 last_modified: o.last_modified,
                 key_time,
                 delay_s,
@@ -391,7 +375,7 @@ pub async fn verify(
                 matched_lines: matched,
                 layout_problems: problems,
             });
-            let t = expected.tally();
+            let t = tally();
             task.set_position(t.matched);
             task.set_message(format!(
                 "{} objects · {} missing",
@@ -410,7 +394,7 @@ pub async fn verify(
                 .map(|o| o.key)
                 .collect();
         }
-        let t = expected.tally();
+        let t = tally();
         let now = tokio::time::Instant::now();
         if (t.missing == 0 && now >= settle) || now >= deadline {
             break;
@@ -433,9 +417,9 @@ pub async fn verify(
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
     }
     let waited_s = started.elapsed().as_secs_f64();
-    let tally = expected.tally();
+    let tally = tally();
     let missing_lines = if !s.expect.is_empty() && tally.missing > 0 {
-        missing_lines(&s.expect, &mut expected, SHOW_MISSING)?
+        missing_lines(&s.expect, &mut expected.lock().expect("expected lock"), SHOW_MISSING)?
     } else {
         Vec::new()
     };

@@ -1,41 +1,41 @@
 //! Comparing what arrived with what was sent, as multisets of line hashes: matched, missing, duplicated (Firehose
-//! is at-least-once) and extra (lines of another run or producer in the same window). Memory is proportional to
-//! the distinct expected lines (a 64-bit hash and two counters each), never to the delivered volume.
+//! is at-least-once) and extra (lines of another run or producer in the same window).
+//!
+//! Memory is proportional to the distinct expected lines and never to the delivered volume: a sorted array of
+//! 64-bit hashes plus two 32-bit counters, 16 bytes per distinct line with no hash-table slack, and a directory
+//! of where each run of leading bits starts (half a byte per line). The hashes are uniform, so the directory
+//! narrows a lookup to about eight neighbouring keys.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// The keys are already uniformly distributed hashes: use them as they are.
-#[derive(Default)]
-pub struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type Map = HashMap<u64, Counts, BuildHasherDefault<IdentityHasher>>;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Counts {
-    expected: u32,
-    seen: u32,
-}
+use std::cmp::Ordering;
 
 /// The expected multiset and what has been seen of it.
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Expected {
-    map: Map,
+    keys: Vec<u64>,
+    expected: Vec<u32>,
+    seen: Vec<u32>,
     extra: u64,
+    /// `directory[b]` is the first key whose top `bits` bits are at least `b`.
+    directory: Vec<u32>,
+    bits: u32,
+}
+
+/// Builds the directory over sorted keys: about eight keys per entry.
+fn directory(keys: &[u64]) -> (Vec<u32>, u32) {
+    if keys.is_empty() {
+        return (Vec::new(), 0);
+    }
+    let bits = (keys.len() / 8).max(1).ilog2().max(1);
+    let mut dir = Vec::with_capacity((1usize << bits) + 1);
+    let mut i = 0usize;
+    for b in 0..(1u64 << bits) {
+        while i < keys.len() && (keys[i] >> (64 - bits)) < b {
+            i += 1;
+        }
+        dir.push(i as u32);
+    }
+    dir.push(keys.len() as u32);
+    (dir, bits)
 }
 
 /// The outcome of a comparison.
@@ -49,36 +49,89 @@ pub struct Tally {
 }
 
 impl Expected {
-    pub fn with_capacity(n: usize) -> Self {
-        Expected { map: Map::with_capacity_and_hasher(n, Default::default()), extra: 0 }
+    /// The multiset of `hashes` (sorted in place, then collapsed to distinct keys with counts).
+    pub fn from_hashes(mut hashes: Vec<u64>) -> Self {
+        hashes.sort_unstable();
+        let mut expected: Vec<u32> = Vec::new();
+        let mut write = 0usize;
+        for read in 0..hashes.len() {
+            if write > 0 && hashes[write - 1] == hashes[read] {
+                let last = expected.last_mut().expect("a key was written");
+                *last = last.saturating_add(1);
+            } else {
+                hashes[write] = hashes[read];
+                write += 1;
+                expected.push(1);
+            }
+        }
+        hashes.truncate(write);
+        hashes.shrink_to_fit();
+        expected.shrink_to_fit();
+        let seen = vec![0; hashes.len()];
+        let (directory, bits) = directory(&hashes);
+        Expected { keys: hashes, expected, seen, extra: 0, directory, bits }
     }
 
-    /// Adds lines sent independently of those already added (another producer): counts add up.
-    pub fn add_independent(&mut self, hashes: impl IntoIterator<Item = u64>) {
-        for h in hashes {
-            self.map.entry(h).or_default().expected += 1;
+    /// Merges two expectations key by key with `combine` on the counts (nothing seen yet).
+    fn merge(a: Expected, b: Expected, combine: impl Fn(u32, u32) -> u32) -> Expected {
+        let n = a.keys.len() + b.keys.len();
+        let (mut keys, mut expected) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut i, mut j) = (0, 0);
+        while i < a.keys.len() || j < b.keys.len() {
+            let order = match (a.keys.get(i), b.keys.get(j)) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            match order {
+                Ordering::Less => {
+                    keys.push(a.keys[i]);
+                    expected.push(combine(a.expected[i], 0));
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    keys.push(b.keys[j]);
+                    expected.push(combine(0, b.expected[j]));
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    keys.push(a.keys[i]);
+                    expected.push(combine(a.expected[i], b.expected[j]));
+                    i += 1;
+                    j += 1;
+                }
+            }
         }
+        let seen = vec![0; keys.len()];
+        let (directory, bits) = directory(&keys);
+        Expected { keys, expected, seen, extra: 0, directory, bits }
     }
 
-    /// Adds a run that resumed an earlier one already added: the same source line sent by both runs is one
-    /// line, so per line the larger count wins (re-sent lines that both runs acknowledged count once, and a
-    /// second copy in S3 is reported as a duplicate).
-    pub fn add_resumed(&mut self, hashes: &[u64]) {
-        let mut counts: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>> = HashMap::default();
-        for h in hashes {
-            *counts.entry(*h).or_default() += 1;
+    /// Lines sent independently (another producer): counts add up.
+    pub fn sum(a: Expected, b: Expected) -> Expected {
+        Self::merge(a, b, u32::saturating_add)
+    }
+
+    /// A run that resumed `earlier`: the same source line sent by both runs is one line, so per line the larger
+    /// count wins (lines both runs acknowledged count once; a second copy in S3 is a duplicate).
+    pub fn resumed(earlier: Expected, later: Expected) -> Expected {
+        Self::merge(earlier, later, u32::max)
+    }
+
+    fn find(&self, hash: u64) -> Option<usize> {
+        if self.keys.is_empty() {
+            return None;
         }
-        for (h, n) in counts {
-            let e = self.map.entry(h).or_default();
-            e.expected = e.expected.max(n);
-        }
+        let b = (hash >> (64 - self.bits)) as usize;
+        let (lo, hi) = (self.directory[b] as usize, self.directory[b + 1] as usize);
+        self.keys[lo..hi].binary_search(&hash).ok().map(|i| lo + i)
     }
 
     /// Records one delivered line; `true` when it is one of the expected lines.
     pub fn observe(&mut self, hash: u64) -> bool {
-        match self.map.get_mut(&hash) {
-            Some(c) => {
-                c.seen = c.seen.saturating_add(1);
+        match self.find(hash) {
+            Some(i) => {
+                self.seen[i] = self.seen[i].saturating_add(1);
                 true
             }
             None => {
@@ -88,24 +141,11 @@ impl Expected {
         }
     }
 
-    /// Adds another expectation's counts to this one (independent producers).
-    pub fn absorb(&mut self, other: Expected) {
-        self.map.reserve(other.map.len());
-        for (h, c) in other.map {
-            self.map.entry(h).or_default().expected += c.expected;
-        }
-    }
-
-    /// How many more times this line is expected than seen (for printing missing lines).
-    pub fn missing_count(&self, hash: u64) -> u32 {
-        self.map.get(&hash).map(|c| c.expected.saturating_sub(c.seen)).unwrap_or(0)
-    }
-
-    /// Marks one missing occurrence as reported.
+    /// Marks one missing occurrence of a line as reported; `false` when it is not missing.
     pub fn take_missing(&mut self, hash: u64) -> bool {
-        match self.map.get_mut(&hash) {
-            Some(c) if c.seen < c.expected => {
-                c.seen += 1;
+        match self.find(hash) {
+            Some(i) if self.seen[i] < self.expected[i] => {
+                self.seen[i] += 1;
                 true
             }
             _ => false,
@@ -114,8 +154,8 @@ impl Expected {
 
     pub fn tally(&self) -> Tally {
         let mut t = Tally { extra: self.extra, ..Default::default() };
-        for c in self.map.values() {
-            let (e, s) = (c.expected as u64, c.seen as u64);
+        for (e, s) in self.expected.iter().zip(&self.seen) {
+            let (e, s) = (*e as u64, *s as u64);
             t.expected += e;
             t.matched += e.min(s);
             t.missing += e.saturating_sub(s);
@@ -125,7 +165,7 @@ impl Expected {
     }
 
     pub fn distinct(&self) -> usize {
-        self.map.len()
+        self.keys.len()
     }
 }
 
@@ -135,31 +175,42 @@ mod tests {
 
     #[test]
     fn multiset_comparison_reports_each_kind() {
-        let mut e = Expected::default();
-        e.add_independent([1, 2, 2, 3]);
+        let mut e = Expected::from_hashes(vec![2, 1, 3, 2]);
         for h in [1, 2, 3, 3, 9] {
             e.observe(h);
         }
         assert_eq!(e.tally(), Tally { expected: 4, matched: 3, missing: 1, duplicated: 1, extra: 1 });
-        assert_eq!(e.missing_count(2), 1);
         assert!(e.take_missing(2));
         assert!(!e.take_missing(2));
+        assert_eq!(e.distinct(), 3);
     }
 
     #[test]
     fn independent_producers_add_up_but_a_resumed_run_does_not_double_count() {
-        let mut e = Expected::default();
-        e.add_independent([7]);
-        e.add_independent([7]);
+        let e = Expected::sum(Expected::from_hashes(vec![7]), Expected::from_hashes(vec![7]));
         assert_eq!(e.tally().expected, 2, "two hosts each sent the line");
-        let mut chain = Expected::default();
-        chain.add_independent([1, 2, 3]); // killed run acknowledged 1, 2, 3
-        chain.add_resumed(&[3, 4]); // resumed run re-sent 3 (in flight at the kill), then 4
+        // The killed run acknowledged 1, 2, 3; the resumed run re-sent 3 (in flight at the kill), then 4.
+        let mut chain = Expected::resumed(Expected::from_hashes(vec![1, 2, 3]), Expected::from_hashes(vec![3, 4]));
         assert_eq!(chain.tally().expected, 4);
         for h in [1, 2, 3, 3, 4] {
             chain.observe(h);
         }
         let t = chain.tally();
         assert_eq!((t.missing, t.duplicated), (0, 1), "the re-sent line is a duplicate in S3");
+    }
+
+    #[test]
+    fn lookups_find_every_key_among_many_uniform_hashes_and_nothing_else() {
+        let keys: Vec<u64> = (0..200_000u64).map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())).collect();
+        let mut e = Expected::from_hashes(keys.clone());
+        assert!(keys.iter().all(|k| e.observe(*k)));
+        for probe in [0u64, 1, u64::MAX, u64::MAX / 2] {
+            assert!(!e.observe(probe) || keys.contains(&probe));
+        }
+        assert_eq!(e.tally().matched, 200_000);
+        let mut edges = Expected::from_hashes(vec![0, u64::MAX, 1 << 63, (1 << 63) - 1]);
+        assert!([0, u64::MAX, 1 << 63, (1 << 63) - 1].iter().all(|k| edges.observe(*k)));
+        assert!(!edges.observe(5));
+        assert!(!Expected::default().observe(1));
     }
 }

@@ -1,25 +1,33 @@
 //! Reading a delivered object back into line hashes, streaming: decompressed when it is gzip (by extension or
 //! magic bytes; several gzip members are read too), split on `\n`, each line hashed as `send` hashed it.
-//! Optionally the decompressed bytes are copied out (`verify --keep`).
+//! Hashes are handed over in bounded batches, so memory does not grow with the object. Optionally the
+//! decompressed bytes are copied out (`verify --keep`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 
 use crate::pipeline::manifest::line_hash;
 
-/// The lines of one object.
+/// What one object held.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectLines {
-    /// Low 64 bits of each line's hash, in order.
-    pub hashes: Vec<u64>,
+    pub lines: u64,
     /// Decompressed size.
     pub bytes: u64,
     pub gzip: bool,
 }
 
+/// Line hashes handed to the caller at a time.
+const HASH_BATCH: usize = 64 * 1024;
+
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Reads an object's body; `keep` receives the decompressed bytes.
-pub fn read_lines(body: impl Read, mut keep: Option<&mut dyn Write>) -> std::io::Result<ObjectLines> {
+/// Reads an object's body, giving `on_hashes` the low 64 bits of each line's hash, in order and in batches;
+/// `keep` receives the decompressed bytes.
+pub fn read_lines(
+    body: impl Read,
+    mut keep: Option<&mut dyn Write>,
+    on_hashes: &mut dyn FnMut(&[u64]),
+) -> std::io::Result<ObjectLines> {
     let mut peek = BufReader::with_capacity(256 * 1024, body);
     let gzip = peek.fill_buf()?.starts_with(&GZIP_MAGIC);
     let mut reader: Box<dyn Read> =
@@ -27,6 +35,7 @@ pub fn read_lines(body: impl Read, mut keep: Option<&mut dyn Write>) -> std::io:
     let mut out = ObjectLines { gzip, ..Default::default() };
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry: Vec<u8> = Vec::new();
+    let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -42,20 +51,27 @@ pub fn read_lines(body: impl Read, mut keep: Option<&mut dyn Write>) -> std::io:
         let mut start = 0;
         for i in memchr::memchr_iter(b'\n', chunk) {
             if carry.is_empty() {
-                out.hashes.push(line_hash(&chunk[start..i]) as u64);
+                hashes.push(line_hash(&chunk[start..i]) as u64);
             } else {
                 carry.extend_from_slice(&chunk[start..i]);
-                out.hashes.push(line_hash(&carry) as u64);
+                hashes.push(line_hash(&carry) as u64);
                 carry.clear();
             }
             start = i + 1;
         }
         carry.extend_from_slice(&chunk[start..]);
+        if hashes.len() >= HASH_BATCH {
+            out.lines += hashes.len() as u64;
+            on_hashes(&hashes);
+            hashes.clear();
+        }
     }
     if !carry.is_empty() {
         // A final line without `\n` (not what `send` writes, but other producers may).
-        out.hashes.push(line_hash(&carry) as u64);
+        hashes.push(line_hash(&carry) as u64);
     }
+    out.lines += hashes.len() as u64;
+    on_hashes(&hashes);
     Ok(out)
 }
 
@@ -63,14 +79,19 @@ pub fn read_lines(body: impl Read, mut keep: Option<&mut dyn Write>) -> std::io:
 mod tests {
     use super::*;
 
+    fn hashes_of(body: &[u8], keep: Option<&mut dyn Write>) -> (ObjectLines, Vec<u64>) {
+        let mut all = Vec::new();
+        let info = read_lines(body, keep, &mut |h| all.extend_from_slice(h)).unwrap();
+        (info, all)
+    }
+
     #[test]
     fn plain_and_multi_member_gzip_objects_give_the_same_hashes() {
         let text = b"a\r\nb\n\nc\n";
-        let plain = read_lines(&text[..], None).unwrap();
-        assert_eq!(
-            plain.hashes,
-            vec![line_hash(b"a\r") as u64, line_hash(b"b") as u64, line_hash(b"") as u64, line_hash(b"c") as u64]
-        );
+        let (plain, plain_hashes) = hashes_of(&text[..], None);
+        let expected = [line_hash(b"a\r"), line_hash(b"b"), line_hash(b""), line_hash(b"c")];
+        assert_eq!(plain_hashes, expected.map(|h| h as u64));
+        assert_eq!(plain.lines, 4);
         assert!(!plain.gzip);
         let mut gz = Vec::new();
         for part in [&b"a\r\nb\n"[..], b"\nc\n"] {
@@ -79,8 +100,8 @@ mod tests {
             gz.extend(e.finish().unwrap());
         }
         let mut kept = Vec::new();
-        let zipped = read_lines(&gz[..], Some(&mut kept)).unwrap();
-        assert_eq!(zipped.hashes, plain.hashes);
+        let (zipped, zipped_hashes) = hashes_of(&gz[..], Some(&mut kept));
+        assert_eq!(zipped_hashes, plain_hashes);
         assert!(zipped.gzip);
         assert_eq!(kept, text);
         assert_eq!(zipped.bytes, text.len() as u64);
@@ -90,7 +111,18 @@ mod tests {
     fn lines_split_across_reads_and_a_missing_final_newline() {
         let mut data = vec![b'x'; 300 * 1024];
         data.extend_from_slice(b"\ntail");
-        let got = read_lines(&data[..], None).unwrap();
-        assert_eq!(got.hashes, vec![line_hash(&vec![b'x'; 300 * 1024]) as u64, line_hash(b"tail") as u64]);
+        let (info, got) = hashes_of(&data, None);
+        assert_eq!(got, vec![line_hash(&vec![b'x'; 300 * 1024]) as u64, line_hash(b"tail") as u64]);
+        assert_eq!(info.lines, 2);
+    }
+
+    #[test]
+    fn hashes_come_in_bounded_batches() {
+        let data = "l\n".repeat(HASH_BATCH * 2 + 5);
+        let mut batches = Vec::new();
+        let info = read_lines(data.as_bytes(), None, &mut |h| batches.push(h.len())).unwrap();
+        assert_eq!(info.lines, (HASH_BATCH * 2 + 5) as u64);
+        assert!(batches.iter().all(|n| *n <= HASH_BATCH + 1024 * 128), "{batches:?}");
+        assert_eq!(batches.iter().sum::<usize>(), HASH_BATCH * 2 + 5);
     }
 }
