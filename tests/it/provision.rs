@@ -310,3 +310,47 @@ async fn every_command_has_help_with_an_example() {
         assert!(help.contains("Examples:") && help.contains("  firehose-kit "), "{cmd}: {help}");
     }
 }
+
+#[tokio::test]
+async fn a_setup_that_fails_midway_is_completed_by_running_it_again() {
+    // The new role cannot be assumed for 3 s and setup is told not to wait for it: the stream step fails
+    // after the bucket and role were made.
+    let env = start_with(|b| b.iam_propagation_delay(Duration::from_secs(3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = cli(env.emu.endpoint(), dir.path(), &["setup", "--iam-retry-timeout", "0"]);
+    assert_exit(&first, 3);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("unable to assume role") && stderr.contains("hint: "), "{stderr}");
+    assert!(
+        stderr.contains("bucket  firehose-kit-000000000000-us-east-2  created"),
+        "what was made is reported: {stderr}"
+    );
+    let tags = env.clients.s3.get_bucket_tagging().bucket(BUCKET).send().await.unwrap();
+    assert!(tags.tag_set().iter().any(|t| t.key() == "firehose-kit:managed"), "and tagged");
+    // Re-running completes it.
+    let done = support::eventually("a re-run completes setup", Duration::from_secs(20), || async {
+        let out = cli(env.emu.endpoint(), dir.path(), &["setup", "--iam-retry-timeout", "0", "-o", "json"]);
+        (out.status.code() == Some(0)).then(|| json_out(&out))
+    })
+    .await;
+    assert_eq!(
+        actions(&done),
+        [
+            ("bucket".into(), "unchanged".into()),
+            ("role".into(), "unchanged".into()),
+            ("stream".into(), "create".into())
+        ]
+    );
+    assert_eq!(done["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cli_plain(dir.path(), &["completions", shell]);
+        assert_exit(&out, 0);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("firehose-kit") && script.contains("teardown"), "{shell}");
+    }
+}
