@@ -297,8 +297,8 @@ How to read it:
 - **emulator ingest**: the same client (c) against `firehose-kit local` and against moto server (which writes
   one S3 object per call); boto3's own per-call cost bounds the first figure, so the same comparison is also
   made with firehose-kit's Rust client sending one line per record (500 records per call).
-- **throttled**: `send` against `firehose-kit local --quota us-east-2` (1 MiB/s, token buckets holding one
-  second of budget, so a short run can exceed the quota by that first second); lost lines counted by `verify`.
+- **throttled**: `send` against `firehose-kit local --quota us-east-2` (1 MiB/s, metered in one-second
+  windows; with ~1,000 KiB records one fits per second, so ~98 % is the ceiling); lost lines counted by `verify`.
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
 - **verify**: wall time and peak RSS (`/usr/bin/time -v`) of `verify` downloading and checking 1 M and 4 M
   delivered lines; the last column is the memory per extra expected line.
