@@ -298,7 +298,7 @@ How to read it:
   one S3 object per call); boto3's own per-call cost bounds the first figure, so the same comparison is also
   made with firehose-kit's Rust client sending one line per record (500 records per call).
 - **throttled**: `send` against `firehose-kit local --quota us-east-2` (1 MiB/s, metered in one-second
-  windows; with ~1,000 KiB records one fits per second, so ~98 % is the ceiling); lost lines counted by `verify`.
+  windows; with ~1,000 KiB records one record fits per window); lost lines counted by `verify`.
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
 - **verify**: wall time and peak RSS (`/usr/bin/time -v`) of `verify` downloading and checking 1 M and 4 M
   delivered lines; the last column is the memory per extra expected line.
