@@ -540,6 +540,20 @@ async fn put_limits_are_enforced_with_the_aws_errors() {
     assert_eq!(ok.failed_put_count(), 0);
     let ok = try_put(vec![b"x".to_vec(); 500]).await.unwrap();
     assert_eq!(ok.request_responses().len(), 500);
+    let one = c
+        .firehose
+        .put_record()
+        .delivery_stream_name("Lim")
+        .record(
+            aws_sdk_firehose::types::Record::builder()
+                .data(aws_sdk_firehose::primitives::Blob::new("one\n"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(!one.record_id().is_empty());
     let single = c
         .firehose
         .put_record()

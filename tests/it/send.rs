@@ -244,6 +244,14 @@ async fn a_send_killed_mid_file_resumes_where_it_was_with_nothing_lost() {
         (lines == expected).then_some(())
     })
     .await;
+    // verify follows the resumed run back to the killed one and reports what was delivered twice.
+    let out = cli(env.emu.endpoint(), dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    assert_eq!((v["missing"].as_u64(), v["expected"].as_u64()), (Some(0), Some(40_000)), "{v}");
+    assert_eq!(v["basis"]["runs"].as_array().unwrap().len(), 2);
+    let delivered = support::delivered_lines(&env.clients, DEFAULT_BUCKET).await.len() as u64;
+    assert_eq!(v["duplicated"].as_u64(), Some(delivered - 40_000), "every extra copy is reported as a duplicate");
 }
 
 #[tokio::test]
