@@ -352,13 +352,6 @@ impl Iam {
         }
         if trusts_firehose(&role.assume_role_policy, &self.account_id) { Ok(()) } else { Err(unable()) }
     }
-
-    /// The inline policy documents of the role named by `role_arn` (for delivery permission checks).
-    pub fn role_policies(&self, role_arn: &str) -> Option<Vec<String>> {
-        let name = role_arn.rsplit('/').next()?;
-        let roles = self.roles.lock().expect("iam lock");
-        roles.get(name).map(|r| r.policies.values().cloned().collect())
-    }
 }
 
 /// Whether a trust policy lets `firehose.amazonaws.com` call `sts:AssumeRole` with ExternalId = the account.

@@ -299,14 +299,6 @@ impl EmulatorHandle {
         }
     }
 
-    /// The same as [`EmulatorHandle::shutdown`], for callers outside a runtime.
-    pub fn shutdown_blocking(mut self) {
-        self.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
     fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -82,10 +82,6 @@ impl<R: Read> Framer<R> {
         self.base + self.pos as u64
     }
 
-    pub fn lines_read(&self) -> u64 {
-        self.number
-    }
-
     /// After [`Next::End`] in follow mode: allow reading again (the file may have grown).
     pub fn resume_after_eof(&mut self) {
         self.eof = false;

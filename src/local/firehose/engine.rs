@@ -7,7 +7,7 @@
 //! arrival. If the bucket is missing the object is kept and retried with backoff (AWS retries for 24 h).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -212,10 +212,6 @@ impl Runtime {
         self.gone.store(true, Ordering::SeqCst);
         // Dropping the sender ends the delivery loop once the queue is empty.
         self.tx.lock().expect("runtime tx").take();
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

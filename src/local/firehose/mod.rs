@@ -12,7 +12,7 @@ pub mod prefix;
 pub mod quota;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -808,15 +808,6 @@ impl Firehose {
         }
         out.push_str("]}");
         Ok(out)
-    }
-
-    /// Statistics for `local`'s status output and tests: stream name → (status, version).
-    pub fn summary(&self) -> HashMap<String, (String, u64)> {
-        let streams = self.streams.lock().expect("streams lock");
-        streams
-            .values()
-            .map(|s| (s.state.name.clone(), (self.status(&s.state).as_str().to_string(), s.state.version)))
-            .collect()
     }
 }
 
