@@ -339,19 +339,7 @@ async fn stream_goes_creating_active_deleting_gone_with_tags_and_listing() {
     assert!(dup.as_service_error().unwrap().is_resource_in_use_exception());
     let early = c.firehose.delete_delivery_stream().delivery_stream_name("Life").send().await.unwrap_err();
     assert!(early.as_service_error().unwrap().is_resource_in_use_exception(), "no delete while CREATING");
-    let put_early = c
-        .firehose
-        .put_record()
-        .delivery_stream_name("Life")
-        .record(
-            aws_sdk_firehose::types::Record::builder()
-                .data(aws_sdk_firehose::primitives::Blob::new("x"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_err();
+    let put_early = support::try_put_record(c, "Life", "x").await.unwrap_err();
     assert!(put_early.as_service_error().unwrap().is_resource_not_found_exception());
 
     support::wait_active(c, "Life").await;
@@ -540,33 +528,9 @@ async fn put_limits_are_enforced_with_the_aws_errors() {
     assert_eq!(ok.failed_put_count(), 0);
     let ok = try_put(vec![b"x".to_vec(); 500]).await.unwrap();
     assert_eq!(ok.request_responses().len(), 500);
-    let one = c
-        .firehose
-        .put_record()
-        .delivery_stream_name("Lim")
-        .record(
-            aws_sdk_firehose::types::Record::builder()
-                .data(aws_sdk_firehose::primitives::Blob::new("one\n"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let one = support::try_put_record(c, "Lim", "one\n").await.unwrap();
     assert!(!one.record_id().is_empty());
-    let single = c
-        .firehose
-        .put_record()
-        .delivery_stream_name("Lim")
-        .record(
-            aws_sdk_firehose::types::Record::builder()
-                .data(aws_sdk_firehose::primitives::Blob::new(vec![0u8; 1_024_001]))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_err();
+    let single = support::try_put_record(c, "Lim", vec![0u8; 1_024_001]).await.unwrap_err();
     assert_eq!(single.code(), Some("ValidationException"));
 }
 

@@ -131,19 +131,7 @@ pub async fn objects(c: &Clients, bucket: &str, prefix: &str) -> Vec<(String, Ve
     let list = c.s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
     for o in list.contents() {
         let key = o.key().unwrap().to_string();
-        let body =
-            c.s3.get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-                .to_vec();
+        let body = get_body(c, bucket, &key).await;
         out.push((key, body));
     }
     out
@@ -286,19 +274,7 @@ pub async fn delivered(c: &Clients, bucket: &str) -> Vec<(String, Vec<u8>)> {
     listed.sort();
     let mut out = Vec::new();
     for (_, key) in listed {
-        let body =
-            c.s3.get_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-                .to_vec();
+        let body = get_body(c, bucket, &key).await;
         let data = if body.starts_with(&[0x1f, 0x8b]) {
             let mut d = Vec::new();
             flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut d).unwrap();
@@ -383,4 +359,25 @@ pub fn spawn_local(data_dir: &std::path::Path) -> (Process, String) {
         .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
         .to_string();
     (Process(child), endpoint)
+}
+
+/// An object's bytes.
+pub async fn get_body(c: &Clients, bucket: &str, key: &str) -> Vec<u8> {
+    let out = c.s3.get_object().bucket(bucket).key(key).send().await.expect("get object");
+    out.body.collect().await.expect("object body").into_bytes().to_vec()
+}
+
+/// PutRecord of one record.
+pub async fn try_put_record(
+    c: &Clients,
+    stream: &str,
+    data: impl Into<Vec<u8>>,
+) -> Result<
+    aws_sdk_firehose::operation::put_record::PutRecordOutput,
+    aws_sdk_firehose::error::SdkError<aws_sdk_firehose::operation::put_record::PutRecordError>,
+> {
+    use aws_sdk_firehose::primitives::Blob;
+    use aws_sdk_firehose::types::Record;
+    let record = Record::builder().data(Blob::new(data.into())).build().expect("data is set");
+    c.firehose.put_record().delivery_stream_name(stream).record(record).send().await
 }
