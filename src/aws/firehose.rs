@@ -9,7 +9,6 @@ use aws_sdk_firehose::types::{
     ExtendedS3DestinationUpdate, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use rand::Rng;
 use serde::Serialize;
 
 use super::error::is_iam_propagation;
@@ -197,9 +196,7 @@ pub async fn create(
 
 /// Jittered exponential backoff: ~1 s, 2 s, 4 s, then 8 s, each ±30 %.
 fn backoff(attempt: u32) -> Duration {
-    let base = 1000u64 << attempt.saturating_sub(1).min(3);
-    let jitter = rand::rng().random_range(0.7..1.3);
-    Duration::from_millis((base as f64 * jitter) as u64)
+    crate::pipeline::control::jittered(Duration::from_secs(1), Duration::from_secs(8), attempt)
 }
 
 /// Applies a changed destination in place (the stream's version goes up).
