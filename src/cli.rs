@@ -31,8 +31,13 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes (AWS CLI conventions).
+/// Options every command takes (AWS CLI conventions), shown under their own heading in every `--help`.
+///
+/// Backend precedence: `--local` (typed) > `--endpoint-url` (typed) > `AWS_ENDPOINT_URL` > the settings file's
+/// `endpoint_url` > AWS. So `--local` works whatever `AWS_ENDPOINT_URL` says; typing both `--local` and
+/// `--endpoint-url` is refused.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Settings file (default: ./firehose-kit.toml when present; the original demo's config.json is accepted)
     #[arg(short = 'c', long, env = "FIREHOSE_KIT_CONFIG", hide_env_values = true, global = true, value_name = "FILE")]
@@ -50,8 +55,8 @@ pub struct GlobalArgs {
     #[arg(long, env = "AWS_ENDPOINT_URL", hide_env_values = true, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// Use the embedded emulator's default endpoint http://127.0.0.1:4566 with its test credentials
-    #[arg(long, global = true, conflicts_with = "endpoint_url")]
+    /// Use the embedded emulator's default endpoint http://127.0.0.1:4566 with its test credentials (wins over AWS_ENDPOINT_URL)
+    #[arg(long, global = true)]
     pub local: bool,
 
     /// Delivery stream name [default: ApacheLogs]
@@ -85,14 +90,34 @@ pub struct GlobalArgs {
 }
 
 impl Cli {
-    /// Parses the process arguments, noting which backend options were typed rather than inherited.
+    /// Parses the process arguments (exiting with clap's usage error and code 2 when they are wrong).
     pub fn parse_args() -> Self {
+        Cli::try_parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args`, noting which backend options were typed rather than inherited from the environment.
+    /// `--local` beats an `AWS_ENDPOINT_URL` from the environment; typing it with `--endpoint-url` is an error.
+    pub fn try_parse_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
         use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
-        let matches = Cli::command().get_matches();
-        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
         let typed = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
+        if cli.global.local && typed("endpoint_url") {
+            return Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--local and --endpoint-url both choose the endpoint: give one of them",
+            ));
+        }
+        if cli.global.local {
+            cli.global.endpoint_url = None;
+        }
         cli.global.explicit_backend = typed("profile") || typed("endpoint_url") || cli.global.local;
-        cli
+        Ok(cli)
     }
 }
 
@@ -225,11 +250,11 @@ pub struct SetupArgs {
     pub no_wait: bool,
 
     /// Give up waiting for ACTIVE after this many seconds [default: 600]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
     pub timeout: Option<u64>,
 
     /// Keep retrying CreateDeliveryStream while the new role propagates, for up to this many seconds [default: 120]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
     pub iam_retry_timeout: Option<u64>,
 }
 
@@ -273,15 +298,15 @@ pub struct SendArgs {
     pub concurrency: Option<usize>,
 
     /// Send at most this many lines per second (play a file like a live log)
-    #[arg(long, value_name = "LINES_PER_S")]
+    #[arg(long, value_name = "LINES_PER_S", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
     /// Keep reading files as they grow and rotate, until Ctrl-C
     #[arg(long)]
     pub follow: bool,
 
-    /// With --follow: send a partial batch after this many seconds without new lines [default: 1]
-    #[arg(long, value_name = "SECONDS")]
+    /// With --follow: send a partial batch after this many seconds without new lines (0–3600) [default: 1]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_linger)]
     pub linger: Option<f64>,
 
     /// Ignore saved checkpoints: send files from their first line
@@ -289,7 +314,7 @@ pub struct SendArgs {
     pub from_start: bool,
 
     /// Give up after this many seconds without progress (records not accepted go to the rejects file) [default: 120]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
     pub retry_timeout: Option<u64>,
 }
 
@@ -312,7 +337,7 @@ pub struct VerifyArgs {
     pub since: Option<String>,
 
     /// Keep polling for missing lines up to this many seconds [default: run end + buffer interval + 60 s]
-    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
+    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait", value_parser = seconds())]
     pub wait: Option<u64>,
 
     /// Check once, do not wait for late objects
@@ -429,7 +454,7 @@ pub struct GenerateArgs {
     pub lines: Option<u64>,
 
     /// Lines per second [default: as fast as possible]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
     /// Seed for repeatable output
@@ -463,16 +488,69 @@ pub fn reference_markdown() -> String {
     out
 }
 
-/// Durations like `2s`, `500ms`, `1m`.
+/// The longest time any option accepts: a year (so deadlines computed from it never overflow a clock).
+pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Whole seconds from 0 to [`MAX_SECONDS`].
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(..=MAX_SECONDS)
+}
+
+/// Checks a whole number of seconds from a settings file (flags are checked by their parser).
+pub fn check_seconds(name: &str, value: u64) -> Result<u64, String> {
+    if value > MAX_SECONDS {
+        return Err(format!("{name} {value} is out of range: expected 0 to {MAX_SECONDS} seconds (a year)"));
+    }
+    Ok(value)
+}
+
+/// Durations like `2s`, `500ms`, `1m`, at most a year.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 500ms or 1m: {e}"))
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 500ms or 1m: {e}"))?;
+    if d.as_secs() > MAX_SECONDS {
+        return Err(format!("`{s}` is longer than a year"));
+    }
+    Ok(d)
+}
+
+fn finite(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a finite number")),
+    }
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
+    match finite(s) {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("`{s}` is not a probability between 0 and 1")),
     }
+}
+
+/// A rate in lines per second: from one line in 1,000 s to a billion per second.
+pub fn check_rate(rate: f64) -> Result<f64, String> {
+    if rate.is_finite() && (0.001..=1e9).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not a rate between 0.001 and 1000000000 lines per second"))
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    check_rate(finite(s)?).map_err(|_| format!("`{s}` is not a rate between 0.001 and 1000000000 lines per second"))
+}
+
+/// `--linger`: 0 to 3,600 seconds.
+pub fn check_linger(seconds: f64) -> Result<f64, String> {
+    if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{seconds} is not a number of seconds between 0 and 3600"))
+    }
+}
+
+fn parse_linger(s: &str) -> Result<f64, String> {
+    check_linger(finite(s)?).map_err(|_| format!("`{s}` is not a number of seconds between 0 and 3600"))
 }
 
 #[cfg(test)]
@@ -507,7 +585,46 @@ mod tests {
     #[test]
     fn bad_durations_and_probabilities_name_the_value() {
         assert!(parse_duration("2x").unwrap_err().contains("`2x`"));
+        assert!(parse_duration("600000000000s").unwrap_err().contains("year"));
         assert!(parse_probability("1.5").unwrap_err().contains("`1.5`"));
+        assert!(parse_probability("NaN").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn numbers_refuse_inf_nan_negatives_and_overflow() {
+        for bad in ["inf", "-inf", "NaN", "-1", "0", "1e-9", "1e300", "x"] {
+            assert!(parse_rate(bad).is_err(), "rate {bad}");
+        }
+        for bad in ["inf", "NaN", "-0.5", "3601", "1e400"] {
+            assert!(parse_linger(bad).is_err(), "linger {bad}");
+        }
+        assert_eq!((parse_rate("50").unwrap(), parse_linger("0").unwrap()), (50.0, 0.0));
+        let err = |args: &[&str]| Cli::try_parse_from_args(args.iter().copied()).unwrap_err().exit_code();
+        assert_eq!(err(&["firehose-kit", "send", "--generate", "1", "--retry-timeout", "18446744073709551615"]), 2);
+        assert_eq!(err(&["firehose-kit", "send", "--generate", "1", "--retry-timeout", "18446744073709551616"]), 2);
+        assert_eq!(err(&["firehose-kit", "send", "--generate", "-5"]), 2);
+        assert_eq!(err(&["firehose-kit", "verify", "--wait", "99999999999"]), 2);
+    }
+
+    #[test]
+    fn local_beats_an_inherited_endpoint_but_not_a_typed_one() {
+        let cli = Cli::try_parse_from_args(["firehose-kit", "--local", "status"]).unwrap();
+        assert!(cli.global.local && cli.global.endpoint_url.is_none() && cli.global.explicit_backend);
+        let both = ["firehose-kit", "--local", "--endpoint-url", "http://127.0.0.1:1", "status"];
+        assert_eq!(Cli::try_parse_from_args(both).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn global_options_have_their_own_heading_in_every_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+            let help = sub.render_long_help().to_string();
+            let heading =
+                help.find("Global options:").unwrap_or_else(|| panic!("{}: no heading\n{help}", sub.get_name()));
+            let region = help.find("--region").unwrap();
+            assert!(region > heading, "{}: --region is listed before the Global options heading", sub.get_name());
+        }
     }
 }

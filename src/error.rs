@@ -1,4 +1,4 @@
-//! The one error type of firehose-kit and the exit-code policy of design.md.
+//! The one error type of firehose-kit and its exit-code policy (README.md, "Exit codes").
 //!
 //! Every variant names what failed (the step and the resource) and keeps its cause as a source, so `main` can
 //! print `error:` / `caused by:` / `hint:` lines. Only `main` turns an [`Error`] into a process exit code.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Exit codes of design.md.
+/// The exit codes (README.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Done, and every check passed.
@@ -34,6 +34,15 @@ pub enum Error {
     /// An input file that cannot be read (exit 2).
     #[error("cannot read `{}`", path.display())]
     Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An input that failed while it was being read, after the run had started (exit 1: the lines before the
+    /// failure may have been sent, and the run manifest says the run failed).
+    #[error("reading `{}` failed part-way", path.display())]
+    InputFailed {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -99,6 +108,9 @@ impl Error {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => hint.as_deref(),
             Error::Input { .. } => Some("check the path, or use `-` to read standard input"),
+            Error::InputFailed { .. } => Some(
+                "the lines acknowledged before the failure are in the run manifest; repair or replace the file and run send again (it resumes after the last acknowledged line)",
+            ),
             _ => None,
         }
     }
@@ -114,7 +126,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } | Error::Input { .. } => ExitCode::Usage,
-            Error::Failed { .. } | Error::State { .. } | Error::Interrupted => ExitCode::Failed,
+            Error::Failed { .. } | Error::InputFailed { .. } | Error::State { .. } | Error::Interrupted => {
+                ExitCode::Failed
+            }
             Error::Aws { .. } => ExitCode::Aws,
         }
     }

@@ -1,5 +1,5 @@
 //! The `firehose-kit` binary: parse the command line, set up logging, run the command, print the error chain
-//! (`error:` / `caused by:` / `hint:`) and exit with design.md's codes. Nothing else calls `process::exit`.
+//! (`error:` / `caused by:` / `hint:`) and exit with the codes in README.md ("Exit codes"). Nothing else calls `process::exit`.
 
 use firehose_kit::cli::Cli;
 use firehose_kit::error::ExitCode;
@@ -33,12 +33,14 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(code as u8)
 }
 
-/// `RUST_LOG` wins; otherwise warnings, `-v` adds firehose-kit's steps and requests, `-vv` debug detail.
+/// `RUST_LOG` wins; otherwise firehose-kit's own warnings only (the SDK's log lines, such as the credential
+/// chain's IMDS warnings, appear only with `-v`: our own errors already explain the failure), `-v` adds the
+/// SDK's warnings and firehose-kit's steps and requests, `-vv` debug detail.
 fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
+        (true, _) => "off,firehose_kit=error",
+        (false, 0) => "off,firehose_kit=warn",
         (false, 1) => "warn,firehose_kit=info",
         (false, _) => "info,firehose_kit=debug",
     };

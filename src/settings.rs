@@ -1,4 +1,4 @@
-//! Resolved, validated settings: flags > environment > settings file > defaults (design.md).
+//! Resolved, validated settings: flags > environment > settings file > defaults (docs/architecture.md).
 //!
 //! The settings file is `firehose-kit.toml` (every key in `templates/firehose-kit.toml`), or the original demo's
 //! `config.json` (`stream_name`, `region_name`). A settings file never carries secrets: access keys in it stop
@@ -19,8 +19,7 @@ pub const DEFAULT_STATE_DIR: &str = ".firehose-kit";
 pub const DEFAULT_SETTINGS_FILE: &str = "firehose-kit.toml";
 /// `--local`: the embedded emulator's default endpoint.
 pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4566";
-/// Largest record Firehose accepts (bytes before base64).
-pub const MAX_RECORD_BYTES: usize = 1_024_000;
+use crate::firehose::limits::MAX_RECORD_BYTES;
 
 /// The settings file, as written (every key optional).
 #[derive(Debug, Default, Deserialize)]
@@ -225,8 +224,11 @@ impl SetupSettings {
             error_prefix: args.error_prefix.clone().or_else(|| file.error_prefix.clone()).filter(|p| !p.is_empty()),
             dry_run: args.dry_run,
             no_wait: args.no_wait,
-            timeout: Duration::from_secs(args.timeout.or(file.timeout).unwrap_or(600)),
-            iam_retry_timeout: Duration::from_secs(args.iam_retry_timeout.or(file.iam_retry_timeout).unwrap_or(120)),
+            timeout: Duration::from_secs(seconds("timeout", args.timeout.or(file.timeout).unwrap_or(600))?),
+            iam_retry_timeout: Duration::from_secs(seconds(
+                "iam_retry_timeout",
+                args.iam_retry_timeout.or(file.iam_retry_timeout).unwrap_or(120),
+            )?),
         };
         s.validate()?;
         Ok(s)
@@ -248,7 +250,7 @@ impl SetupSettings {
         if let Some(b) = &self.bucket {
             validate_bucket_name(b)?;
         }
-        crate::local::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref())
+        crate::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref(), false)
             .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
         Ok(())
     }
@@ -281,11 +283,22 @@ impl SendSettings {
             one_line_per_record: args.one_line_per_record || file.one_line_per_record.unwrap_or(false),
             record_size: args.record_size.or(file.record_size).unwrap_or(MAX_RECORD_BYTES),
             concurrency: args.concurrency.or(file.concurrency).unwrap_or(4),
-            rate: args.rate.or(file.rate.filter(|r| *r > 0.0)),
+            // In the settings file, `rate = 0` means no limit.
+            rate: args
+                .rate
+                .or(file.rate.filter(|r| *r != 0.0))
+                .map(|r| cli::check_rate(r).map_err(|e| Error::usage(format!("rate: {e}"))))
+                .transpose()?,
             follow: args.follow,
-            linger: Duration::from_secs_f64(args.linger.or(file.linger).unwrap_or(1.0).max(0.0)),
+            linger: Duration::from_secs_f64(
+                cli::check_linger(args.linger.or(file.linger).unwrap_or(1.0))
+                    .map_err(|e| Error::usage(format!("linger: {e}")))?,
+            ),
             from_start: args.from_start,
-            retry_timeout: Duration::from_secs(args.retry_timeout.or(file.retry_timeout).unwrap_or(120)),
+            retry_timeout: Duration::from_secs(seconds(
+                "retry_timeout",
+                args.retry_timeout.or(file.retry_timeout).unwrap_or(120),
+            )?),
         };
         if s.inputs.is_empty() && s.generate.is_none() {
             return Err(Error::usage("nothing to send: give FILE arguments, `-` for standard input, or --generate N")
@@ -299,11 +312,6 @@ impl SendSettings {
         }
         if !(1..=64).contains(&s.concurrency) {
             return Err(Error::usage(format!("--concurrency {} is out of range: expected 1 to 64", s.concurrency)));
-        }
-        if let Some(rate) = s.rate
-            && !(rate > 0.0 && rate.is_finite())
-        {
-            return Err(Error::usage(format!("--rate {rate} is not a positive number of lines per second")));
         }
         if s.follow && s.inputs.iter().all(|i| i == "-") {
             return Err(Error::usage(
@@ -336,7 +344,11 @@ impl VerifySettings {
             manifests: args.manifest.clone(),
             expect: args.expect.clone(),
             since,
-            wait: args.wait.or(file.wait.filter(|w| *w > 0)).map(Duration::from_secs),
+            wait: args
+                .wait
+                .or(file.wait.filter(|w| *w > 0))
+                .map(|w| seconds("wait", w).map(Duration::from_secs))
+                .transpose()?,
             no_wait: args.no_wait,
             strict: args.strict || file.strict.unwrap_or(false),
             keep: args.keep.clone(),
@@ -344,12 +356,17 @@ impl VerifySettings {
     }
 }
 
+/// A whole number of seconds, from a flag or the settings file, within [`cli::MAX_SECONDS`].
+fn seconds(name: &str, value: u64) -> Result<u64> {
+    cli::check_seconds(name, value).map_err(Error::usage)
+}
+
 /// `--since`: an RFC 3339 time, or a duration ago (`90m`, `2h`).
 pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    match humantime::parse_duration(s) {
+    match cli::parse_duration(s) {
         Ok(d) => Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default()),
         Err(_) => Err(Error::usage(format!(
             "--since `{s}` is neither an RFC 3339 time (2026-11-25T20:00:00Z) nor a duration ago (30m, 2h)"
@@ -357,47 +374,22 @@ pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     }
 }
 
-/// Delivery stream names: 1–64 of `[a-zA-Z0-9_.-]`.
+/// Delivery stream names (the rule is `firehose::names`).
 pub fn validate_stream_name(name: &str) -> Result<()> {
-    let ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !ok {
-        return Err(Error::usage(format!(
-            "stream name `{name}` is invalid: expected 1 to 64 characters from a-z A-Z 0-9 _ . -"
-        )));
+    match crate::firehose::names::stream_name_problem(name) {
+        Some(why) => Err(Error::usage(format!(
+            "stream name `{name}` is invalid: {why} (1 to 64 characters from a-z A-Z 0-9 _ . -)"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// S3 bucket naming rules (aws-facts.md §9).
+/// S3 bucket names (the rule is `firehose::names`).
 pub fn validate_bucket_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::usage(format!("bucket name `{name}` is invalid: {why}")));
-    if !(3..=63).contains(&name.len()) {
-        return bad("expected 3 to 63 characters");
+    match crate::firehose::names::bucket_name_problem(name) {
+        Some(why) => Err(Error::usage(format!("bucket name `{name}` is invalid: {why}"))),
+        None => Ok(()),
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-') {
-        return bad("only lowercase letters, digits, `.` and `-` are allowed");
-    }
-    let first_last = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_last(name.chars().next()) || !first_last(name.chars().last()) {
-        return bad("it must start and end with a letter or digit");
-    }
-    if name.contains("..") {
-        return bad("adjacent periods are not allowed");
-    }
-    if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return bad("it must not look like an IP address");
-    }
-    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
-        if name.starts_with(prefix) {
-            return bad(&format!("it must not start with `{prefix}`"));
-        }
-    }
-    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3"] {
-        if name.ends_with(suffix) {
-            return bad(&format!("it must not end with `{suffix}`"));
-        }
-    }
-    Ok(())
 }
 
 fn validate_region(region: &str) -> Result<()> {
@@ -577,11 +569,11 @@ mod tests {
     }
 
     #[test]
-    fn bucket_rules() {
-        assert!(validate_bucket_name("firehose-kit-000000000000-us-east-2").is_ok());
-        for bad in ["xn--abc", "abc-s3alias", "a", "10.0.0.1", "UPPER", "a..b", "-abc"] {
-            assert!(validate_bucket_name(bad).is_err(), "{bad}");
-        }
+    fn bad_names_are_usage_errors_naming_the_name() {
+        let err = validate_bucket_name("Bad_Bucket").unwrap_err();
+        assert_eq!(err.exit_code() as i32, 2);
+        assert!(err.to_string().contains("`Bad_Bucket`"), "{err}");
+        assert!(validate_stream_name("bad name").unwrap_err().to_string().contains("`bad name`"));
     }
 
     #[test]
@@ -595,5 +587,66 @@ mod tests {
         assert!(parse_since("2026-11-25T20:00:00Z").is_ok());
         assert!(parse_since("30m").unwrap() < chrono::Utc::now());
         assert!(parse_since("yesterday-ish").is_err());
+    }
+
+    fn toml_number() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            Just("inf".to_string()),
+            Just("-inf".to_string()),
+            Just("nan".to_string()),
+            Just("18446744073709551616".to_string()),
+            "\"[a-z0-9 ]{0,6}\"",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any bytes as a settings file are read or refused with exit 2 naming the file, never a panic.
+        #[test]
+        fn any_settings_text_parses_or_is_a_usage_error(text in "\\PC{0,200}") {
+            use proptest::prelude::*;
+            for result in [parse_toml(&text, Path::new("f.toml")), parse_demo_json(&text, Path::new("config.json"))] {
+                if let Err(e) = result {
+                    prop_assert_eq!(e.exit_code() as i32, 2);
+                    prop_assert!(e.to_string().contains("f.toml") || e.to_string().contains("config.json"));
+                }
+            }
+        }
+
+        /// Any value of the numeric settings (huge, negative, fractional, inf, NaN, text) is resolved or refused
+        /// with exit 2, never a panic or an overflow.
+        #[test]
+        fn any_numeric_setting_resolves_or_is_a_usage_error(
+            key in proptest::sample::select(vec![
+                "setup.buffer_size", "setup.buffer_interval", "setup.timeout", "setup.iam_retry_timeout",
+                "send.record_size", "send.concurrency", "send.rate", "send.linger", "send.retry_timeout", "verify.wait",
+            ]),
+            value in toml_number(),
+        ) {
+            use proptest::prelude::*;
+            let (section, name) = key.split_once('.').unwrap();
+            let text = format!("[{section}]\n{name} = {value}\n");
+            let file = match parse_toml(&text, Path::new("f.toml")) {
+                Ok(f) => f,
+                Err(e) => {
+                    prop_assert_eq!(e.exit_code() as i32, 2);
+                    return Ok(());
+                }
+            };
+            let send_args = cli::SendArgs { generate: Some(1), ..Default::default() };
+            let results = [
+                SetupSettings::resolve(&Default::default(), &file.setup).err(),
+                SendSettings::resolve(&send_args, &file.send).err(),
+                VerifySettings::resolve(&Default::default(), &file.verify).err(),
+            ];
+            for e in results.into_iter().flatten() {
+                prop_assert_eq!(e.exit_code() as i32, 2, "{}", e);
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@ use serde::Serialize;
 use super::error::is_iam_propagation;
 use super::sdk_error;
 use crate::error::{Error, Result};
+use crate::firehose::names::bucket_of_arn;
+use crate::firehose::types::{Compression, StreamStatus, object_extension};
 
 /// The S3 destination setup wants (and what Describe reports, in the same shape, so they compare).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,13 +26,21 @@ pub struct DestinationSpec {
     pub error_prefix: Option<String>,
     pub buffer_size_mib: i32,
     pub buffer_interval_s: i32,
-    /// `UNCOMPRESSED` or `GZIP` (others are reported as they are).
-    pub compression: String,
+    pub compression: Compression,
+    /// `FileExtension` as Describe reports it (setup never sets it; it is not compared by [`Self::diff`]).
+    pub file_extension: Option<String>,
+    /// `CustomTimeZone` as Describe reports it (setup never sets it; not compared by [`Self::diff`]).
+    pub time_zone: Option<String>,
 }
 
 impl DestinationSpec {
     pub fn bucket(&self) -> &str {
-        self.bucket_arn.rsplit(":::").next().unwrap_or(&self.bucket_arn)
+        bucket_of_arn(&self.bucket_arn)
+    }
+
+    /// The extension of delivered objects: `FileExtension`, else the compression's default.
+    pub fn extension(&self) -> String {
+        object_extension(&self.compression, self.file_extension.as_deref())
     }
 
     /// The field-by-field differences from `other` (what `self` has → what `other` wants).
@@ -46,7 +56,7 @@ impl DestinationSpec {
         field("role", self.role_arn.clone(), want.role_arn.clone());
         field("buffer size", format!("{} MiB", self.buffer_size_mib), format!("{} MiB", want.buffer_size_mib));
         field("buffer interval", format!("{} s", self.buffer_interval_s), format!("{} s", want.buffer_interval_s));
-        field("compression", self.compression.clone(), want.compression.clone());
+        field("compression", self.compression.to_string(), want.compression.to_string());
         field("prefix", show(&self.prefix), show(&want.prefix));
         field("error prefix", show(&self.error_prefix), show(&want.error_prefix));
         out
@@ -58,7 +68,7 @@ impl DestinationSpec {
 pub struct StreamInfo {
     pub name: String,
     pub arn: String,
-    pub status: String,
+    pub status: StreamStatus,
     pub version_id: String,
     pub destination_id: String,
     pub destination: Option<DestinationSpec>,
@@ -93,12 +103,18 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                 error_prefix: e.error_output_prefix().filter(|p| !p.is_empty()).map(str::to_string),
                 buffer_size_mib: e.buffering_hints().and_then(|h| h.size_in_mbs()).unwrap_or(5),
                 buffer_interval_s: e.buffering_hints().and_then(|h| h.interval_in_seconds()).unwrap_or(300),
-                compression: e.compression_format().as_str().to_string(),
+                compression: Compression::parse(e.compression_format().as_str()),
+                file_extension: None,
+                time_zone: None,
             }
         }};
     }
     let destination = match ext {
-        Some(e) => Some(spec_of!(e)),
+        Some(e) => Some(DestinationSpec {
+            file_extension: e.file_extension().filter(|x| !x.is_empty()).map(str::to_string),
+            time_zone: e.custom_time_zone().filter(|z| !z.is_empty()).map(str::to_string),
+            ..spec_of!(e)
+        }),
         None => dest.and_then(|x| x.s3_destination_description()).map(|e| spec_of!(e)),
     };
     let per_record_processing = ext.and_then(|e| {
@@ -119,7 +135,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
     Ok(Some(StreamInfo {
         name: d.delivery_stream_name().to_string(),
         arn: d.delivery_stream_arn().to_string(),
-        status: d.delivery_stream_status().as_str().to_string(),
+        status: StreamStatus::parse(d.delivery_stream_status().as_str()),
         version_id: d.version_id().to_string(),
         destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
         destination,
@@ -196,7 +212,7 @@ pub async fn create(
 
 /// Jittered exponential backoff: ~1 s, 2 s, 4 s, then 8 s, each ±30 %.
 fn backoff(attempt: u32) -> Duration {
-    crate::pipeline::control::jittered(Duration::from_secs(1), Duration::from_secs(8), attempt)
+    crate::util::backoff::jittered(Duration::from_secs(1), Duration::from_secs(8), attempt)
 }
 
 /// Applies a changed destination in place (the stream's version goes up).
@@ -250,7 +266,7 @@ pub async fn wait_until_active(
     fh: &Client,
     name: &str,
     timeout: Duration,
-    on_poll: &(dyn Fn(&str, Duration) + Send + Sync),
+    on_poll: &(dyn Fn(&StreamStatus, Duration) + Send + Sync),
 ) -> Result<StreamInfo> {
     let started = Instant::now();
     loop {
@@ -258,9 +274,9 @@ pub async fn wait_until_active(
             Error::failed(format!("delivery stream `{name}` disappeared while waiting for it to become ACTIVE"))
         })?;
         on_poll(&info.status, started.elapsed());
-        match info.status.as_str() {
-            "ACTIVE" => return Ok(info),
-            "CREATING_FAILED" | "DELETING" | "DELETING_FAILED" => {
+        match &info.status {
+            StreamStatus::Active => return Ok(info),
+            s if s.is_terminal_failure() => {
                 return Err(Error::failed(format!(
                     "delivery stream `{name}` is {}{}",
                     info.status,
@@ -289,7 +305,7 @@ pub async fn wait_until_gone(
     fh: &Client,
     name: &str,
     timeout: Duration,
-    on_poll: &(dyn Fn(&str, Duration) + Send + Sync),
+    on_poll: &(dyn Fn(&StreamStatus, Duration) + Send + Sync),
 ) -> Result<()> {
     let started = Instant::now();
     loop {
@@ -321,7 +337,9 @@ mod tests {
             error_prefix: None,
             buffer_size_mib: 1,
             buffer_interval_s: 60,
-            compression: "UNCOMPRESSED".into(),
+            compression: Compression::Uncompressed,
+            file_extension: None,
+            time_zone: None,
         }
     }
 
@@ -330,7 +348,8 @@ mod tests {
         let mut want = spec();
         assert!(spec().diff(&want).is_empty());
         want.buffer_size_mib = 5;
-        want.compression = "GZIP".into();
+        want.compression = Compression::Gzip;
+        want.time_zone = Some("Asia/Tokyo".into());
         assert_eq!(spec().diff(&want), vec!["buffer size: 1 MiB → 5 MiB", "compression: UNCOMPRESSED → GZIP"]);
         assert_eq!(spec().bucket(), "b");
     }

@@ -105,7 +105,7 @@ impl Clients {
 
     /// The AWS partition of this region: `aws`, `aws-cn` or `aws-us-gov`.
     pub fn partition(&self) -> &'static str {
-        policy::partition(&self.region)
+        crate::firehose::names::arn_partition(&self.region)
     }
 
     /// "AWS" or the custom endpoint, for messages.

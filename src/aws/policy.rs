@@ -21,17 +21,6 @@ pub const DELIVERY_ACTIONS: [&str; 6] = [
     "s3:PutObject",
 ];
 
-/// The AWS partition of a region.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// The tags of every resource setup creates for `stream`.
 pub fn tags(stream: &str) -> Vec<(String, String)> {
     vec![(MANAGED_TAG.to_string(), "true".to_string()), (STREAM_TAG.to_string(), stream.to_string())]
@@ -252,13 +241,6 @@ mod tests {
                 assert!(known.contains(&call.as_str()), "{call} is not in the operator-policy check");
             }
         }
-    }
-
-    #[test]
-    fn partitions_follow_the_region() {
-        assert_eq!(partition("us-east-2"), "aws");
-        assert_eq!(partition("cn-north-1"), "aws-cn");
-        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
     }
 
     #[test]

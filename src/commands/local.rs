@@ -62,31 +62,9 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
     }
     let _ = std::io::stdout().flush();
     printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
-    wait_for_signal().await;
+    crate::util::signal::wait_for_signal().await;
     printer.status("stopping: flushing buffered records");
     handle.shutdown().await;
     printer.status("stopped");
     Ok(ExitCode::Success)
-}
-
-/// Ctrl-C (SIGINT) or SIGTERM.
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -20,16 +20,22 @@ use crate::ui::Printer;
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    // Commands that need no settings run before the settings file and environment are read, so a broken
+    // `firehose-kit.toml` or a bad `AWS_REGION` cannot stop them.
+    match &cli.command {
+        Command::Generate(args) => return generate::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "firehose-kit", &mut std::io::stdout());
+            return Ok(ExitCode::Success);
+        }
+        _ => {}
+    }
     let (file, path) = settings::load_file(cli.global.config.as_deref())?;
     let global = Global::resolve(&cli.global, &file, path)?;
     let printer = Printer::new(global.output, global.quiet, global.verbose, global.no_progress);
     match cli.command {
         Command::Local(args) => local::run(&args, &global, &printer).await,
-        Command::Generate(args) => generate::run(&args),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "firehose-kit", &mut std::io::stdout());
-            Ok(ExitCode::Success)
-        }
+        Command::Generate(_) | Command::Completions { .. } => unreachable!("handled above"),
         Command::Setup(args) => {
             let s = SetupSettings::resolve(&args, &file.setup)?;
             let clients = Clients::connect(&global.connection).await?;
@@ -58,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let cancel = tokio_util::sync::CancellationToken::new();
             let on_signal = cancel.clone();
             let signals = tokio::spawn(async move {
-                local::wait_for_signal().await;
+                crate::util::signal::wait_for_signal().await;
                 on_signal.cancel();
             });
             let (backend, connection) = if cli.global.explicit_backend {

@@ -29,7 +29,8 @@ use crate::aws::firehose as fh;
 use crate::aws::{Clients, sdk_error};
 use crate::cli::SendFormat;
 use crate::error::{Error, ExitCode, Result};
-use crate::pipeline::checkpoint::{AckTracker, Checkpoint, FileIdentity};
+use crate::firehose::types::{StreamStatus, entry_is_throttled};
+use crate::pipeline::checkpoint::{AckTracker, Checkpoint, FileIdentity, plan_resume};
 use crate::pipeline::control::{Concurrency, ThrottleGate, retry_delay};
 use crate::pipeline::manifest::{self, Digest, HashWriter, InputSummary, RunManifest, RunStatus};
 use crate::pipeline::reader::{self, Event, Input, ReaderConfig, Reject, Rejects, Source};
@@ -115,6 +116,7 @@ pub fn resolve_inputs(s: &SendSettings) -> Result<Vec<Input>> {
     Ok(inputs)
 }
 
+/// One input as the sender tracks it (per opened file instance).
 struct InputState {
     name: String,
     path: Option<PathBuf>,
@@ -125,7 +127,8 @@ struct InputState {
     bytes: u64,
 }
 
-type PutOutcome = (Batch, u32, std::result::Result<PutRecordBatchOutput, SdkError<PutRecordBatchError, HttpResponse>>);
+type PutResult = std::result::Result<PutRecordBatchOutput, SdkError<PutRecordBatchError, HttpResponse>>;
+type PutOutcome = (Batch, u32, PutResult);
 type PutFuture = Pin<Box<dyn std::future::Future<Output = PutOutcome> + Send>>;
 
 fn put(clients: &Clients, stream: &str, batch: Batch, attempt: u32) -> PutFuture {
@@ -144,42 +147,54 @@ fn put(clients: &Clients, stream: &str, batch: Batch, attempt: u32) -> PutFuture
     })
 }
 
-/// How a failed call should be handled: retried (and whether it was throttling) or not.
-fn classify(err: &SdkError<PutRecordBatchError, HttpResponse>) -> Option<bool> {
+/// What to do with a PutRecordBatch call that failed as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryClass {
+    /// The stream's throughput quota: retry, paced to what the stream accepts.
+    Throttled,
+    /// A 5xx, a timeout or a broken connection: retry with backoff.
+    Transient,
+    /// The request itself is wrong (no such stream, bad argument, KMS key): stop.
+    Permanent,
+}
+
+/// Classifies a failed call by the SDK's typed error; only an error the model does not name falls back to its
+/// HTTP status.
+fn classify(err: &SdkError<PutRecordBatchError, HttpResponse>) -> RetryClass {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Some(false),
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("");
-            let status = se.raw().status().as_u16();
-            if code == "ServiceUnavailableException"
-                || code.starts_with("Throttl")
-                || code == "SlowDown"
-                || status == 429
-            {
-                Some(true)
-            } else if status >= 500 {
-                Some(false)
-            } else {
-                None
-            }
-        }
-        _ => None,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => RetryClass::Transient,
+        SdkError::ServiceError(se) => match se.err() {
+            PutRecordBatchError::ServiceUnavailableException(_) => RetryClass::Throttled,
+            PutRecordBatchError::ResourceNotFoundException(_)
+            | PutRecordBatchError::InvalidArgumentException(_)
+            | PutRecordBatchError::InvalidKmsResourceException(_)
+            | PutRecordBatchError::InvalidSourceException(_) => RetryClass::Permanent,
+            _ => match se.raw().status().as_u16() {
+                429 => RetryClass::Throttled,
+                s if s >= 500 => RetryClass::Transient,
+                _ => RetryClass::Permanent,
+            },
+        },
+        _ => RetryClass::Permanent,
     }
 }
 
-fn permanent_hint(code: Option<&str>) -> Option<String> {
-    match code {
-        Some("ResourceNotFoundException") => Some(
+fn permanent_hint(err: &SdkError<PutRecordBatchError, HttpResponse>) -> Option<String> {
+    match err.as_service_error()? {
+        PutRecordBatchError::ResourceNotFoundException(_) => Some(
             "the stream is missing or not ACTIVE: create it with `firehose-kit setup` (it waits until ACTIVE)".into(),
         ),
-        Some("InvalidArgumentException") => {
+        PutRecordBatchError::InvalidArgumentException(_) => {
             Some("Firehose refused the request; check the stream's configuration with `firehose-kit status`".into())
+        }
+        PutRecordBatchError::InvalidKmsResourceException(_) => {
+            Some("the stream's KMS key is disabled, missing or not usable by Firehose".into())
         }
         _ => None,
     }
 }
 
-/// The sender's bookkeeping.
+/// The sender's counters.
 #[derive(Default)]
 struct Tally {
     lines: u64,
@@ -196,6 +211,423 @@ struct Tally {
     digest: Digest,
 }
 
+/// A batch waiting to be (re)sent.
+struct Queued {
+    ready: Instant,
+    batch: Batch,
+    attempt: u32,
+}
+
+/// How the run ends, once it does.
+#[derive(Default)]
+enum Ending {
+    /// Still running, or ran to completion.
+    #[default]
+    Running,
+    /// Ctrl-C: finish what is in flight, then stop.
+    Stopping,
+    /// No progress for --retry-timeout: what is left goes to the rejects file.
+    GivingUp(String),
+    /// A failure that ends the run (the stream is gone, an input cannot be read, the reader died).
+    Fatal(Error),
+}
+
+/// The send loop's state: one method per event (a reader event, a put result, a tick, a signal), plus the
+/// questions the loop asks between events (what to launch, whether to read more, when to wake, whether done).
+/// Everything here is synchronous; `send` owns the futures and the select.
+struct Sender {
+    stream: String,
+    retry_timeout: Duration,
+    state_dir: PathBuf,
+    checkpoints_dir: PathBuf,
+    run: RunManifest,
+    hashes: HashWriter,
+    rejects: Arc<Rejects>,
+    reader_stop: Arc<AtomicBool>,
+    states: HashMap<usize, InputState>,
+    t: Tally,
+    retry_queue: Vec<Queued>,
+    concurrency: Concurrency,
+    gate: ThrottleGate,
+    reader_done: bool,
+    /// The reader's own failure (an input that broke mid-file): what it read before is still sent, then the run
+    /// ends with this error.
+    reader_error: Option<Error>,
+    ending: Ending,
+    last_progress: Instant,
+    last_save: Instant,
+}
+
+impl Sender {
+    fn stop_reader(&self) {
+        self.reader_stop.store(true, Ordering::Relaxed);
+    }
+
+    fn fail(&mut self, e: Error) {
+        if !matches!(self.ending, Ending::Fatal(_)) {
+            self.ending = Ending::Fatal(e);
+        }
+        self.stop_reader();
+    }
+
+    fn give_up(&mut self, reason: String) {
+        if matches!(self.ending, Ending::Running | Ending::Stopping) {
+            self.ending = Ending::GivingUp(reason);
+        }
+        self.stop_reader();
+    }
+
+    fn fatal(&self) -> bool {
+        matches!(self.ending, Ending::Fatal(_))
+    }
+
+    /// Whether new batches may be taken from the reader now.
+    fn can_take(&self, inflight: usize, now: Instant) -> bool {
+        !self.reader_done
+            && matches!(self.ending, Ending::Running)
+            && self.gate.ready_at(now).is_none()
+            && inflight < self.concurrency.limit()
+    }
+
+    /// When the loop must wake up without an event: the next retry, or the end of the throttle gate's wait.
+    fn wake_at(&self, now: Instant) -> Option<Instant> {
+        let next_retry = self.retry_queue.iter().map(|q| q.ready).min();
+        match (next_retry, self.gate.ready_at(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the run is over: nothing more will be read, nothing is in flight, and nothing is left to retry
+    /// (or the run failed, and what is left is not retried).
+    fn finished(&self, inflight: usize) -> bool {
+        let no_more_input = self.reader_done || !matches!(self.ending, Ending::Running);
+        no_more_input && inflight == 0 && (self.retry_queue.is_empty() || self.fatal())
+    }
+
+    /// The retries that are due (and within the throttle gate's allowance), to launch now.
+    fn due_retries(&mut self, inflight: usize, now: Instant) -> Vec<(Batch, u32)> {
+        let mut out = Vec::new();
+        while inflight + out.len() < self.concurrency.limit() {
+            let Some(pos) = self.retry_queue.iter().position(|q| q.ready <= now) else { break };
+            let (batch, attempt) = match self.gate.allowance(now) {
+                None => {
+                    let q = self.retry_queue.swap_remove(pos);
+                    (q.batch, q.attempt)
+                }
+                Some(budget) if budget < 0.0 => break,
+                Some(budget) => {
+                    // Throttled: send only what the stream has lately been accepting; the rest waits its turn.
+                    let part = self.retry_queue[pos].batch.take_within(budget, &self.stream);
+                    let attempt = self.retry_queue[pos].attempt;
+                    if self.retry_queue[pos].batch.records.is_empty() {
+                        self.retry_queue.swap_remove(pos);
+                    }
+                    (part, attempt)
+                }
+            };
+            self.gate.spend(batch.data_bytes(), now);
+            out.push((batch, attempt));
+        }
+        out
+    }
+
+    /// A reader event; returns a batch to launch now.
+    fn on_reader_event(&mut self, event: Option<Event>, now: Instant) -> Option<Batch> {
+        match event {
+            None => {
+                self.reader_done = true;
+                if !self.fatal() && !matches!(self.ending, Ending::Stopping | Ending::GivingUp(_)) {
+                    // The channel closed without `Done`: the reader thread died (a panic).
+                    self.fail(Error::failed(
+                        "the reader thread stopped unexpectedly; lines after the last acknowledged one were not sent",
+                    ));
+                }
+                None
+            }
+            Some(Event::Done) => {
+                self.reader_done = true;
+                None
+            }
+            Some(Event::Batch(mut batch)) => {
+                if let Some(budget) = self.gate.allowance(now) {
+                    let part = batch.take_within(budget, &self.stream);
+                    if !batch.records.is_empty() {
+                        self.retry_queue.push(Queued { ready: now, batch, attempt: 0 });
+                    }
+                    batch = part;
+                }
+                self.gate.spend(batch.data_bytes(), now);
+                Some(batch)
+            }
+            Some(Event::Opened { input, name, path, identity, start_offset, start_lines }) => {
+                let path = path.and_then(|p| std::fs::canonicalize(p).ok());
+                let tracker = AckTracker::new(start_offset, start_lines);
+                let state = InputState { name, path, identity, tracker, resumed_at: start_offset, lines: 0, bytes: 0 };
+                self.states.insert(input, state);
+                None
+            }
+            Some(Event::Skipped(span)) => {
+                if let Some(st) = self.states.get_mut(&span.input) {
+                    st.tracker.complete(span.start, span.end, span.lines);
+                }
+                None
+            }
+            Some(Event::Finished { input, lines, bytes }) => {
+                if let Some(st) = self.states.get_mut(&input) {
+                    st.lines = lines;
+                    st.bytes = bytes;
+                }
+                None
+            }
+            Some(Event::Failed(e)) => {
+                // The reader stops at its failure and hands over what it read before it (then `Done`): send
+                // that, so the checkpoint covers every line before the failure.
+                self.reader_error.get_or_insert(match e {
+                    Error::Input { path, source } => Error::InputFailed { path, source },
+                    other => other,
+                });
+                None
+            }
+        }
+    }
+
+    /// One record accepted by Firehose: count it, remember its lines' hashes, advance its inputs' checkpoints.
+    fn acknowledge(&mut self, record: &Record) -> Result<()> {
+        let t = &mut self.t;
+        t.lines += record.lines as u64;
+        t.bytes += record.data.len() as u64;
+        t.records += 1;
+        t.billable += billable(record.data.len() as u64);
+        t.billable_one += record.billable_one_per_record;
+        for h in &record.hashes {
+            t.digest.add(*h);
+        }
+        self.hashes.write(&record.hashes)?;
+        for span in &record.spans {
+            if let Some(st) = self.states.get_mut(&span.input) {
+                st.tracker.complete(span.start, span.end, span.lines);
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to one PutRecordBatch call.
+    fn on_put_result(&mut self, batch: Batch, attempt: u32, result: PutResult, now: Instant) -> Result<()> {
+        match result {
+            Ok(out) => {
+                let responses = out.request_responses();
+                let mut failed: Vec<Record> = Vec::new();
+                let (mut throttled, mut accepted_bytes, mut acked_any) = (0u64, 0u64, false);
+                for (i, record) in batch.records.into_iter().enumerate() {
+                    match responses.get(i).map(|r| r.error_code()) {
+                        Some(None) => {
+                            acked_any = true;
+                            accepted_bytes += record.data.len() as u64;
+                            self.acknowledge(&record)?;
+                        }
+                        code => {
+                            if code.flatten().is_some_and(entry_is_throttled) {
+                                throttled += 1;
+                            }
+                            failed.push(record);
+                        }
+                    }
+                }
+                self.t.batches += 1;
+                self.t.throttled += throttled;
+                self.gate.on_response(accepted_bytes, throttled > 0, now);
+                if acked_any {
+                    self.last_progress = now;
+                }
+                if failed.is_empty() {
+                    self.concurrency.on_success();
+                } else {
+                    if throttled > 0 {
+                        self.concurrency.on_throttled();
+                    }
+                    self.t.retried_records += failed.len() as u64;
+                    let all_throttled = throttled as usize == failed.len();
+                    let ready = now + retry_delay(attempt + 1, all_throttled, self.last_progress.elapsed());
+                    tracing::debug!(
+                        "{} of {} entries failed; resending them after backoff (attempt {})",
+                        failed.len(),
+                        responses.len(),
+                        attempt + 1
+                    );
+                    for batch in rebatch(&self.stream, failed) {
+                        self.retry_queue.push(Queued { ready, batch, attempt: attempt + 1 });
+                    }
+                }
+            }
+            Err(err) => match classify(&err) {
+                class @ (RetryClass::Throttled | RetryClass::Transient) => {
+                    if class == RetryClass::Throttled {
+                        self.t.throttled += batch.records.len() as u64;
+                        self.concurrency.on_throttled();
+                        self.gate.on_response(0, true, now);
+                    }
+                    self.t.retried_calls += 1;
+                    tracing::debug!(
+                        "PutRecordBatch failed ({}), retrying the batch",
+                        err.code().unwrap_or("transport error")
+                    );
+                    if self.last_progress.elapsed() >= self.retry_timeout {
+                        let reason = format!(
+                            "no record accepted for {}s; last error: {}",
+                            self.retry_timeout.as_secs(),
+                            sdk_error("PutRecordBatch", err).causes().join(": ")
+                        );
+                        self.retry_queue.push(Queued { ready: now, batch, attempt: attempt + 1 });
+                        self.give_up(reason);
+                    } else {
+                        let delay =
+                            retry_delay(attempt + 1, class == RetryClass::Throttled, self.last_progress.elapsed());
+                        self.retry_queue.push(Queued { ready: now + delay, batch, attempt: attempt + 1 });
+                    }
+                }
+                RetryClass::Permanent => {
+                    let hint = permanent_hint(&err);
+                    let mut e = sdk_error(format!("send to delivery stream `{}`", self.stream), err);
+                    if let Some(h) = hint {
+                        e = e.with_hint(h);
+                    }
+                    self.retry_queue.push(Queued { ready: now, batch, attempt });
+                    self.fail(e);
+                }
+            },
+        }
+        if !self.retry_queue.is_empty() && self.last_progress.elapsed() >= self.retry_timeout {
+            self.give_up(format!("no record accepted for {}s", self.retry_timeout.as_secs()));
+        }
+        self.reject_if_giving_up()
+    }
+
+    /// Ctrl-C or SIGTERM: stop reading, finish what is in flight.
+    fn on_signal(&mut self, reporter: &dyn Reporter) {
+        if matches!(self.ending, Ending::Running) {
+            self.ending = Ending::Stopping;
+            self.stop_reader();
+            reporter.note("stopping: finishing the batches in flight, then saving the checkpoint");
+        }
+    }
+
+    /// The periodic tick: progress, and the manifest and checkpoints once a second.
+    fn on_tick(&mut self, task: &dyn crate::ui::Task, started: Instant) -> Result<()> {
+        let t = &self.t;
+        let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+        task.set_position(t.bytes);
+        task.set_message(format!(
+            "{} lines · {} records · {:.1} MB/s · {} retried · {} throttled",
+            format_count(t.lines),
+            format_count(t.records),
+            t.bytes as f64 / 1e6 / elapsed,
+            format_count(t.retried_records + t.retried_calls),
+            format_count(t.throttled),
+        ));
+        if self.last_save.elapsed() >= Duration::from_secs(1) {
+            self.save()?;
+            self.last_save = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Records that will not be retried any more (the run gave up): to the rejects file, counted.
+    fn reject_if_giving_up(&mut self) -> Result<()> {
+        let Ending::GivingUp(reason) = &self.ending else { return Ok(()) };
+        let reason = format!("not accepted: {reason}");
+        for q in std::mem::take(&mut self.retry_queue) {
+            for record in &q.batch.records {
+                let span = record.spans.first();
+                let name = span.and_then(|s| self.states.get(&s.input)).map(|s| s.name.as_str()).unwrap_or("input");
+                self.rejects.write(&Reject {
+                    input: name,
+                    line: None,
+                    offset: span.map(|s| s.start),
+                    lines: record.lines as u64,
+                    bytes: record.data.len() as u64,
+                    reason: &reason,
+                    text: &record.data,
+                })?;
+                self.t.failed_records += 1;
+                self.t.failed_lines += record.lines as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the hash file, the run manifest, then the checkpoints: a checkpoint never covers lines the
+    /// manifest does not.
+    fn save(&mut self) -> Result<()> {
+        self.hashes.flush()?;
+        let (t, run) = (&self.t, &mut self.run);
+        run.lines = t.lines;
+        run.bytes = t.bytes;
+        run.records = t.records;
+        run.batches = t.batches;
+        run.retries = t.retried_records + t.retried_calls;
+        run.throttled = t.throttled;
+        run.rejected_lines = self.rejects.count();
+        run.failed_records = t.failed_records;
+        run.billable_bytes = t.billable;
+        run.billable_bytes_one_line_per_record = t.billable_one;
+        run.digest = t.digest;
+        let mut indices: Vec<&usize> = self.states.keys().collect();
+        indices.sort();
+        run.inputs = indices
+            .iter()
+            .map(|i| {
+                let st = &self.states[i];
+                InputSummary { name: st.name.clone(), lines: st.lines, bytes: st.bytes, resumed_at: st.resumed_at }
+            })
+            .collect();
+        run.save(&self.state_dir)?;
+        for i in indices {
+            let st = &self.states[i];
+            if let (Some(path), Some(identity)) = (&st.path, &st.identity) {
+                let cp = Checkpoint {
+                    stream: run.stream.clone(),
+                    path: path.clone(),
+                    identity: identity.clone(),
+                    offset: st.tracker.contiguous(),
+                    lines: st.tracker.lines(),
+                    run_id: run.run_id.clone(),
+                };
+                cp.save(&self.checkpoints_dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the run: the final status, the manifest, and the report (or the error that ended it).
+    fn finish(mut self, reader: std::thread::Result<()>) -> Result<(RunManifest, Tally, Result<()>)> {
+        if let Err(panic) = reader {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            self.fail(Error::failed(format!("the reader thread failed: {what}")));
+        }
+        if let Some(e) = self.reader_error.take() {
+            self.fail(e);
+        }
+        self.reject_if_giving_up()?;
+        self.run.ended = Some(chrono::Utc::now());
+        self.run.status = match self.ending {
+            Ending::Fatal(_) | Ending::GivingUp(_) => RunStatus::Failed,
+            Ending::Stopping => RunStatus::Interrupted,
+            Ending::Running => RunStatus::Completed,
+        };
+        self.save()?;
+        let outcome = match std::mem::take(&mut self.ending) {
+            Ending::Fatal(e) => Err(e),
+            _ => Ok(()),
+        };
+        Ok((self.run, self.t, outcome))
+    }
+}
+
 /// Sends everything the inputs hold; `stop` ends it early (in-flight batches are finished first).
 pub async fn send(
     global: &Global,
@@ -204,7 +636,7 @@ pub async fn send(
     reporter: &dyn Reporter,
     stop: CancellationToken,
 ) -> Result<SendReport> {
-    let mut inputs = resolve_inputs(s)?;
+    let inputs = resolve_inputs(s)?;
     let stream = global.stream.clone();
     let info = fh::describe(&clients.firehose, &stream).await?.ok_or_else(|| {
         Error::aws(
@@ -214,7 +646,7 @@ pub async fn send(
             Some(format!("create it with `firehose-kit{} setup`", super::setup::stream_flag(&stream))),
         )
     })?;
-    if info.status != "ACTIVE" {
+    if info.status != StreamStatus::Active {
         return Err(Error::aws(
             format!("send to delivery stream `{stream}`"),
             None,
@@ -233,61 +665,15 @@ pub async fn send(
     let state_dir = global.state_dir.clone();
     let checkpoints_dir = manifest::checkpoints_dir(&state_dir);
 
-    // Resume files from their checkpoints.
-    let mut resumed = Vec::new();
-    let mut resumed_from = Vec::new();
-    let mut already_sent = Vec::new();
-    let mut keep = Vec::new();
-    for mut input in inputs.drain(..) {
-        if let Source::File { path, .. } = &input.source
-            && !s.from_start
-        {
-            let canonical =
-                std::fs::canonicalize(path).map_err(|source| Error::Input { path: path.clone(), source })?;
-            if let Some(cp) = Checkpoint::load(&checkpoints_dir, &stream, &canonical)? {
-                if cp.identity.still_matches(path).unwrap_or(false) {
-                    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                    let plain = matches!(input.source, Source::File { gzip: false, .. });
-                    if plain && cp.offset >= size && !s.follow {
-                        already_sent.push(input.name.clone());
-                        reporter.note(&format!(
-                            "{}: already sent ({} lines acknowledged by run {}); nothing to do (--from-start sends it again)",
-                            input.name,
-                            format_count(cp.lines),
-                            cp.run_id
-                        ));
-                        continue;
-                    }
-                    if cp.offset > 0 {
-                        reporter.note(&format!(
-                            "{}: resuming after line {} (byte {}), acknowledged by run {}",
-                            input.name,
-                            format_count(cp.lines),
-                            format_count(cp.offset),
-                            cp.run_id
-                        ));
-                        input.start_offset = cp.offset;
-                        input.start_lines = cp.lines;
-                        resumed.push(input.name.clone());
-                        if !resumed_from.contains(&cp.run_id) {
-                            resumed_from.push(cp.run_id.clone());
-                        }
-                    }
-                } else {
-                    reporter.note(&format!(
-                        "{}: changed since its checkpoint (rotated or rewritten); sending it from the start",
-                        input.name
-                    ));
-                }
-            }
-        }
-        keep.push(input);
+    let plan = plan_resume(inputs, &checkpoints_dir, &stream, s.from_start, s.follow)?;
+    for note in &plan.notes {
+        reporter.note(note);
     }
-    let inputs = keep;
-    if inputs.is_empty() {
-        return Ok(nothing_to_send(&stream, already_sent, one_line_per_record));
+    if plan.inputs.is_empty() {
+        return Ok(nothing_to_send(&stream, plan.already_sent, one_line_per_record));
     }
-    let total_bytes: Option<u64> = inputs
+    let total_bytes: Option<u64> = plan
+        .inputs
         .iter()
         .map(|i| match &i.source {
             Source::File { path, gzip: false } => {
@@ -301,9 +687,9 @@ pub async fn send(
     run.endpoint = clients.endpoint_url.clone();
     run.account_id = account_id;
     run.buffer_interval_s = info.destination.as_ref().map(|d| d.buffer_interval_s.max(0) as u32);
-    run.resumed_from = resumed_from;
+    run.resumed_from = plan.resumed_from.clone();
     run.save(&state_dir)?;
-    let mut hashes = HashWriter::create(RunManifest::hashes_path(&state_dir, &run_id))?;
+    let hashes = HashWriter::create(RunManifest::hashes_path(&state_dir, &run_id))?;
     let rejects = Arc::new(Rejects::new(manifest::rejects_path(&state_dir, &run_id)));
 
     let config = ReaderConfig {
@@ -317,296 +703,68 @@ pub async fn send(
     };
     let (tx, mut rx) = mpsc::channel::<Event>(s.concurrency.max(2) * 2);
     let reader_stop = Arc::new(AtomicBool::new(false));
-    let reader = reader::spawn(inputs, config, tx, reader_stop.clone(), rejects.clone());
+    let reader = reader::spawn(plan.inputs, config, tx, reader_stop.clone(), rejects.clone());
 
     let task = reporter.task("send", total_bytes, Unit::Bytes);
     let started = Instant::now();
-    let mut states: HashMap<usize, InputState> = HashMap::new();
-    let mut t = Tally::default();
+    let mut sender = Sender {
+        stream: stream.clone(),
+        retry_timeout: s.retry_timeout,
+        state_dir: state_dir.clone(),
+        checkpoints_dir,
+        run,
+        hashes,
+        rejects: rejects.clone(),
+        reader_stop,
+        states: HashMap::new(),
+        t: Tally::default(),
+        retry_queue: Vec::new(),
+        concurrency: Concurrency::new(s.concurrency),
+        gate: ThrottleGate::default(),
+        reader_done: false,
+        reader_error: None,
+        ending: Ending::Running,
+        last_progress: Instant::now(),
+        last_save: Instant::now(),
+    };
     let mut inflight: FuturesUnordered<PutFuture> = FuturesUnordered::new();
-    let mut retry_queue: Vec<(Instant, Batch, u32)> = Vec::new();
-    let mut concurrency = Concurrency::new(s.concurrency);
-    let mut gate = ThrottleGate::default();
-    let mut reader_done = false;
-    let mut stopping = false;
-    let mut giving_up: Option<String> = None;
-    let mut fatal: Option<Error> = None;
-    let mut last_progress = Instant::now();
-    let mut last_save = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    let save = |run: &mut RunManifest,
-                t: &Tally,
-                states: &HashMap<usize, InputState>,
-                hashes: &mut HashWriter,
-                rejected: u64|
-     -> Result<()> {
-        hashes.flush()?;
-        run.lines = t.lines;
-        run.bytes = t.bytes;
-        run.records = t.records;
-        run.batches = t.batches;
-        run.retries = t.retried_records + t.retried_calls;
-        run.throttled = t.throttled;
-        run.rejected_lines = rejected;
-        run.failed_records = t.failed_records;
-        run.billable_bytes = t.billable;
-        run.billable_bytes_one_line_per_record = t.billable_one;
-        run.digest = t.digest;
-        let mut indices: Vec<&usize> = states.keys().collect();
-        indices.sort();
-        run.inputs = indices
-            .iter()
-            .map(|i| {
-                let st = &states[i];
-                InputSummary { name: st.name.clone(), lines: st.lines, bytes: st.bytes, resumed_at: st.resumed_at }
-            })
-            .collect();
-        // Manifest first, then checkpoints: a checkpoint never covers lines the manifest does not.
-        run.save(&state_dir)?;
-        for i in indices {
-            let st = &states[i];
-            if let (Some(path), Some(identity)) = (&st.path, &st.identity) {
-                let cp = Checkpoint {
-                    stream: run.stream.clone(),
-                    path: path.clone(),
-                    identity: identity.clone(),
-                    offset: st.tracker.contiguous(),
-                    lines: st.tracker.lines(),
-                    run_id: run.run_id.clone(),
-                };
-                cp.save(&checkpoints_dir)?;
-            }
-        }
-        Ok(())
-    };
-
+    let mut stopping = false;
     loop {
-        // Launch ready retries first, then new batches, up to the concurrency limit.
         let now = Instant::now();
-        while inflight.len() < concurrency.limit() {
-            let Some(pos) = retry_queue.iter().position(|(ready, _, _)| *ready <= now) else { break };
-            let batch = match gate.allowance(now) {
-                None => {
-                    let (_, batch, attempt) = retry_queue.swap_remove(pos);
-                    (batch, attempt)
-                }
-                Some(budget) if budget < 0.0 => break,
-                Some(budget) => {
-                    // Throttled: send only what the stream has lately been accepting; the rest waits its turn.
-                    let part = retry_queue[pos].1.take_within(budget, &stream);
-                    let attempt = retry_queue[pos].2;
-                    if retry_queue[pos].1.records.is_empty() {
-                        retry_queue.swap_remove(pos);
-                    }
-                    (part, attempt)
-                }
-            };
-            gate.spend(batch.0.data_bytes(), now);
-            inflight.push(put(clients, &stream, batch.0, batch.1));
+        for (batch, attempt) in sender.due_retries(inflight.len(), now) {
+            inflight.push(put(clients, &stream, batch, attempt));
         }
-        // While the stream throttles, the gate holds new and retried batches to its acceptance rate.
-        let gate_wait = gate.ready_at(now);
-        let can_take = !reader_done
-            && !stopping
-            && giving_up.is_none()
-            && fatal.is_none()
-            && gate_wait.is_none()
-            && inflight.len() < concurrency.limit();
-        let next_retry = retry_queue.iter().map(|(ready, _, _)| *ready).min();
-        let wake = match (next_retry, gate_wait) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if (reader_done || stopping || giving_up.is_some() || fatal.is_some())
-            && inflight.is_empty()
-            && (retry_queue.is_empty() || fatal.is_some())
-        {
+        if sender.finished(inflight.len()) {
             break;
         }
+        let can_take = sender.can_take(inflight.len(), now);
+        let wake = sender.wake_at(now).filter(|_| inflight.len() < sender.concurrency.limit());
         tokio::select! {
             Some((batch, attempt, result)) = inflight.next(), if !inflight.is_empty() => {
-                match result {
-                    Ok(out) => {
-                        let mut failed: Vec<Record> = Vec::new();
-                        let mut throttled = 0u64;
-                        let responses = out.request_responses();
-                        let mut acked_any = false;
-                        let mut accepted_bytes = 0u64;
-                        for (i, record) in batch.records.into_iter().enumerate() {
-                            let code = responses.get(i).and_then(|r| r.error_code());
-                            match code {
-                                None if i < responses.len() => {
-                                    acked_any = true;
-                                    accepted_bytes += record.data.len() as u64;
-                                    t.lines += record.lines as u64;
-                                    t.bytes += record.data.len() as u64;
-                                    t.records += 1;
-                                    t.billable += billable(record.data.len() as u64);
-                                    t.billable_one += record.billable_one_per_record;
-                                    for h in &record.hashes {
-                                        t.digest.add(*h);
-                                    }
-                                    hashes.write(&record.hashes)?;
-                                    for span in &record.spans {
-                                        if let Some(st) = states.get_mut(&span.input) {
-                                            st.tracker.complete(span.start, span.end, span.lines);
-                                        }
-                                    }
-                                }
-                                code => {
-                                    if code == Some("ServiceUnavailableException") {
-                                        throttled += 1;
-                                    }
-                                    failed.push(record);
-                                }
-                            }
-                        }
-                        t.batches += 1;
-                        t.throttled += throttled;
-                        gate.on_response(accepted_bytes, throttled > 0, Instant::now());
-                        if acked_any {
-                            last_progress = Instant::now();
-                        }
-                        if failed.is_empty() {
-                            concurrency.on_success();
-                        } else {
-                            if throttled > 0 {
-                                concurrency.on_throttled();
-                            }
-                            t.retried_records += failed.len() as u64;
-                            let reason = format!("{} of {} entries failed", failed.len(), responses.len());
-                            let all_throttled = throttled as usize == failed.len();
-                            let ready = Instant::now() + retry_delay(attempt + 1, all_throttled, last_progress.elapsed());
-                            for b in rebatch(&stream, failed) {
-                                retry_queue.push((ready, b, attempt + 1));
-                            }
-                            tracing::debug!("{reason}; resending them after backoff (attempt {})", attempt + 1);
-                        }
-                    }
-                    Err(err) => match classify(&err) {
-                        Some(throttled) => {
-                            if throttled {
-                                t.throttled += batch.records.len() as u64;
-                                concurrency.on_throttled();
-                                gate.on_response(0, true, Instant::now());
-                            }
-                            t.retried_calls += 1;
-                            tracing::debug!("PutRecordBatch failed ({}), retrying the batch", err.code().unwrap_or("transport error"));
-                            if last_progress.elapsed() >= s.retry_timeout {
-                                giving_up.get_or_insert_with(|| format!("no record accepted for {}s; last error: {}", s.retry_timeout.as_secs(), sdk_error("PutRecordBatch", err).causes().join(": ")));
-                                retry_queue.push((Instant::now(), batch, attempt + 1));
-                            } else {
-                                let delay = retry_delay(attempt + 1, throttled, last_progress.elapsed());
-                                retry_queue.push((Instant::now() + delay, batch, attempt + 1));
-                            }
-                        }
-                        None => {
-                            let code = err.code().map(str::to_string);
-                            let mut e = sdk_error(format!("send to delivery stream `{stream}`"), err);
-                            if let Some(h) = permanent_hint(code.as_deref()) {
-                                e = e.with_hint(h);
-                            }
-                            fatal.get_or_insert(e);
-                            reader_stop.store(true, Ordering::Relaxed);
-                            retry_queue.push((Instant::now(), batch, attempt));
-                        }
-                    },
-                }
-                if giving_up.is_none() && !retry_queue.is_empty() && last_progress.elapsed() >= s.retry_timeout {
-                    giving_up = Some(format!("no record accepted for {}s", s.retry_timeout.as_secs()));
-                }
-                if giving_up.is_some() || fatal.is_some() {
-                    reader_stop.store(true, Ordering::Relaxed);
-                }
+                sender.on_put_result(batch, attempt, result, Instant::now())?;
             }
             event = rx.recv(), if can_take => {
-                match event {
-                    None => reader_done = true,
-                    Some(Event::Batch(mut batch)) => {
-                        let now = Instant::now();
-                        if let Some(budget) = gate.allowance(now) {
-                            let part = batch.take_within(budget, &stream);
-                            if !batch.records.is_empty() {
-                                retry_queue.push((now, batch, 0));
-                            }
-                            batch = part;
-                        }
-                        gate.spend(batch.data_bytes(), now);
-                        inflight.push(put(clients, &stream, batch, 0));
-                    }
-                    Some(Event::Opened { input, name, path, identity, start_offset, start_lines }) => {
-                        let path = path.and_then(|p| std::fs::canonicalize(p).ok());
-                        states.insert(input, InputState { name, path, identity, tracker: AckTracker::new(start_offset, start_lines), resumed_at: start_offset, lines: 0, bytes: 0 });
-                    }
-                    Some(Event::Skipped(span)) => {
-                        if let Some(st) = states.get_mut(&span.input) {
-                            st.tracker.complete(span.start, span.end, span.lines);
-                        }
-                    }
-                    Some(Event::Finished { input, lines, bytes }) => {
-                        if let Some(st) = states.get_mut(&input) {
-                            st.lines = lines;
-                            st.bytes = bytes;
-                        }
-                    }
-                    Some(Event::Failed(e)) => {
-                        fatal.get_or_insert(e);
-                        reader_stop.store(true, Ordering::Relaxed);
-                    }
+                if let Some(batch) = sender.on_reader_event(event, Instant::now()) {
+                    inflight.push(put(clients, &stream, batch, 0));
                 }
             }
-            _ = async { match wake { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if wake.is_some() && inflight.len() < concurrency.limit() => {}
+            _ = async { match wake { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if wake.is_some() => {}
             _ = stop.cancelled(), if !stopping => {
                 stopping = true;
-                reader_stop.store(true, Ordering::Relaxed);
-                reporter.note("stopping: finishing the batches in flight, then saving the checkpoint");
+                sender.on_signal(reporter);
             }
-            _ = tick.tick() => {
-                let elapsed = started.elapsed().as_secs_f64().max(1e-3);
-                task.set_position(t.bytes);
-                task.set_message(format!(
-                    "{} lines · {} records · {:.1} MB/s · {} retried · {} throttled",
-                    format_count(t.lines),
-                    format_count(t.records),
-                    t.bytes as f64 / 1e6 / elapsed,
-                    format_count(t.retried_records + t.retried_calls),
-                    format_count(t.throttled),
-                ));
-                if last_save.elapsed() >= Duration::from_secs(1) {
-                    save(&mut run, &t, &states, &mut hashes, rejects.count())?;
-                    last_save = Instant::now();
-                }
-            }
-        }
-        // Records that will not be retried any more (gave up): to the rejects file, counted.
-        if let Some(reason) = &giving_up {
-            let doomed: Vec<(Instant, Batch, u32)> = std::mem::take(&mut retry_queue);
-            for (_, batch, _) in doomed {
-                reject_batch(&rejects, &states, &batch, reason, &mut t)?;
-            }
+            _ = tick.tick() => sender.on_tick(task.as_ref(), started)?,
         }
     }
     drop(rx);
-    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
-    if let Some(reason) = &giving_up {
-        for (_, batch, _) in std::mem::take(&mut retry_queue) {
-            reject_batch(&rejects, &states, &batch, reason, &mut t)?;
-        }
-    }
-
+    let joined = tokio::task::spawn_blocking(move || reader.join()).await.unwrap_or_else(|e| {
+        Err(Box::new(format!("cannot join the reader thread: {e}")) as Box<dyn std::any::Any + Send>)
+    });
     let duration = started.elapsed();
-    run.ended = Some(chrono::Utc::now());
-    run.status = if fatal.is_some() || giving_up.is_some() {
-        RunStatus::Failed
-    } else if stopping {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Completed
-    };
-    save(&mut run, &t, &states, &mut hashes, rejects.count())?;
-    if let Some(e) = fatal {
+    let (run, t, outcome) = sender.finish(joined)?;
+    if let Err(e) = outcome {
         task.finish(format!("stopped after {} lines", format_count(t.lines)));
         return Err(e);
     }
@@ -635,8 +793,8 @@ pub async fn send(
         one_line_per_record,
         one_line_per_record_reason: one_line_reason,
         rejects: (rejected > 0).then(|| rejects.path().to_path_buf()),
-        resumed,
-        already_sent,
+        resumed: plan.resumed,
+        already_sent: plan.already_sent,
     })
 }
 
@@ -666,31 +824,6 @@ fn nothing_to_send(stream: &str, already_sent: Vec<String>, one_line_per_record:
         resumed: Vec::new(),
         already_sent,
     }
-}
-
-fn reject_batch(
-    rejects: &Rejects,
-    states: &HashMap<usize, InputState>,
-    batch: &Batch,
-    reason: &str,
-    t: &mut Tally,
-) -> Result<()> {
-    for record in &batch.records {
-        let span = record.spans.first();
-        let name = span.and_then(|s| states.get(&s.input)).map(|s| s.name.as_str()).unwrap_or("input");
-        rejects.write(&Reject {
-            input: name,
-            line: None,
-            offset: span.map(|s| s.start),
-            lines: record.lines as u64,
-            bytes: record.data.len() as u64,
-            reason: &format!("not accepted: {reason}"),
-            text: &record.data,
-        })?;
-        t.failed_records += 1;
-        t.failed_lines += record.lines as u64;
-    }
-    Ok(())
 }
 
 /// The human summary of a report.
@@ -750,7 +883,7 @@ pub async fn run(global: &Global, s: &SendSettings, clients: &Clients, printer: 
     let stop = CancellationToken::new();
     let signal_stop = stop.clone();
     let signals = tokio::spawn(async move {
-        super::local::wait_for_signal().await;
+        crate::util::signal::wait_for_signal().await;
         signal_stop.cancel();
     });
     printer.status(&format!("send to `{}` via {}", global.stream, clients.backend()));

@@ -14,6 +14,7 @@ use crate::aws::policy::{self, DELIVERY_POLICY_NAME};
 use crate::aws::{iam, s3};
 use crate::cli::Compression;
 use crate::error::{Error, ExitCode, Result};
+use crate::firehose::types::StreamStatus;
 use crate::settings::{self, Global, SetupSettings};
 use crate::ui::{Printer, Reporter, Unit, format_duration};
 
@@ -46,10 +47,10 @@ pub struct Plan {
     bucket_exists: bool,
 }
 
-fn compression_name(c: Compression) -> &'static str {
+fn compression_of(c: Compression) -> crate::firehose::types::Compression {
     match c {
-        Compression::None => "UNCOMPRESSED",
-        Compression::Gzip => "GZIP",
+        Compression::None => crate::firehose::types::Compression::Uncompressed,
+        Compression::Gzip => crate::firehose::types::Compression::Gzip,
     }
 }
 
@@ -186,7 +187,9 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         error_prefix: s.error_prefix.clone(),
         buffer_size_mib: s.buffer_size_mib as i32,
         buffer_interval_s: s.buffer_interval_s as i32,
-        compression: compression_name(s.compression).into(),
+        compression: compression_of(s.compression),
+        file_extension: None,
+        time_zone: None,
     };
     let existing_stream = fh::describe(&clients.firehose, &global.stream).await?;
     match &existing_stream {
@@ -205,7 +208,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
                 ))
                 .with_hint("choose another name with --stream"));
             }
-            if matches!(info.status.as_str(), "CREATING_FAILED" | "DELETING" | "DELETING_FAILED") {
+            if info.status.is_terminal_failure() {
                 return Err(Error::failed(format!("delivery stream `{}` is {}", global.stream, info.status)).with_hint(
                     "wait for a deletion to finish, or remove a failed stream with `firehose-kit teardown`, then run setup again",
                 ));
@@ -260,7 +263,7 @@ fn describe_destination(d: &DestinationSpec) -> String {
         d.prefix.as_deref().unwrap_or(""),
         d.buffer_size_mib,
         d.buffer_interval_s,
-        if d.compression == "GZIP" { "gzip" } else { "no compression" }
+        if d.compression == crate::firehose::types::Compression::Gzip { "gzip" } else { "no compression" }
     )
 }
 
@@ -339,7 +342,7 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
         }
         "update" => {
             let mut info = plan.existing_stream.clone().expect("an update has a stream");
-            if info.status != "ACTIVE" {
+            if info.status != StreamStatus::Active {
                 task.set_message(format!("waiting for {} to be ACTIVE before updating it", plan.stream));
                 info = fh::wait_until_active(&clients.firehose, &plan.stream, s.timeout, &|_, _| {}).await?;
             }
@@ -353,13 +356,13 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
         (None, None)
     } else {
         let started = Instant::now();
-        let on_poll = |status: &str, elapsed: Duration| {
+        let on_poll = |status: &StreamStatus, elapsed: Duration| {
             task.set_message(format!("{} is {status} ({})", plan.stream, format_duration(elapsed)));
         };
         let info = fh::wait_until_active(&clients.firehose, &plan.stream, s.timeout, &on_poll).await?;
         stream_arn = Some(info.arn.clone());
         task.finish(format!("{} · ACTIVE after {}", line(&stream_step, true), format_duration(started.elapsed())));
-        (Some(info.status), Some(started.elapsed().as_millis()))
+        (Some(info.status.to_string()), Some(started.elapsed().as_millis()))
     };
     Ok(Outcome { plan, stream_arn, status, waited_ms, iam_retries })
 }

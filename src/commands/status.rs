@@ -6,7 +6,7 @@ use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::s3;
 use crate::error::{Error, ExitCode, Result};
-use crate::local::firehose::prefix;
+use crate::firehose::prefix;
 use crate::pipeline::manifest;
 use crate::settings::Global;
 use crate::ui::{Printer, format_bytes, format_count};
@@ -28,9 +28,7 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
     // What is under the stream's static prefix: count, bytes, newest.
     let delivered = match &dest {
         Some(d) => {
-            let static_prefix = prefix::validate(d.prefix.as_deref(), d.error_prefix.as_deref())
-                .map(|p| p.static_part())
-                .unwrap_or_default();
+            let static_prefix = prefix::static_part_of(d.prefix.as_deref()).to_string();
             match s3::bucket_state(&clients.s3, d.bucket()).await? {
                 s3::BucketState::Exists => {
                     let objects = s3::list_objects(&clients.s3, d.bucket(), &static_prefix).await?;
@@ -47,7 +45,10 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
         }
         None => None,
     };
-    let last_run = manifest::latest_run(&global.state_dir, &global.stream);
+    let (last_run, runs) = manifest::latest_run(&global.state_dir, &global.stream);
+    if let Some(w) = runs.warning() {
+        printer.reporter().warn(&w);
+    }
     let role = dest.as_ref().map(|d| d.role_arn.rsplit('/').next().unwrap_or(&d.role_arn).to_string());
 
     if printer.json() {
@@ -79,7 +80,11 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
         out.push(format!("buffering   {} MiB or {} s, whichever first", d.buffer_size_mib, d.buffer_interval_s));
         out.push(format!(
             "compression {}",
-            if d.compression == "UNCOMPRESSED" { "none" } else { d.compression.as_str() }
+            if d.compression == crate::firehose::types::Compression::Uncompressed {
+                "none"
+            } else {
+                d.compression.as_str()
+            }
         ));
         if let Some(e) = &d.error_prefix {
             out.push(format!("errors      s3://{}/{e}", d.bucket()));

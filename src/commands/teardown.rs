@@ -3,6 +3,7 @@
 //! Only resources tagged `firehose-kit:managed=true` are touched unless `--force`; missing resources are
 //! reported as already gone, so teardown is safe to re-run.
 
+use crate::firehose::types::StreamStatus;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -106,7 +107,7 @@ pub async fn remove(
                 });
             } else {
                 let task = reporter.task("stream", None, Unit::Items);
-                if info.status == "CREATING" {
+                if info.status == StreamStatus::Creating {
                     // DeleteDeliveryStream is refused while CREATING.
                     task.set_message(format!("waiting for {stream} to finish CREATING before deleting it"));
                     fh::wait_until_active(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &|_, _| {}).await?;
@@ -115,7 +116,7 @@ pub async fn remove(
                 if opts.no_wait {
                     task.finish(format!("{stream} DELETING (not waiting: --no-wait)"));
                 } else {
-                    let on_poll = |status: &str, elapsed: Duration| {
+                    let on_poll = |status: &StreamStatus, elapsed: Duration| {
                         task.set_message(format!("{stream} is {status} ({})", format_duration(elapsed)));
                     };
                     fh::wait_until_gone(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &on_poll).await?;

@@ -15,11 +15,12 @@ use serde_json::json;
 use crate::aws::firehose::{self as fh, DestinationSpec};
 use crate::aws::{Clients, s3, sdk_error};
 use crate::delivery::compare::{Expected, Tally};
-use crate::delivery::keys::{layout_problems, parse_key};
+use crate::delivery::keep;
 use crate::delivery::objects::{ObjectLines, read_lines};
 use crate::delivery::report::{Buffering, DeliveredObject, flushed_by, summarize};
 use crate::error::{Error, ExitCode, Result};
-use crate::local::firehose::prefix;
+use crate::firehose::keys::{layout_problems, parse_key};
+use crate::firehose::prefix;
 use crate::pipeline::manifest::{self, RunManifest, line_hash, read_hashes};
 use crate::settings::{Global, VerifySettings};
 use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count};
@@ -60,7 +61,11 @@ pub struct VerifyReport {
 }
 
 /// Runs to verify, newest chain member last, grouped by producer (each group is one resume chain).
-fn load_chains(global: &Global, s: &VerifySettings) -> Result<Vec<Vec<(RunManifest, PathBuf)>>> {
+fn load_chains(
+    global: &Global,
+    s: &VerifySettings,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Vec<(RunManifest, PathBuf)>>> {
     let mut heads: Vec<(RunManifest, PathBuf)> = Vec::new();
     for path in &s.manifests {
         let m = RunManifest::load(path)?;
@@ -79,7 +84,11 @@ fn load_chains(global: &Global, s: &VerifySettings) -> Result<Vec<Vec<(RunManife
         heads.push((RunManifest::load(&path)?, manifest::runs_dir(&global.state_dir)));
     }
     if heads.is_empty() && s.expect.is_empty() {
-        let latest = manifest::latest_run(&global.state_dir, &global.stream).ok_or_else(|| {
+        let (latest, list) = manifest::latest_run(&global.state_dir, &global.stream);
+        if let Some(w) = list.warning() {
+            reporter.warn(&w);
+        }
+        let latest = latest.ok_or_else(|| {
             Error::usage(format!(
                 "no send run for stream `{}` in `{}`",
                 global.stream,
@@ -176,34 +185,37 @@ fn decompressed(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether the destination uses the default `<static prefix>yyyy/MM/dd/HH/` layout (no expressions).
+fn hourly_layout(dest: &DestinationSpec) -> bool {
+    !dest.prefix.as_deref().unwrap_or("").contains("!{")
+}
+
 /// The keys to list: one prefix per hour partition in the window (default layout), or the static prefix.
-fn list_prefixes(dest: &DestinationSpec, since: Option<DateTime<Utc>>) -> Vec<String> {
-    let parsed = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref());
-    let static_part = parsed.as_ref().map(|p| p.static_part()).unwrap_or_default();
-    let default_layout = !dest.prefix.as_deref().unwrap_or("").contains("!{");
+fn list_prefixes(dest: &DestinationSpec, zone: chrono_tz::Tz, since: Option<DateTime<Utc>>) -> Vec<String> {
+    let static_part = prefix::static_part_of(dest.prefix.as_deref());
     match since {
-        Some(start) if default_layout && (Utc::now() - start).num_hours() <= 48 => {
+        Some(start) if hourly_layout(dest) && (Utc::now() - start).num_hours() <= 48 => {
             use chrono::DurationRound;
             let now = Utc::now();
             let mut hour = start.duration_trunc(chrono::TimeDelta::hours(1)).unwrap_or(start);
             let mut out = Vec::new();
             while hour <= now {
-                out.push(crate::delivery::keys::hour_prefix(&static_part, hour));
+                out.push(prefix::hour_prefix(static_part, hour, zone));
                 hour += chrono::TimeDelta::hours(1);
             }
             out
         }
-        _ => vec![static_part],
+        _ => vec![static_part.to_string()],
     }
 }
 
-/// Streams one object through the line hasher into `expected`; returns what it held and how many of its lines
-/// were expected ones.
+/// Streams one object through the line hasher into `expected` (and into `keep_as` when given); returns what it
+/// held and how many of its lines were expected ones.
 async fn download(
     clients: &Clients,
     bucket: &str,
     key: &str,
-    keep: Option<PathBuf>,
+    keep_as: Option<PathBuf>,
     expected: Arc<Mutex<Expected>>,
 ) -> Result<(ObjectLines, u64)> {
     let out = clients
@@ -217,17 +229,13 @@ async fn download(
     let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> Result<(ObjectLines, u64)> {
-        let mut keep_file = match &keep {
-            Some(dir) => {
-                let path = dir.join(&key);
+        let mut keep_file = match &keep_as {
+            Some(path) => {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::state("create", parent, e))?;
                 }
-                let name = path.with_extension(
-                    path.extension().filter(|e| *e != "gz").map(|e| e.to_os_string()).unwrap_or_default(),
-                );
                 Some(std::io::BufWriter::new(
-                    std::fs::File::create(&name).map_err(|e| Error::state("create", name.clone(), e))?,
+                    std::fs::File::create(path).map_err(|e| Error::state("create", path.clone(), e))?,
                 ))
             }
             None => None,
@@ -239,6 +247,9 @@ async fn download(
         };
         let info = read_lines(reader, keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), &mut observe)
             .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
+        if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
+            std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
+        }
         Ok((info, matched))
     })
     .await
@@ -254,7 +265,7 @@ pub async fn verify(
     let chains = if s.manifests.is_empty() && s.run.is_none() && !s.expect.is_empty() {
         Vec::new()
     } else {
-        load_chains(global, s)?
+        load_chains(global, s, reporter)?
     };
     let runs: Vec<&RunManifest> = chains.iter().flatten().map(|(m, _)| m).collect();
     let stream = match runs.first() {
@@ -285,10 +296,14 @@ pub async fn verify(
     let dest =
         info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
     let bucket = dest.bucket().to_string();
-    let extension = if dest.compression == "GZIP" { ".gz" } else { "" };
-    let expected_prefix = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref())
-        .map(|p| p.static_part())
-        .unwrap_or_default();
+    let extension = dest.extension();
+    let expected_prefix = prefix::static_part_of(dest.prefix.as_deref()).to_string();
+    let hourly = hourly_layout(&dest);
+    // Describe reports what AWS accepted; a zone this build does not know falls back to UTC (with a note).
+    let zone = prefix::parse_time_zone(dest.time_zone.as_deref()).unwrap_or_else(|e| {
+        reporter.note(&format!("{e}: reading key times as UTC"));
+        chrono_tz::Tz::UTC
+    });
     let interval =
         runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(dest.buffer_interval_s.max(0) as u32);
     let started = tokio::time::Instant::now();
@@ -322,7 +337,7 @@ pub async fn verify(
     let mut seen_keys: HashSet<String> = HashSet::new();
     let mut objects: Vec<DeliveredObject> = Vec::new();
     let mut error_objects: Vec<String> = Vec::new();
-    let prefixes = list_prefixes(&dest, window_start);
+    let prefixes = list_prefixes(&dest, zone, window_start);
     // Failed deliveries land under the literal part of the error prefix.
     let error_prefix = dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string());
     let name_prefix = format!("{stream}-");
@@ -341,22 +356,21 @@ pub async fn verify(
                 }
             }
         }
-        let keep = s.keep.clone();
         let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
-            let keep = keep.clone();
+            let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key));
             let bucket = bucket.clone();
             let expected = expected.clone();
             async move {
-                let lines = download(clients, &bucket, &o.key, keep, expected).await;
-                (o, lines)
+                let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected).await;
+                (o, lines, keep_as)
             }
         }))
         .buffer_unordered(DOWNLOADS);
-        while let Some((o, lines)) = downloads.next().await {
+        while let Some((o, lines, kept_as)) = downloads.next().await {
             let (lines, matched) = lines?;
-            let parsed = parse_key(&o.key, &stream);
+            let parsed = parse_key(&o.key, &stream, zone);
             let (key_time, problems) = match &parsed {
-                Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, extension)),
+                Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, &extension, hourly)),
                 Err(why) => (None, vec![why.clone()]),
             };
             let delay_s = match (o.last_modified, key_time) {
@@ -374,6 +388,7 @@ pub async fn verify(
                 flushed_by: flushed_by(lines.bytes, dest.buffer_size_mib, delay_s, dest.buffer_interval_s),
                 matched_lines: matched,
                 layout_problems: problems,
+                kept_as,
             });
             let t = tally();
             task.set_position(t.matched);

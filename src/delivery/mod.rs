@@ -1,7 +1,7 @@
-//! Pure verify logic: Firehose's key layout, reading delivered objects back into lines, comparing them with what
-//! was sent, and the delivery report.
+//! Pure verify logic: reading delivered objects back into lines, comparing them with what was sent, where
+//! `--keep` saves them, and the delivery report. (The key layout itself is Firehose's rule: `firehose::keys`.)
 
 pub mod compare;
-pub mod keys;
+pub mod keep;
 pub mod objects;
 pub mod report;

@@ -33,6 +33,9 @@ pub struct DeliveredObject {
     pub matched_lines: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layout_problems: Vec<String>,
+    /// Where `verify --keep` saved it (decompressed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_as: Option<std::path::PathBuf>,
 }
 
 /// Why an object was delivered. One that waited at least IntervalInSeconds was flushed by the interval;
@@ -121,6 +124,7 @@ mod tests {
             flushed_by: flushed_by(bytes, 1, Some(delay), 60),
             matched_lines: 1,
             layout_problems: vec![],
+            kept_as: None,
         }
     }
 

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http::Response;
 use serde::{Deserialize, Serialize};
 
-use super::persist;
 use super::query::{QueryError, QueryRequest, element, escape, success};
 use super::s3::store::now_ms;
+use crate::util::persist;
 
 const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";

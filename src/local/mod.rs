@@ -10,7 +10,6 @@
 
 pub mod firehose;
 pub mod iam;
-pub mod persist;
 pub mod query;
 pub mod s3;
 pub mod server;
@@ -191,7 +190,7 @@ impl EmulatorBuilder {
                     match open(&thread_config, &thread_dir, addr).await {
                         Ok((listener, services)) => {
                             let local = listener.local_addr().expect("bound listener has an address");
-                            let _ = ready_tx.send(Ok(local));
+                            let _ = ready_tx.send(Ok((local, services.firehose.clone())));
                             server::serve(listener, services, shutdown_rx).await;
                         }
                         Err(e) => {
@@ -202,9 +201,10 @@ impl EmulatorBuilder {
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(StartError::Runtime)?;
-        let local =
+        let (local, firehose) =
             ready_rx.await.map_err(|_| StartError::Runtime(std::io::Error::other("emulator thread exited")))??;
         Ok(EmulatorHandle {
+            firehose,
             addr: local,
             endpoint: format!("http://{local}"),
             data_dir,
@@ -251,6 +251,7 @@ async fn open(
 /// A running emulator. Dropping it stops the server without waiting; call [`EmulatorHandle::shutdown`] to flush
 /// every buffer first.
 pub struct EmulatorHandle {
+    firehose: Arc<firehose::Firehose>,
     addr: SocketAddr,
     endpoint: String,
     data_dir: PathBuf,
@@ -262,6 +263,12 @@ pub struct EmulatorHandle {
 }
 
 impl EmulatorHandle {
+    /// Delivery attempts to S3 that failed so far (a missing bucket, a storage error), across all streams; each
+    /// failed object is kept and retried.
+    pub fn delivery_failures(&self) -> u64 {
+        self.firehose.delivery_failures()
+    }
+
     /// `http://127.0.0.1:<port>`
     pub fn endpoint(&self) -> &str {
         &self.endpoint

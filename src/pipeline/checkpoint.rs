@@ -1,6 +1,6 @@
 //! Resume points for `send`: per input file, the offset up to which every byte is acknowledged by Firehose,
 //! even when batches complete out of order, and the file's identity so a rotated or replaced file is never
-//! resumed at a stale offset.
+//! resumed at a stale offset; and [`plan_resume`], which decides where each input of a new send starts.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::reader::{Input, Source};
 use crate::error::{Error, Result};
-use crate::local::persist;
+use crate::ui::format_count;
+use crate::util::persist;
 
 /// Tracks acknowledged byte ranges of one input and the contiguous prefix they form.
 #[derive(Debug, Clone)]
@@ -133,8 +135,10 @@ fn checkpoint_path(dir: &Path, stream: &str, canonical: &Path) -> PathBuf {
 impl Checkpoint {
     pub fn load(dir: &Path, stream: &str, canonical: &Path) -> Result<Option<Checkpoint>> {
         let path = checkpoint_path(dir, stream, canonical);
-        let cp: Option<Checkpoint> =
-            persist::read_json(&path).map_err(|e| Error::state("read checkpoint", path.clone(), e))?;
+        let cp: Option<Checkpoint> = persist::read_json(&path).map_err(|e| Error::Failed {
+            message: format!("checkpoint `{}` of `{}` is unreadable: {e}", path.display(), canonical.display()),
+            hint: Some("delete it, or pass --from-start to send the file from its first line".into()),
+        })?;
         Ok(cp.filter(|c| c.path == canonical && c.stream == stream))
     }
 
@@ -143,6 +147,85 @@ impl Checkpoint {
         let path = checkpoint_path(dir, &self.stream, &self.path);
         persist::write_json(&path, self).map_err(|e| Error::state("write checkpoint", path, e))
     }
+}
+
+/// What a send starts from: the inputs left to send (resumed ones from their checkpoint), and what to tell the
+/// user about each.
+#[derive(Debug, Default)]
+pub struct ResumePlan {
+    pub inputs: Vec<Input>,
+    /// Inputs resumed mid-file.
+    pub resumed: Vec<String>,
+    /// Runs whose acknowledged lines the resumed inputs continue (the run manifest records them for `verify`).
+    pub resumed_from: Vec<String>,
+    /// Inputs already sent in full (skipped).
+    pub already_sent: Vec<String>,
+    /// One line per input whose plan is not "from the start".
+    pub notes: Vec<String>,
+}
+
+/// Decides where each input starts: files resume after their checkpoint for `stream` when the file is still the
+/// one the checkpoint was taken from; a file sent in full is skipped (unless followed); `from_start` ignores
+/// checkpoints. Standard input and the generator always start at the beginning.
+pub fn plan_resume(
+    inputs: Vec<Input>,
+    checkpoints_dir: &Path,
+    stream: &str,
+    from_start: bool,
+    follow: bool,
+) -> Result<ResumePlan> {
+    let mut plan = ResumePlan::default();
+    for mut input in inputs {
+        let Source::File { path, gzip } = &input.source else {
+            plan.inputs.push(input);
+            continue;
+        };
+        if from_start {
+            plan.inputs.push(input);
+            continue;
+        }
+        let canonical = std::fs::canonicalize(path).map_err(|source| Error::Input { path: path.clone(), source })?;
+        let Some(cp) = Checkpoint::load(checkpoints_dir, stream, &canonical)? else {
+            plan.inputs.push(input);
+            continue;
+        };
+        if !cp.identity.still_matches(path).unwrap_or(false) {
+            plan.notes.push(format!(
+                "{}: changed since its checkpoint (rotated or rewritten); sending it from the start",
+                input.name
+            ));
+            plan.inputs.push(input);
+            continue;
+        }
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if !gzip && cp.offset >= size && !follow {
+            plan.notes.push(format!(
+                "{}: already sent ({} lines acknowledged by run {}); nothing to do (--from-start sends it again)",
+                input.name,
+                format_count(cp.lines),
+                cp.run_id
+            ));
+            plan.already_sent.push(input.name.clone());
+            continue;
+        }
+        if cp.offset > 0 {
+            plan.notes.push(format!(
+                "{}: resuming after line {} (byte {}), acknowledged by run {}",
+                input.name,
+                format_count(cp.lines),
+                format_count(cp.offset),
+                cp.run_id
+            ));
+            input.start_offset = cp.offset;
+            input.start_lines = cp.lines;
+            plan.resumed.push(input.name.clone());
+            if !plan.resumed_from.contains(&cp.run_id) {
+                plan.resumed_from.push(cp.run_id.clone());
+            }
+        }
+        plan.inputs.push(input);
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]
@@ -199,5 +282,56 @@ mod tests {
         assert_eq!(Checkpoint::load(&dir.path().join("cps"), "S", &file).unwrap(), Some(cp));
         assert_eq!(Checkpoint::load(&dir.path().join("cps"), "S", &dir.path().join("y.log")).unwrap(), None);
         assert_eq!(Checkpoint::load(&dir.path().join("cps"), "Other", &file).unwrap(), None, "per stream");
+    }
+
+    #[test]
+    fn resume_plans_follow_the_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let cps = dir.path().join("cps");
+        let (full, half, fresh) =
+            (dir.path().join("full.log"), dir.path().join("half.log"), dir.path().join("new.log"));
+        for p in [&full, &half, &fresh] {
+            std::fs::write(p, b"a\nb\n").unwrap();
+        }
+        for (p, offset) in [(&full, 4), (&half, 2)] {
+            let canonical = std::fs::canonicalize(p).unwrap();
+            let cp = Checkpoint {
+                stream: "S".into(),
+                path: canonical.clone(),
+                identity: identity(&canonical).unwrap(),
+                offset,
+                lines: offset / 2,
+                run_id: "r1".into(),
+            };
+            cp.save(&cps).unwrap();
+        }
+        let input = |p: &Path| Input {
+            name: p.display().to_string(),
+            source: Source::File { path: p.to_path_buf(), gzip: false },
+            start_offset: 0,
+            start_lines: 0,
+        };
+        let all = || {
+            vec![
+                input(&full),
+                input(&half),
+                input(&fresh),
+                Input { name: "stdin".into(), source: Source::Stdin, start_offset: 0, start_lines: 0 },
+            ]
+        };
+        let plan = plan_resume(all(), &cps, "S", false, false).unwrap();
+        assert_eq!(plan.already_sent, vec![full.display().to_string()]);
+        assert_eq!(plan.resumed, vec![half.display().to_string()]);
+        assert_eq!(plan.resumed_from, vec!["r1".to_string()]);
+        assert_eq!(plan.inputs.iter().map(|i| i.start_offset).collect::<Vec<_>>(), vec![2, 0, 0]);
+        assert_eq!(plan.notes.len(), 2);
+        let plan = plan_resume(all(), &cps, "S", true, false).unwrap();
+        assert_eq!((plan.inputs.len(), plan.notes.len()), (4, 0), "--from-start ignores checkpoints");
+        // A corrupt checkpoint is an error that names it and says how to go on.
+        for entry in std::fs::read_dir(&cps).unwrap() {
+            std::fs::write(entry.unwrap().path(), b"{not json").unwrap();
+        }
+        let err = plan_resume(all(), &cps, "S", false, false).unwrap_err();
+        assert!(err.to_string().contains("unreadable") && err.hint().unwrap().contains("--from-start"), "{err}");
     }
 }

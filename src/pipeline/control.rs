@@ -3,17 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use crate::util::backoff::jittered;
 
 /// Retry delays: 100 ms doubling to 10 s, each ±30 % (Kinesis Agent's schedule).
 pub fn backoff(attempt: u32) -> Duration {
     jittered(Duration::from_millis(100), Duration::from_secs(10), attempt)
-}
-
-/// `first` doubling per attempt up to `cap`, each ±30 %: the one retry schedule every bounded loop uses.
-pub fn jittered(first: Duration, cap: Duration, attempt: u32) -> Duration {
-    let base = first.saturating_mul(1 << attempt.saturating_sub(1).min(20)).min(cap);
-    base.mul_f64(rand::rng().random_range(0.7..1.3))
 }
 
 /// When to resend records that failed. Throttling is the stream's quota, not these records' fault: the quota

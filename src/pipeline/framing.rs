@@ -197,6 +197,7 @@ impl<R: Read> Framer<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Just;
 
     fn frame(input: &[u8], max: usize) -> Vec<(Vec<u8>, u64, u64, u64, bool)> {
         let mut f = Framer::new(input, max, 0, 0);
@@ -260,5 +261,61 @@ mod tests {
         assert!(matches!(f.next(false).unwrap(), Next::Line(_)));
         assert_eq!(f.next(false).unwrap(), Next::End);
         assert_eq!(f.offset(), 2, "the partial line stays unread");
+    }
+
+    /// A reader that hands out its bytes in the given read sizes (cycling), as pipes and decoders do.
+    struct Chunky {
+        data: Vec<u8>,
+        pos: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl Read for Chunky {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let want = self.sizes[self.turn % self.sizes.len()];
+            self.turn += 1;
+            let n = want.min(out.len()).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Any bytes, read in any chunk sizes, frame into exactly the input's lines, in order, with their
+        /// offsets and numbers; lines over the limit come back as oversized with their true extent.
+        #[test]
+        fn framing_matches_a_plain_split_whatever_the_reads(
+            data in proptest::collection::vec(proptest::prop_oneof![Just(b'\n'), Just(b'\r'), proptest::prelude::any::<u8>()], 0..600),
+            sizes in proptest::collection::vec(1usize..40, 1..6),
+            max in 1usize..24,
+        ) {
+            use proptest::prelude::*;
+            let mut expected = Vec::new();
+            let mut start = 0usize;
+            for (n, piece) in data.split_inclusive(|b| *b == b'\n').enumerate() {
+                let mut line = piece.to_vec();
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                let end = start + piece.len();
+                expected.push((line.len() <= max, if line.len() <= max { line } else { Vec::new() }, n as u64 + 1, start as u64, end as u64));
+                start = end;
+            }
+            let mut f = Framer::new(Chunky { data: data.clone(), pos: 0, sizes, turn: 0 }, max, 0, 0);
+            let mut got = Vec::new();
+            loop {
+                match f.next(true).unwrap() {
+                    Next::Line(l) => got.push((true, l.bytes.to_vec(), l.number, l.start, l.end)),
+                    Next::Oversized(o) => got.push((false, Vec::new(), o.number, o.start, o.end)),
+                    Next::End => break,
+                }
+            }
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(f.offset(), data.len() as u64);
+        }
     }
 }

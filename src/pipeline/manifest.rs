@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::local::persist;
+use crate::util::persist;
 
 /// The hash of one line's bytes (without its `\n`): xxh3-128. Its low 64 bits are what `.hashes` files hold.
 pub fn line_hash(line: &[u8]) -> u128 {
@@ -180,21 +180,49 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..6])
 }
 
-/// Every manifest in the state dir (unreadable files are skipped), oldest first.
-pub fn all_runs(state_dir: &Path) -> Vec<RunManifest> {
-    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else { return Vec::new() };
-    let mut runs: Vec<RunManifest> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| RunManifest::load(&e.path()).ok())
-        .collect();
-    runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.run_id.cmp(&b.run_id)));
-    runs
+/// The manifests of a state dir, oldest first, and the files that could not be read as one (skipped, so the
+/// caller can warn about them).
+#[derive(Debug, Default)]
+pub struct RunList {
+    pub runs: Vec<RunManifest>,
+    pub unreadable: Vec<PathBuf>,
 }
 
-/// The most recent run for `stream`.
-pub fn latest_run(state_dir: &Path, stream: &str) -> Option<RunManifest> {
-    all_runs(state_dir).into_iter().rev().find(|r| r.stream == stream)
+impl RunList {
+    /// A warning naming the skipped files, when there are any.
+    pub fn warning(&self) -> Option<String> {
+        let first = self.unreadable.first()?;
+        Some(format!(
+            "skipped {} unreadable run manifest{} (e.g. `{}`)",
+            self.unreadable.len(),
+            if self.unreadable.len() == 1 { "" } else { "s" },
+            first.display()
+        ))
+    }
+}
+
+/// Every manifest in the state dir, oldest first.
+pub fn all_runs(state_dir: &Path) -> RunList {
+    let mut list = RunList::default();
+    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else { return list };
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if path.extension().is_some_and(|x| x == "json") {
+            match RunManifest::load(&path) {
+                Ok(run) => list.runs.push(run),
+                Err(_) => list.unreadable.push(path),
+            }
+        }
+    }
+    list.runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.run_id.cmp(&b.run_id)));
+    list.unreadable.sort();
+    list
+}
+
+/// The most recent run for `stream`, and the list it was picked from (for its warning).
+pub fn latest_run(state_dir: &Path, stream: &str) -> (Option<RunManifest>, RunList) {
+    let mut list = all_runs(state_dir);
+    let latest = list.runs.iter().rposition(|r| r.stream == stream).map(|i| list.runs.remove(i));
+    (latest, list)
 }
 
 /// Appends line hashes (low 64 bits) to a run's `.hashes` file.
@@ -265,9 +293,15 @@ mod tests {
         manifest("r1", "A", t(100)).save(dir.path()).unwrap();
         manifest("r2", "A", t(200)).save(dir.path()).unwrap();
         manifest("r3", "B", t(300)).save(dir.path()).unwrap();
-        assert_eq!(latest_run(dir.path(), "A").unwrap().run_id, "r2");
-        assert_eq!(latest_run(dir.path(), "C"), None);
-        assert_eq!(all_runs(dir.path()).len(), 3);
+        assert_eq!(latest_run(dir.path(), "A").0.unwrap().run_id, "r2");
+        assert_eq!(latest_run(dir.path(), "C").0, None);
+        assert_eq!(all_runs(dir.path()).runs.len(), 3);
+        // A damaged manifest is skipped and counted, not fatal.
+        std::fs::write(runs_dir(dir.path()).join("broken.json"), b"{\"run_id\": 7").unwrap();
+        let list = all_runs(dir.path());
+        assert_eq!((list.runs.len(), list.unreadable.len()), (3, 1));
+        assert!(list.warning().unwrap().contains("broken.json"));
+        assert_eq!(latest_run(dir.path(), "A").0.unwrap().run_id, "r2");
     }
 
     #[test]

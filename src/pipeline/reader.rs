@@ -70,7 +70,11 @@ pub enum Event {
         lines: u64,
         bytes: u64,
     },
+    /// A failure that ends the run (an input that cannot be read, the rejects file that cannot be written).
     Failed(Error),
+    /// The reader is done: every input read (or it was told to stop) and the last partial batch handed over.
+    /// A channel that closes without it means the reader thread died.
+    Done,
 }
 
 /// The rejects file (`<state-dir>/rejects/<run-id>.log`): one JSON object per rejected line or record.
@@ -465,13 +469,13 @@ pub fn spawn(
                         Err(Halt::Stopped) => {
                             // Stopped (Ctrl-C, or the sender gave up): hand over what was read, so the
                             // checkpoint can advance over it once it is acknowledged.
-                            let _ = producer.flush();
+                            let _ = producer.flush().and_then(|_| producer.send(Event::Done));
                             return;
                         }
                     }
                 }
             }
-            let _ = producer.flush();
+            let _ = producer.flush().and_then(|_| producer.send(Event::Done));
         })
         .expect("spawn the reader thread")
 }
@@ -523,9 +527,12 @@ mod tests {
         assert_eq!(b[0].records[0].data, b"one\r\ntwo\n\nthree\n");
         assert_eq!(b[0].records[0].spans, vec![Span { input: 0, start: 0, end: 15, lines: 4 }]);
         assert!(
-            matches!(events.last(), Some(Event::Batch(_)))
-                || events.iter().any(|e| matches!(e, Event::Finished { lines: 4, .. }))
+            // 15 bytes in the file, 16 framed: the last line gets its newline.
+            events.iter().any(|e| matches!(e, Event::Finished { input: 0, lines: 4, bytes: 16 })),
+            "the input's line and byte counts are reported: {:?}",
+            events.iter().filter(|e| !matches!(e, Event::Batch(_))).collect::<Vec<_>>()
         );
+        assert!(matches!(events.last(), Some(Event::Done)), "the reader says it is done last");
         assert_eq!(rejects.count(), 0);
     }
 

@@ -1,30 +1,13 @@
 //! Packing lines into records and records into PutRecordBatch calls, within Firehose's limits, and the
 //! billing arithmetic that motivates packing (each record is billed rounded up to 5 KB).
 
-/// Largest record: 1,000 KiB of data (before base64).
-pub const MAX_RECORD_BYTES: usize = 1_024_000;
-/// Most records per PutRecordBatch.
-pub const MAX_BATCH_RECORDS: usize = 500;
-/// Most bytes per PutRecordBatch, counted here on the encoded request (base64 data + JSON framing), which is
-/// stricter than the service's count of raw data, so a batch never fails on size.
-pub const MAX_BATCH_ENCODED_BYTES: usize = 4 * 1024 * 1024;
-/// Firehose bills each record rounded up to the next 5 KB.
-pub const BILLING_INCREMENT: u64 = 5 * 1024;
+pub use crate::firehose::billing::billable;
+use crate::firehose::limits::{MAX_BATCH_BYTES, encoded_batch_overhead, encoded_record_size};
+pub use crate::firehose::limits::{MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
 
-/// Bytes a record of `len` raw bytes adds to the request body: `{"Data":"<base64>"},`.
-pub fn encoded_record_size(len: usize) -> usize {
-    len.div_ceil(3) * 4 + r#"{"Data":""},"#.len()
-}
-
-/// Bytes of the request body around the records: `{"DeliveryStreamName":"<name>","Records":[` + `]}`.
-pub fn encoded_batch_overhead(stream: &str) -> usize {
-    r#"{"DeliveryStreamName":"","Records":[]}"#.len() + stream.len()
-}
-
-/// What a record of `len` bytes is billed as.
-pub fn billable(len: u64) -> u64 {
-    len.div_ceil(BILLING_INCREMENT).max(1) * BILLING_INCREMENT
-}
+/// The PutRecordBatch size limit, counted here on the encoded request (see `firehose::limits`): stricter than
+/// the service's count of record data, so a batch built here never fails on size.
+pub const MAX_BATCH_ENCODED_BYTES: usize = MAX_BATCH_BYTES;
 
 /// A contiguous byte range of one input covered by a record (for checkpoints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,27 +182,6 @@ mod tests {
 
     fn span(start: u64, end: u64) -> Span {
         Span { input: 0, start, end, lines: 1 }
-    }
-
-    #[test]
-    fn encoded_size_matches_real_base64_and_json() {
-        for len in [0usize, 1, 2, 3, 4, 1000, 1_024_000] {
-            let data = vec![7u8; len];
-            let json = format!(r#"{{"Data":"{}"}},"#, base64::engine::general_purpose::STANDARD.encode(&data));
-            assert_eq!(encoded_record_size(len), json.len(), "{len}");
-        }
-        let body = r#"{"DeliveryStreamName":"S","Records":[]}"#;
-        assert_eq!(encoded_batch_overhead("S"), body.len());
-    }
-
-    #[test]
-    fn billing_rounds_each_record_up_to_5_kb() {
-        assert_eq!(billable(1), 5120);
-        assert_eq!(billable(3 * 1024), 5120);
-        assert_eq!(billable(12 * 1024), 15 * 1024);
-        assert_eq!(billable(42 * 1024), 45 * 1024);
-        assert_eq!(billable(5120), 5120);
-        assert_eq!(billable(0), 5120, "even an empty record is billed one increment");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
     Tagging,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use firehose_kit::delivery::keys::{layout_problems, parse_key};
+use firehose_kit::firehose::keys::{layout_problems, parse_key};
 use firehose_kit::local::Quota;
 
 use crate::support::{
@@ -437,7 +437,7 @@ async fn create_needs_a_role_that_trusts_firehose_and_has_propagated() {
         .await
         .unwrap();
     let created_at = Instant::now();
-    let create = |role: String| {
+    let create_named = |name: &'static str, role: String| {
         let dest = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
             .bucket_arn("arn:aws:s3:::prop")
             .role_arn(role)
@@ -445,10 +445,11 @@ async fn create_needs_a_role_that_trusts_firehose_and_has_propagated() {
             .unwrap();
         c.firehose
             .create_delivery_stream()
-            .delivery_stream_name("Prop")
+            .delivery_stream_name(name)
             .extended_s3_destination_configuration(dest)
             .send()
     };
+    let create = |role: String| create_named("Prop", role);
     let err = create(fresh.role().unwrap().arn().to_string()).await.unwrap_err();
     assert!(err.as_service_error().unwrap().is_invalid_argument_exception());
     assert!(err.message().unwrap().contains("unable to assume role"), "{err:?}");
@@ -461,10 +462,12 @@ async fn create_needs_a_role_that_trusts_firehose_and_has_propagated() {
     eventually("role propagated", Duration::from_secs(20), || async { create(arn.clone()).await.ok().map(|_| ()) })
         .await;
     assert!(created_at.elapsed() >= Duration::from_millis(1500));
-    tokio::time::sleep(Duration::from_millis(1600)).await; // let the wrong role "propagate" too
-    c.firehose.delete_delivery_stream().delivery_stream_name("Prop").send().await.ok();
-    let err = create(wrong.role().unwrap().arn().to_string()).await.unwrap_err();
-    assert!(err.code() == Some("InvalidArgumentException") || err.code() == Some("ResourceInUseException"), "{err:?}");
+    // The wrong role was created before `fresh`, so it has propagated too: it fails for its trust policy alone.
+    let err = create_named("Wrong", wrong.role().unwrap().arn().to_string()).await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_invalid_argument_exception(), "{err:?}");
+    assert!(err.message().unwrap().contains("unable to assume role"), "{err:?}");
+    let gone = c.firehose.describe_delivery_stream().delivery_stream_name("Wrong").send().await.unwrap_err();
+    assert!(gone.as_service_error().unwrap().is_resource_not_found_exception(), "nothing was created");
 }
 
 #[tokio::test]
@@ -554,8 +557,8 @@ async fn size_hint_cuts_objects_of_about_one_mib_and_interval_delivers_the_rest(
     for (key, body) in &size_flushed {
         // About the hint: a record that would pass it starts the next object.
         assert!(body.len() > hint - 100_000 && body.len() <= hint, "{key}: {} bytes", body.len());
-        let info = parse_key(key, "Buf").unwrap();
-        assert!(layout_problems(&info, "", "").is_empty(), "{key}");
+        let info = parse_key(key, "Buf", chrono_tz::Tz::UTC).unwrap();
+        assert!(layout_problems(&info, "", "", true).is_empty(), "{key}");
         assert_eq!(info.version, 1);
     }
     let all = eventually("the interval-flushed remainder", Duration::from_secs(20), || async {
@@ -621,7 +624,7 @@ async fn gzip_objects_end_in_gz_and_unzip_to_the_bytes_sent() {
     .await;
     let (key, body) = &objs[0];
     assert!(key.ends_with(".gz"), "{key}");
-    assert!(layout_problems(&parse_key(key, "Gz").unwrap(), "", ".gz").is_empty());
+    assert!(layout_problems(&parse_key(key, "Gz", chrono_tz::Tz::UTC).unwrap(), "", ".gz", true).is_empty());
     let mut unzipped = Vec::new();
     flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut unzipped).unwrap();
     assert_eq!(unzipped, recs.concat());
@@ -675,7 +678,11 @@ async fn undeliverable_data_is_kept_until_the_bucket_exists_again() {
     active_stream(c, "Gone", &bucket, &role, 128, 1, false).await;
     c.s3.delete_bucket().bucket("gone").send().await.unwrap();
     put_batch(c, "Gone", &[b"kept\n".to_vec()]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // past the interval: a delivery attempt has failed
+    // Past the 1 s interval a delivery attempt fails on the missing bucket: the emulator counts it.
+    eventually("a failed delivery attempt", Duration::from_secs(10), || async {
+        (env.emu.delivery_failures() > 0).then_some(())
+    })
+    .await;
     c.s3.create_bucket().bucket("gone").create_bucket_configuration(constraint()).send().await.unwrap();
     let objs = eventually("delivery after the bucket is back", Duration::from_secs(30), || async {
         let objs = objects(c, "gone", "").await;

@@ -7,6 +7,7 @@ mod support;
 mod compat;
 mod demo;
 mod emulator;
+mod hostile;
 mod provision;
 mod send;
 mod verify;

@@ -8,16 +8,18 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc};
 
 use super::journal::{self, Journal, Pending, Progress};
-use super::prefix::Prefix;
 use super::quota::Limiter;
+use crate::firehose::keys;
+use crate::firehose::prefix::{Context, Prefix};
 use crate::local::s3::{PutAttrs, Store, StoreError};
 
 /// Where and how a stream's objects are written (a snapshot of its destination and version).
@@ -27,6 +29,8 @@ pub struct Target {
     pub version: u64,
     pub bucket: String,
     pub prefix: Prefix,
+    /// `CustomTimeZone` (UTC by default): the zone of the prefix's timestamps and of the file name's.
+    pub zone: Tz,
     pub gzip: bool,
     pub extension: String,
     pub size_bytes: usize,
@@ -67,6 +71,8 @@ pub struct Runtime {
     drained: Arc<Notify>,
     /// Set when the stream is deleted: undeliverable objects are then dropped instead of retried.
     gone: Arc<AtomicBool>,
+    /// Failed delivery attempts (shared by every stream of the emulator).
+    failures: Arc<AtomicU64>,
 }
 
 /// Records accepted into the journal: their end offsets (used as record ids).
@@ -89,6 +95,7 @@ impl Runtime {
         target: Target,
         limiter: Option<Limiter>,
         store: Arc<Store>,
+        failures: Arc<AtomicU64>,
     ) -> std::io::Result<Arc<Self>> {
         let journal = Journal::open(&dir)?;
         let mut progress = journal::read_progress(&dir)?;
@@ -111,6 +118,7 @@ impl Runtime {
             in_flight: Arc::default(),
             drained: Arc::default(),
             gone: Arc::default(),
+            failures,
         });
         let backlog = journal::read_from(&dir, progress.offset)?;
         if !backlog.is_empty() {
@@ -238,15 +246,9 @@ fn append(buffer: &mut Buffer, target: &Target, record: &[u8], arrival_ms: i64, 
 /// The object key for a buffer whose oldest record arrived at `oldest_ms`.
 pub fn object_key(target: &Target, oldest_ms: i64) -> String {
     let at: DateTime<Utc> = DateTime::from_timestamp_millis(oldest_ms).unwrap_or_default();
-    format!(
-        "{}{}-{}-{}-{}{}",
-        target.prefix.evaluate(at),
-        target.stream,
-        target.version,
-        at.format("%Y-%m-%d-%H-%M-%S"),
-        uuid::Uuid::new_v4(),
-        target.extension
-    )
+    // Partition keys are refused at create (see `crate::firehose::emulated`), so evaluation cannot miss one.
+    let prefix = target.prefix.evaluate(&Context::new(at, target.zone)).unwrap_or_else(|_| target.prefix.static_part());
+    keys::object_key(&prefix, &target.stream, target.version, at, target.zone, &uuid::Uuid::new_v4(), &target.extension)
 }
 
 async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>, store: Arc<Store>) {
@@ -266,6 +268,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                     break;
                 }
                 Ok(Err(e)) => {
+                    rt.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "delivery failed, keeping the data and retrying in {backoff:?}: {e}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -320,14 +323,15 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Store
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::firehose::prefix;
+    use crate::firehose::prefix;
 
     fn target(size: usize) -> Target {
         Target {
             stream: "S".into(),
             version: 1,
             bucket: "b".into(),
-            prefix: prefix::validate(None, None).unwrap(),
+            prefix: prefix::validate(None, None, false).unwrap().data,
+            zone: Tz::UTC,
             gzip: false,
             extension: String::new(),
             size_bytes: size,
@@ -369,11 +373,100 @@ mod tests {
         journal::write_progress(&jdir, &Progress { offset: 0, pending: Some(pending) }).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let runtime = Runtime::start(jdir.clone(), target(1024), None, store.clone()).unwrap();
+            let runtime = Runtime::start(jdir.clone(), target(1024), None, store.clone(), Arc::default()).unwrap();
             runtime.flush_due(i64::MAX, true);
             assert!(runtime.drain(Duration::from_secs(2)).await);
         });
         assert_eq!(journal::read_progress(&jdir).unwrap(), Progress { offset: ends[1], pending: None });
         assert_eq!(store.usage("b").unwrap().0, 1, "nothing re-delivered");
+    }
+
+    mod round_trip {
+        use proptest::prelude::*;
+
+        use super::super::object_key;
+        use crate::firehose::keys::{layout_problems, parse_key};
+        use crate::firehose::prefix::static_part_of;
+        use crate::local::firehose::model::{BufferingHints, DestinationInput, StreamState};
+        use crate::local::firehose::{target_of, validate};
+
+        const PATTERNS: &[&str] =
+            &["yyyy", "yyyy/MM/dd/", "yyyy'-'MM'-'dd", "HH", "DDD", "yy-M-d", "'year='yyyy/", "mm'm'ss's'"];
+
+        fn prefix_part() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-zA-Z0-9/=_.é -]{1,12}",
+                proptest::sample::select(PATTERNS).prop_map(|p| format!("!{{timestamp:{p}}}")),
+                Just("!{firehose:random-string}".to_string()),
+            ]
+        }
+
+        fn extension() -> impl Strategy<Value = Option<String>> {
+            prop_oneof![Just(None), Just(Some(String::new())), "\\.[0-9a-z!_.*'()-]{1,10}".prop_map(Some)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Every key the emulator writes (any stream name, prefix expression, time zone, extension and
+            /// compression) is parsed back by the client's parser to the same stream, version, time and id, and
+            /// follows the layout the client expects for that destination.
+            #[test]
+            fn every_key_the_emulator_writes_parses_back(
+                stream in "[a-zA-Z0-9_.-]{1,64}",
+                version in 1u64..=u32::MAX as u64,
+                oldest_ms in 946_684_800_000i64..4_102_444_800_000,
+                zone in proptest::sample::select(chrono_tz::TZ_VARIANTS.to_vec()),
+                parts in proptest::collection::vec(prefix_part(), 0..5),
+                gzip in any::<bool>(),
+                file_extension in extension(),
+            ) {
+                let prefix: String = parts.concat();
+                let expressions = prefix.contains("!{");
+                let input = DestinationInput {
+                    role_arn: Some("arn:aws:iam::000000000000:role/r".into()),
+                    bucket_arn: Some("arn:aws:s3:::b".into()),
+                    prefix: Some(prefix.clone()),
+                    error_output_prefix: expressions.then(|| "err/!{firehose:error-output-type}/".to_string()),
+                    buffering_hints: Some(BufferingHints { size_in_mbs: Some(1), interval_in_seconds: Some(60) }),
+                    compression_format: Some(if gzip { "GZIP" } else { "UNCOMPRESSED" }.into()),
+                    file_extension,
+                    custom_time_zone: Some(zone.name().to_string()),
+                    ..Default::default()
+                };
+                let destination = validate::destination_from(input, true, "p").unwrap();
+                let (prefixes, tz) = validate::destination(&destination, "p").map_err(|e| e.message).unwrap();
+                let state = StreamState {
+                    name: stream.clone(),
+                    region: "us-east-2".into(),
+                    arn: String::new(),
+                    incarnation: "i".into(),
+                    created_ms: 0,
+                    updated_ms: 0,
+                    version,
+                    deleting_since_ms: None,
+                    destination,
+                    tags: Vec::new(),
+                };
+                let target = target_of(&state, prefixes, tz);
+                let key = object_key(&target, oldest_ms);
+
+                let info = parse_key(&key, &stream, zone).unwrap_or_else(|e| panic!("{key}: {e}"));
+                prop_assert_eq!(&info.stream, &stream);
+                prop_assert_eq!(info.version, version);
+                prop_assert_eq!(&info.extension, &target.extension);
+                prop_assert!(key.contains(&info.uuid));
+                let sent = chrono::DateTime::from_timestamp_millis(oldest_ms).unwrap();
+                let same_wall_clock = info.time.with_timezone(&zone).naive_local() == sent.with_timezone(&zone).naive_local().with_nanosecond(0).unwrap();
+                prop_assert!(same_wall_clock, "{key}: {} vs {sent}", info.time);
+                // A wall-clock time that occurs twice (a clock going back) names the earlier instant.
+                use chrono::{TimeZone, Timelike};
+                if zone.from_local_datetime(&sent.with_timezone(&zone).naive_local()).single().is_some() {
+                    prop_assert_eq!(info.time.timestamp(), sent.timestamp());
+                }
+                let problems = layout_problems(&info, static_part_of(Some(&prefix)), &target.extension, !expressions);
+                prop_assert!(problems.is_empty(), "{key}: {problems:?}");
+            }
+        }
     }
 }

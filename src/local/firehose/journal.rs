@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::super::persist;
+use crate::util::persist;
 
 /// Bytes of a frame header: u32 length + i64 arrival time.
 pub const FRAME_HEADER: u64 = 12;

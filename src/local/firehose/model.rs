@@ -1,8 +1,12 @@
-//! Firehose control-plane shapes: the request documents the emulator accepts (JSON 1.1, AWS member names) and
-//! the persisted state of a delivery stream, rendered back as a `DeliveryStreamDescription`.
+//! Firehose control-plane shapes of the emulator: the request documents it accepts (JSON 1.1, AWS member
+//! names), the persisted state of a delivery stream, and the typed answers (a `DeliveryStreamDescription`
+//! rendered from that state).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::firehose::names::bucket_of_arn;
+use crate::firehose::types::{Compression, EncryptionStatus, StreamStatus, object_extension};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct BufferingHints {
@@ -85,6 +89,49 @@ pub struct UpdateInput {
     pub s3: Option<DestinationInput>,
 }
 
+/// DescribeDeliveryStream, DeleteDeliveryStream: a stream name (other members are accepted and ignored).
+#[derive(Debug, Deserialize)]
+pub struct NameInput {
+    #[serde(rename = "DeliveryStreamName")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListInput {
+    #[serde(rename = "Limit")]
+    pub limit: Option<i64>,
+    #[serde(rename = "DeliveryStreamType")]
+    pub stream_type: Option<String>,
+    #[serde(rename = "ExclusiveStartDeliveryStreamName")]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TagInput {
+    #[serde(rename = "DeliveryStreamName")]
+    pub name: Option<String>,
+    #[serde(rename = "Tags")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UntagInput {
+    #[serde(rename = "DeliveryStreamName")]
+    pub name: Option<String>,
+    #[serde(rename = "TagKeys")]
+    pub keys: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListTagsInput {
+    #[serde(rename = "DeliveryStreamName")]
+    pub name: Option<String>,
+    #[serde(rename = "ExclusiveStartTagKey")]
+    pub start: Option<String>,
+    #[serde(rename = "Limit")]
+    pub limit: Option<i64>,
+}
+
 /// The S3 destination of a stream, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Destination {
@@ -96,7 +143,7 @@ pub struct Destination {
     pub error_output_prefix: Option<String>,
     pub size_in_mbs: i64,
     pub interval_in_seconds: i64,
-    pub compression: String,
+    pub compression: Compression,
     pub file_extension: Option<String>,
     pub custom_time_zone: Option<String>,
     pub encryption: Option<Value>,
@@ -109,54 +156,43 @@ pub struct Destination {
 
 impl Destination {
     pub fn bucket(&self) -> &str {
-        self.bucket_arn.rsplit(":::").next().unwrap_or(&self.bucket_arn)
+        bucket_of_arn(&self.bucket_arn)
     }
 
     /// The object name extension: FileExtension when set, else the compression's default.
     pub fn extension(&self) -> String {
-        self.file_extension.clone().unwrap_or_else(|| match self.compression.as_str() {
-            "GZIP" => ".gz".into(),
-            _ => String::new(),
-        })
+        object_extension(&self.compression, self.file_extension.as_deref())
     }
 
-    fn description(&self) -> Value {
-        let encryption = self.encryption.clone().unwrap_or_else(|| json!({"NoEncryptionConfig": "NoEncryption"}));
-        let hints = json!({"SizeInMBs": self.size_in_mbs, "IntervalInSeconds": self.interval_in_seconds});
-        let mut s3 = json!({
-            "RoleARN": self.role_arn,
-            "BucketARN": self.bucket_arn,
-            "BufferingHints": hints,
-            "CompressionFormat": self.compression,
-            "EncryptionConfiguration": encryption,
-        });
-        let put = |v: &mut Value, k: &str, x: &Option<String>| {
-            if let Some(x) = x {
-                v[k] = json!(x);
-            }
+    /// Whether `DynamicPartitioningConfiguration.Enabled` is true.
+    pub fn dynamic_partitioning_enabled(&self) -> bool {
+        self.dynamic_partitioning.as_ref().is_some_and(|v| v["Enabled"] == Value::Bool(true))
+    }
+
+    fn description(&self) -> DestinationDescription<'_> {
+        let s3 = S3Description {
+            role_arn: &self.role_arn,
+            bucket_arn: &self.bucket_arn,
+            prefix: self.prefix.as_deref(),
+            error_output_prefix: self.error_output_prefix.as_deref(),
+            buffering_hints: Hints { size_in_mbs: self.size_in_mbs, interval_in_seconds: self.interval_in_seconds },
+            compression_format: &self.compression,
+            encryption_configuration: self
+                .encryption
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"NoEncryptionConfig": "NoEncryption"})),
+            cloud_watch_logging_options: self.cloud_watch_logging_options.as_ref(),
         };
-        put(&mut s3, "Prefix", &self.prefix);
-        put(&mut s3, "ErrorOutputPrefix", &self.error_output_prefix);
-        if let Some(cw) = &self.cloud_watch_logging_options {
-            s3["CloudWatchLoggingOptions"] = cw.clone();
-        }
-        if !self.extended {
-            return json!({"DestinationId": DESTINATION_ID, "S3DestinationDescription": s3});
-        }
-        let mut ext = s3.clone();
-        ext["S3BackupMode"] = json!(self.s3_backup_mode.clone().unwrap_or_else(|| "Disabled".into()));
-        put(&mut ext, "FileExtension", &self.file_extension);
-        put(&mut ext, "CustomTimeZone", &self.custom_time_zone);
-        for (key, value) in [
-            ("ProcessingConfiguration", &self.processing),
-            ("DataFormatConversionConfiguration", &self.data_format_conversion),
-            ("DynamicPartitioningConfiguration", &self.dynamic_partitioning),
-        ] {
-            if let Some(v) = value {
-                ext[key] = v.clone();
-            }
-        }
-        json!({"DestinationId": DESTINATION_ID, "S3DestinationDescription": s3, "ExtendedS3DestinationDescription": ext})
+        let extended = self.extended.then(|| ExtendedS3Description {
+            base: s3.clone(),
+            s3_backup_mode: self.s3_backup_mode.as_deref().unwrap_or("Disabled"),
+            file_extension: self.file_extension.as_deref(),
+            custom_time_zone: self.custom_time_zone.as_deref(),
+            processing_configuration: self.processing.as_ref(),
+            data_format_conversion_configuration: self.data_format_conversion.as_ref(),
+            dynamic_partitioning_configuration: self.dynamic_partitioning.as_ref(),
+        });
+        DestinationDescription { destination_id: DESTINATION_ID, s3, extended }
     }
 }
 
@@ -179,50 +215,155 @@ pub struct StreamState {
     pub tags: Vec<Tag>,
 }
 
-/// CREATING / ACTIVE / DELETING, or gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Active,
-    Deleting,
+/// Where a stream is in its lifecycle: a status AWS reports, or gone (its DELETING period is over).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    Is(StreamStatus),
     Gone,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "CREATING",
-            Status::Active => "ACTIVE",
-            Status::Deleting | Status::Gone => "DELETING",
+impl StreamState {
+    /// The lifecycle at `now_ms`, from the persisted timestamps and the configured delays.
+    pub fn lifecycle(&self, now_ms: i64, create_delay_ms: i64, delete_delay_ms: i64) -> Lifecycle {
+        match self.deleting_since_ms {
+            Some(since) if now_ms >= since + delete_delay_ms => Lifecycle::Gone,
+            Some(_) => Lifecycle::Is(StreamStatus::Deleting),
+            None if now_ms < self.created_ms + create_delay_ms => Lifecycle::Is(StreamStatus::Creating),
+            None => Lifecycle::Is(StreamStatus::Active),
+        }
+    }
+
+    pub fn description(&self, status: StreamStatus) -> DescribeOutput<'_> {
+        DescribeOutput {
+            description: StreamDescription {
+                name: &self.name,
+                arn: &self.arn,
+                status,
+                stream_type: "DirectPut",
+                encryption: EncryptionDescription { status: EncryptionStatus::Disabled },
+                version_id: self.version.to_string(),
+                create_timestamp: self.created_ms as f64 / 1000.0,
+                last_update_timestamp: self.updated_ms as f64 / 1000.0,
+                destinations: vec![self.destination.description()],
+                has_more_destinations: false,
+            },
         }
     }
 }
 
-impl StreamState {
-    /// The status at `now_ms`, from the persisted timestamps and the configured delays.
-    pub fn status(&self, now_ms: i64, create_delay_ms: i64, delete_delay_ms: i64) -> Status {
-        match self.deleting_since_ms {
-            Some(since) if now_ms >= since + delete_delay_ms => Status::Gone,
-            Some(_) => Status::Deleting,
-            None if now_ms < self.created_ms + create_delay_ms => Status::Creating,
-            None => Status::Active,
-        }
-    }
+#[derive(Serialize)]
+pub struct DescribeOutput<'a> {
+    #[serde(rename = "DeliveryStreamDescription")]
+    description: StreamDescription<'a>,
+}
 
-    pub fn description(&self, status: Status) -> Value {
-        json!({
-            "DeliveryStreamDescription": {
-                "DeliveryStreamName": self.name,
-                "DeliveryStreamARN": self.arn,
-                "DeliveryStreamStatus": status.as_str(),
-                "DeliveryStreamType": "DirectPut",
-                "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
-                "VersionId": self.version.to_string(),
-                "CreateTimestamp": self.created_ms as f64 / 1000.0,
-                "LastUpdateTimestamp": self.updated_ms as f64 / 1000.0,
-                "Destinations": [self.destination.description()],
-                "HasMoreDestinations": false,
-            }
-        })
-    }
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StreamDescription<'a> {
+    #[serde(rename = "DeliveryStreamName")]
+    name: &'a str,
+    #[serde(rename = "DeliveryStreamARN")]
+    arn: &'a str,
+    #[serde(rename = "DeliveryStreamStatus")]
+    status: StreamStatus,
+    #[serde(rename = "DeliveryStreamType")]
+    stream_type: &'a str,
+    #[serde(rename = "DeliveryStreamEncryptionConfiguration")]
+    encryption: EncryptionDescription,
+    version_id: String,
+    create_timestamp: f64,
+    last_update_timestamp: f64,
+    destinations: Vec<DestinationDescription<'a>>,
+    has_more_destinations: bool,
+}
+
+#[derive(Serialize)]
+struct EncryptionDescription {
+    #[serde(rename = "Status")]
+    status: EncryptionStatus,
+}
+
+#[derive(Serialize)]
+struct DestinationDescription<'a> {
+    #[serde(rename = "DestinationId")]
+    destination_id: &'a str,
+    #[serde(rename = "S3DestinationDescription")]
+    s3: S3Description<'a>,
+    #[serde(rename = "ExtendedS3DestinationDescription", skip_serializing_if = "Option::is_none")]
+    extended: Option<ExtendedS3Description<'a>>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "PascalCase")]
+struct Hints {
+    #[serde(rename = "SizeInMBs")]
+    size_in_mbs: i64,
+    interval_in_seconds: i64,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+struct S3Description<'a> {
+    #[serde(rename = "RoleARN")]
+    role_arn: &'a str,
+    #[serde(rename = "BucketARN")]
+    bucket_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_output_prefix: Option<&'a str>,
+    buffering_hints: Hints,
+    compression_format: &'a Compression,
+    encryption_configuration: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_watch_logging_options: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExtendedS3Description<'a> {
+    #[serde(flatten)]
+    base: S3Description<'a>,
+    #[serde(rename = "S3BackupMode")]
+    s3_backup_mode: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_extension: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_time_zone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processing_configuration: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_format_conversion_configuration: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamic_partitioning_configuration: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+pub struct CreateOutput {
+    #[serde(rename = "DeliveryStreamARN")]
+    pub arn: String,
+}
+
+#[derive(Serialize)]
+pub struct ListOutput<'a> {
+    #[serde(rename = "DeliveryStreamNames")]
+    pub names: Vec<&'a str>,
+    #[serde(rename = "HasMoreDeliveryStreams")]
+    pub more: bool,
+}
+
+#[derive(Serialize)]
+pub struct TagOutput<'a> {
+    #[serde(rename = "Key")]
+    pub key: &'a str,
+    #[serde(rename = "Value")]
+    pub value: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct ListTagsOutput<'a> {
+    #[serde(rename = "Tags")]
+    pub tags: Vec<TagOutput<'a>>,
+    #[serde(rename = "HasMoreTags")]
+    pub more: bool,
 }

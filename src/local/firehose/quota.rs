@@ -1,6 +1,6 @@
 //! Direct Put throughput quotas and injected faults.
 //!
-//! A quota is three per-second budgets per stream (MiB/s, requests/s, records/s; aws-facts.md §5), metered in
+//! A quota is three per-second budgets per stream (MiB/s, requests/s, records/s; the figures per region are in docs/aws.md, "Quotas and throttling"), metered in
 //! fixed one-second windows: a record is admitted while it fits in what is left of the current second. A
 //! request over the request budget fails whole with `ServiceUnavailableException`; records over the record or
 //! byte budget fail one by one inside a 200 response ("Slow down."), as real Firehose does.

@@ -80,17 +80,6 @@ fn put_attrs(content_type: Option<String>, content_encoding: Option<String>, met
     PutAttrs { content_type, content_encoding, metadata: metadata.map(|m| m.into_iter().collect()).unwrap_or_default() }
 }
 
-/// Bucket names S3 accepts (3–63 of `a-z0-9.-`, starting and ending with a letter or digit, no `..`, not an IP).
-fn valid_bucket_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=63).contains(&bytes.len())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..")
-        && name.parse::<std::net::Ipv4Addr>().is_err()
-}
-
 /// Streams a request body into a store writer (on a blocking thread per chunk batch) and commits it.
 async fn write_body(
     store: &Arc<Store>,
@@ -120,7 +109,7 @@ async fn write_body(
 impl S3 for S3Api {
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let input = req.input;
-        if !valid_bucket_name(&input.bucket) {
+        if crate::firehose::names::bucket_name_problem(&input.bucket).is_some() {
             return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
         }
         let constraint = input
@@ -732,18 +721,5 @@ pub struct FixedSecret(pub String);
 impl s3s::auth::S3Auth for FixedSecret {
     async fn get_secret_key(&self, _access_key: &str) -> S3Result<s3s::auth::SecretKey> {
         Ok(s3s::auth::SecretKey::from(self.0.clone()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_bucket_name;
-
-    #[test]
-    fn bucket_names_follow_s3_rules() {
-        assert!(valid_bucket_name("firehose-kit-000000000000-us-east-2"));
-        for bad in ["ab", "Upper", "-dash", "dash-", "a..b", "192.168.1.1", &"a".repeat(64)] {
-            assert!(!valid_bucket_name(bad), "{bad}");
-        }
     }
 }

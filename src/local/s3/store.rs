@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::super::persist;
+use crate::util::persist;
 
 /// What can go wrong in the store; mapped to S3 error codes by the API layer.
 #[derive(Debug, thiserror::Error)]

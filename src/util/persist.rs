@@ -1,4 +1,4 @@
-//! Crash-safe small-file persistence for the emulator: write to a temporary file, then rename over the target.
+//! Crash-safe small-file persistence (emulator state, run manifests, checkpoints): write to a temporary file, then rename over the target.
 //!
 //! A rename is atomic on POSIX file systems, so a process killed at any point leaves either the old or the new
 //! document, never a torn one. No fsync: the emulator's durability promise is against the process being killed

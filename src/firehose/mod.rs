@@ -1,0 +1,23 @@
+//! Amazon Data Firehose's own rules, written once and used by both sides of the wire: the client commands
+//! (`setup`, `send`, `verify`, `status`) and the emulator (`local`). Nothing here does I/O or knows which side
+//! calls it.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`limits`] | record, batch, tag and prefix limits; buffering-hint ranges and defaults; how a batch's size is counted |
+//! | [`names`] | stream and bucket naming rules; ARN partitions by region |
+//! | [`types`] | typed enums for stream status, compression, processors and encryption status |
+//! | [`prefix`] | prefix expressions (`!{timestamp:..}`, `!{firehose:..}`, `!{partitionKeyFrom..}`): validation and evaluation, in a `CustomTimeZone` |
+//! | [`keys`] | the object-key layout: building a key and parsing one back |
+//! | [`billing`] | the 5 KB record rounding of ingestion pricing |
+//! | [`emulated`] | the one place where the emulator deliberately refuses what AWS accepts |
+//!
+//! The facts behind these rules, with their sources, are summarised in `docs/aws.md` and `docs/emulator.md`.
+
+pub mod billing;
+pub mod emulated;
+pub mod keys;
+pub mod limits;
+pub mod names;
+pub mod prefix;
+pub mod types;

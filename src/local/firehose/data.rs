@@ -1,0 +1,228 @@
+//! The data plane: PutRecord and PutRecordBatch. Limits are checked before anything is decoded, the quota and
+//! injected faults decide each record's fate, and accepted records are journaled before the answer is sent.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::Firehose;
+use super::engine::Runtime;
+use super::model::Lifecycle;
+use super::quota::Refusal;
+use super::validate;
+use super::wire::{self, ApiError};
+use crate::firehose::limits::{MAX_BATCH_RECORDS, MAX_RECORD_BYTES, batch_data_fits};
+use crate::firehose::types::StreamStatus;
+use crate::local::s3::store::now_ms;
+
+#[derive(Deserialize)]
+struct PutRecordBatchInput<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "Records", borrow, default)]
+    records: Vec<RecordInput<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PutRecordInput<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "Record", borrow)]
+    record: Option<RecordInput<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RecordInput<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct PutRecordOutput {
+    #[serde(rename = "RecordId")]
+    record_id: String,
+    #[serde(rename = "Encrypted")]
+    encrypted: bool,
+}
+
+#[derive(Serialize)]
+struct PutRecordBatchOutput<'a> {
+    #[serde(rename = "FailedPutCount")]
+    failed: usize,
+    #[serde(rename = "Encrypted")]
+    encrypted: bool,
+    #[serde(rename = "RequestResponses")]
+    responses: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Accepted {
+        #[serde(rename = "RecordId")]
+        record_id: String,
+    },
+    Failed {
+        #[serde(rename = "ErrorCode")]
+        code: &'a str,
+        #[serde(rename = "ErrorMessage")]
+        message: &'a str,
+    },
+}
+
+/// The decoded size of base64 text, from its length and padding.
+fn decoded_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take_while(|&b| b == b'=').count().min(2);
+    (b64.len() / 4 * 3).saturating_sub(padding)
+}
+
+/// An opaque, unique record id (AWS's are long digit strings; only uniqueness matters to clients).
+fn record_id(incarnation: &str, end_offset: u64) -> String {
+    format!("{incarnation}{end_offset:020}")
+}
+
+fn throttled() -> ApiError {
+    ApiError::new("ServiceUnavailableException", Refusal::Throttled.message())
+}
+
+impl Firehose {
+    /// The runtime of an ACTIVE stream, for the data plane.
+    fn active_runtime(&self, name: Option<&str>, region: &str) -> Result<(String, Arc<Runtime>), ApiError> {
+        let name = validate::stream_name(name)?;
+        let streams = self.streams.lock().expect("streams lock");
+        let stream = streams
+            .get(&super::stream_key(region, &name))
+            .ok_or_else(|| super::not_found(&name, &self.config.account_id))?;
+        match self.lifecycle(&stream.state) {
+            Lifecycle::Is(StreamStatus::Active) => Ok((stream.state.incarnation.clone(), stream.runtime.clone())),
+            Lifecycle::Gone => Err(super::not_found(&name, &self.config.account_id)),
+            Lifecycle::Is(other) => Err(ApiError::new(
+                "ResourceNotFoundException",
+                format!("Firehose {name} under account {} is not ACTIVE (it is {other}).", self.config.account_id),
+            )),
+        }
+    }
+
+    pub(super) async fn put_record(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
+        let input: PutRecordInput = serde_json::from_slice(body).map_err(ApiError::serialization)?;
+        let record = input.record.ok_or_else(|| ApiError::validation(wire::null_violation("record")))?;
+        if decoded_len(&record.data) > MAX_RECORD_BYTES {
+            return Err(ApiError::validation(format!(
+                "Value at 'record.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}"
+            )));
+        }
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(record.data.as_bytes())
+            .map_err(|e| ApiError::serialization(format!("Record.Data is not valid base64: {e}")))?;
+        let (incarnation, rt) = self.active_runtime(input.name.as_deref(), region)?;
+        if !rt.admit_request() || !rt.admit_record(data.len()) {
+            return Err(throttled());
+        }
+        if let Some(refusal) = self.faults.lock().expect("faults lock").roll() {
+            return Err(ApiError::new("ServiceUnavailableException", refusal.message()));
+        }
+        let accepted = tokio::task::spawn_blocking(move || rt.accept(&[&data], now_ms()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let end = accepted.ends.first().copied().unwrap_or_default();
+        wire::ok(&PutRecordOutput { record_id: record_id(&incarnation, end), encrypted: false })
+    }
+
+    pub(super) async fn put_record_batch(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
+        let input: PutRecordBatchInput = serde_json::from_slice(body).map_err(ApiError::serialization)?;
+        let n = input.records.len();
+        if n == 0 {
+            return Err(ApiError::validation(
+                "Value '[]' at 'records' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            ));
+        }
+        if n > MAX_BATCH_RECORDS {
+            return Err(ApiError::validation(format!(
+                "Value at 'records' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH_RECORDS}"
+            )));
+        }
+        let oversized: Vec<String> = input
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| decoded_len(&r.data) > MAX_RECORD_BYTES)
+            .map(|(i, _)| format!(
+                "Value at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}",
+                i + 1
+            ))
+            .collect();
+        if !oversized.is_empty() {
+            return Err(ApiError::validations(oversized));
+        }
+        let total: usize = input.records.iter().map(|r| decoded_len(&r.data)).sum();
+        if !batch_data_fits(total) {
+            return Err(ApiError::invalid("Records size exceeds 4 MB limit"));
+        }
+        let (incarnation, rt) = self.active_runtime(input.name.as_deref(), region)?;
+        if !rt.admit_request() {
+            return Err(throttled());
+        }
+        // Decode everything into one buffer; `spans[i]` is record i's range in it.
+        let mut data = vec![0u8; total];
+        let mut spans = Vec::with_capacity(n);
+        let mut pos = 0usize;
+        for r in &input.records {
+            let len = base64::engine::general_purpose::STANDARD
+                .decode_slice(r.data.as_bytes(), &mut data[pos..])
+                .map_err(|e| ApiError::serialization(format!("Record Data is not valid base64: {e}")))?;
+            spans.push(pos..pos + len);
+            pos += len;
+        }
+        // Decide each record's fate: quota first, then injected faults.
+        let mut refusals: Vec<Option<Refusal>> = Vec::with_capacity(n);
+        {
+            let mut faults = self.faults.lock().expect("faults lock");
+            for span in &spans {
+                let refusal = if !rt.admit_record(span.len()) { Some(Refusal::Throttled) } else { faults.roll() };
+                refusals.push(refusal);
+            }
+        }
+        let accepted_spans: Vec<std::ops::Range<usize>> =
+            spans.iter().zip(&refusals).filter(|(_, r)| r.is_none()).map(|(s, _)| s.clone()).collect();
+        let ends = if accepted_spans.is_empty() {
+            Vec::new()
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let records: Vec<&[u8]> = accepted_spans.iter().map(|s| &data[s.clone()]).collect();
+                rt.accept(&records, now_ms())
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?
+            .ends
+        };
+        let mut ends = ends.into_iter();
+        let responses: Vec<Entry> = refusals
+            .iter()
+            .map(|r| match r {
+                None => Entry::Accepted { record_id: record_id(&incarnation, ends.next().unwrap_or_default()) },
+                Some(refusal) => Entry::Failed { code: refusal.code(), message: refusal.message() },
+            })
+            .collect();
+        let failed = refusals.iter().filter(|r| r.is_some()).count();
+        wire::ok(&PutRecordBatchOutput { failed, encrypted: false, responses })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_length_accounts_for_padding() {
+        let e = base64::engine::general_purpose::STANDARD;
+        for n in 0..10 {
+            let s = e.encode(vec![7u8; n]);
+            assert_eq!(decoded_len(&s), n);
+        }
+        assert_eq!(decoded_len("===="), 1, "hostile padding never underflows");
+    }
+}
