@@ -4,7 +4,9 @@ this machine, with the same generated input. Prints a table of medians (min-max)
 docs/benchmarks.md. Absolute numbers drift on a shared machine; ratios measured in one run hold.
 
 Knobs (environment): BENCH_RUNS (3), BENCH_BUDGET seconds per run of a slow contender (10),
-BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB).
+BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB), BENCH_MASK_SHA_NI=1 to hide the CPU's
+SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
+RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them.
 """
 import datetime
 import json
@@ -29,6 +31,11 @@ MIB = 1024 * 1024
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-2")
 for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "FIREHOSE_KIT_CONFIG"):
     ENV.pop(var, None)
+MASK_SHA_NI = os.environ.get("BENCH_MASK_SHA_NI") == "1"
+if MASK_SHA_NI:
+    # CPUID leaf 7 EBX bit 29 (SHA) cleared for aws-lc.
+    ENV["OPENSSL_ia32cap"] = ":~0x20000000"
+TICK = os.sysconf("SC_CLK_TCK")
 
 processes = []
 
@@ -38,13 +45,34 @@ def log(msg):
 
 
 def kit(endpoint, *args, state=None, allow_fail=False):
+    return kit_cpu(endpoint, *args, state=state, allow_fail=allow_fail)[0]
+
+
+def kit_cpu(endpoint, *args, state=None, allow_fail=False):
+    """Runs firehose-kit; returns its JSON output and the CPU seconds (user + system) the process used."""
     cmd = [BIN, "--endpoint-url", endpoint, "-o", "json", "--no-progress"]
     if state:
         cmd += ["--state-dir", state]
-    result = subprocess.run(cmd + list(args), capture_output=True, text=True, env=ENV, cwd=WORK)
+    result, cpu = run_cpu(cmd + list(args), env=ENV, cwd=WORK)
     if result.returncode != 0 and not allow_fail:
         sys.exit(f"firehose-kit {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return json.loads(result.stdout) if result.stdout.strip() else {}
+    return (json.loads(result.stdout) if result.stdout.strip() else {}), cpu
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def run_cpu(cmd, **kw):
+    """Runs a command; returns (stdout, stderr, returncode, CPU seconds of that process and its children)."""
+    before = os.times()
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return result, cpu
 
 
 def start_local(name, *extra):
@@ -98,7 +126,7 @@ def python_contender(script, endpoint, stream, path):
     out = subprocess.run([sys.executable, os.path.join(CONTENDERS, script), endpoint, stream, path, str(BUDGET)],
                          capture_output=True, text=True, env=ENV, check=True)
     r = json.loads(out.stdout)
-    return r["lines"] / r["seconds"], r["bytes"] / r["seconds"] / 1e6
+    return r["lines"] / r["seconds"], r["bytes"] / r["seconds"] / 1e6, r["lines"]
 
 
 def peak_rss_and_time(args):
@@ -128,36 +156,49 @@ def main():
     sample = generate("sample.log", 100_000, 3)
     big_mb = os.path.getsize(big) / 1e6
 
-    # Send throughput, all against the embedded emulator.
-    _, emu = start_local("emu")
+    # Send throughput, all against the embedded emulator; CPU of the sender and of the emulator per GB sent.
+    emu_proc, emu = start_local("emu")
     kit(emu, "setup", "--buffer-size", "128", "--buffer-interval", "60", state="s-send")
-    send_runs = []
+    send_runs, send_cpu, emu_cpu = [], [], []
     for i in range(RUNS):
         log(f"(a) firehose-kit send {big_mb:.0f} MB, run {i + 1}/{RUNS}")
-        r = kit(emu, "send", big, "--from-start", state="s-send")
+        server_before = process_cpu(emu_proc.pid)
+        r, cpu = kit_cpu(emu, "send", big, "--from-start", state="s-send")
+        server = process_cpu(emu_proc.pid) - server_before
         send_runs.append(r)
+        send_cpu.append(cpu / (r["bytes"] / 1e9))
+        emu_cpu.append(server / (r["bytes"] / 1e9))
     results["send_mb_s"] = stats([r["mb_per_s"] for r in send_runs])
     results["send_lines_s"] = stats([r["lines_per_s"] for r in send_runs])
+    results["send_cpu_s_gb"] = stats(send_cpu)
+    results["emu_cpu_s_gb"] = stats(emu_cpu)
     seed, batch = [], []
     for i in range(RUNS):
         log(f"(b) boto3 put_record per line, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
         seed.append(python_contender("seed_producer.py", emu, "ApacheLogs", small))
+    emu_us_line = []
     for i in range(RUNS):
         log(f"(c) boto3 put_record_batch x500, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
+        server_before = process_cpu(emu_proc.pid)
         batch.append(python_contender("batch_producer.py", emu, "ApacheLogs", small))
+        emu_us_line.append((process_cpu(emu_proc.pid) - server_before) / batch[-1][2] * 1e6)
+    results["emu_us_line"] = stats(emu_us_line)
     results["seed_lines_s"] = stats([x[0] for x in seed])
     results["seed_mb_s"] = stats([x[1] for x in seed])
     results["batch_lines_s"] = stats([x[0] for x in batch])
     results["batch_mb_s"] = stats([x[1] for x in batch])
 
     # The same client (c) against moto server.
-    _, moto = start_moto()
+    moto_proc, moto = start_moto()
     kit(moto, "setup", state="s-moto")
-    moto_batch = []
+    moto_batch, moto_us_line = [], []
     for i in range(RUNS):
         log(f"(c) against moto server, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
+        server_before = process_cpu(moto_proc.pid)
         moto_batch.append(python_contender("batch_producer.py", moto, "ApacheLogs", small))
+        moto_us_line.append((process_cpu(moto_proc.pid) - server_before) / moto_batch[-1][2] * 1e6)
     results["moto_batch_lines_s"] = stats([x[0] for x in moto_batch])
+    results["moto_us_line"] = stats(moto_us_line)
     # boto3 itself caps (c) well below what the emulator can take, so also compare with a faster client:
     # firehose-kit send, one line per record (500 records per call, like (c)), against both servers.
     rust_emu, rust_moto = [], []
@@ -238,6 +279,20 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def sha_extensions():
+    """Whether the CPU has the SHA extensions (x86 `sha_ni`, Arm `sha2`), and whether this run hides them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        flags = []
+    has = "sha_ni" in flags or "sha2" in flags
+    text = "with SHA extensions" if has else "without SHA extensions"
+    if MASK_SHA_NI:
+        text += " (hidden from aws-lc for this run: BENCH_MASK_SHA_NI=1)"
+    return text
+
+
 def memory_gib():
     try:
         with open("/proc/meminfo") as f:
@@ -266,15 +321,20 @@ def report(r, big_mb):
         ("verify: 1 M lines", f"{v[1_000_000]['mb_s']:,.0f} MB/s, peak {v[1_000_000]['rss'] / MIB:,.0f} MiB", f"{v[1_000_000]['seconds']:.1f} s"),
         ("verify: 4 M lines", f"{v[4_000_000]['mb_s']:,.0f} MB/s, peak {v[4_000_000]['rss'] / MIB:,.0f} MiB", f"+{r['verify_bytes_per_line']:.0f} bytes per extra line"),
         ("demo: wall time (200,000 lines, setup → teardown)", fmt(r["demo_s"], " s"), ""),
+        ("CPU: send process per GB sent (user + sys)", fmt(r["send_cpu_s_gb"], " s/GB", 2), f"the {big_mb:,.0f} MB send above"),
+        ("CPU: emulator per GB received, during that send", fmt(r["emu_cpu_s_gb"], " s/GB", 2), "journal, buffers, deliveries in the run"),
+        ("server CPU per line, boto3 (c): firehose-kit local", fmt(r["emu_us_line"], " µs", 2), ""),
+        ("server CPU per line, boto3 (c): moto server", fmt(r["moto_us_line"], " µs", 2), f"firehose-kit local uses {r['moto_us_line']['median'] / r['emu_us_line']['median']:,.1f}× less server CPU"),
     ]
     width = max(len(a) for a, _, _ in rows)
     print()
     for a, b, note in rows:
         print(f"{a:<{width}}  {b}{'  — ' + note if note else ''}")
     print(f"\n(total {r['total_s']:.0f} s; medians of {RUNS} runs with min–max; slow contenders ran {BUDGET:.0f} s each)")
+    print(f"({cpu_model()}, {sha_extensions()})")
 
     today = datetime.date.today().isoformat()
-    machine = f"{os.cpu_count()} × {cpu_model()}, {memory_gib()} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    machine = f"{os.cpu_count()} × {cpu_model()} ({sha_extensions()}), {memory_gib()} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
     table = "\n".join(f"| {a} | {b} | {note} |" for a, b, note in rows)
     doc = f"""# Benchmarks
 
@@ -302,6 +362,10 @@ How to read it:
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
 - **verify**: wall time and peak RSS (`/usr/bin/time -v`) of `verify` downloading and checking 1 M and 4 M
   delivered lines; the last column is the memory per extra expected line.
+- **CPU**: user + system seconds of the `send` process (its rusage) and of the emulator process
+  (`/proc/<pid>/stat`, before and after) per GB of record data in the big send; and the server process's CPU
+  per line while client (c) runs against each server. SigV4 hashes every request body on both sides, so on a
+  CPU without SHA extensions the SHA-256 implementation decides these figures (see `src/util/hash.rs`).
 """
     with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
         f.write(doc)

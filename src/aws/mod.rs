@@ -10,6 +10,7 @@
 pub mod error;
 pub mod firehose;
 pub mod iam;
+pub mod payload_hash;
 pub mod policy;
 pub mod s3;
 
@@ -81,12 +82,16 @@ impl Clients {
 
         let s3_config =
             aws_sdk_s3::config::Builder::from(&config).force_path_style(conn.endpoint_url.is_some()).build();
+        // Firehose request bodies are JSON in memory: their SigV4 payload hash is computed with the fast SHA-256.
         let put_config = aws_sdk_firehose::config::Builder::from(&config)
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(PUT_ATTEMPT_TIMEOUT).build())
+            .interceptor(payload_hash::PrecomputedPayloadHash)
             .build();
+        let firehose_config =
+            aws_sdk_firehose::config::Builder::from(&config).interceptor(payload_hash::PrecomputedPayloadHash).build();
         Ok(Clients {
-            firehose: aws_sdk_firehose::Client::new(&config),
+            firehose: aws_sdk_firehose::Client::from_conf(firehose_config),
             put: aws_sdk_firehose::Client::from_conf(put_config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),

@@ -2,12 +2,14 @@
 //! and verify a request's signature against the emulator's one secret. s3s verifies S3 requests itself.
 //!
 //! The signing key and HMAC come from the `aws-sigv4` crate (the SDK's own implementation); only the canonical
-//! request is assembled here, from exactly the headers the client listed in `SignedHeaders`.
+//! request is assembled here, from exactly the headers the client listed in `SignedHeaders`. The body is hashed
+//! with the fast SHA-256 of `crate::util::hash`, and signatures are compared in constant time.
 
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
+
+use crate::util::hash::{constant_time_eq, sha256_hex};
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` header.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,10 +106,16 @@ pub fn verify(
         canonical_headers.push_str(&values.join(","));
         canonical_headers.push('\n');
     }
-    let payload_hash = match headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
-        Some(h) => h.to_string(),
-        None => hex::encode(Sha256::digest(body)),
-    };
+    // The body is always hashed (never taken on the client's word); a hash the client sent must match it.
+    let payload_hash = sha256_hex(body);
+    if let Some(sent) = headers.get("x-amz-content-sha256")
+        && !constant_time_eq(sent.as_bytes(), payload_hash.as_bytes())
+    {
+        return Err(Rejection {
+            code: "InvalidSignatureException",
+            message: "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
+        });
+    }
     let canonical_request = format!(
         "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
         if path.is_empty() { "/" } else { path },
@@ -115,11 +123,10 @@ pub fn verify(
         auth.signed_headers.join(";"),
     );
     let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
-    let string_to_sign =
-        format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
+    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
     let key = aws_sigv4::sign::v4::generate_signing_key(secret, time, auth.region, auth.service);
     let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
-    if expected != auth.signature {
+    if !constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         return Err(Rejection {
             code: "InvalidSignatureException",
             message: format!(

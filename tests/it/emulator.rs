@@ -216,6 +216,74 @@ async fn a_wrong_secret_is_refused_by_every_service() {
     assert_eq!(c.sts.get_caller_identity().send().await.unwrap_err().code(), Some("SignatureDoesNotMatch"));
 }
 
+/// A raw Firehose call whose signed `x-amz-content-sha256` header is `claimed`, sent with `body`.
+fn signed_call(endpoint: &str, body: &[u8], claimed: &str) -> String {
+    use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
+    use std::io::Write;
+    let host = endpoint.trim_start_matches("http://");
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new("test", "test", None, None, "t").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-2")
+        .name("firehose")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers = [
+        ("host", host),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "Firehose_20150804.ListDeliveryStreams"),
+    ];
+    let request = SignableRequest::new(
+        "POST",
+        format!("{endpoint}/"),
+        headers.into_iter(),
+        SignableBody::Precomputed(claimed.into()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(request, &params).unwrap().into_parts();
+    let (signed, _) = instructions.into_parts();
+    let mut raw = format!("POST / HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for h in signed {
+        raw.push_str(&format!("{}: {}\r\n", h.name(), h.value()));
+    }
+    raw.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn a_body_whose_hash_does_not_match_its_signed_header_is_refused() {
+    let env = start().await;
+    let endpoint = env.emu.endpoint().to_string();
+    let body = b"{}";
+    let honest = firehose_kit::util::hash::sha256_hex(body);
+    let answer = tokio::task::spawn_blocking({
+        let endpoint = endpoint.clone();
+        move || signed_call(&endpoint, body, &honest)
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A valid signature over a hash of other bytes: the emulator hashes the body itself and refuses it.
+    let lie = firehose_kit::util::hash::sha256_hex(b"{\"Limit\": 1}");
+    let answer = tokio::task::spawn_blocking(move || signed_call(&endpoint, body, &lie)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("x-amz-content-sha256") && answer.contains("InvalidSignatureException"), "{answer}");
+}
+
 #[tokio::test]
 async fn iam_roles_policies_tags_and_sts_identity() {
     let env = start_with(|b| b.account_id("123456789012")).await;

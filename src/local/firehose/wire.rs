@@ -75,6 +75,13 @@ pub fn ok<T: Serialize>(output: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(output).map_err(ApiError::internal)
 }
 
+/// A 200 answer with a JSON body of about `capacity` bytes (the data plane's large answers).
+pub fn ok_sized<T: Serialize>(output: &T, capacity: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, output).map_err(ApiError::internal)?;
+    Ok(body)
+}
+
 /// The empty answer of control-plane calls that return nothing.
 #[derive(Serialize)]
 pub struct Empty {}
