@@ -28,6 +28,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench: build
+	$(CARGO) build --release --locked --example loadgen
 	./bench/run
 
 # Regenerates docs/cli.md from the command-line definitions (a test keeps them equal).

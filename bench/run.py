@@ -6,7 +6,8 @@ docs/benchmarks.md. Absolute numbers drift on a shared machine; ratios measured 
 Knobs (environment): BENCH_RUNS (3), BENCH_BUDGET seconds per run of a slow contender (10),
 BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB), BENCH_MASK_SHA_NI=1 to hide the CPU's
 SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
-RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them.
+RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
+BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md).
 """
 import datetime
 import json
@@ -21,7 +22,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "firehose-kit")
+BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "release", "firehose-kit")
+LOADGEN = os.path.join(ROOT, "target", "release", "examples", "loadgen")
+LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+DOC = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "benchmarks.md")
+# Everything after this line in the benchmarks page is kept as it is (hand-written comparisons).
+KEEP_MARKER = "<!-- everything below is kept by make bench -->"
 WORK = os.path.join(ROOT, "bench", "work")
 CONTENDERS = os.path.join(ROOT, "bench", "contenders")
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -57,6 +63,15 @@ def kit_cpu(endpoint, *args, state=None, allow_fail=False):
     if result.returncode != 0 and not allow_fail:
         sys.exit(f"firehose-kit {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return (json.loads(result.stdout) if result.stdout.strip() else {}), cpu
+
+
+def peak_rss(pid):
+    """Peak resident memory of a running process (VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def process_cpu(pid):
@@ -256,6 +271,23 @@ def main():
     results["verify"] = verify
     results["verify_bytes_per_line"] = (verify[4_000_000]["rss"] - verify[1_000_000]["rss"]) / 3_000_000
 
+    # Many clients at once: 32 clients, 8 streams (4 driven past a 16 MiB/s quota), mixed PutRecord and
+    # PutRecordBatch; then every acknowledged record must be delivered exactly once.
+    if os.path.exists(LOADGEN):
+        log(f"load: 32 clients on 8 streams for {LOAD_SECONDS:.0f} s")
+        load_proc, load_emu = start_local("emu-load", "--quota", "16,2000,500000", "--memory-limit", "256MiB")
+        streams = [f"Load{i}" for i in range(8)]
+        for s in streams:
+            kit(load_emu, "--stream", s, "setup", "--buffer-size", "16", "--buffer-interval", "60", state="s-load")
+        bucket = "firehose-kit-000000000000-us-east-2"
+        out = subprocess.run([LOADGEN, load_emu, str(LOAD_SECONDS), bucket, *streams], capture_output=True, text=True,
+                             env=ENV, check=True)
+        load = json.loads(out.stdout)
+        load["peak_rss"] = peak_rss(load_proc.pid)
+        results["load"] = load
+    else:
+        log(f"{LOADGEN} is missing (make bench builds it): skipping the load benchmark")
+
     # The demo, end to end.
     demo = []
     for i in range(RUNS):
@@ -326,6 +358,15 @@ def report(r, big_mb):
         ("server CPU per line, boto3 (c): firehose-kit local", fmt(r["emu_us_line"], " µs", 2), ""),
         ("server CPU per line, boto3 (c): moto server", fmt(r["moto_us_line"], " µs", 2), f"firehose-kit local uses {r['moto_us_line']['median'] / r['emu_us_line']['median']:,.1f}× less server CPU"),
     ]
+    if "load" in r:
+        ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
+        once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \
+            f"NOT exactly once: {dl['missing']} missing, {dl['duplicated']} duplicated, {dl['unexpected']} unexpected"
+        rows += [
+            ("load: 32 clients, 8 streams (4 past a 16 MiB/s quota), PutRecord + PutRecordBatch", f"{rep['mb_per_s']:,.1f} MB/s · {rep['records_per_s']:,.0f} records/s", f"{rep['seconds']:.0f} s; {rep['throttled']:,} entries throttled and resent; {len(rep['errors'])} other errors"),
+            ("load: PutRecordBatch latency (500 records of 300 B)", f"p50 {rep['batch_p50_ms']:.1f} ms · p99 {rep['batch_p99_ms']:.1f} ms", f"{rep['batch_calls']:,} batch calls, {rep['record_calls']:,} PutRecord calls"),
+            ("load: delivery check and emulator peak RSS", f"{dl['delivered']:,} of {dl['acknowledged']:,} records, peak {ld['peak_rss'] / MIB:,.0f} MiB", f"{once}; --memory-limit 256MiB"),
+        ]
     width = max(len(a) for a, _, _ in rows)
     print()
     for a, b, note in rows:
@@ -362,14 +403,26 @@ How to read it:
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
 - **verify**: wall time and peak RSS (`/usr/bin/time -v`) of `verify` downloading and checking 1 M and 4 M
   delivered lines; the last column is the memory per extra expected line.
+- **load**: `examples/loadgen.rs` (the load generator of `src/loadgen.rs`) against `firehose-kit local --quota
+  16,2000,500000 --memory-limit 256MiB`: 28 clients on four streams (past their quota, so entries are throttled
+  and resent) and one paced client on each of four others; every fourth client sends PutRecord, the others
+  PutRecordBatch of 500 records; afterwards every stream's buffer is cut and each acknowledged record must be
+  found exactly once in S3. Peak RSS is the emulator's VmHWM.
 - **CPU**: user + system seconds of the `send` process (its rusage) and of the emulator process
   (`/proc/<pid>/stat`, before and after) per GB of record data in the big send; and the server process's CPU
   per line while client (c) runs against each server. SigV4 hashes every request body on both sides, so on a
   CPU without SHA extensions the SHA-256 implementation decides these figures (see `src/util/hash.rs`).
 """
-    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
+    try:
+        with open(DOC) as f:
+            old = f.read()
+        if KEEP_MARKER in old:
+            doc += "\n" + KEEP_MARKER + old.split(KEEP_MARKER, 1)[1]
+    except OSError:
+        pass
+    with open(DOC, "w") as f:
         f.write(doc)
-    log("wrote docs/benchmarks.md")
+    log(f"wrote {DOC}")
 
 
 if __name__ == "__main__":

@@ -424,6 +424,36 @@ pub struct LocalArgs {
     /// The secret requests must be signed with (any access key id is accepted)
     #[arg(long, value_name = "S", default_value = crate::local::DEFAULT_SECRET)]
     pub secret: String,
+
+    /// Memory for buffered records, all streams together (e.g. 256MiB, 1GiB); beyond it they stay on disk only
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_limit: ByteSize,
+}
+
+/// A size in bytes, from `1048576`, `512KiB`, `256MiB`, `1GiB` (or KB/MB/GB, powers of 1000).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+fn parse_size(s: &str) -> Result<ByteSize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("`{s}` is not a size like 256MiB, 1GiB or 1048576")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .map(ByteSize)
+        .ok_or_else(|| format!("`{s}` is not a size like 256MiB, 1GiB or 1048576"))
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -589,6 +619,17 @@ mod tests {
         assert!(parse_probability("1.5").unwrap_err().contains("`1.5`"));
         assert!(parse_probability("NaN").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("256MiB").unwrap(), ByteSize(256 << 20));
+        assert_eq!(parse_size("1GiB").unwrap(), ByteSize(1 << 30));
+        assert_eq!(parse_size("1048576").unwrap(), ByteSize(1 << 20));
+        assert_eq!(parse_size("2MB").unwrap(), ByteSize(2_000_000));
+        for bad in ["", "-1", "1.5GiB", "12XB", "99999999999999999999GiB", "inf"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod firehose;
 #[cfg(test)]
 mod layering;
+pub mod loadgen;
 pub mod local;
 pub mod logs;
 pub mod pipeline;

@@ -24,6 +24,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         seed: args.seed,
         account_id: args.account_id.clone(),
         secret: args.secret.clone(),
+        memory_limit: args.memory_limit.0,
     };
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(

@@ -69,7 +69,12 @@ pub struct EmulatorConfig {
     pub seed: Option<u64>,
     pub account_id: String,
     pub secret: String,
+    /// Bytes of buffered records kept in memory across all streams; beyond it buffers stay on disk only.
+    pub memory_limit: usize,
 }
+
+/// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -85,6 +90,7 @@ impl Default for EmulatorConfig {
             seed: None,
             account_id: DEFAULT_ACCOUNT_ID.into(),
             secret: DEFAULT_SECRET.into(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -152,6 +158,11 @@ impl EmulatorBuilder {
 
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.config.secret = secret.into();
+        self
+    }
+
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.config.memory_limit = bytes;
         self
     }
 
@@ -237,6 +248,7 @@ async fn open(
         quota: config.quota,
         fail_rate: config.fail_rate,
         seed: config.seed,
+        memory_limit: config.memory_limit,
     };
     let firehose = Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone()).map_err(dir_err)?);
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -83,6 +83,22 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bytes> 
         .expect("static response parts are valid")
 }
 
+/// Reads a request body into one buffer sized from Content-Length (at most [`MAX_API_BODY`]): a 5 MiB
+/// PutRecordBatch body is received once, not gathered in pieces and then copied whole.
+async fn read_body(mut body: Incoming, length: Option<usize>) -> Result<Bytes, String> {
+    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(MAX_API_BODY));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_API_BODY {
+                return Err(format!("the body is larger than {MAX_API_BODY} bytes"));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
 async fn handle_api(
     svc: &Services,
     route: Route,
@@ -91,8 +107,9 @@ async fn handle_api(
     request_id: &str,
 ) -> Response<Bytes> {
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_API_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let bytes = match read_body(body, length).await {
+        Ok(bytes) => bytes,
         Err(e) => {
             return json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,

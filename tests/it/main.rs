@@ -8,6 +8,8 @@ mod compat;
 mod demo;
 mod emulator;
 mod hostile;
+mod load;
+mod memory;
 mod provision;
 mod send;
 mod verify;

@@ -343,9 +343,15 @@ impl Drop for Process {
 
 /// Starts `firehose-kit local` as a separate process; returns it and its endpoint.
 pub fn spawn_local(data_dir: &std::path::Path) -> (Process, String) {
+    spawn_local_with(data_dir, &[])
+}
+
+/// `spawn_local` with more `local` options.
+pub fn spawn_local_with(data_dir: &std::path::Path, extra: &[&str]) -> (Process, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"))
         .args(["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

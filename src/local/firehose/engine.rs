@@ -37,21 +37,61 @@ pub struct Target {
     pub interval_ms: i64,
 }
 
-/// A cut buffer on its way to S3.
+/// The emulator's budget for buffered record bytes held in memory, shared by every stream. Buffered records are
+/// always in the journal on disk; a buffer keeps a copy in memory only while the budget allows, so delivery need
+/// not read it back. Past the budget nothing is refused: new buffers simply stay on disk, and their objects are
+/// streamed from the journal.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Self {
+        MemoryBudget { limit, used: AtomicUsize::new(0) }
+    }
+
+    /// Takes `n` bytes of the budget, if they are left.
+    fn try_reserve(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(n).filter(|&u| u <= self.limit))
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes of buffered records held in memory now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// A cut buffer on its way to S3: the journal range of its records, and their bytes when they are in memory.
 struct Sealed {
-    data: Vec<u8>,
+    /// The journal range `[start, end_offset)`.
+    start: u64,
+    end_offset: u64,
+    data_len: usize,
+    cached: Option<Vec<u8>>,
     records: usize,
     oldest_ms: i64,
-    end_offset: u64,
     target: Target,
 }
 
 #[derive(Default)]
 struct Buffer {
-    data: Vec<u8>,
+    /// Journal offset of the first record's frame.
+    start: u64,
+    /// Journal offset just after the last record.
+    end_offset: u64,
+    data_len: usize,
+    /// The records' bytes while the memory budget allows; `None` once the buffer has spilled to the journal.
+    cached: Option<Vec<u8>>,
     records: usize,
     oldest_ms: Option<i64>,
-    end_offset: u64,
 }
 
 struct Inner {
@@ -59,6 +99,7 @@ struct Inner {
     buffer: Buffer,
     target: Target,
     limiter: Option<Limiter>,
+    budget: Arc<MemoryBudget>,
 }
 
 /// One delivery stream's data plane.
@@ -73,6 +114,7 @@ pub struct Runtime {
     gone: Arc<AtomicBool>,
     /// Failed delivery attempts (shared by every stream of the emulator).
     failures: Arc<AtomicU64>,
+    budget: Arc<MemoryBudget>,
 }
 
 /// Records accepted into the journal: their end offsets (used as record ids).
@@ -84,7 +126,16 @@ fn seal(buffer: &mut Buffer, target: &Target) -> Option<Sealed> {
     let oldest_ms = buffer.oldest_ms.take()?;
     let buf = std::mem::take(buffer);
     buffer.end_offset = buf.end_offset;
-    Some(Sealed { data: buf.data, records: buf.records, oldest_ms, end_offset: buf.end_offset, target: target.clone() })
+    buffer.start = buf.end_offset;
+    Some(Sealed {
+        start: buf.start,
+        end_offset: buf.end_offset,
+        data_len: buf.data_len,
+        cached: buf.cached,
+        records: buf.records,
+        oldest_ms,
+        target: target.clone(),
+    })
 }
 
 impl Runtime {
@@ -96,6 +147,7 @@ impl Runtime {
         limiter: Option<Limiter>,
         store: Arc<Store>,
         failures: Arc<AtomicU64>,
+        budget: Arc<MemoryBudget>,
     ) -> std::io::Result<Arc<Self>> {
         let journal = Journal::open(&dir)?;
         let mut progress = journal::read_progress(&dir)?;
@@ -110,26 +162,31 @@ impl Runtime {
             dir: dir.clone(),
             inner: Mutex::new(Inner {
                 journal,
-                buffer: Buffer { end_offset: progress.offset, ..Default::default() },
+                buffer: Buffer { start: progress.offset, end_offset: progress.offset, ..Default::default() },
                 target,
                 limiter,
+                budget: budget.clone(),
             }),
             tx: Mutex::new(Some(tx)),
             in_flight: Arc::default(),
             drained: Arc::default(),
             gone: Arc::default(),
             failures,
+            budget,
         });
-        let backlog = journal::read_from(&dir, progress.offset)?;
-        if !backlog.is_empty() {
-            tracing::info!(stream = %rt.inner.lock().expect("runtime lock").target.stream, records = backlog.len(), "re-buffering records acknowledged before a restart");
-        }
+        // Re-buffer what was acknowledged but not delivered, from the frame headers alone: the bytes stay in the
+        // journal and are streamed into the objects.
         {
             let mut inner = rt.inner.lock().expect("runtime lock");
             let mut sealed = Vec::new();
-            for entry in backlog {
-                let Inner { buffer, target, .. } = &mut *inner;
-                sealed.extend(append(buffer, target, &entry.data, entry.arrival_ms, entry.end));
+            let mut records = 0u64;
+            let Inner { buffer, target, .. } = &mut *inner;
+            journal::scan_from(&dir, progress.offset, |arrival_ms, len, end| {
+                records += 1;
+                sealed.extend(append(buffer, target, Record::OnDisk(len as usize), arrival_ms, end, None));
+            })?;
+            if records > 0 {
+                tracing::info!(stream = %target.stream, records, "re-buffering records acknowledged before a restart");
             }
             drop(inner);
             for s in sealed {
@@ -167,9 +224,9 @@ impl Runtime {
         let ends = inner.journal.append(arrival_ms, records.iter().copied())?;
         let mut sealed = Vec::new();
         {
-            let Inner { buffer, target, .. } = &mut *inner;
+            let Inner { buffer, target, budget, .. } = &mut *inner;
             for (record, &end) in records.iter().zip(&ends) {
-                sealed.extend(append(buffer, target, record, arrival_ms, end));
+                sealed.extend(append(buffer, target, Record::InMemory(record), arrival_ms, end, Some(budget)));
             }
         }
         drop(inner);
@@ -223,21 +280,60 @@ impl Runtime {
     }
 }
 
-/// Appends one record. A record that would take the buffer past the size hint first cuts the buffer as it is,
-/// so objects stay at or under SizeInMBs ("about" the hint, by record boundaries); a buffer that reaches the
-/// hint exactly is cut at once. Returns the objects cut.
-fn append(buffer: &mut Buffer, target: &Target, record: &[u8], arrival_ms: i64, end: u64) -> Vec<Sealed> {
+/// A record being buffered: its bytes (just accepted), or only its length (re-buffered after a restart; the
+/// bytes are read from the journal at delivery).
+#[derive(Clone, Copy)]
+enum Record<'a> {
+    InMemory(&'a [u8]),
+    OnDisk(usize),
+}
+
+impl Record<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Record::InMemory(data) => data.len(),
+            Record::OnDisk(len) => *len,
+        }
+    }
+}
+
+/// Appends one record that ends at journal offset `end`. A record that would take the buffer past the size
+/// hint first cuts the buffer as it is, so objects stay at or under SizeInMBs ("about" the hint, by record
+/// boundaries); a buffer that reaches the hint exactly is cut at once. The bytes are kept in memory while
+/// `budget` allows (never without one); otherwise the buffer spills: its copy is dropped and delivery reads
+/// the journal. Returns the objects cut.
+fn append(
+    buffer: &mut Buffer,
+    target: &Target,
+    record: Record<'_>,
+    arrival_ms: i64,
+    end: u64,
+    budget: Option<&MemoryBudget>,
+) -> Vec<Sealed> {
+    let len = record.len();
     let mut sealed = Vec::new();
-    if !buffer.data.is_empty() && buffer.data.len() + record.len() > target.size_bytes {
+    if buffer.records > 0 && buffer.data_len + len > target.size_bytes {
         sealed.extend(seal(buffer, target));
     }
     if buffer.oldest_ms.is_none() {
         buffer.oldest_ms = Some(arrival_ms);
+        buffer.start = end - journal::FRAME_HEADER - len as u64;
+        buffer.cached = Some(Vec::new());
     }
-    buffer.data.extend_from_slice(record);
+    match (&mut buffer.cached, record, budget) {
+        (Some(cached), Record::InMemory(data), Some(budget)) if budget.try_reserve(len) => {
+            cached.extend_from_slice(data)
+        }
+        (cached, _, budget) => {
+            if let (Some(dropped), Some(budget)) = (cached.take(), budget) {
+                budget.release(dropped.len());
+            }
+        }
+    }
+    buffer.data_len += len;
     buffer.records += 1;
     buffer.end_offset = end;
-    if buffer.data.len() >= target.size_bytes {
+    if buffer.data_len >= target.size_bytes {
         sealed.extend(seal(buffer, target));
     }
     sealed
@@ -260,7 +356,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
             let result = tokio::task::spawn_blocking(move || deliver(&rt2, &store2, &s2)).await;
             match result {
                 Ok(Ok(key)) => {
-                    tracing::debug!(stream = %sealed.target.stream, %key, bytes = sealed.data.len(), records = sealed.records, "delivered");
+                    tracing::debug!(stream = %sealed.target.stream, %key, bytes = sealed.data_len, records = sealed.records, in_memory = sealed.cached.is_some(), "delivered");
                     break;
                 }
                 Ok(Err(e)) if rt.gone.load(Ordering::SeqCst) => {
@@ -278,6 +374,9 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                     break;
                 }
             }
+        }
+        if let Some(cached) = &sealed.cached {
+            rt.budget.release(cached.len());
         }
         rt.in_flight.fetch_sub(1, Ordering::SeqCst);
         rt.drained.notify_waiters();
@@ -298,15 +397,23 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Store
     let previous = journal::read_progress(&rt.dir)?.offset;
     journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) })?;
     let attrs = PutAttrs { content_type: Some("application/octet-stream".into()), ..Default::default() };
-    let result = if target.gzip {
-        let mut writer = store.begin_write(&target.bucket)?;
-        let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::default());
-        gz.write_all(&sealed.data)?;
-        gz.finish()?;
-        store.commit(&target.bucket, &key, writer, attrs)
-    } else {
-        store.put_bytes(&target.bucket, &key, &sealed.data, attrs)
-    };
+    let result = store.begin_write(&target.bucket).and_then(|mut writer| {
+        // The records stream into the object (through gzip when asked) from memory or from the journal; a
+        // 128 MiB object is never copied whole.
+        let written = if target.gzip {
+            let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::default());
+            write_records(rt, sealed, &mut gz).and_then(|_| gz.finish().map(|_| ()))
+        } else {
+            write_records(rt, sealed, &mut writer)
+        };
+        match written {
+            Ok(()) => store.commit(&target.bucket, &key, writer, attrs),
+            Err(e) => {
+                writer.abort();
+                Err(e.into())
+            }
+        }
+    });
     match result {
         Ok(_) => {
             journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None })?;
@@ -317,6 +424,14 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Store
             journal::write_progress(&rt.dir, &Progress { offset: previous, pending: None })?;
             Err(e)
         }
+    }
+}
+
+/// The bytes of a sealed buffer's records, in order.
+fn write_records(rt: &Runtime, sealed: &Sealed, sink: &mut dyn Write) -> std::io::Result<()> {
+    match &sealed.cached {
+        Some(data) => sink.write_all(data),
+        None => journal::copy_range(&rt.dir, sealed.start, sealed.end_offset, sink),
     }
 }
 
@@ -339,23 +454,91 @@ mod tests {
         }
     }
 
+    fn cached(s: &Sealed) -> &[u8] {
+        s.cached.as_deref().expect("in memory")
+    }
+
     #[test]
     fn buffer_is_cut_before_a_record_that_would_pass_the_hint() {
         let t = target(10);
+        let budget = MemoryBudget::new(1 << 20);
         let mut b = Buffer::default();
-        assert!(append(&mut b, &t, b"12345", 1, 17).is_empty());
-        let sealed = append(&mut b, &t, b"678901", 2, 35);
+        let add = |b: &mut Buffer, data: &'static [u8], at, end| {
+            append(b, &t, Record::InMemory(data), at, end, Some(&budget))
+        };
+        assert!(add(&mut b, b"12345", 1, 17).is_empty());
+        let sealed = add(&mut b, b"678901", 2, 35);
         assert_eq!(sealed.len(), 1, "5 + 6 bytes would pass 10: the first record goes alone");
         assert_eq!(
-            (sealed[0].data.as_slice(), sealed[0].records, sealed[0].oldest_ms, sealed[0].end_offset),
-            (&b"12345"[..], 1, 1, 17)
+            (cached(&sealed[0]), sealed[0].records, sealed[0].oldest_ms, sealed[0].start, sealed[0].end_offset),
+            (&b"12345"[..], 1, 1, 0, 17)
         );
-        assert_eq!((b.data.as_slice(), b.oldest_ms), (&b"678901"[..], Some(2)));
-        let sealed = append(&mut b, &t, b"abcd", 3, 51);
+        assert_eq!((b.cached.as_deref(), b.oldest_ms, b.start), (Some(&b"678901"[..]), Some(2), 17));
+        let sealed = add(&mut b, b"abcd", 3, 51);
         assert_eq!(sealed.len(), 1, "exactly at the hint: cut at once");
-        assert_eq!(sealed[0].data, b"678901abcd");
-        assert!(b.oldest_ms.is_none() && b.data.is_empty());
-        assert_eq!(b.end_offset, 51);
+        assert_eq!(cached(&sealed[0]), b"678901abcd");
+        assert_eq!((sealed[0].start, sealed[0].end_offset, sealed[0].data_len), (17, 51, 10));
+        assert!(b.oldest_ms.is_none() && b.records == 0);
+        assert_eq!((b.start, b.end_offset), (51, 51));
+        assert_eq!(budget.used(), 15, "released only when delivered");
+    }
+
+    #[test]
+    fn past_the_memory_budget_a_buffer_spills_to_the_journal() {
+        let t = target(100);
+        let budget = MemoryBudget::new(8);
+        let mut b = Buffer::default();
+        append(&mut b, &t, Record::InMemory(b"12345"), 1, 17, Some(&budget));
+        assert_eq!((b.cached.as_deref(), budget.used()), (Some(&b"12345"[..]), 5));
+        append(&mut b, &t, Record::InMemory(b"6789"), 1, 33, Some(&budget));
+        assert_eq!((b.cached.as_deref(), budget.used()), (None, 0), "spilled: the copy is dropped and released");
+        append(&mut b, &t, Record::InMemory(b"x"), 1, 46, Some(&budget));
+        assert_eq!((b.cached.as_deref(), budget.used(), b.data_len), (None, 0, 10), "stays on disk");
+        let sealed = seal(&mut b, &t).unwrap();
+        assert_eq!((sealed.start, sealed.end_offset, sealed.cached.is_none()), (0, 46, true));
+        // Re-buffered after a restart: never in memory.
+        append(&mut b, &t, Record::OnDisk(3), 1, 61, Some(&budget));
+        assert_eq!((b.cached.as_deref(), b.start), (None, 46));
+    }
+
+    /// Objects of spilled buffers are streamed from the journal, byte for byte, gzip or not.
+    #[test]
+    fn spilled_buffers_deliver_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s3")).unwrap());
+        store.create_bucket("b", None).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        for gzip in [false, true] {
+            let jdir = dir.path().join(format!("journal-{gzip}"));
+            let records: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 1000 + i as usize]).collect();
+            rt.block_on(async {
+                let mut t = target(1 << 20);
+                t.gzip = gzip;
+                let budget = Arc::new(MemoryBudget::new(10_000));
+                let runtime =
+                    Runtime::start(jdir.clone(), t, None, store.clone(), Arc::default(), budget.clone()).unwrap();
+                for r in &records {
+                    runtime.accept(&[r.as_slice()], 1).unwrap();
+                }
+                runtime.flush_due(i64::MAX, true);
+                assert!(runtime.drain(Duration::from_secs(5)).await);
+                assert_eq!(budget.used(), 0);
+            });
+            let page = store.list("b", "", None, None, 10).unwrap();
+            assert_eq!(page.objects.len(), 1);
+            let key = page.objects[0].key.clone();
+            let (_, path) = store.get("b", &key).unwrap();
+            let raw = std::fs::read(path).unwrap();
+            let body = if gzip {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).unwrap();
+                out
+            } else {
+                raw
+            };
+            assert_eq!(body, records.concat(), "gzip {gzip}");
+            store.delete("b", &key).unwrap();
+        }
     }
 
     #[test]
@@ -373,7 +556,15 @@ mod tests {
         journal::write_progress(&jdir, &Progress { offset: 0, pending: Some(pending) }).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let runtime = Runtime::start(jdir.clone(), target(1024), None, store.clone(), Arc::default()).unwrap();
+            let runtime = Runtime::start(
+                jdir.clone(),
+                target(1024),
+                None,
+                store.clone(),
+                Arc::default(),
+                Arc::new(MemoryBudget::new(1024)),
+            )
+            .unwrap();
             runtime.flush_due(i64::MAX, true);
             assert!(runtime.drain(Duration::from_secs(2)).await);
         });

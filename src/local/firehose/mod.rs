@@ -52,6 +52,8 @@ pub struct FirehoseConfig {
     pub quota: Option<Quota>,
     pub fail_rate: f64,
     pub seed: Option<u64>,
+    /// Buffered record bytes kept in memory across all streams (see [`engine::MemoryBudget`]).
+    pub memory_limit: usize,
 }
 
 struct Stream {
@@ -68,6 +70,7 @@ pub struct Firehose {
     faults: Mutex<Faults>,
     /// Failed delivery attempts, shared with every stream's runtime.
     failures: Arc<std::sync::atomic::AtomicU64>,
+    budget: Arc<engine::MemoryBudget>,
 }
 
 fn stream_key(region: &str, name: &str) -> String {
@@ -99,8 +102,16 @@ impl Firehose {
         std::fs::create_dir_all(config.dir.join("journal"))?;
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
         let faults = Mutex::new(Faults::new(config.fail_rate, config.seed));
-        let fh =
-            Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, failures: Arc::default() };
+        let budget = Arc::new(engine::MemoryBudget::new(config.memory_limit));
+        let fh = Firehose {
+            config,
+            store,
+            iam,
+            streams: Mutex::new(BTreeMap::new()),
+            faults,
+            failures: Arc::default(),
+            budget,
+        };
         let mut streams = BTreeMap::new();
         for state in states {
             let (prefixes, zone) = validate::destination(&state.destination, "destination")
@@ -130,6 +141,7 @@ impl Firehose {
             limiter,
             self.store.clone(),
             self.failures.clone(),
+            self.budget.clone(),
         )
     }
 
