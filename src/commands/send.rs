@@ -904,3 +904,75 @@ pub async fn run(global: &Global, s: &SendSettings, clients: &Clients, printer: 
     };
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(dir: &std::path::Path) -> Sender {
+        let run = RunManifest::start("r1".into(), "S".into(), "us-east-2".into(), chrono::Utc::now());
+        Sender {
+            stream: "S".into(),
+            retry_timeout: Duration::from_secs(5),
+            state_dir: dir.to_path_buf(),
+            checkpoints_dir: manifest::checkpoints_dir(dir),
+            hashes: HashWriter::create(RunManifest::hashes_path(dir, "r1")).unwrap(),
+            run,
+            rejects: Arc::new(Rejects::new(manifest::rejects_path(dir, "r1"))),
+            reader_stop: Arc::default(),
+            states: HashMap::new(),
+            t: Tally::default(),
+            retry_queue: Vec::new(),
+            concurrency: Concurrency::new(4),
+            gate: ThrottleGate::default(),
+            reader_done: false,
+            reader_error: None,
+            ending: Ending::Running,
+            last_progress: Instant::now(),
+            last_save: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_reader_that_ends_without_done_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sender(dir.path());
+        assert!(s.on_reader_event(None, Instant::now()).is_none());
+        assert!(s.finished(0) && s.reader_stop.load(Ordering::Relaxed));
+        let (run, _, outcome) = s.finish(Ok(())).unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert!(outcome.unwrap_err().to_string().contains("stopped unexpectedly"));
+        let saved = RunManifest::load(&RunManifest::path(dir.path(), "r1")).unwrap();
+        assert_eq!(saved.status, RunStatus::Failed, "the manifest on disk says so");
+    }
+
+    #[test]
+    fn a_reader_thread_that_panics_fails_the_run_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sender(dir.path());
+        s.on_reader_event(Some(Event::Done), Instant::now());
+        let panic: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        let (run, _, outcome) = s.finish(Err(panic)).unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        let err = outcome.unwrap_err();
+        assert!(err.to_string().contains("index out of bounds"), "{err}");
+        assert_eq!(err.exit_code(), ExitCode::Failed);
+    }
+
+    #[test]
+    fn a_clean_end_completes_and_a_signal_interrupts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sender(dir.path());
+        s.on_reader_event(Some(Event::Done), Instant::now());
+        let (run, _, outcome) = s.finish(Ok(())).unwrap();
+        assert_eq!(run.status, RunStatus::Completed);
+        assert!(outcome.is_ok());
+        let mut s = sender(dir.path());
+        s.on_signal(&crate::ui::SilentReporter);
+        assert!(!s.can_take(0, Instant::now()), "no new batches after Ctrl-C");
+        s.on_reader_event(None, Instant::now());
+        let (run, _, outcome) = s.finish(Ok(())).unwrap();
+        assert_eq!(run.status, RunStatus::Interrupted);
+        assert!(outcome.is_ok(), "a channel closed while stopping is not a failure");
+    }
+}

@@ -265,6 +265,28 @@ fn signed_call(endpoint: &str, body: &[u8], claimed: &str) -> String {
 }
 
 #[tokio::test]
+async fn read_only_calls_never_write_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_with(|b| b.data_dir(dir.path())).await;
+    let c = &env.clients;
+    let (bucket, role) = bucket_and_role(c, "read-only", "ro-role").await;
+    active_stream(c, "ReadOnly", &bucket, &role, 1, 60, false).await;
+    let streams = dir.path().join("firehose/streams.json");
+    let before = (std::fs::read(&streams).unwrap(), std::fs::metadata(&streams).unwrap().modified().unwrap());
+    for _ in 0..20 {
+        c.firehose.describe_delivery_stream().delivery_stream_name("ReadOnly").send().await.unwrap();
+        c.firehose.list_delivery_streams().send().await.unwrap();
+        c.firehose.list_tags_for_delivery_stream().delivery_stream_name("ReadOnly").send().await.unwrap();
+    }
+    let after = (std::fs::read(&streams).unwrap(), std::fs::metadata(&streams).unwrap().modified().unwrap());
+    assert_eq!(before, after, "Describe, List and ListTags left streams.json untouched");
+    // A change does write it.
+    let tag = Tag::builder().key("k").value("v").build().unwrap();
+    c.firehose.tag_delivery_stream().delivery_stream_name("ReadOnly").tags(tag).send().await.unwrap();
+    assert_ne!(std::fs::read(&streams).unwrap(), before.0);
+}
+
+#[tokio::test]
 async fn a_body_whose_hash_does_not_match_its_signed_header_is_refused() {
     let env = start().await;
     let endpoint = env.emu.endpoint().to_string();
