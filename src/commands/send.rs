@@ -259,6 +259,39 @@ struct Sender {
 }
 
 impl Sender {
+    /// A sender for `run` (saved under `state_dir`, with its hash file), before anything is read.
+    fn new(
+        stream: String,
+        retry_timeout: Duration,
+        concurrency: usize,
+        state_dir: PathBuf,
+        run: RunManifest,
+        rejects: Arc<Rejects>,
+        reader_stop: Arc<AtomicBool>,
+    ) -> Result<Self> {
+        let hashes = HashWriter::create(RunManifest::hashes_path(&state_dir, &run.run_id))?;
+        Ok(Sender {
+            stream,
+            retry_timeout,
+            checkpoints_dir: manifest::checkpoints_dir(&state_dir),
+            state_dir,
+            run,
+            hashes,
+            rejects,
+            reader_stop,
+            states: HashMap::new(),
+            t: Tally::default(),
+            retry_queue: Vec::new(),
+            concurrency: Concurrency::new(concurrency),
+            gate: ThrottleGate::default(),
+            reader_done: false,
+            reader_error: None,
+            ending: Ending::Running,
+            last_progress: Instant::now(),
+            last_save: Instant::now(),
+        })
+    }
+
     fn stop_reader(&self) {
         self.reader_stop.store(true, Ordering::Relaxed);
     }
@@ -689,8 +722,17 @@ pub async fn send(
     run.buffer_interval_s = info.destination.as_ref().map(|d| d.buffer_interval_s.max(0) as u32);
     run.resumed_from = plan.resumed_from.clone();
     run.save(&state_dir)?;
-    let hashes = HashWriter::create(RunManifest::hashes_path(&state_dir, &run_id))?;
     let rejects = Arc::new(Rejects::new(manifest::rejects_path(&state_dir, &run_id)));
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let mut sender = Sender::new(
+        stream.clone(),
+        s.retry_timeout,
+        s.concurrency,
+        state_dir.clone(),
+        run,
+        rejects.clone(),
+        reader_stop.clone(),
+    )?;
 
     let config = ReaderConfig {
         stream: stream.clone(),
@@ -702,31 +744,10 @@ pub async fn send(
         linger: s.linger,
     };
     let (tx, mut rx) = mpsc::channel::<Event>(s.concurrency.max(2) * 2);
-    let reader_stop = Arc::new(AtomicBool::new(false));
-    let reader = reader::spawn(plan.inputs, config, tx, reader_stop.clone(), rejects.clone());
+    let reader = reader::spawn(plan.inputs, config, tx, reader_stop, rejects.clone());
 
     let task = reporter.task("send", total_bytes, Unit::Bytes);
     let started = Instant::now();
-    let mut sender = Sender {
-        stream: stream.clone(),
-        retry_timeout: s.retry_timeout,
-        state_dir: state_dir.clone(),
-        checkpoints_dir,
-        run,
-        hashes,
-        rejects: rejects.clone(),
-        reader_stop,
-        states: HashMap::new(),
-        t: Tally::default(),
-        retry_queue: Vec::new(),
-        concurrency: Concurrency::new(s.concurrency),
-        gate: ThrottleGate::default(),
-        reader_done: false,
-        reader_error: None,
-        ending: Ending::Running,
-        last_progress: Instant::now(),
-        last_save: Instant::now(),
-    };
     let mut inflight: FuturesUnordered<PutFuture> = FuturesUnordered::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -911,26 +932,16 @@ mod tests {
 
     fn sender(dir: &std::path::Path) -> Sender {
         let run = RunManifest::start("r1".into(), "S".into(), "us-east-2".into(), chrono::Utc::now());
-        Sender {
-            stream: "S".into(),
-            retry_timeout: Duration::from_secs(5),
-            state_dir: dir.to_path_buf(),
-            checkpoints_dir: manifest::checkpoints_dir(dir),
-            hashes: HashWriter::create(RunManifest::hashes_path(dir, "r1")).unwrap(),
+        Sender::new(
+            "S".into(),
+            Duration::from_secs(5),
+            4,
+            dir.to_path_buf(),
             run,
-            rejects: Arc::new(Rejects::new(manifest::rejects_path(dir, "r1"))),
-            reader_stop: Arc::default(),
-            states: HashMap::new(),
-            t: Tally::default(),
-            retry_queue: Vec::new(),
-            concurrency: Concurrency::new(4),
-            gate: ThrottleGate::default(),
-            reader_done: false,
-            reader_error: None,
-            ending: Ending::Running,
-            last_progress: Instant::now(),
-            last_save: Instant::now(),
-        }
+            Arc::new(Rejects::new(manifest::rejects_path(dir, "r1"))),
+            Arc::default(),
+        )
+        .unwrap()
     }
 
     #[test]

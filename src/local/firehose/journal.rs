@@ -36,6 +36,7 @@ pub struct Pending {
 }
 
 /// One record read back from the journal.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub arrival_ms: i64,
@@ -167,33 +168,19 @@ fn valid_length(path: &Path) -> std::io::Result<u64> {
     }
 }
 
-/// Reads every record at or after `from` (which must be a frame boundary), in order.
+/// Reads every record at or after `from` (which must be a frame boundary), in order, into memory (tests).
+#[cfg(test)]
 pub fn read_from(dir: &Path, from: u64) -> std::io::Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    let starts = segments(dir)?;
-    for (i, &start) in starts.iter().enumerate() {
-        let next = starts.get(i + 1).copied();
-        if next.is_some_and(|n| n <= from) {
-            continue;
-        }
-        let path = dir.join(segment_name(start));
-        let valid = valid_length(&path)?;
-        let mut reader = BufReader::new(File::open(&path)?);
-        let mut pos = start;
-        let mut header = [0u8; FRAME_HEADER as usize];
-        while pos < start + valid {
-            reader.read_exact(&mut header)?;
-            let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-            let arrival_ms = i64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
-            let mut data = vec![0u8; size];
-            reader.read_exact(&mut data)?;
-            pos += FRAME_HEADER + size as u64;
-            if pos > from {
-                out.push(Entry { arrival_ms, data, end: pos });
-            }
-        }
-    }
-    Ok(out)
+    let mut frames = Vec::new();
+    scan_from(dir, from, |arrival_ms, len, end| frames.push((arrival_ms, len, end)))?;
+    frames
+        .into_iter()
+        .map(|(arrival_ms, len, end)| {
+            let mut data = Vec::new();
+            copy_range(dir, end - FRAME_HEADER - len, end, &mut data)?;
+            Ok(Entry { arrival_ms, data, end })
+        })
+        .collect()
 }
 
 /// Visits every frame at or after `from` (a frame boundary) without reading its data: `f(arrival_ms, data_len,
