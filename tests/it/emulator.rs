@@ -265,6 +265,49 @@ fn signed_call(endpoint: &str, body: &[u8], claimed: &str) -> String {
 }
 
 #[tokio::test]
+async fn listings_url_encode_keys_when_asked_and_us_east_1_recreate_is_ok() {
+    use aws_sdk_s3::types::EncodingType;
+    let env = start().await;
+    let s3 = &env.clients.s3;
+    s3.create_bucket().bucket("enc").create_bucket_configuration(constraint()).send().await.unwrap();
+    let keys = ["a b.txt", "a+b.txt", "100%.csv", "dir/日本.txt", "q?x&y=z(1).txt"];
+    for k in keys {
+        s3.put_object().bucket("enc").key(k).body(ByteStream::from_static(b"x")).send().await.unwrap();
+    }
+    let plain = s3.list_objects_v2().bucket("enc").send().await.unwrap();
+    let mut listed: Vec<&str> = plain.contents().iter().map(|o| o.key().unwrap()).collect();
+    listed.sort();
+    let mut want = keys.to_vec();
+    want.sort();
+    assert_eq!(listed, want, "without EncodingType, keys are as stored");
+    let encoded = s3.list_objects_v2().bucket("enc").encoding_type(EncodingType::Url).send().await.unwrap();
+    assert_eq!(encoded.encoding_type(), Some(&EncodingType::Url));
+    let mut keys_enc: Vec<&str> = encoded.contents().iter().map(|o| o.key().unwrap()).collect();
+    keys_enc.sort();
+    assert_eq!(
+        keys_enc,
+        ["100%25.csv", "a%2Bb.txt", "a+b.txt", "dir/%E6%97%A5%E6%9C%AC.txt", "q%3Fx%26y%3Dz%281%29.txt"]
+    );
+    let v1 = s3.list_objects().bucket("enc").prefix("a ").encoding_type(EncodingType::Url).send().await.unwrap();
+    assert_eq!((v1.prefix(), v1.contents()[0].key()), (Some("a+"), Some("a+b.txt")));
+    let versions =
+        s3.list_object_versions().bucket("enc").prefix("100").encoding_type(EncodingType::Url).send().await.unwrap();
+    assert_eq!(versions.versions()[0].key(), Some("100%25.csv"));
+
+    // In us-east-1 re-creating a bucket you own answers 200; elsewhere BucketAlreadyOwnedByYou.
+    let east1 = firehose_kit::aws::Clients::connect(&firehose_kit::settings::Connection {
+        region: Some("us-east-1".into()),
+        ..support::connection(env.emu.endpoint())
+    })
+    .await
+    .unwrap();
+    east1.s3.create_bucket().bucket("legacy").send().await.unwrap();
+    east1.s3.create_bucket().bucket("legacy").send().await.unwrap();
+    let again = s3.create_bucket().bucket("enc").create_bucket_configuration(constraint()).send().await.unwrap_err();
+    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+}
+
+#[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_with(|b| b.data_dir(dir.path())).await;

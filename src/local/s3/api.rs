@@ -77,7 +77,67 @@ fn object_entry(meta: &ObjectMeta) -> Object {
 }
 
 fn put_attrs(content_type: Option<String>, content_encoding: Option<String>, metadata: Option<Metadata>) -> PutAttrs {
-    PutAttrs { content_type, content_encoding, metadata: metadata.map(|m| m.into_iter().collect()).unwrap_or_default() }
+    PutAttrs {
+        content_type,
+        content_encoding: content_encoding.and_then(|e| stored_content_encoding(&e)),
+        metadata: metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+    }
+}
+
+/// The Content-Encoding S3 stores: `aws-chunked` describes how the upload was framed, not the object, so S3
+/// drops it (and an encoding that was only `aws-chunked` leaves none).
+fn stored_content_encoding(value: &str) -> Option<String> {
+    let kept: Vec<&str> =
+        value.split(',').map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+/// S3's `EncodingType=url` encoding of a key or prefix in a listing: form style, as S3 writes it (a space is
+/// `+`, `+` is `%2B`, `%` is `%25`, other bytes outside `A-Z a-z 0-9 - _ . ~` are percent-encoded as UTF-8), but
+/// `/` is left as it is. Clients that ask for it (boto3 and the AWS CLI always do) decode it with `unquote_plus`.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Applies `EncodingType=url` to a listing's text fields when the request asked for it.
+struct Encoding(bool);
+
+impl Encoding {
+    fn of(encoding_type: Option<&EncodingType>) -> Self {
+        Encoding(encoding_type.is_some_and(|e| e.as_str() == EncodingType::URL))
+    }
+
+    fn text(&self, s: String) -> String {
+        if self.0 { url_encode(&s) } else { s }
+    }
+
+    fn opt(&self, s: Option<String>) -> Option<String> {
+        s.map(|s| self.text(s))
+    }
+
+    fn prefixes(&self, prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
+        (!prefixes.is_empty())
+            .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(self.text(p)) }).collect())
+    }
+
+    fn objects(&self, objects: &[ObjectMeta]) -> Vec<Object> {
+        objects
+            .iter()
+            .map(|m| {
+                let mut o = object_entry(m);
+                o.key = self.opt(o.key);
+                o
+            })
+            .collect()
+    }
 }
 
 /// Streams a request body into a store writer (on a blocking thread per chunk batch) and commits it.
@@ -137,7 +197,15 @@ impl S3 for S3Api {
             }
             _ => {}
         }
-        self.store.create_bucket(&input.bucket, constraint).map_err(map_err)?;
+        match self.store.create_bucket(&input.bucket, constraint.clone()) {
+            Ok(()) => {}
+            // In us-east-1, S3 answers 200 to re-creating a bucket you already own there (its legacy behaviour);
+            // every other region answers BucketAlreadyOwnedByYou.
+            Err(StoreError::BucketAlreadyOwnedByYou)
+                if constraint.is_none()
+                    && self.store.bucket_config(&input.bucket).is_ok_and(|c| c.location_constraint.is_none()) => {}
+            Err(e) => return Err(map_err(e)),
+        }
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
     }
 
@@ -499,19 +567,19 @@ impl S3 for S3Api {
             .list(&input.bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max_keys)
             .map_err(map_err)?;
         let key_count = (page.objects.len() + page.common_prefixes.len()) as i32;
+        let enc = Encoding::of(input.encoding_type.as_ref());
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: Some(prefix),
-            delimiter: input.delimiter,
+            prefix: Some(enc.text(prefix)),
+            delimiter: enc.opt(input.delimiter),
             max_keys: Some(max_keys as i32),
             key_count: Some(key_count),
             continuation_token: input.continuation_token,
-            start_after: input.start_after,
+            start_after: enc.opt(input.start_after),
             is_truncated: Some(page.next_marker.is_some()),
             next_continuation_token: page.next_marker,
-            contents: Some(page.objects.iter().map(object_entry).collect()),
-            common_prefixes: (!page.common_prefixes.is_empty())
-                .then(|| page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            contents: Some(enc.objects(&page.objects)),
+            common_prefixes: enc.prefixes(page.common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -525,17 +593,17 @@ impl S3 for S3Api {
             .store
             .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys)
             .map_err(map_err)?;
+        let enc = Encoding::of(input.encoding_type.as_ref());
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(prefix),
-            marker: input.marker,
-            delimiter: input.delimiter,
+            prefix: Some(enc.text(prefix)),
+            marker: enc.opt(input.marker),
+            delimiter: enc.opt(input.delimiter),
             max_keys: Some(max_keys as i32),
             is_truncated: Some(page.next_marker.is_some()),
-            next_marker: page.next_marker,
-            contents: Some(page.objects.iter().map(object_entry).collect()),
-            common_prefixes: (!page.common_prefixes.is_empty())
-                .then(|| page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            next_marker: enc.opt(page.next_marker),
+            contents: Some(enc.objects(&page.objects)),
+            common_prefixes: enc.prefixes(page.common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -554,11 +622,12 @@ impl S3 for S3Api {
             .store
             .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.key_marker.as_deref(), max_keys)
             .map_err(map_err)?;
+        let enc = Encoding::of(input.encoding_type.as_ref());
         let versions = page
             .objects
             .iter()
             .map(|m| ObjectVersion {
-                key: Some(m.key.clone()),
+                key: Some(enc.text(m.key.clone())),
                 version_id: Some("null".into()),
                 is_latest: Some(true),
                 size: Some(m.size as i64),
@@ -571,16 +640,16 @@ impl S3 for S3Api {
         let truncated = page.next_marker.is_some();
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
-            prefix: Some(prefix),
-            delimiter: input.delimiter,
-            key_marker: input.key_marker,
+            prefix: Some(enc.text(prefix)),
+            delimiter: enc.opt(input.delimiter),
+            key_marker: enc.opt(input.key_marker),
             max_keys: Some(max_keys as i32),
             is_truncated: Some(truncated),
             next_version_id_marker: truncated.then(|| "null".to_string()),
-            next_key_marker: page.next_marker,
+            next_key_marker: enc.opt(page.next_marker),
             versions: Some(versions),
-            common_prefixes: (!page.common_prefixes.is_empty())
-                .then(|| page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+            common_prefixes: enc.prefixes(page.common_prefixes),
+            encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
@@ -695,12 +764,13 @@ impl S3 for S3Api {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         self.store.bucket_config(&req.input.bucket).map_err(map_err)?;
+        let enc = Encoding::of(req.input.encoding_type.as_ref());
         let uploads = self.uploads.lock().expect("uploads lock");
         let list = uploads
             .iter()
             .filter(|(_, u)| u.bucket == req.input.bucket)
             .map(|(id, u)| MultipartUpload {
-                key: Some(u.key.clone()),
+                key: Some(enc.text(u.key.clone())),
                 upload_id: Some(id.clone()),
                 ..Default::default()
             })
@@ -709,6 +779,7 @@ impl S3 for S3Api {
             bucket: Some(req.input.bucket.clone()),
             uploads: Some(list),
             is_truncated: Some(false),
+            encoding_type: req.input.encoding_type.clone(),
             ..Default::default()
         }))
     }
@@ -721,5 +792,29 @@ pub struct FixedSecret(pub String);
 impl s3s::auth::S3Auth for FixedSecret {
     async fn get_secret_key(&self, _access_key: &str) -> S3Result<s3s::auth::SecretKey> {
         Ok(s3s::auth::SecretKey::from(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stored_content_encoding, url_encode};
+
+    #[test]
+    fn aws_chunked_is_not_stored() {
+        assert_eq!(stored_content_encoding("aws-chunked"), None);
+        assert_eq!(stored_content_encoding("gzip,aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored_content_encoding("aws-chunked, gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored_content_encoding("gzip").as_deref(), Some("gzip"));
+    }
+
+    /// As measured on S3 (docs/emulator.md): form style, `/` kept.
+    #[test]
+    fn listing_keys_are_encoded_as_s3_encodes_them() {
+        assert_eq!(url_encode("a b.txt"), "a+b.txt");
+        assert_eq!(url_encode("a+b.txt"), "a%2Bb.txt");
+        assert_eq!(url_encode("100%.csv"), "100%25.csv");
+        assert_eq!(url_encode("test_file(3).png"), "test_file%283%29.png");
+        assert_eq!(url_encode("dir/日本"), "dir/%E6%97%A5%E6%9C%AC");
+        assert_eq!(url_encode("status=404/~x"), "status%3D404/~x");
     }
 }
