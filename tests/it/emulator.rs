@@ -308,6 +308,110 @@ async fn listings_url_encode_keys_when_asked_and_us_east_1_recreate_is_ok() {
 }
 
 #[tokio::test]
+async fn stream_encryption_goes_enabling_enabled_disabling_disabled_and_puts_say_so() {
+    use aws_sdk_firehose::types::{
+        DeliveryStreamEncryptionConfigurationInput, DeliveryStreamEncryptionStatus, KeyType,
+    };
+    let env = start_with(|b| b.create_delay(Duration::from_millis(400))).await;
+    let c = &env.clients;
+    let (bucket, role) = bucket_and_role(c, "sse", "sse-role").await;
+    active_stream(c, "Sse", &bucket, &role, 1, 60, false).await;
+    let status = || async {
+        let d = c.firehose.describe_delivery_stream().delivery_stream_name("Sse").send().await.unwrap();
+        let e = d.delivery_stream_description().unwrap().delivery_stream_encryption_configuration().unwrap().clone();
+        (e.status().cloned(), e.key_type().cloned(), e.key_arn().map(str::to_string))
+    };
+    assert_eq!(status().await.0, Some(DeliveryStreamEncryptionStatus::Disabled));
+    assert_eq!(put_batch(c, "Sse", &[b"plain\n".to_vec()]).await.encrypted(), Some(false));
+
+    // Terraform's waiter: right after Start the status is ENABLING (never DISABLED), then ENABLED.
+    let key = "arn:aws:kms:us-east-2:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let input = DeliveryStreamEncryptionConfigurationInput::builder()
+        .key_type(KeyType::CustomerManagedCmk)
+        .key_arn(key)
+        .build()
+        .unwrap();
+    c.firehose
+        .start_delivery_stream_encryption()
+        .delivery_stream_name("Sse")
+        .delivery_stream_encryption_configuration_input(input.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status().await.0, Some(DeliveryStreamEncryptionStatus::Enabling));
+    let busy = c
+        .firehose
+        .start_delivery_stream_encryption()
+        .delivery_stream_name("Sse")
+        .delivery_stream_encryption_configuration_input(input)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Some("ResourceInUseException"), "no second change while one is in progress");
+    eventually("ENABLED", Duration::from_secs(10), || async {
+        (status().await.0 == Some(DeliveryStreamEncryptionStatus::Enabled)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status().await,
+        (Some(DeliveryStreamEncryptionStatus::Enabled), Some(KeyType::CustomerManagedCmk), Some(key.to_string()))
+    );
+    assert_eq!(put_batch(c, "Sse", &[b"secret\n".to_vec()]).await.encrypted(), Some(true));
+    assert_eq!(support::try_put_record(c, "Sse", b"one\n".to_vec()).await.unwrap().encrypted(), Some(true));
+
+    c.firehose.stop_delivery_stream_encryption().delivery_stream_name("Sse").send().await.unwrap();
+    assert_eq!(status().await.0, Some(DeliveryStreamEncryptionStatus::Disabling));
+    eventually("DISABLED", Duration::from_secs(10), || async {
+        (status().await.0 == Some(DeliveryStreamEncryptionStatus::Disabled)).then_some(())
+    })
+    .await;
+    assert_eq!(put_batch(c, "Sse", &[b"plain again\n".to_vec()]).await.encrypted(), Some(false));
+
+    // At create; and a customer-managed key without its ARN is refused.
+    let dest = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(&bucket)
+        .role_arn(&role)
+        .build()
+        .unwrap();
+    let bad =
+        DeliveryStreamEncryptionConfigurationInput::builder().key_type(KeyType::CustomerManagedCmk).build().unwrap();
+    let err = c
+        .firehose
+        .create_delivery_stream()
+        .delivery_stream_name("SseBad")
+        .extended_s3_destination_configuration(dest.clone())
+        .delivery_stream_encryption_configuration_input(bad)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidArgumentException"));
+    let owned = DeliveryStreamEncryptionConfigurationInput::builder().key_type(KeyType::AwsOwnedCmk).build().unwrap();
+    c.firehose
+        .create_delivery_stream()
+        .delivery_stream_name("SseAtCreate")
+        .extended_s3_destination_configuration(dest)
+        .delivery_stream_encryption_configuration_input(owned)
+        .send()
+        .await
+        .unwrap();
+    support::wait_active(c, "SseAtCreate").await;
+    eventually("ENABLED at create", Duration::from_secs(10), || async {
+        let d = c.firehose.describe_delivery_stream().delivery_stream_name("SseAtCreate").send().await.ok()?;
+        let e = d.delivery_stream_description()?.delivery_stream_encryption_configuration()?.clone();
+        (e.status() == Some(&DeliveryStreamEncryptionStatus::Enabled) && e.key_type() == Some(&KeyType::AwsOwnedCmk))
+            .then_some(())
+    })
+    .await;
+    // Tag and list-tags validation.
+    let empty =
+        c.firehose.tag_delivery_stream().delivery_stream_name("Sse").set_tags(Some(vec![])).send().await.unwrap_err();
+    assert_eq!(empty.code(), Some("ValidationException"));
+    let limit =
+        c.firehose.list_tags_for_delivery_stream().delivery_stream_name("Sse").limit(51).send().await.unwrap_err();
+    assert_eq!(limit.code(), Some("ValidationException"));
+}
+
+#[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_with(|b| b.data_dir(dir.path())).await;

@@ -1,15 +1,16 @@
 //! The control plane: CreateDeliveryStream, DescribeDeliveryStream, ListDeliveryStreams, UpdateDestination,
-//! DeleteDeliveryStream and the tag calls, with the CREATING → ACTIVE → DELETING lifecycle.
+//! DeleteDeliveryStream, the tag calls and Start/StopDeliveryStreamEncryption, with the CREATING → ACTIVE →
+//! DELETING lifecycle and ENABLING → ENABLED → DISABLING → DISABLED for encryption.
 
 use super::model::{
-    CreateInput, CreateOutput, DESTINATION_ID, ListInput, ListOutput, ListTagsInput, ListTagsOutput, NameInput,
-    StreamState, TagInput, TagOutput, UntagInput, UpdateInput,
+    CreateInput, CreateOutput, DESTINATION_ID, Encryption, EncryptionCallInput, ListInput, ListOutput, ListTagsInput,
+    ListTagsOutput, NameInput, StreamState, TagInput, TagOutput, UntagInput, UpdateInput,
 };
 use super::wire::{self, ApiError, Empty};
 use super::{Firehose, Stream, stream_key, target_of, validate};
 use crate::firehose::limits::MAX_TAGS;
 use crate::firehose::names::arn_partition;
-use crate::firehose::types::StreamStatus;
+use crate::firehose::types::{EncryptionStatus, StreamStatus};
 use crate::local::s3::store::now_ms;
 
 impl Firehose {
@@ -25,6 +26,7 @@ impl Firehose {
         };
         let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationConfiguration")?;
         validate::tags(&input.tags)?;
+        let encryption = input.encryption.as_ref().map(validate::encryption).transpose()?;
         let key = stream_key(region, &name);
         let mut streams = self.streams.lock().expect("streams lock");
         if let Some(existing) = streams.get(&key) {
@@ -55,6 +57,13 @@ impl Firehose {
             deleting_since_ms: None,
             destination,
             tags: input.tags,
+            // Enabled along with the stream: ENABLING while it is CREATING.
+            encryption: encryption.map(|(key_type, key_arn)| Encryption {
+                on: true,
+                key_type,
+                key_arn,
+                changed_ms: now,
+            }),
         };
         let runtime = self.start_runtime(&state, prefixes, zone).map_err(ApiError::internal)?;
         let arn = state.arn.clone();
@@ -65,7 +74,9 @@ impl Firehose {
 
     pub(super) fn describe(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: NameInput = wire::input(body)?;
-        self.read_stream(input.name.as_deref(), region, |s, status| wire::ok(&s.state.description(status)))
+        self.read_stream(input.name.as_deref(), region, |s, status| {
+            wire::ok(&s.state.description(status, self.encryption_status(&s.state)))
+        })
     }
 
     pub(super) fn list(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
@@ -150,9 +161,58 @@ impl Firehose {
         })
     }
 
+    /// StartDeliveryStreamEncryption: ENABLING, then ENABLED (a new key while ENABLED goes through ENABLING).
+    pub(super) fn start_encryption(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
+        let input: EncryptionCallInput = wire::input(body)?;
+        let (key_type, key_arn) = validate::encryption(&input.config.unwrap_or_default())?;
+        self.write_stream(input.name.as_deref(), region, |s, status| {
+            self.encryption_can_change(&s.state, status)?;
+            s.state.encryption = Some(Encryption { on: true, key_type, key_arn, changed_ms: now_ms() });
+            wire::ok(&Empty {})
+        })
+    }
+
+    /// StopDeliveryStreamEncryption: DISABLING, then DISABLED; nothing to do when already disabled.
+    pub(super) fn stop_encryption(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
+        let input: NameInput = wire::input(body)?;
+        self.write_stream(input.name.as_deref(), region, |s, status| {
+            if self.encryption_status(&s.state) == EncryptionStatus::Disabled {
+                return wire::ok(&Empty {});
+            }
+            self.encryption_can_change(&s.state, status)?;
+            if let Some(e) = &mut s.state.encryption {
+                e.on = false;
+                e.changed_ms = now_ms();
+            }
+            wire::ok(&Empty {})
+        })
+    }
+
+    /// Encryption changes only on an ACTIVE stream and not while a change is in progress.
+    fn encryption_can_change(&self, state: &StreamState, status: StreamStatus) -> Result<(), ApiError> {
+        if status != StreamStatus::Active {
+            return Err(ApiError::in_use(format!(
+                "Firehose {} is not in the ACTIVE state (it is {status})",
+                state.name
+            )));
+        }
+        match self.encryption_status(state) {
+            s @ (EncryptionStatus::Enabling | EncryptionStatus::Disabling) => Err(ApiError::in_use(format!(
+                "Firehose {} encryption is {s}: wait until the change is done",
+                state.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn tag(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: TagInput = wire::input(body)?;
         let tags = input.tags.ok_or_else(|| ApiError::validation(wire::null_violation("tags")))?;
+        if tags.is_empty() {
+            return Err(ApiError::validation(
+                "Value '[]' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            ));
+        }
         validate::tags(&tags)?;
         self.write_stream(input.name.as_deref(), region, |s, _| {
             let mut merged = s.state.tags.clone();
@@ -184,7 +244,13 @@ impl Firehose {
 
     pub(super) fn list_tags(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: ListTagsInput = wire::input(body)?;
-        let limit = input.limit.unwrap_or(50).clamp(1, MAX_TAGS as i64) as usize;
+        let limit = input.limit.unwrap_or(50);
+        if !(1..=MAX_TAGS as i64).contains(&limit) {
+            return Err(ApiError::validation(format!(
+                "Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1 and less than or equal to {MAX_TAGS}"
+            )));
+        }
+        let limit = limit as usize;
         let start = input.start.unwrap_or_default();
         self.read_stream(input.name.as_deref(), region, |s, _| {
             let mut tags: Vec<&super::model::Tag> = s.state.tags.iter().collect();

@@ -14,7 +14,7 @@ use super::quota::Refusal;
 use super::validate;
 use super::wire::{self, ApiError};
 use crate::firehose::limits::{MAX_BATCH_RECORDS, MAX_RECORD_BYTES, batch_data_fits};
-use crate::firehose::types::StreamStatus;
+use crate::firehose::types::{EncryptionStatus, StreamStatus};
 use crate::local::s3::store::now_ms;
 
 #[derive(Deserialize)]
@@ -88,15 +88,19 @@ fn throttled() -> ApiError {
 }
 
 impl Firehose {
-    /// The runtime of an ACTIVE stream, for the data plane.
-    fn active_runtime(&self, name: Option<&str>, region: &str) -> Result<(String, Arc<Runtime>), ApiError> {
+    /// The runtime of an ACTIVE stream, its incarnation, and whether records are encrypted at rest now.
+    fn active_runtime(&self, name: Option<&str>, region: &str) -> Result<(String, Arc<Runtime>, bool), ApiError> {
         let name = validate::stream_name(name)?;
         let streams = self.streams.lock().expect("streams lock");
         let stream = streams
             .get(&super::stream_key(region, &name))
             .ok_or_else(|| super::not_found(&name, &self.config.account_id))?;
         match self.lifecycle(&stream.state) {
-            Lifecycle::Is(StreamStatus::Active) => Ok((stream.state.incarnation.clone(), stream.runtime.clone())),
+            Lifecycle::Is(StreamStatus::Active) => Ok((
+                stream.state.incarnation.clone(),
+                stream.runtime.clone(),
+                self.encryption_status(&stream.state) == EncryptionStatus::Enabled,
+            )),
             Lifecycle::Gone => Err(super::not_found(&name, &self.config.account_id)),
             Lifecycle::Is(other) => Err(ApiError::new(
                 "ResourceNotFoundException",
@@ -116,7 +120,7 @@ impl Firehose {
         let data = base64::engine::general_purpose::STANDARD
             .decode(record.data.as_bytes())
             .map_err(|e| ApiError::serialization(format!("Record.Data is not valid base64: {e}")))?;
-        let (incarnation, rt) = self.active_runtime(input.name.as_deref(), region)?;
+        let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
         if !rt.admit_request() || !rt.admit_record(data.len()) {
             return Err(throttled());
         }
@@ -128,7 +132,7 @@ impl Firehose {
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
         let end = accepted.ends.first().copied().unwrap_or_default();
-        wire::ok(&PutRecordOutput { record_id: record_id(&incarnation, end), encrypted: false })
+        wire::ok(&PutRecordOutput { record_id: record_id(&incarnation, end), encrypted })
     }
 
     pub(super) async fn put_record_batch(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
@@ -162,7 +166,7 @@ impl Firehose {
         if !batch_data_fits(total) {
             return Err(ApiError::invalid("Records size exceeds 4 MB limit"));
         }
-        let (incarnation, rt) = self.active_runtime(input.name.as_deref(), region)?;
+        let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
         if !rt.admit_request() {
             return Err(throttled());
         }
@@ -210,7 +214,7 @@ impl Firehose {
             .collect();
         let failed = refusals.iter().filter(|r| r.is_some()).count();
         // About 48 bytes per entry: sized once, so a 500-entry answer is written without reallocating.
-        wire::ok_sized(&PutRecordBatchOutput { failed, encrypted: false, responses }, 64 + n * 48)
+        wire::ok_sized(&PutRecordBatchOutput { failed, encrypted, responses }, 64 + n * 48)
     }
 }
 

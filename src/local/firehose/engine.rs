@@ -638,6 +638,7 @@ mod tests {
                     deleting_since_ms: None,
                     destination,
                     tags: Vec::new(),
+                    encryption: None,
                 };
                 let target = target_of(&state, prefixes, tz);
                 let key = object_key(&target, oldest_ms);

@@ -5,7 +5,7 @@
 //! | [`wire`] | JSON 1.1 errors and typed responses |
 //! | [`model`] | request documents, persisted stream state, the typed `DeliveryStreamDescription` |
 //! | [`validate`] | model constraints and semantic rules (through [`crate::firehose`]), and what the emulator refuses |
-//! | [`control`] | the control plane: create, describe, list, update, delete, tags; the CREATING → ACTIVE → DELETING lifecycle |
+//! | [`control`] | the control plane: create, describe, list, update, delete, tags, server-side encryption; the CREATING → ACTIVE → DELETING lifecycle |
 //! | [`data`] | the data plane: PutRecord and PutRecordBatch with quotas and injected faults |
 //! | [`engine`], [`journal`] | buffering, delivery to S3 and the durable record journal |
 //! | [`quota`] | throughput quotas and fault injection |
@@ -155,6 +155,14 @@ impl Firehose {
         persist::write_json(&self.config.dir.join("streams.json"), &states).map_err(ApiError::internal)
     }
 
+    /// The stream's encryption status now: ENABLING and DISABLING last as long as CREATING does.
+    fn encryption_status(&self, state: &StreamState) -> crate::firehose::types::EncryptionStatus {
+        match &state.encryption {
+            Some(e) => e.status(now_ms(), self.config.create_delay.as_millis() as i64),
+            None => crate::firehose::types::EncryptionStatus::Disabled,
+        }
+    }
+
     fn lifecycle(&self, state: &StreamState) -> Lifecycle {
         state.lifecycle(
             now_ms(),
@@ -220,6 +228,8 @@ impl Firehose {
             "TagDeliveryStream" => self.tag(&body, region),
             "UntagDeliveryStream" => self.untag(&body, region),
             "ListTagsForDeliveryStream" => self.list_tags(&body, region),
+            "StartDeliveryStreamEncryption" => self.start_encryption(&body, region),
+            "StopDeliveryStreamEncryption" => self.stop_encryption(&body, region),
             other => Err(ApiError::new(
                 "UnknownOperationException",
                 format!("operation {other} is not modelled by the firehose-kit emulator"),

@@ -12,7 +12,7 @@ use crate::firehose::names::{STREAM_NAME_PATTERN, stream_name_problem};
 use crate::firehose::prefix::{self, Prefixes};
 use crate::firehose::types::Compression;
 
-use super::model::{Destination, DestinationInput, Tag};
+use super::model::{Destination, DestinationInput, EncryptionInput, Tag};
 use super::wire::{ApiError, null_violation};
 
 /// A `DeliveryStreamName` member.
@@ -156,6 +156,27 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
         prefix::validate(d.prefix.as_deref(), d.error_output_prefix.as_deref(), d.dynamic_partitioning_enabled())
             .map_err(ApiError::invalid)?;
     Ok((prefixes, zone))
+}
+
+/// `DeliveryStreamEncryptionConfigurationInput`: `KeyType` is `AWS_OWNED_CMK` (no key ARN) or
+/// `CUSTOMER_MANAGED_CMK` (with a KMS key ARN). Returns (key type, key ARN).
+pub fn encryption(input: &EncryptionInput) -> Result<(String, Option<String>), ApiError> {
+    let key_type = input.key_type.as_deref().unwrap_or("AWS_OWNED_CMK");
+    match (key_type, input.key_arn.as_deref()) {
+        ("AWS_OWNED_CMK", None) => Ok((key_type.into(), None)),
+        ("AWS_OWNED_CMK", Some(_)) => {
+            Err(ApiError::invalid("KeyARN must not be specified when KeyType is AWS_OWNED_CMK"))
+        }
+        ("CUSTOMER_MANAGED_CMK", Some(arn)) if arn.starts_with("arn:") && arn.contains(":kms:") => {
+            Ok((key_type.into(), Some(arn.to_string())))
+        }
+        ("CUSTOMER_MANAGED_CMK", _) => {
+            Err(ApiError::invalid("KeyARN must be the ARN of a KMS key when KeyType is CUSTOMER_MANAGED_CMK"))
+        }
+        (other, _) => Err(ApiError::validation(format!(
+            "Value '{other}' at 'deliveryStreamEncryptionConfigurationInput.keyType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_OWNED_CMK, CUSTOMER_MANAGED_CMK]"
+        ))),
+    }
 }
 
 /// Tags of TagDeliveryStream / CreateDeliveryStream.
