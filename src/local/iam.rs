@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::query::{QueryError, QueryRequest, element, escape, success};
 use super::s3::store::now_ms;
+use crate::firehose::names::arn_partition;
 use crate::util::persist;
 
 const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -95,11 +96,12 @@ impl Iam {
             .map_err(|e| QueryError::new(500, "ServiceFailure", format!("cannot persist IAM state: {e}")))
     }
 
-    fn arn(&self, role: &Role) -> String {
-        format!("arn:aws:iam::{}:role{}{}", self.account_id, role.path, role.name)
+    /// A role's ARN in `partition` (`aws`, `aws-cn`, `aws-us-gov`: IAM is global within a partition).
+    fn arn(&self, role: &Role, partition: &str) -> String {
+        format!("arn:{partition}:iam::{}:role{}{}", self.account_id, role.path, role.name)
     }
 
-    fn role_xml(&self, role: &Role) -> String {
+    fn role_xml(&self, role: &Role, partition: &str) -> String {
         let tags: String = role
             .tags
             .iter()
@@ -108,7 +110,7 @@ impl Iam {
         format!(
             "<Role>{}{}{}{}{}{}{}{}{}</Role>",
             element("Path", &role.path),
-            element("Arn", &self.arn(role)),
+            element("Arn", &self.arn(role, partition)),
             element("RoleName", &role.name),
             element("AssumeRolePolicyDocument", &encode_document(&role.assume_role_policy)),
             element("CreateDate", &iso8601(role.created_ms)),
@@ -120,15 +122,17 @@ impl Iam {
     }
 
     /// Serves one IAM Query request.
-    pub fn handle_iam(&self, query: Option<&str>, body: &[u8], request_id: &str) -> Response<Bytes> {
+    /// `region` is the request's signing region; it decides the partition of the ARNs returned.
+    pub fn handle_iam(&self, query: Option<&str>, body: &[u8], region: &str, request_id: &str) -> Response<Bytes> {
+        let partition = arn_partition(region);
         let result = QueryRequest::parse(query, body).and_then(|req| {
-            let xml = self.dispatch(&req)?;
+            let xml = self.dispatch(&req, partition)?;
             Ok(success(IAM_NS, &req.action, &xml, request_id))
         });
         result.unwrap_or_else(|e| e.into_response(IAM_NS, request_id))
     }
 
-    fn dispatch(&self, req: &QueryRequest) -> Result<String, QueryError> {
+    fn dispatch(&self, req: &QueryRequest, partition: &str) -> Result<String, QueryError> {
         let mut roles = self.roles.lock().expect("iam lock");
         let role_name = || req.required("RoleName");
         match req.action.as_str() {
@@ -161,7 +165,7 @@ impl Iam {
                     tags,
                     policies: BTreeMap::new(),
                 };
-                let xml = self.role_xml(&role);
+                let xml = self.role_xml(&role, partition);
                 roles.insert(name.to_string(), role);
                 self.save(&roles)?;
                 Ok(xml)
@@ -169,12 +173,14 @@ impl Iam {
             "GetRole" => {
                 let name = role_name()?;
                 let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
-                Ok(self.role_xml(role))
+                Ok(self.role_xml(role, partition))
             }
             "ListRoles" => {
                 let members: String = roles
                     .values()
-                    .map(|r| self.role_xml(r).replacen("<Role>", "<member>", 1).replace("</Role>", "</member>"))
+                    .map(|r| {
+                        self.role_xml(r, partition).replacen("<Role>", "<member>", 1).replace("</Role>", "</member>")
+                    })
                     .collect();
                 Ok(format!("<Roles>{members}</Roles><IsTruncated>false</IsTruncated>"))
             }
@@ -333,9 +339,11 @@ impl Iam {
 
     /// Whether Firehose may assume `role_arn` now; the error is the message AWS gives in an
     /// `InvalidArgumentException`.
-    pub fn check_assumable(&self, role_arn: &str) -> Result<(), String> {
+    /// `region` is the stream's: the role must be in the same partition.
+    pub fn check_assumable(&self, role_arn: &str, region: &str) -> Result<(), String> {
         let unable = || format!("Firehose is unable to assume role {role_arn}. Please check the role provided.");
-        let prefix = format!("arn:aws:iam::{}:role/", self.account_id);
+        let partition = arn_partition(region);
+        let prefix = format!("arn:{partition}:iam::{}:role/", self.account_id);
         let Some(path_and_name) = role_arn.strip_prefix(&prefix) else {
             return Err(unable());
         };
@@ -344,7 +352,7 @@ impl Iam {
         let Some(role) = roles.get(name) else {
             return Err(unable());
         };
-        if self.arn(role) != role_arn {
+        if self.arn(role, partition) != role_arn {
             return Err(unable());
         }
         if now_ms() - role.trust_changed_ms < self.propagation_delay.as_millis() as i64 {
@@ -411,11 +419,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let iam = Iam::open(dir.path().into(), "000000000000".into(), Duration::from_secs(3600)).unwrap();
         let body = format!("Action=CreateRole&RoleName=r&AssumeRolePolicyDocument={}", encode_document(TRUST));
-        assert_eq!(iam.handle_iam(None, body.as_bytes(), "id").status(), 200);
-        let err = iam.check_assumable("arn:aws:iam::000000000000:role/r").unwrap_err();
+        assert_eq!(iam.handle_iam(None, body.as_bytes(), "us-east-1", "id").status(), 200);
+        let err = iam.check_assumable("arn:aws:iam::000000000000:role/r", "us-east-2").unwrap_err();
         assert!(err.contains("unable to assume role"), "{err}");
         let iam = Iam::open(dir.path().into(), "000000000000".into(), Duration::ZERO).unwrap();
-        iam.check_assumable("arn:aws:iam::000000000000:role/r").unwrap();
-        assert!(iam.check_assumable("arn:aws:iam::000000000000:role/missing").is_err());
+        iam.check_assumable("arn:aws:iam::000000000000:role/r", "us-east-2").unwrap();
+        assert!(iam.check_assumable("arn:aws:iam::000000000000:role/missing", "us-east-2").is_err());
     }
 }

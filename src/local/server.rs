@@ -156,7 +156,7 @@ async fn handle_api(
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
         Route::Firehose(op) => svc.firehose.handle(&op, bytes, region).await,
-        Route::Iam => svc.iam.handle_iam(parts.uri.query(), &bytes, request_id),
+        Route::Iam => svc.iam.handle_iam(parts.uri.query(), &bytes, region, request_id),
         Route::Sts => svc.iam.handle_sts(parts.uri.query(), &bytes, access_key.as_deref(), request_id),
         Route::S3 => unreachable!("S3 requests are served by s3s"),
     }

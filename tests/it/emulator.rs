@@ -412,6 +412,23 @@ async fn stream_encryption_goes_enabling_enabled_disabling_disabled_and_puts_say
 }
 
 #[tokio::test]
+async fn setup_works_in_the_china_and_govcloud_partitions() {
+    let env = start_with(|b| b.create_delay(Duration::ZERO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (region, partition) in [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")] {
+        let out = support::cli(
+            env.emu.endpoint(),
+            dir.path(),
+            &["--region", region, "-o", "json", "setup", "--iam-retry-timeout", "5"],
+        );
+        support::assert_exit(&out, 0);
+        let r = support::json_out(&out);
+        let arn = r["stream_arn"].as_str().unwrap_or_default();
+        assert!(arn.starts_with(&format!("arn:{partition}:firehose:{region}:")), "{r}");
+    }
+}
+
+#[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_with(|b| b.data_dir(dir.path())).await;

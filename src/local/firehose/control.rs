@@ -40,7 +40,7 @@ impl Firehose {
                 s.runtime.retire();
             }
         }
-        self.iam.check_assumable(&destination.role_arn).map_err(ApiError::invalid)?;
+        self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
         let now = now_ms();
         let state = StreamState {
             arn: format!(
@@ -151,7 +151,7 @@ impl Firehose {
             let destination = validate::merge_update(s.state.destination.clone(), update)?;
             let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationUpdate")?;
             if destination.role_arn != s.state.destination.role_arn {
-                self.iam.check_assumable(&destination.role_arn).map_err(ApiError::invalid)?;
+                self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
             }
             s.state.destination = destination;
             s.state.version += 1;
