@@ -428,6 +428,10 @@ pub struct LocalArgs {
     /// Memory for buffered records, all streams together (e.g. 256MiB, 1GiB); beyond it they stay on disk only
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub memory_limit: ByteSize,
+
+    /// Also accept virtual-hosted S3 requests to <bucket>.NAME (<bucket>.localhost always works)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
 }
 
 /// A size in bytes, from `1048576`, `512KiB`, `256MiB`, `1GiB` (or KB/MB/GB, powers of 1000).

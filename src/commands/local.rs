@@ -25,6 +25,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         account_id: args.account_id.clone(),
         secret: args.secret.clone(),
         memory_limit: args.memory_limit.0,
+        hostname: args.hostname.clone(),
     };
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(

@@ -71,6 +71,8 @@ pub struct EmulatorConfig {
     pub secret: String,
     /// Bytes of buffered records kept in memory across all streams; beyond it buffers stay on disk only.
     pub memory_limit: usize,
+    /// A base domain for virtual-hosted S3 beside `localhost` (`<bucket>.<hostname>`).
+    pub hostname: Option<String>,
 }
 
 /// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
@@ -91,6 +93,7 @@ impl Default for EmulatorConfig {
             account_id: DEFAULT_ACCOUNT_ID.into(),
             secret: DEFAULT_SECRET.into(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            hostname: None,
         }
     }
 }
@@ -253,6 +256,7 @@ async fn open(
     let firehose = Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone()).map_err(dir_err)?);
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
     builder.set_auth(s3::FixedSecret(config.secret.clone()));
+    builder.set_host(s3::host::EmulatorHost::new(config.hostname.clone()));
     let services = Arc::new(server::Services { s3: builder.build(), firehose, iam, secret: config.secret.clone() });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -428,6 +428,70 @@ async fn setup_works_in_the_china_and_govcloud_partitions() {
     }
 }
 
+/// Resolves every name to 127.0.0.1, as `*.localhost` does on most systems (not all: hence this resolver).
+#[derive(Debug, Clone)]
+struct Loopback;
+
+impl aws_smithy_runtime_api::client::dns::ResolveDns for Loopback {
+    fn resolve_dns<'a>(&'a self, _name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+        aws_smithy_runtime_api::client::dns::DnsFuture::new(async {
+            Ok(vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)])
+        })
+    }
+}
+
+/// Records each request's URI.
+#[derive(Debug, Clone, Default)]
+struct Uris(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Uris {
+    fn name(&self) -> &'static str {
+        "Uris"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.lock().unwrap().push(context.request().uri().to_string());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn aws_sdk_rust_default_virtual_hosted_addressing_works() {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let env = start().await;
+    let port = env.emu.addr().port();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_with_resolver(Loopback);
+    let uris = Uris::default();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new("us-east-2"))
+        .endpoint_url(format!("http://localhost:{port}"))
+        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "t"))
+        .http_client(http)
+        .interceptor(uris.clone())
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(config); // default addressing: virtual-hosted
+    s3.create_bucket().bucket("vhost").create_bucket_configuration(constraint()).send().await.unwrap();
+    s3.put_object().bucket("vhost").key("dir/a b.txt").body(ByteStream::from_static(b"hello")).send().await.unwrap();
+    let body = s3.get_object().bucket("vhost").key("dir/a b.txt").send().await.unwrap().body.collect().await.unwrap();
+    assert_eq!(body.into_bytes().as_ref(), b"hello");
+    let listed = s3.list_objects_v2().bucket("vhost").send().await.unwrap();
+    assert_eq!(listed.contents().iter().map(|o| o.key().unwrap()).collect::<Vec<_>>(), ["dir/a b.txt"]);
+    let seen = uris.0.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|u| u.starts_with(&format!("http://vhost.localhost:{port}/"))),
+        "every call went to <bucket>.localhost: {seen:?}"
+    );
+    // The same bucket path-style, through the usual clients.
+    assert_eq!(support::get_body(&env.clients, "vhost", "dir/a b.txt").await, b"hello");
+}
+
 #[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! protocol through the `s3s` crate (request parsing, SigV4 including aws-chunked uploads, XML).
 
 pub mod api;
+pub mod host;
 pub mod store;
 
 pub use api::{FixedSecret, S3Api};
