@@ -13,8 +13,10 @@ demo: build
 test:
 	$(CARGO) test --locked
 
-# The full setup → send → verify → status → teardown cycle against moto server (needs `pip install 'moto[server]'`).
+# Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm), and the full
+# setup → send → verify → status → teardown cycle against moto server (needs `pip install 'moto[server]' boto3 awscli`).
 test-compat:
+	cd tests/compat/js && npm ci --no-audit --no-fund --loglevel=error
 	$(CARGO) test --locked --test it compat -- --ignored --test-threads 1
 
 lint:

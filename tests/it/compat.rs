@@ -1,6 +1,7 @@
-//! Compatibility: other clients against our emulator, and firehose-kit against moto server. These need Python
-//! packages (`pip install 'moto[server]' boto3 awscli`), so they are `#[ignore]`d in `make test` and run by
-//! `make test-compat` (CI installs the packages and runs both).
+//! Compatibility: other clients against our emulator (boto3 and the AWS CLI; the AWS SDK for JavaScript v3),
+//! and firehose-kit against moto server. These need Python packages (`pip install 'moto[server]' boto3 awscli`)
+//! and node with `npm ci` in tests/compat/js, so they are `#[ignore]`d in `make test` and run by
+//! `make test-compat` (which runs `npm ci`; CI installs the Python packages).
 
 use std::process::Command;
 
@@ -25,6 +26,29 @@ async fn compat_boto3_and_aws_cli_drive_the_emulator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "boto3/AWS CLI script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("verified"), "{stdout}");
+}
+
+#[tokio::test]
+#[ignore = "needs node and `npm ci` in tests/compat/js: make test-compat"]
+async fn compat_javascript_sdk_drives_the_emulator() {
+    let env = support::start().await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/js");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/@aws-sdk/client-s3").exists(),
+        "the JavaScript SDK is not installed: run `npm ci` in tests/compat/js (make test-compat does)"
+    );
+    let out = Command::new("node")
+        .arg("emulator.mjs")
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", env.emu.endpoint())
+        .env("AWS_REGION", support::REGION)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "JavaScript SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("records verified"), "{stdout}");
 }
 
 /// moto server on a free loopback port, stopped when dropped.
