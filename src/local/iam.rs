@@ -35,14 +35,35 @@ struct Role {
     max_session_duration: i64,
     tags: Vec<(String, String)>,
     policies: BTreeMap<String, String>,
+    /// ARNs of the managed policies attached to the role (customer-managed, or AWS-managed by name).
+    #[serde(default)]
+    attached: Vec<String>,
+}
+
+/// A customer-managed policy and its versions (documents are stored, never evaluated).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManagedPolicy {
+    name: String,
+    path: String,
+    policy_id: String,
+    description: Option<String>,
+    created_ms: i64,
+    updated_ms: i64,
+    default_version: String,
+    /// (version id, document, created ms), oldest first.
+    versions: Vec<(String, String, i64)>,
+    tags: Vec<(String, String)>,
 }
 
 /// The emulator's IAM and STS.
 pub struct Iam {
     path: PathBuf,
+    policies_path: PathBuf,
     account_id: String,
     propagation_delay: Duration,
     roles: Mutex<BTreeMap<String, Role>>,
+    /// Customer-managed policies by ARN (lock after `roles`).
+    policies: Mutex<BTreeMap<String, ManagedPolicy>>,
 }
 
 fn iso8601(ms: i64) -> String {
@@ -88,7 +109,232 @@ impl Iam {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("roles.json");
         let roles = persist::read_json(&path)?.unwrap_or_default();
-        Ok(Iam { path, account_id, propagation_delay, roles: Mutex::new(roles) })
+        let policies_path = dir.join("policies.json");
+        let policies = persist::read_json(&policies_path)?.unwrap_or_default();
+        Ok(Iam {
+            path,
+            policies_path,
+            account_id,
+            propagation_delay,
+            roles: Mutex::new(roles),
+            policies: Mutex::new(policies),
+        })
+    }
+
+    fn save_policies(&self, policies: &BTreeMap<String, ManagedPolicy>) -> Result<(), QueryError> {
+        persist::write_json(&self.policies_path, policies)
+            .map_err(|e| QueryError::new(500, "ServiceFailure", format!("cannot persist IAM state: {e}")))
+    }
+
+    fn policy_xml(&self, arn: &str, p: &ManagedPolicy, attachments: usize) -> String {
+        format!(
+            "<Policy>{}{}{}{}{}{}{}{}{}{}</Policy>",
+            element("PolicyName", &p.name),
+            element("DefaultVersionId", &p.default_version),
+            element("PolicyId", &p.policy_id),
+            element("Path", &p.path),
+            element("Arn", arn),
+            element("AttachmentCount", &attachments.to_string()),
+            element("IsAttachable", "true"),
+            element("CreateDate", &iso8601(p.created_ms)),
+            element("UpdateDate", &iso8601(p.updated_ms)),
+            p.description.as_deref().map(|d| element("Description", d)).unwrap_or_default(),
+        )
+    }
+
+    /// IAM's managed-policy, instance-profile and role-update calls (what infrastructure-as-code tools make
+    /// around a role); `None` when `action` is not one of them.
+    fn dispatch_more(
+        &self,
+        req: &QueryRequest,
+        roles: &mut BTreeMap<String, Role>,
+        partition: &str,
+    ) -> Option<Result<String, QueryError>> {
+        let no_such_policy = |arn: &str| {
+            QueryError::new(404, "NoSuchEntity", format!("Policy {arn} does not exist or is not attachable."))
+        };
+        let attachments = |arn: &str, roles: &BTreeMap<String, Role>| {
+            roles.values().filter(|r| r.attached.iter().any(|a| a == arn)).count()
+        };
+        let result = (|| -> Result<String, QueryError> {
+            let mut policies = self.policies.lock().expect("iam lock");
+            match req.action.as_str() {
+                "CreatePolicy" => {
+                    let name = req.required("PolicyName")?;
+                    validate_role_name(name)?;
+                    let doc = req.required("PolicyDocument")?;
+                    validate_document(doc)?;
+                    let path = req.get("Path").unwrap_or("/");
+                    let arn = format!("arn:{partition}:iam::{}:policy{path}{name}", self.account_id);
+                    if policies.contains_key(&arn) {
+                        return Err(QueryError::new(
+                            409,
+                            "EntityAlreadyExists",
+                            format!("A policy called {name} already exists. Duplicate names are not allowed."),
+                        ));
+                    }
+                    let now = now_ms();
+                    let policy = ManagedPolicy {
+                        name: name.to_string(),
+                        path: path.to_string(),
+                        policy_id: format!("ANPA{}", &uuid::Uuid::new_v4().simple().to_string().to_uppercase()[..17]),
+                        description: req.get("Description").map(str::to_string),
+                        created_ms: now,
+                        updated_ms: now,
+                        default_version: "v1".into(),
+                        versions: vec![("v1".into(), doc.to_string(), now)],
+                        tags: req.tags("Tags"),
+                    };
+                    let xml = self.policy_xml(&arn, &policy, 0);
+                    policies.insert(arn, policy);
+                    self.save_policies(&policies)?;
+                    Ok(xml)
+                }
+                "GetPolicy" => {
+                    let arn = req.required("PolicyArn")?;
+                    let p = policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
+                    Ok(self.policy_xml(arn, p, attachments(arn, roles)))
+                }
+                "ListPolicies" => {
+                    let members: String = policies
+                        .iter()
+                        .map(|(arn, p)| {
+                            self.policy_xml(arn, p, attachments(arn, roles))
+                                .replacen("<Policy>", "<member>", 1)
+                                .replace("</Policy>", "</member>")
+                        })
+                        .collect();
+                    Ok(format!("<Policies>{members}</Policies><IsTruncated>false</IsTruncated>"))
+                }
+                "GetPolicyVersion" => {
+                    let arn = req.required("PolicyArn")?;
+                    let version = req.required("VersionId")?;
+                    let p = policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
+                    let (id, doc, created) = p.versions.iter().find(|(id, _, _)| id == version).ok_or_else(|| {
+                        QueryError::new(404, "NoSuchEntity", format!("Policy {arn} version {version} does not exist."))
+                    })?;
+                    Ok(format!(
+                        "<PolicyVersion>{}{}{}{}</PolicyVersion>",
+                        element("Document", &encode_document(doc)),
+                        element("VersionId", id),
+                        element("IsDefaultVersion", if *id == p.default_version { "true" } else { "false" }),
+                        element("CreateDate", &iso8601(*created)),
+                    ))
+                }
+                "ListPolicyVersions" => {
+                    let arn = req.required("PolicyArn")?;
+                    let p = policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
+                    let members: String = p
+                        .versions
+                        .iter()
+                        .map(|(id, _, created)| {
+                            format!(
+                                "<member>{}{}{}</member>",
+                                element("VersionId", id),
+                                element("IsDefaultVersion", if *id == p.default_version { "true" } else { "false" }),
+                                element("CreateDate", &iso8601(*created)),
+                            )
+                        })
+                        .collect();
+                    Ok(format!("<Versions>{members}</Versions><IsTruncated>false</IsTruncated>"))
+                }
+                "ListPolicyTags" => {
+                    let arn = req.required("PolicyArn")?;
+                    let p = policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
+                    let tags: String = p
+                        .tags
+                        .iter()
+                        .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
+                        .collect();
+                    Ok(format!("<Tags>{tags}</Tags><IsTruncated>false</IsTruncated>"))
+                }
+                "DeletePolicy" => {
+                    let arn = req.required("PolicyArn")?;
+                    policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
+                    if attachments(arn, roles) > 0 {
+                        return Err(QueryError::new(
+                            409,
+                            "DeleteConflict",
+                            "Cannot delete a policy attached to entities.".into(),
+                        ));
+                    }
+                    policies.remove(arn);
+                    self.save_policies(&policies)?;
+                    Ok(String::new())
+                }
+                "AttachRolePolicy" | "DetachRolePolicy" => {
+                    let name = req.required("RoleName")?;
+                    let arn = req.required("PolicyArn")?;
+                    // AWS-managed policies (`arn:<partition>:iam::aws:policy/...`) always exist.
+                    let aws_managed = arn.contains(":iam::aws:policy/");
+                    if !aws_managed && !policies.contains_key(arn) {
+                        return Err(no_such_policy(arn));
+                    }
+                    let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                    if req.action == "AttachRolePolicy" {
+                        if !role.attached.iter().any(|a| a == arn) {
+                            role.attached.push(arn.to_string());
+                        }
+                    } else {
+                        let before = role.attached.len();
+                        role.attached.retain(|a| a != arn);
+                        if role.attached.len() == before {
+                            return Err(QueryError::new(404, "NoSuchEntity", format!("Policy {arn} was not found.")));
+                        }
+                    }
+                    self.save(roles)?;
+                    Ok(String::new())
+                }
+                "ListAttachedRolePolicies" => {
+                    let name = req.required("RoleName")?;
+                    let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
+                    let members: String = role
+                        .attached
+                        .iter()
+                        .map(|arn| {
+                            let policy_name = arn.rsplit('/').next().unwrap_or(arn);
+                            format!(
+                                "<member>{}{}</member>",
+                                element("PolicyName", policy_name),
+                                element("PolicyArn", arn)
+                            )
+                        })
+                        .collect();
+                    Ok(format!("<AttachedPolicies>{members}</AttachedPolicies><IsTruncated>false</IsTruncated>"))
+                }
+                "ListInstanceProfilesForRole" => {
+                    // Instance profiles are not modelled: a role is in none.
+                    let name = req.required("RoleName")?;
+                    roles.get(name).ok_or_else(|| no_such_role(name))?;
+                    Ok("<InstanceProfiles></InstanceProfiles><IsTruncated>false</IsTruncated>".into())
+                }
+                "UpdateRoleDescription" => {
+                    let name = req.required("RoleName")?;
+                    let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                    role.description = req.get("Description").map(str::to_string);
+                    let xml = self.role_xml(role, partition);
+                    self.save(roles)?;
+                    Ok(xml)
+                }
+                "UpdateRole" => {
+                    let name = req.required("RoleName")?;
+                    let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
+                    if let Some(d) = req.get("Description") {
+                        role.description = Some(d.to_string());
+                    }
+                    if let Some(m) = req.get("MaxSessionDuration").and_then(|s| s.parse().ok()) {
+                        role.max_session_duration = m;
+                    }
+                    self.save(roles)?;
+                    Ok(String::new())
+                }
+                _ => Err(QueryError::new(400, "InvalidAction", String::new())),
+            }
+        })();
+        match result {
+            Err(e) if e.code == "InvalidAction" && e.message.is_empty() => None,
+            other => Some(other),
+        }
     }
 
     fn save(&self, roles: &BTreeMap<String, Role>) -> Result<(), QueryError> {
@@ -164,6 +410,7 @@ impl Iam {
                     max_session_duration: req.get("MaxSessionDuration").and_then(|s| s.parse().ok()).unwrap_or(3600),
                     tags,
                     policies: BTreeMap::new(),
+                    attached: Vec::new(),
                 };
                 let xml = self.role_xml(&role, partition);
                 roles.insert(name.to_string(), role);
@@ -187,7 +434,7 @@ impl Iam {
             "DeleteRole" => {
                 let name = role_name()?;
                 let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
-                if !role.policies.is_empty() {
+                if !role.policies.is_empty() || !role.attached.is_empty() {
                     return Err(QueryError::new(
                         409,
                         "DeleteConflict",
@@ -256,12 +503,6 @@ impl Iam {
                 self.save(&roles)?;
                 Ok(String::new())
             }
-            "ListAttachedRolePolicies" => {
-                // Managed policies are not modelled: every role has none attached.
-                let name = role_name()?;
-                roles.get(name).ok_or_else(|| no_such_role(name))?;
-                Ok("<AttachedPolicies></AttachedPolicies><IsTruncated>false</IsTruncated>".into())
-            }
             "TagRole" => {
                 let name = role_name()?;
                 let role = roles.get_mut(name).ok_or_else(|| no_such_role(name))?;
@@ -295,14 +536,16 @@ impl Iam {
                     .collect();
                 Ok(format!("<Tags>{tags}</Tags><IsTruncated>false</IsTruncated>"))
             }
-            other => Err(QueryError::new(
-                400,
-                "InvalidAction",
-                format!(
-                    "Could not find operation {} for version 2010-05-08 (not modelled by the firehose-kit emulator)",
-                    escape(other)
-                ),
-            )),
+            other => self.dispatch_more(req, &mut roles, partition).unwrap_or_else(|| {
+                Err(QueryError::new(
+                    400,
+                    "InvalidAction",
+                    format!(
+                        "Could not find operation {} for version 2010-05-08 (not modelled by the firehose-kit emulator)",
+                        escape(other)
+                    ),
+                ))
+            }),
         }
     }
 

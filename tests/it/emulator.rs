@@ -492,6 +492,81 @@ async fn aws_sdk_rust_default_virtual_hosted_addressing_works() {
     assert_eq!(support::get_body(&env.clients, "vhost", "dir/a b.txt").await, b"hello");
 }
 
+/// The IAM calls terraform-provider-aws makes for an `aws_iam_role` with an inline policy
+/// (`aws_iam_role_policy`) and an attached customer-managed one (`aws_iam_policy` +
+/// `aws_iam_role_policy_attachment`), in its order: create, read (refresh), delete.
+#[tokio::test]
+async fn terraform_iam_role_with_inline_and_attached_policies_creates_reads_and_deletes() {
+    let env = start().await;
+    let iam = &env.clients.iam;
+    let policy_doc =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}]}"#;
+    let tag = aws_sdk_iam::types::Tag::builder().key("team").value("data").build().unwrap();
+    // Create.
+    let role = iam
+        .create_role()
+        .role_name("tf-role")
+        .path("/")
+        .assume_role_policy_document(support::trust_policy())
+        .max_session_duration(3600)
+        .description("made by terraform")
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    let role_arn = role.role().unwrap().arn().to_string();
+    iam.put_role_policy().role_name("tf-role").policy_name("inline").policy_document(policy_doc).send().await.unwrap();
+    let policy =
+        iam.create_policy().policy_name("tf-managed").path("/").policy_document(policy_doc).send().await.unwrap();
+    let policy_arn = policy.policy().unwrap().arn().unwrap().to_string();
+    assert_eq!(policy_arn, format!("arn:aws:iam::{ACCOUNT}:policy/tf-managed"));
+    iam.attach_role_policy().role_name("tf-role").policy_arn(&policy_arn).send().await.unwrap();
+    iam.attach_role_policy()
+        .role_name("tf-role")
+        .policy_arn("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+        .send()
+        .await
+        .unwrap();
+    // Read (terraform refresh).
+    let got = iam.get_role().role_name("tf-role").send().await.unwrap();
+    assert_eq!(got.role().unwrap().arn(), role_arn);
+    assert_eq!(got.role().unwrap().description(), Some("made by terraform"));
+    let inline = iam.list_role_policies().role_name("tf-role").send().await.unwrap();
+    assert_eq!(inline.policy_names(), ["inline"]);
+    let doc = iam.get_role_policy().role_name("tf-role").policy_name("inline").send().await.unwrap();
+    assert_eq!(firehose_kit::aws::decode_policy_document(doc.policy_document()), policy_doc);
+    let attached = iam.list_attached_role_policies().role_name("tf-role").send().await.unwrap();
+    let arns: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert_eq!(arns, [policy_arn.as_str(), "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]);
+    let p = iam.get_policy().policy_arn(&policy_arn).send().await.unwrap();
+    assert_eq!(
+        (p.policy().unwrap().default_version_id(), p.policy().unwrap().attachment_count()),
+        (Some("v1"), Some(1))
+    );
+    let v = iam.get_policy_version().policy_arn(&policy_arn).version_id("v1").send().await.unwrap();
+    assert_eq!(firehose_kit::aws::decode_policy_document(v.policy_version().unwrap().document().unwrap()), policy_doc);
+    assert_eq!(iam.list_role_tags().role_name("tf-role").send().await.unwrap().tags().len(), 1);
+    iam.update_role_description().role_name("tf-role").description("changed").send().await.unwrap();
+    // Delete: what the provider does before DeleteRole, then the policy.
+    let profiles = iam.list_instance_profiles_for_role().role_name("tf-role").send().await.unwrap();
+    assert!(profiles.instance_profiles().is_empty());
+    let conflict = iam.delete_role().role_name("tf-role").send().await.unwrap_err();
+    assert_eq!(conflict.code(), Some("DeleteConflict"), "policies still attached");
+    let in_use = iam.delete_policy().policy_arn(&policy_arn).send().await.unwrap_err();
+    assert_eq!(in_use.code(), Some("DeleteConflict"), "the policy is attached");
+    for arn in arns {
+        iam.detach_role_policy().role_name("tf-role").policy_arn(arn).send().await.unwrap();
+    }
+    iam.delete_role_policy().role_name("tf-role").policy_name("inline").send().await.unwrap();
+    iam.delete_role().role_name("tf-role").send().await.unwrap();
+    let versions = iam.list_policy_versions().policy_arn(&policy_arn).send().await.unwrap();
+    assert_eq!(versions.versions().len(), 1);
+    iam.delete_policy().policy_arn(&policy_arn).send().await.unwrap();
+    let gone = iam.get_policy().policy_arn(&policy_arn).send().await.unwrap_err();
+    assert_eq!(gone.code(), Some("NoSuchEntity"));
+    assert_eq!(iam.get_role().role_name("tf-role").send().await.unwrap_err().code(), Some("NoSuchEntity"));
+}
+
 #[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();
