@@ -568,6 +568,43 @@ async fn terraform_iam_role_with_inline_and_attached_policies_creates_reads_and_
 }
 
 #[tokio::test]
+async fn flexible_checksums_are_stored_and_returned_when_asked() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+    let env = start().await;
+    let s3 = &env.clients.s3;
+    s3.create_bucket().bucket("sums").create_bucket_configuration(constraint()).send().await.unwrap();
+    for (key, algorithm) in [("crc32", ChecksumAlgorithm::Crc32), ("sha256", ChecksumAlgorithm::Sha256)] {
+        let put = s3
+            .put_object()
+            .bucket("sums")
+            .key(key)
+            .checksum_algorithm(algorithm)
+            .body(ByteStream::from_static(b"checksummed body"))
+            .send()
+            .await
+            .unwrap();
+        // The SDK validates a returned checksum against the body it reads: a wrong one would fail the call.
+        let got = s3.get_object().bucket("sums").key(key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let head = s3.head_object().bucket("sums").key(key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let (stored, headed) = match key {
+            "crc32" => (got.checksum_crc32().map(str::to_string), head.checksum_crc32().map(str::to_string)),
+            _ => (got.checksum_sha256().map(str::to_string), head.checksum_sha256().map(str::to_string)),
+        };
+        let sent = put.checksum_crc32().or(put.checksum_sha256()).map(str::to_string);
+        assert!(
+            stored.is_some() && stored == sent && headed == sent,
+            "{key}: sent {sent:?}, got {stored:?}, head {headed:?}"
+        );
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"checksummed body");
+        let plain = s3.head_object().bucket("sums").key(key).send().await.unwrap();
+        assert!(
+            plain.checksum_crc32().is_none() && plain.checksum_sha256().is_none(),
+            "only with ChecksumMode=ENABLED"
+        );
+    }
+}
+
+#[tokio::test]
 async fn read_only_calls_never_write_state() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_with(|b| b.data_dir(dir.path())).await;

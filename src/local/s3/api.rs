@@ -81,7 +81,42 @@ fn put_attrs(content_type: Option<String>, content_encoding: Option<String>, met
         content_type,
         content_encoding: content_encoding.and_then(|e| stored_content_encoding(&e)),
         metadata: metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        checksums: BTreeMap::new(),
     }
+}
+
+/// The flexible-checksum algorithms and their headers.
+const CHECKSUMS: [(&str, &str); 5] = [
+    ("CRC32", "x-amz-checksum-crc32"),
+    ("CRC32C", "x-amz-checksum-crc32c"),
+    ("SHA1", "x-amz-checksum-sha1"),
+    ("SHA256", "x-amz-checksum-sha256"),
+    ("CRC64NVME", "x-amz-checksum-crc64nvme"),
+];
+
+/// The checksums a PutObject carried, in its headers or (aws-chunked uploads) its trailer; they are stored and
+/// returned by GetObject/HeadObject with `ChecksumMode=ENABLED`, as SDKs now validate them.
+fn sent_checksums(input: &PutObjectInput, trailers: Option<&http::HeaderMap>) -> BTreeMap<String, String> {
+    let from_input = [
+        &input.checksum_crc32,
+        &input.checksum_crc32c,
+        &input.checksum_sha1,
+        &input.checksum_sha256,
+        &input.checksum_crc64nvme,
+    ];
+    let mut out = BTreeMap::new();
+    for ((algorithm, header), value) in CHECKSUMS.iter().zip(from_input) {
+        let trailer = trailers.and_then(|t| t.get(*header)).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if let Some(v) = value.clone().or(trailer) {
+            out.insert(algorithm.to_string(), v);
+        }
+    }
+    out
+}
+
+/// The stored checksums as they appear in a GetObject/HeadObject answer, when the request enabled them.
+fn returned_checksum(meta: &ObjectMeta, mode: Option<&ChecksumMode>, algorithm: &str) -> Option<String> {
+    mode.filter(|m| m.as_str() == ChecksumMode::ENABLED).and_then(|_| meta.checksums.get(algorithm).cloned())
 }
 
 /// The Content-Encoding S3 stores: `aws-chunked` describes how the upload was framed, not the object, so S3
@@ -420,9 +455,14 @@ impl S3 for S3Api {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        let input = req.input;
-        let attrs = put_attrs(input.content_type, input.content_encoding, input.metadata);
-        let writer = write_body(&self.store, &input.bucket, input.body).await?;
+        let trailing = req.trailing_headers.clone();
+        let mut input = req.input;
+        let body = input.body.take();
+        let writer = write_body(&self.store, &input.bucket, body).await?;
+        // The body has been read: an aws-chunked upload's trailer (with its checksum) is available now.
+        let checksums = sent_checksums(&input, trailing.and_then(|t| t.take()).as_ref());
+        let mut attrs = put_attrs(input.content_type.take(), input.content_encoding.take(), input.metadata.take());
+        attrs.checksums = checksums.clone();
         let store = self.store.clone();
         let meta = tokio::task::spawn_blocking(move || store.commit(&input.bucket, &input.key, writer, attrs))
             .await
@@ -431,6 +471,11 @@ impl S3 for S3Api {
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&meta)),
             server_side_encryption: Some(ServerSideEncryption::from_static(ServerSideEncryption::AES256)),
+            checksum_crc32: checksums.get("CRC32").cloned(),
+            checksum_crc32c: checksums.get("CRC32C").cloned(),
+            checksum_sha1: checksums.get("SHA1").cloned(),
+            checksum_sha256: checksums.get("SHA256").cloned(),
+            checksum_crc64nvme: checksums.get("CRC64NVME").cloned(),
             ..Default::default()
         }))
     }
@@ -465,6 +510,20 @@ impl S3 for S3Api {
             metadata: (!meta.metadata.is_empty()).then(|| meta.metadata.clone().into_iter().collect()),
             accept_ranges: Some("bytes".into()),
             server_side_encryption: Some(ServerSideEncryption::from_static(ServerSideEncryption::AES256)),
+            // A checksum covers the whole object: not returned for a range.
+            checksum_crc32: (!partial)
+                .then(|| returned_checksum(&meta, input.checksum_mode.as_ref(), "CRC32"))
+                .flatten(),
+            checksum_crc32c: (!partial)
+                .then(|| returned_checksum(&meta, input.checksum_mode.as_ref(), "CRC32C"))
+                .flatten(),
+            checksum_sha1: (!partial).then(|| returned_checksum(&meta, input.checksum_mode.as_ref(), "SHA1")).flatten(),
+            checksum_sha256: (!partial)
+                .then(|| returned_checksum(&meta, input.checksum_mode.as_ref(), "SHA256"))
+                .flatten(),
+            checksum_crc64nvme: (!partial)
+                .then(|| returned_checksum(&meta, input.checksum_mode.as_ref(), "CRC64NVME"))
+                .flatten(),
             ..Default::default()
         });
         if partial {
@@ -475,7 +534,13 @@ impl S3 for S3Api {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let (meta, _) = self.store.get(&req.input.bucket, &req.input.key).map_err(map_err)?;
+        let mode = req.input.checksum_mode.as_ref();
         Ok(S3Response::new(HeadObjectOutput {
+            checksum_crc32: returned_checksum(&meta, mode, "CRC32"),
+            checksum_crc32c: returned_checksum(&meta, mode, "CRC32C"),
+            checksum_sha1: returned_checksum(&meta, mode, "SHA1"),
+            checksum_sha256: returned_checksum(&meta, mode, "SHA256"),
+            checksum_crc64nvme: returned_checksum(&meta, mode, "CRC64NVME"),
             content_length: Some(meta.size as i64),
             content_type: meta.content_type.clone(),
             content_encoding: meta.content_encoding.clone(),
@@ -502,6 +567,7 @@ impl S3 for S3Api {
                 content_type: src_meta.content_type.clone(),
                 content_encoding: src_meta.content_encoding.clone(),
                 metadata: src_meta.metadata.clone(),
+                checksums: src_meta.checksums.clone(),
             }
         };
         let store = self.store.clone();

@@ -60,6 +60,9 @@ pub struct ObjectMeta {
     pub content_encoding: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Flexible checksums the client sent (`CRC32`, `CRC32C`, `SHA1`, `SHA256`, `CRC64NVME` → base64 value).
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
     /// File name of the bytes in the bucket's `objects/` directory.
     pub file: String,
 }
@@ -70,6 +73,7 @@ pub struct PutAttrs {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    pub checksums: BTreeMap<String, String>,
 }
 
 struct Bucket {
@@ -241,6 +245,7 @@ impl Store {
             content_type: attrs.content_type,
             content_encoding: attrs.content_encoding,
             metadata: attrs.metadata,
+            checksums: attrs.checksums,
             file: file_name,
         };
         persist::write_json(&dir.join(format!("{hash}.json")), &meta)?;

@@ -47,8 +47,13 @@ for (const Key of [...odd, "streamed.txt"]) {
   const got = await s3.send(new GetObjectCommand({ Bucket, Key }));
   const text = await got.Body.transformToString();
   assert.equal(text, Key === "streamed.txt" ? "streamed body" : `body of ${Key}`, Key);
-  const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
+  const head = await s3.send(new HeadObjectCommand({ Bucket, Key, ChecksumMode: "ENABLED" }));
   assert.equal(head.ContentEncoding, undefined, `${Key}: aws-chunked is not stored`);
+  // The SDK sent a CRC32 (its default) and validates the one returned against the body.
+  assert.ok(head.ChecksumCRC32, `${Key}: the checksum sent is stored and returned`);
+  const again = await s3.send(new GetObjectCommand({ Bucket, Key, ChecksumMode: "ENABLED" }));
+  assert.equal(again.ChecksumCRC32, head.ChecksumCRC32);
+  await again.Body.transformToString();
 }
 
 // Multipart: two parts (5 MiB minimum for all but the last).
