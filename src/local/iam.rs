@@ -78,6 +78,11 @@ fn encode_document(doc: &str) -> String {
 const RFC3986: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// Tags as IAM lists them: `<member><Key>..</Key><Value>..</Value></member>`...
+fn tag_members(tags: &[(String, String)]) -> String {
+    tags.iter().map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v))).collect()
+}
+
 fn no_such_role(name: &str) -> QueryError {
     QueryError::new(404, "NoSuchEntity", format!("The role with name {name} cannot be found."))
 }
@@ -241,12 +246,7 @@ impl Iam {
                 "ListPolicyTags" => {
                     let arn = req.required("PolicyArn")?;
                     let p = policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
-                    let tags: String = p
-                        .tags
-                        .iter()
-                        .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
-                        .collect();
-                    Ok(format!("<Tags>{tags}</Tags><IsTruncated>false</IsTruncated>"))
+                    Ok(format!("<Tags>{}</Tags><IsTruncated>false</IsTruncated>", tag_members(&p.tags)))
                 }
                 "DeletePolicy" => {
                     let arn = req.required("PolicyArn")?;
@@ -348,11 +348,7 @@ impl Iam {
     }
 
     fn role_xml(&self, role: &Role, partition: &str) -> String {
-        let tags: String = role
-            .tags
-            .iter()
-            .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
-            .collect();
+        let tags = tag_members(&role.tags);
         format!(
             "<Role>{}{}{}{}{}{}{}{}{}</Role>",
             element("Path", &role.path),
@@ -529,12 +525,7 @@ impl Iam {
             "ListRoleTags" => {
                 let name = role_name()?;
                 let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
-                let tags: String = role
-                    .tags
-                    .iter()
-                    .map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v)))
-                    .collect();
-                Ok(format!("<Tags>{tags}</Tags><IsTruncated>false</IsTruncated>"))
+                Ok(format!("<Tags>{}</Tags><IsTruncated>false</IsTruncated>", tag_members(&role.tags)))
             }
             other => self.dispatch_more(req, &mut roles, partition).unwrap_or_else(|| {
                 Err(QueryError::new(
