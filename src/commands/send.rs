@@ -536,6 +536,11 @@ impl Sender {
         self.reject_if_giving_up()
     }
 
+    /// Whether a Ctrl-C would still change anything (the run is not already ending).
+    fn accepts_signal(&self) -> bool {
+        matches!(self.ending, Ending::Running)
+    }
+
     /// Ctrl-C or SIGTERM: stop reading, finish what is in flight.
     fn on_signal(&mut self, reporter: &dyn Reporter) {
         if matches!(self.ending, Ending::Running) {
@@ -751,7 +756,6 @@ pub async fn send(
     let mut inflight: FuturesUnordered<PutFuture> = FuturesUnordered::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = false;
     loop {
         let now = Instant::now();
         for (batch, attempt) in sender.due_retries(inflight.len(), now) {
@@ -772,10 +776,7 @@ pub async fn send(
                 }
             }
             _ = async { match wake { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if wake.is_some() => {}
-            _ = stop.cancelled(), if !stopping => {
-                stopping = true;
-                sender.on_signal(reporter);
-            }
+            _ = stop.cancelled(), if sender.accepts_signal() => sender.on_signal(reporter),
             _ = tick.tick() => sender.on_tick(task.as_ref(), started)?,
         }
     }

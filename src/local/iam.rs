@@ -83,6 +83,10 @@ fn tag_members(tags: &[(String, String)]) -> String {
     tags.iter().map(|(k, v)| format!("<member>{}{}</member>", element("Key", k), element("Value", v))).collect()
 }
 
+fn delete_conflict(message: &str) -> QueryError {
+    QueryError::new(409, "DeleteConflict", message.into())
+}
+
 fn no_such_role(name: &str) -> QueryError {
     QueryError::new(404, "NoSuchEntity", format!("The role with name {name} cannot be found."))
 }
@@ -252,11 +256,7 @@ impl Iam {
                     let arn = req.required("PolicyArn")?;
                     policies.get(arn).ok_or_else(|| no_such_policy(arn))?;
                     if attachments(arn, roles) > 0 {
-                        return Err(QueryError::new(
-                            409,
-                            "DeleteConflict",
-                            "Cannot delete a policy attached to entities.".into(),
-                        ));
+                        return Err(delete_conflict("Cannot delete a policy attached to entities."));
                     }
                     policies.remove(arn);
                     self.save_policies(&policies)?;
@@ -431,11 +431,7 @@ impl Iam {
                 let name = role_name()?;
                 let role = roles.get(name).ok_or_else(|| no_such_role(name))?;
                 if !role.policies.is_empty() || !role.attached.is_empty() {
-                    return Err(QueryError::new(
-                        409,
-                        "DeleteConflict",
-                        "Cannot delete entity, must delete policies first.".into(),
-                    ));
+                    return Err(delete_conflict("Cannot delete entity, must delete policies first."));
                 }
                 roles.remove(name);
                 self.save(&roles)?;

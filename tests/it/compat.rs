@@ -12,20 +12,24 @@ use crate::support;
 async fn compat_boto3_and_aws_cli_drive_the_emulator() {
     let env = support::start().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/boto3_emulator.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .env("AWS_ENDPOINT_URL", env.emu.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(cmd, env.emu.endpoint(), "boto3/AWS CLI script", "verified");
+}
+
+/// Runs another client's script against `endpoint` and asserts it succeeded and printed `done`.
+fn run_client_script(mut cmd: Command, endpoint: &str, what: &str, done: &str) {
+    let out = cmd
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", support::REGION)
         .env("AWS_DEFAULT_REGION", support::REGION)
         .env_remove("AWS_PROFILE")
         .output()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "boto3/AWS CLI script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("verified"), "{stdout}");
+    assert!(out.status.success(), "{what} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains(done), "{stdout}");
 }
 
 #[tokio::test]
@@ -37,18 +41,9 @@ async fn compat_javascript_sdk_drives_the_emulator() {
         std::path::Path::new(dir).join("node_modules/@aws-sdk/client-s3").exists(),
         "the JavaScript SDK is not installed: run `npm ci` in tests/compat/js (make test-compat does)"
     );
-    let out = Command::new("node")
-        .arg("emulator.mjs")
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", env.emu.endpoint())
-        .env("AWS_REGION", support::REGION)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "JavaScript SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("records verified"), "{stdout}");
+    let mut cmd = Command::new("node");
+    cmd.arg("emulator.mjs").current_dir(dir);
+    run_client_script(cmd, env.emu.endpoint(), "JavaScript SDK script", "records verified");
 }
 
 /// moto server on a free loopback port, stopped when dropped.
