@@ -4,6 +4,8 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`access`] | what Firehose's role must be allowed, and IAM's evaluation of policies (identity, trust, bucket) |
+//! | [`failures`] | delivery error codes and messages, the error log event, error-logging names, the 24 h retry horizon |
 //! | [`limits`] | record, batch, tag and prefix limits; buffering-hint ranges and defaults; how a batch's size is counted |
 //! | [`names`] | stream and bucket naming rules; ARN partitions by region |
 //! | [`types`] | typed enums for stream status, compression, processors and encryption status |
@@ -14,8 +16,10 @@
 //!
 //! The facts behind these rules, with their sources, are summarised in `docs/aws.md` and `docs/emulator.md`.
 
+pub mod access;
 pub mod billing;
 pub mod emulated;
+pub mod failures;
 pub mod keys;
 pub mod limits;
 pub mod names;
