@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/firehose-kit
 
-.PHONY: build demo test test-compat lint lint-templates fmt bench install clean docs
+.PHONY: build demo test test-compat test-aws lint lint-templates fmt bench install clean docs
 
 build:
 	$(CARGO) build --release --locked
@@ -18,6 +18,12 @@ test:
 test-compat:
 	cd tests/compat/js && npm ci --no-audit --no-fund --loglevel=error
 	$(CARGO) test --locked --test it compat -- --ignored --test-threads 1
+
+# The real-AWS acceptance test (setup → send → verify → doctor → teardown with unique names, always cleaned up).
+# Uses the standard credential chain and AWS_REGION; without credentials it says so and does nothing.
+# Permissions: templates/operator-policy.json. See docs/aws.md.
+test-aws:
+	$(CARGO) test --locked --test it aws_acceptance -- --ignored --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check

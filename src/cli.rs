@@ -171,7 +171,15 @@ pub enum Command {
   firehose-kit --local status -o json")]
     Status(StatusArgs),
 
-    /// Run the embedded Firehose + S3 + IAM emulator
+    /// Check a stream end to end (role, trust, policies, bucket, logging, recent errors); exit 1 on a problem
+    #[command(after_help = "Examples:
+  firehose-kit doctor                                 # the default stream
+  firehose-kit --stream my-terraform-stream doctor    # any stream, whoever made it
+  firehose-kit doctor --since 24h -o json             # errors of the last day, for scripts
+  firehose-kit doctor --buffer-size 5 --buffer-interval 300   # and compare the hints with these")]
+    Doctor(DoctorArgs),
+
+    /// Run the embedded Firehose + S3 + IAM + CloudWatch Logs emulator
     #[command(after_help = "Examples:
   firehose-kit local                                  # 127.0.0.1:4566, data in .firehose-kit/local
   firehose-kit local --addr 127.0.0.1:0               # pick a free port and print it
@@ -256,6 +264,14 @@ pub struct SetupArgs {
     /// Keep retrying CreateDeliveryStream while the new role propagates, for up to this many seconds [default: 120]
     #[arg(long, value_name = "SECONDS", value_parser = seconds())]
     pub iam_retry_timeout: Option<u64>,
+
+    /// Do not log delivery errors to CloudWatch Logs (then nobody can see why data is missing)
+    #[arg(long)]
+    pub no_error_logging: bool,
+
+    /// Days CloudWatch Logs keeps the error log (1, 3, 5, 7, 14, 30, 60, 90, ... 3653) [default: 14]
+    #[arg(long, value_name = "DAYS")]
+    pub log_retention: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -379,7 +395,22 @@ pub struct TeardownArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {}
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// How far back to look for delivery errors in the stream's error log
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub since: std::time::Duration,
+
+    /// The buffer size you expect the stream to have (MiB); a different one is a warning
+    #[arg(long, value_name = "MIB")]
+    pub buffer_size: Option<u32>,
+
+    /// The buffer interval you expect the stream to have (seconds); a different one is a warning
+    #[arg(long, value_name = "SECONDS")]
+    pub buffer_interval: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct LocalArgs {
     /// Listen address; port 0 picks a free port and prints it
     #[arg(long, value_name = "HOST:PORT", default_value = crate::local::DEFAULT_ADDR)]
@@ -432,6 +463,15 @@ pub struct LocalArgs {
     /// Also accept virtual-hosted S3 requests to <bucket>.NAME (<bucket>.localhost always works)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
+
+    /// Make delivery attempts to S3 fail with CODE (S3.AccessDenied, S3.NoSuchBucket, InternalError, ...), with
+    /// probability P (default 1); failures are retried and logged as AWS logs them
+    #[arg(long, value_name = "CODE[:P]")]
+    pub fail_delivery: Option<crate::local::firehose::gate::FailDelivery>,
+
+    /// How long data that cannot be delivered is retried before it is dropped (AWS: 24 hours)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub delivery_retry_horizon: std::time::Duration,
 }
 
 /// A size in bytes, from `1048576`, `512KiB`, `256MiB`, `1GiB` (or KB/MB/GB, powers of 1000).

@@ -50,6 +50,8 @@ pub struct SetupFile {
     pub error_prefix: Option<String>,
     pub timeout: Option<u64>,
     pub iam_retry_timeout: Option<u64>,
+    pub error_logging: Option<bool>,
+    pub log_retention: Option<i32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +213,10 @@ pub struct SetupSettings {
     pub no_wait: bool,
     pub timeout: Duration,
     pub iam_retry_timeout: Duration,
+    /// Log delivery errors to `/aws/kinesisfirehose/<stream>` / `DestinationDelivery`.
+    pub error_logging: bool,
+    /// Retention of the error log group, in days.
+    pub log_retention_days: i32,
 }
 
 impl SetupSettings {
@@ -229,6 +235,8 @@ impl SetupSettings {
                 "iam_retry_timeout",
                 args.iam_retry_timeout.or(file.iam_retry_timeout).unwrap_or(120),
             )?),
+            error_logging: !args.no_error_logging && file.error_logging.unwrap_or(true),
+            log_retention_days: args.log_retention.or(file.log_retention).unwrap_or(14),
         };
         s.validate()?;
         Ok(s)
@@ -249,6 +257,13 @@ impl SetupSettings {
         }
         if let Some(b) = &self.bucket {
             validate_bucket_name(b)?;
+        }
+        if !crate::firehose::failures::RETENTION_DAYS.contains(&self.log_retention_days) {
+            return Err(Error::usage(format!(
+                "--log-retention {} is not a retention CloudWatch Logs accepts: expected one of {:?} days",
+                self.log_retention_days,
+                crate::firehose::failures::RETENTION_DAYS
+            )));
         }
         crate::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref(), false)
             .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
@@ -521,6 +536,8 @@ mod tests {
             f.setup.error_prefix.is_some(),
             f.setup.timeout.is_some(),
             f.setup.iam_retry_timeout.is_some(),
+            f.setup.error_logging.is_some(),
+            f.setup.log_retention.is_some(),
         ];
         let send = [
             f.send.format.is_some(),

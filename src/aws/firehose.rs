@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
-    ExtendedS3DestinationUpdate, Tag,
+    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType,
+    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -31,6 +31,32 @@ pub struct DestinationSpec {
     pub file_extension: Option<String>,
     /// `CustomTimeZone` as Describe reports it (setup never sets it; not compared by [`Self::diff`]).
     pub time_zone: Option<String>,
+    /// `CloudWatchLoggingOptions` when enabled: where delivery errors are logged.
+    pub error_logging: Option<ErrorLogging>,
+}
+
+/// The log group and log stream a stream writes its delivery errors to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorLogging {
+    pub group: String,
+    pub stream: String,
+}
+
+impl std::fmt::Display for ErrorLogging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.group, self.stream)
+    }
+}
+
+fn logging_options(logging: Option<&ErrorLogging>) -> CloudWatchLoggingOptions {
+    match logging {
+        Some(l) => CloudWatchLoggingOptions::builder()
+            .enabled(true)
+            .log_group_name(&l.group)
+            .log_stream_name(&l.stream)
+            .build(),
+        None => CloudWatchLoggingOptions::builder().enabled(false).build(),
+    }
 }
 
 impl DestinationSpec {
@@ -59,6 +85,8 @@ impl DestinationSpec {
         field("compression", self.compression.to_string(), want.compression.to_string());
         field("prefix", show(&self.prefix), show(&want.prefix));
         field("error prefix", show(&self.error_prefix), show(&want.error_prefix));
+        let logging = |l: &Option<ErrorLogging>| l.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "off".into());
+        field("error logging", logging(&self.error_logging), logging(&want.error_logging));
         out
     }
 }
@@ -77,6 +105,8 @@ pub struct StreamInfo {
     pub per_record_processing: Option<String>,
     pub failure: Option<String>,
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// Server-side encryption of the stream: its status and key type (`ENABLED (AWS_OWNED_CMK)`).
+    pub encryption: Option<String>,
 }
 
 pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
@@ -106,6 +136,13 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                 compression: Compression::parse(e.compression_format().as_str()),
                 file_extension: None,
                 time_zone: None,
+                error_logging: e
+                    .cloud_watch_logging_options()
+                    .filter(|o| o.enabled() == Some(true))
+                    .map(|o| ErrorLogging {
+                        group: o.log_group_name().unwrap_or_default().to_string(),
+                        stream: o.log_stream_name().unwrap_or_default().to_string(),
+                    }),
             }
         }};
     }
@@ -142,6 +179,13 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
         per_record_processing,
         failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
         created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        encryption: d.delivery_stream_encryption_configuration().and_then(|e| {
+            let status = e.status()?.as_str().to_string();
+            Some(match e.key_type() {
+                Some(k) => format!("{status} ({})", k.as_str()),
+                None => status,
+            })
+        }),
     }))
 }
 
@@ -167,6 +211,7 @@ pub async fn create(
         .set_error_output_prefix(spec.error_prefix.clone())
         .buffering_hints(hints(spec))
         .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .set_cloud_watch_logging_options(spec.error_logging.as_ref().map(|l| logging_options(Some(l))))
         .build()
         .map_err(|e| Error::failed(format!("cannot build the destination configuration: {e}")))?;
     let tags = tags
@@ -224,6 +269,7 @@ pub async fn update_destination(fh: &Client, info: &StreamInfo, spec: &Destinati
         .error_output_prefix(spec.error_prefix.clone().unwrap_or_default())
         .buffering_hints(hints(spec))
         .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .cloud_watch_logging_options(logging_options(spec.error_logging.as_ref()))
         .build();
     fh.update_destination()
         .delivery_stream_name(&info.name)
@@ -340,6 +386,7 @@ mod tests {
             compression: Compression::Uncompressed,
             file_extension: None,
             time_zone: None,
+            error_logging: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Everything that talks to AWS: SDK clients built from one `SdkConfig`, thin wrappers per service
-//! (`firehose`, `s3`, `iam`), the policy documents setup renders (`policy`), and the mapping of SDK errors to
+//! (`firehose`, `s3`, `iam`, `logs`), the policy documents setup renders (`policy`), and the mapping of SDK errors to
 //! firehose-kit errors with a hint (`error`).
 //!
 //! Retry ownership: control-plane calls use the SDK's standard retry (3 attempts, jittered backoff) for
@@ -7,9 +7,12 @@
 //! retries disabled, because `send`'s own loop retries both whole-call failures and failed entries: a call is
 //! never retried at two levels.
 
+pub mod access;
+pub mod diagnosis;
 pub mod error;
 pub mod firehose;
 pub mod iam;
+pub mod logs;
 pub mod payload_hash;
 pub mod policy;
 pub mod s3;
@@ -40,6 +43,8 @@ pub struct Clients {
     pub put: aws_sdk_firehose::Client,
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
+    /// CloudWatch Logs: the stream's error log.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     pub endpoint_url: Option<String>,
@@ -95,6 +100,7 @@ impl Clients {
             put: aws_sdk_firehose::Client::from_conf(put_config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             region,
             endpoint_url: conn.endpoint_url.clone(),

@@ -45,17 +45,71 @@ pub fn trust_policy(account_id: &str) -> Value {
     })
 }
 
-/// The role's permissions: the six documented actions on this bucket and its objects only.
-pub fn delivery_policy(partition: &str, bucket: &str) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "FirehoseS3Delivery",
+/// The role's permissions: the six documented actions on this bucket and its objects only, and, when error
+/// logging is on, `logs:PutLogEvents` on that one log stream (`error_log_stream_arn`).
+pub fn delivery_policy(partition: &str, bucket: &str, error_log_stream_arn: Option<&str>) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "FirehoseS3Delivery",
+        "Effect": "Allow",
+        "Action": DELIVERY_ACTIONS,
+        "Resource": [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")]
+    })];
+    if let Some(arn) = error_log_stream_arn {
+        statements.push(json!({
+            "Sid": "FirehoseErrorLogging",
             "Effect": "Allow",
-            "Action": DELIVERY_ACTIONS,
-            "Resource": [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")]
-        }]
-    })
+            "Action": "logs:PutLogEvents",
+            "Resource": arn
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// What differs between the delivery policy a role has (`current`, absent if missing) and the one setup writes:
+/// the actions and resources it would restore or remove, for setup's output when it repairs drift.
+pub fn policy_drift(current: Option<&str>, wanted: &Value) -> Vec<String> {
+    let Some(current) = current else {
+        return vec![format!("inline policy {DELIVERY_POLICY_NAME} is missing: restore it")];
+    };
+    let Ok(current) = serde_json::from_str::<Value>(current) else {
+        return vec![format!("inline policy {DELIVERY_POLICY_NAME} is not valid JSON: replace it")];
+    };
+    let grants = |doc: &Value| -> Vec<(String, String)> {
+        let list = match &doc["Statement"] {
+            Value::Array(list) => list.clone(),
+            single @ Value::Object(_) => vec![single.clone()],
+            _ => Vec::new(),
+        };
+        let strings = |v: &Value| match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(l) => l.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for st in list.iter().filter(|st| st["Effect"] == "Allow") {
+            for action in strings(&st["Action"]) {
+                for resource in strings(&st["Resource"]) {
+                    out.push((action.clone(), resource));
+                }
+            }
+        }
+        out
+    };
+    let (have, want) = (grants(&current), grants(wanted));
+    let mut out: Vec<String> = want
+        .iter()
+        .filter(|g| !have.contains(g))
+        .map(|(a, r)| format!("restore {a} on {r}"))
+        .chain(have.iter().filter(|g| !want.contains(g)).map(|(a, r)| format!("remove {a} on {r}")))
+        .collect();
+    let denies = current["Statement"].as_array().is_some_and(|l| l.iter().any(|st| st["Effect"] == "Deny"));
+    if denies {
+        out.push("remove Deny statements".into());
+    }
+    if out.is_empty() {
+        out.push(format!("rewrite inline policy {DELIVERY_POLICY_NAME}"));
+    }
+    out
 }
 
 /// Bucket policy: deny every request that does not use TLS.
@@ -102,7 +156,7 @@ mod tests {
 
     #[test]
     fn delivery_policy_has_exactly_six_actions_on_this_bucket_only() {
-        let p = delivery_policy("aws", "my-bucket");
+        let p = delivery_policy("aws", "my-bucket", None);
         let st = &p["Statement"][0];
         assert_eq!(p["Statement"].as_array().unwrap().len(), 1);
         assert_eq!(st["Effect"], "Allow");
@@ -110,6 +164,20 @@ mod tests {
         assert_eq!(actions, DELIVERY_ACTIONS);
         assert!(actions.iter().all(|a| !a.contains('*')), "no wildcard actions");
         assert_eq!(st["Resource"], json!(["arn:aws:s3:::my-bucket", "arn:aws:s3:::my-bucket/*"]));
+        let arn = "arn:aws:logs:us-east-2:1:log-group:/aws/kinesisfirehose/S:log-stream:DestinationDelivery";
+        let logged = delivery_policy("aws", "my-bucket", Some(arn));
+        assert_eq!(logged["Statement"][1]["Action"], "logs:PutLogEvents");
+        assert_eq!(logged["Statement"][1]["Resource"], arn, "that one log stream, not the group");
+    }
+
+    #[test]
+    fn drift_names_what_is_restored() {
+        let wanted = delivery_policy("aws", "b", None);
+        let mut stripped = wanted.clone();
+        stripped["Statement"][0]["Action"] = json!(["s3:GetObject"]);
+        let drift = policy_drift(Some(&stripped.to_string()), &wanted);
+        assert!(drift.contains(&"restore s3:PutObject on arn:aws:s3:::b/*".to_string()), "{drift:?}");
+        assert_eq!(policy_drift(None, &wanted), vec!["inline policy s3-delivery is missing: restore it"]);
     }
 
     #[test]
@@ -126,7 +194,11 @@ mod tests {
     #[test]
     fn templates_match_the_rendered_documents() {
         assert_eq!(template("trust-policy.json"), trust_policy("${AccountId}"));
-        assert_eq!(template("delivery-policy.json"), delivery_policy("${Partition}", "${BucketName}"));
+        let log_stream = "arn:${Partition}:logs:${Region}:${AccountId}:log-group:/aws/kinesisfirehose/${StreamName}:log-stream:DestinationDelivery";
+        assert_eq!(
+            template("delivery-policy.json"),
+            delivery_policy("${Partition}", "${BucketName}", Some(log_stream))
+        );
         assert_eq!(template("bucket-policy.json"), bucket_policy("${Partition}", "${BucketName}"));
     }
 
@@ -136,7 +208,7 @@ mod tests {
         for action in DELIVERY_ACTIONS {
             assert_eq!(cfn.matches(&format!("- {action}\n")).count(), 1, "{action}");
         }
-        for sid in ["FirehoseAssumeRole", "FirehoseS3Delivery", "DenyInsecureTransport"] {
+        for sid in ["FirehoseAssumeRole", "FirehoseS3Delivery", "FirehoseErrorLogging", "DenyInsecureTransport"] {
             assert!(cfn.contains(&format!("Sid: {sid}")), "{sid}");
         }
         for text in [
@@ -149,11 +221,15 @@ mod tests {
             "RoleName: !Sub \"firehose-kit-${StreamName}-delivery\"",
             "BucketName: !Sub \"firehose-kit-${AWS::AccountId}-${AWS::Region}\"",
             "DeliveryStreamType: DirectPut",
+            "LogGroupName: !Sub \"/aws/kinesisfirehose/${StreamName}\"",
+            "LogStreamName: DestinationDelivery",
+            "RetentionInDays: !Ref LogRetentionDays",
+            "Action: logs:PutLogEvents",
         ] {
             assert!(cfn.contains(text), "{text}");
         }
-        assert_eq!(cfn.matches(&format!("Key: {MANAGED_TAG}")).count(), 3, "bucket, role and stream tagged");
-        assert_eq!(cfn.matches(&format!("Key: {STREAM_TAG}")).count(), 3);
+        assert_eq!(cfn.matches(&format!("Key: {MANAGED_TAG}")).count(), 4, "bucket, role, log group and stream tagged");
+        assert_eq!(cfn.matches(&format!("Key: {STREAM_TAG}")).count(), 4);
         for flag in [
             "BlockPublicAcls: true",
             "IgnorePublicAcls: true",
@@ -215,6 +291,18 @@ mod tests {
             ("delete_delivery_stream()", "firehose:DeleteDeliveryStream"),
             ("list_tags_for_delivery_stream()", "firehose:ListTagsForDeliveryStream"),
             ("put_record_batch()", "firehose:PutRecordBatch"),
+            ("create_log_group()", "logs:CreateLogGroup"),
+            ("create_log_stream()", "logs:CreateLogStream"),
+            ("describe_log_groups()", "logs:DescribeLogGroups"),
+            ("describe_log_streams()", "logs:DescribeLogStreams"),
+            ("put_retention_policy()", "logs:PutRetentionPolicy"),
+            ("tag_resource()", "logs:TagResource"),
+            ("list_tags_for_resource()", "logs:ListTagsForResource"),
+            ("delete_log_group()", "logs:DeleteLogGroup"),
+            ("filter_log_events()", "logs:FilterLogEvents"),
+            ("get_policy()", "iam:GetPolicy"),
+            ("get_policy_version()", "iam:GetPolicyVersion"),
+            ("get_bucket_location()", "s3:GetBucketLocation"),
         ];
         let mut sources = String::new();
         for dir in ["src/aws", "src/commands"] {
@@ -232,7 +320,7 @@ mod tests {
         // Every `.xxx()` SDK call in the code is in the list above.
         let known: Vec<&str> = calls.iter().map(|(c, _)| *c).collect();
         for line in sources.lines().filter(|l| l.contains(".send()")) {
-            let client_call = ["s3.", "iam.", "sts.", "firehose.", "put."].iter().find_map(|c| {
+            let client_call = ["s3.", "iam.", "sts.", "firehose.", "put.", "logs."].iter().find_map(|c| {
                 line.split(c).nth(1).and_then(|rest| rest.split_once("()")).map(|(m, _)| format!("{m}()"))
             });
             if let Some(call) =

@@ -189,6 +189,21 @@ pub async fn encrypt_sse_s3(s3: &Client, bucket: &str) -> Result<()> {
     Ok(())
 }
 
+/// The bucket's region (GetBucketLocation: an empty constraint means us-east-1, `EU` means eu-west-1).
+pub async fn bucket_region(s3: &Client, bucket: &str) -> Result<String> {
+    let out = s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("read the region of bucket `{bucket}`"), e))?;
+    Ok(match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(other) => other.to_string(),
+    })
+}
+
 pub async fn bucket_policy(s3: &Client, bucket: &str) -> Result<Option<String>> {
     match s3.get_bucket_policy().bucket(bucket).send().await {
         Ok(out) => Ok(out.policy().map(str::to_string)),

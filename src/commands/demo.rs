@@ -83,6 +83,8 @@ pub async fn run(
         no_wait: false,
         timeout: Duration::from_secs(600),
         iam_retry_timeout: Duration::from_secs(120),
+        error_logging: true,
+        log_retention_days: 14,
     };
     setup.validate()?;
     let backend_name = match &backend {

@@ -26,6 +26,8 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         secret: args.secret.clone(),
         memory_limit: args.memory_limit.0,
         hostname: args.hostname.clone(),
+        fail_delivery: args.fail_delivery,
+        delivery_retry_horizon: args.delivery_retry_horizon,
     };
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(
@@ -63,6 +65,19 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         ));
     }
     let _ = std::io::stdout().flush();
+    if let Some(f) = &args.fail_delivery {
+        printer.status(&format!(
+            "injecting delivery failures: {} on {:.0}% of attempts (retried, and logged where streams log errors)",
+            f.code.code,
+            f.probability * 100.0
+        ));
+    }
+    if args.delivery_retry_horizon != crate::firehose::failures::RETRY_HORIZON {
+        printer.status(&format!(
+            "undeliverable data is dropped after {} (AWS: 24 h)",
+            humantime::format_duration(args.delivery_retry_horizon)
+        ));
+    }
     printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
     crate::util::signal::wait_for_signal().await;
     printer.status("stopping: flushing buffered records");

@@ -2,6 +2,7 @@
 //! the composition root: it resolves settings, builds the clients once, and hands them to the command.
 
 pub mod demo;
+pub mod doctor;
 pub mod generate;
 pub mod local;
 pub mod send;
@@ -44,6 +45,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Teardown(args) => {
             let clients = Clients::connect(&global.connection).await?;
             teardown::run(&global, &args, &clients, &printer).await
+        }
+        Command::Doctor(args) => {
+            let clients = Clients::connect(&global.connection).await?;
+            doctor::run(&global, &args, &clients, &printer).await
         }
         Command::Status(_) => {
             let clients = Clients::connect(&global.connection).await?;

@@ -9,11 +9,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::aws::Clients;
-use crate::aws::firehose::{self as fh, DestinationSpec, StreamInfo};
+use crate::aws::firehose::{self as fh, DestinationSpec, ErrorLogging, StreamInfo};
 use crate::aws::policy::{self, DELIVERY_POLICY_NAME};
-use crate::aws::{iam, s3};
+use crate::aws::{iam, logs, s3};
 use crate::cli::Compression;
 use crate::error::{Error, ExitCode, Result};
+use crate::firehose::access;
+use crate::firehose::failures;
 use crate::firehose::types::StreamStatus;
 use crate::settings::{self, Global, SetupSettings};
 use crate::ui::{Printer, Reporter, Unit, format_duration};
@@ -41,6 +43,8 @@ pub struct Plan {
     pub delivery_policy: Value,
     pub bucket_policy: Value,
     pub destination: DestinationSpec,
+    /// The error log's retention, when error logging is on.
+    pub log_retention_days: Option<i32>,
     #[serde(skip)]
     existing_stream: Option<StreamInfo>,
     #[serde(skip)]
@@ -66,7 +70,13 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     settings::validate_bucket_name(&bucket)?;
     let role = settings::role_name(&global.stream)?;
     let trust_policy = policy::trust_policy(&account_id);
-    let delivery_policy = policy::delivery_policy(partition, &bucket);
+    let error_logging = s.error_logging.then(|| ErrorLogging {
+        group: failures::default_log_group(&global.stream),
+        stream: failures::DEFAULT_LOG_STREAM.to_string(),
+    });
+    let log_stream_arn =
+        error_logging.as_ref().map(|l| access::log_stream_arn(partition, &region, &account_id, &l.group, &l.stream));
+    let delivery_policy = policy::delivery_policy(partition, &bucket, log_stream_arn.as_deref());
     let bucket_policy = policy::bucket_policy(partition, &bucket);
     let tags = policy::tags(&global.stream);
     let mut steps = Vec::new();
@@ -153,7 +163,10 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
                 changes: vec![
                     format!("trust firehose.amazonaws.com with sts:ExternalId {account_id}"),
                     format!("inline policy {DELIVERY_POLICY_NAME}: the six S3 delivery actions on `{bucket}` only"),
-                ],
+                ]
+                .into_iter()
+                .chain(error_logging.as_ref().map(|l| format!("logs:PutLogEvents on log stream {l} only")))
+                .collect(),
             });
             format!("arn:{partition}:iam::{account_id}:role/{role}")
         }
@@ -164,11 +177,14 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
             }
             let mut changes = Vec::new();
             if !policy::same_document(&info.trust_policy, &trust_policy) {
-                changes.push("trust policy".into());
+                changes.push(format!(
+                    "trust policy drifted: restore trust of firehose.amazonaws.com only, with sts:ExternalId {account_id}"
+                ));
             }
             let current = iam::get_role_policy(&clients.iam, &role, DELIVERY_POLICY_NAME).await?;
             if !current.as_deref().is_some_and(|p| policy::same_document(p, &delivery_policy)) {
-                changes.push(format!("inline policy {DELIVERY_POLICY_NAME}"));
+                let drift = policy::policy_drift(current.as_deref(), &delivery_policy);
+                changes.push(format!("inline policy {DELIVERY_POLICY_NAME} drifted: {}", drift.join(", ")));
             }
             if !tags.iter().all(|t| info.tags.contains(t)) {
                 changes.push("tags".into());
@@ -178,6 +194,43 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
             info.arn.clone()
         }
     };
+
+    // Error log group and stream (Firehose does not create them: they must exist before errors can be logged).
+    if let Some(l) = &error_logging {
+        match logs::group(&clients.logs, &l.group).await? {
+            None => steps.push(Step {
+                resource: "log group",
+                name: l.group.clone(),
+                action: "create",
+                changes: vec![
+                    format!("retention {} days", s.log_retention_days),
+                    format!("log stream {}", l.stream),
+                    "tags firehose-kit:managed, firehose-kit:stream".into(),
+                ],
+            }),
+            Some(g) if !policy::is_managed(&g.tags) => steps.push(Step {
+                resource: "log group",
+                name: l.group.clone(),
+                action: "adopt",
+                changes: vec!["exists without the firehose-kit:managed tag: used as it is (its log stream created if missing), never deleted by teardown".into()],
+            }),
+            Some(g) => {
+                let mut changes = Vec::new();
+                if g.retention_days != Some(s.log_retention_days) {
+                    let have = g.retention_days.map(|d| format!("{d} days")).unwrap_or_else(|| "never expire".into());
+                    changes.push(format!("retention: {have} → {} days", s.log_retention_days));
+                }
+                if !g.streams.contains(&l.stream) {
+                    changes.push(format!("log stream {} is missing: create it", l.stream));
+                }
+                if !tags.iter().all(|t| g.tags.contains(t)) {
+                    changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
+                }
+                let action = if changes.is_empty() { "unchanged" } else { "update" };
+                steps.push(Step { resource: "log group", name: l.group.clone(), action, changes });
+            }
+        }
+    }
 
     // Stream.
     let destination = DestinationSpec {
@@ -190,6 +243,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         compression: compression_of(s.compression),
         file_extension: None,
         time_zone: None,
+        error_logging,
     };
     let existing_stream = fh::describe(&clients.firehose, &global.stream).await?;
     match &existing_stream {
@@ -245,6 +299,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         trust_policy,
         delivery_policy,
         bucket_policy,
+        log_retention_days: s.error_logging.then_some(s.log_retention_days),
         destination,
         existing_stream,
         bucket_exists,
@@ -258,12 +313,16 @@ fn tls_endpoint(clients: &Clients) -> bool {
 
 fn describe_destination(d: &DestinationSpec) -> String {
     format!(
-        "DirectPut → s3://{}/{} · buffer {} MiB / {} s · {}",
+        "DirectPut → s3://{}/{} · buffer {} MiB / {} s · {} · {}",
         d.bucket(),
         d.prefix.as_deref().unwrap_or(""),
         d.buffer_size_mib,
         d.buffer_interval_s,
-        if d.compression == crate::firehose::types::Compression::Gzip { "gzip" } else { "no compression" }
+        if d.compression == crate::firehose::types::Compression::Gzip { "gzip" } else { "no compression" },
+        match &d.error_logging {
+            Some(l) => format!("errors logged to {l}"),
+            None => "error logging off".to_string(),
+        }
     )
 }
 
@@ -319,6 +378,22 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
         _ => {}
     }
     reporter.note(&line(&role_step, true));
+
+    if let (Some(log_step), Some(l)) =
+        (plan.steps.iter().find(|st| st.resource == "log group"), &plan.destination.error_logging)
+    {
+        if log_step.action == "create" {
+            logs::create_group(&clients.logs, &l.group, &tags).await?;
+        }
+        if matches!(log_step.action, "create" | "update") {
+            let arn = access::log_group_arn(clients.partition(), &plan.region, &plan.account_id, &l.group);
+            logs::tag_group(&clients.logs, &arn, &tags).await?;
+            logs::put_retention(&clients.logs, &l.group, plan.log_retention_days.unwrap_or(14)).await?;
+        }
+        // Always ensured (also in an adopted group): without it Firehose cannot log.
+        logs::create_stream(&clients.logs, &l.group, &l.stream).await?;
+        reporter.note(&line(log_step, true));
+    }
 
     let stream_step = step("stream");
     let task = reporter.task("stream", None, Unit::Items);
@@ -378,7 +453,7 @@ fn line(step: &Step, done: bool) -> String {
         (_, _) => "unchanged",
     };
     let details = if step.changes.is_empty() { String::new() } else { format!(": {}", step.changes.join("; ")) };
-    format!("{:<7} {}  {verb}{details}", step.resource, step.name)
+    format!("{:<9} {}  {verb}{details}", step.resource, step.name)
 }
 
 pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer: &Printer) -> Result<ExitCode> {

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
-use crate::aws::s3;
+use crate::aws::{logs, s3};
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::prefix;
 use crate::pipeline::manifest;
@@ -50,6 +50,22 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
         printer.reporter().warn(&w);
     }
     let role = dest.as_ref().map(|d| d.role_arn.rsplit('/').next().unwrap_or(&d.role_arn).to_string());
+    // The last hour of delivery errors, from the stream's error log.
+    let now = chrono::Utc::now();
+    let errors = match dest.as_ref().and_then(|d| d.error_logging.clone()) {
+        Some(l) => logs::delivery_errors(&clients.logs, &l.group, &l.stream, now - chrono::Duration::hours(1), now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot read the error log: {e}");
+                None
+            }),
+        None => None,
+    };
+    // While errors keep coming (the last within two minutes), undelivered data is at least as old as the first.
+    let failing_since = errors.as_ref().and_then(|list| {
+        let ongoing = list.iter().any(|e| now - e.last < chrono::Duration::minutes(2));
+        ongoing.then(|| list.iter().map(|e| e.first).min()).flatten()
+    });
 
     if printer.json() {
         printer.result_json(&json!({
@@ -63,6 +79,9 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
             "role": role,
             "tags": tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "delivered": delivered.as_ref().map(|(n, b, newest, p)| json!({"objects": n, "bytes": b, "newest": newest, "prefix": p})),
+            "error_logging": dest.as_ref().and_then(|d| d.error_logging.clone()),
+            "errors_last_hour": errors,
+            "failing_since": failing_since,
             "last_run": last_run,
         }));
         return Ok(ExitCode::Success);
@@ -90,6 +109,32 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
             out.push(format!("errors      s3://{}/{e}", d.bucket()));
         }
         out.push(format!("role        {}", role.clone().unwrap_or_default()));
+        out.push(match &d.error_logging {
+            Some(l) => format!("error log   {l}"),
+            None => "error log   off: delivery errors cannot be seen".into(),
+        });
+    }
+    match &errors {
+        Some(list) if list.is_empty() => out.push("errors      none in the last hour".into()),
+        Some(list) => {
+            for e in list {
+                out.push(format!(
+                    "errors      {} × {} in the last hour (last {}): {}",
+                    e.code,
+                    e.count,
+                    e.last.format("%H:%M:%S UTC"),
+                    e.hint.as_deref().unwrap_or(&e.message)
+                ));
+            }
+        }
+        None => {}
+    }
+    if let Some(since) = failing_since {
+        out.push(format!(
+            "undelivered delivery has failed since {} ({} ago): data sent since then waits, and is dropped 24 h after it arrived",
+            since.format("%H:%M:%S UTC"),
+            crate::ui::format_duration((now - since).to_std().unwrap_or_default())
+        ));
     }
     let managed = crate::aws::policy::is_managed(&tags);
     out.push(format!("managed     {}", if managed { "yes (firehose-kit:managed)" } else { "no" }));

@@ -1,5 +1,5 @@
 //! `firehose-kit teardown`: remove exactly what setup made — the stream (waiting until it is gone), the role
-//! (inline and attached policies first) and the bucket (emptied of every version and delete marker first).
+//! (inline and attached policies first), the error log group, and the bucket (emptied of every version and delete marker first).
 //! Only resources tagged `firehose-kit:managed=true` are touched unless `--force`; missing resources are
 //! reported as already gone, so teardown is safe to re-run.
 
@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::policy;
-use crate::aws::{iam, s3};
+use crate::aws::{iam, logs, s3};
 use crate::cli::TeardownArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::settings::{self, Global};
@@ -50,7 +50,7 @@ impl Removal {
             Fate::Refused => "left in place",
         };
         let detail = self.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-        format!("{:<7} {}  {fate}{detail}", self.resource, self.name)
+        format!("{:<9} {}  {fate}{detail}", self.resource, self.name)
     }
 }
 
@@ -138,6 +138,21 @@ pub async fn remove(
         Some(_) => {
             let fate = if iam::delete_role(&clients.iam, &role).await? { Fate::Deleted } else { Fate::AlreadyGone };
             Removal { resource: "role", name: role.clone(), fate, detail: None }
+        }
+    };
+    reporter.note(&removal.line());
+    removals.push(removal);
+
+    // Error log group (setup's, tagged).
+    let group = crate::firehose::failures::default_log_group(stream);
+    let removal = match logs::group(&clients.logs, &group).await? {
+        None => Removal { resource: "log group", name: group, fate: Fate::AlreadyGone, detail: None },
+        Some(g) if !policy::is_managed(&g.tags) && !opts.force => {
+            Removal { resource: "log group", name: group, fate: Fate::Refused, detail: Some(not_managed("log group")) }
+        }
+        Some(_) => {
+            let fate = if logs::delete_group(&clients.logs, &group).await? { Fate::Deleted } else { Fate::AlreadyGone };
+            Removal { resource: "log group", name: group, fate, detail: None }
         }
     };
     reporter.note(&removal.line());

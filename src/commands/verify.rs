@@ -58,6 +58,10 @@ pub struct VerifyReport {
     pub error_objects: Vec<String>,
     pub missing_lines: Vec<String>,
     pub waited_s: f64,
+    /// The destination bucket did not exist (at the last listing).
+    pub bucket_missing: bool,
+    /// The stream's delivery errors over the run's window and what the role lacks (see `aws::diagnosis`).
+    pub causes: Option<crate::aws::diagnosis::Causes>,
 }
 
 /// Runs to verify, newest chain member last, grouped by producer (each group is one resume chain).
@@ -341,11 +345,20 @@ pub async fn verify(
     // Failed deliveries land under the literal part of the error prefix.
     let error_prefix = dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string());
     let name_prefix = format!("{stream}-");
+    let mut bucket_missing = false;
     loop {
-        // List what is new in the window.
+        // List what is new in the window. A missing bucket holds nothing (and is said, with the cause).
         let mut new = Vec::new();
         for p in &prefixes {
-            for o in s3::list_objects(&clients.s3, &bucket, p).await? {
+            let listed = match s3::list_objects(&clients.s3, &bucket, p).await {
+                Ok(listed) => listed,
+                Err(e) if e.aws_code() == Some("NoSuchBucket") => {
+                    bucket_missing = true;
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
+            for o in listed {
                 let in_window = match (window_start, o.last_modified) {
                     (Some(start), Some(lm)) => lm >= start,
                     _ => true,
@@ -441,6 +454,14 @@ pub async fn verify(
     objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
     let buffering = summarize(&objects, dest.buffer_size_mib, dest.buffer_interval_s);
     let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0);
+    let since = window_start.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+    let causes = match crate::aws::diagnosis::causes(clients, &dest, since, Utc::now(), tally.missing > 0).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("cannot read the causes of delivery errors: {e}");
+            None
+        }
+    };
     task.finish(format!(
         "{} of {} lines found in {} objects",
         format_count(tally.matched),
@@ -465,6 +486,8 @@ pub async fn verify(
         error_objects,
         missing_lines,
         waited_s,
+        bucket_missing,
+        causes,
     })
 }
 
@@ -535,6 +558,15 @@ pub fn summary(r: &VerifyReport) -> String {
     if !r.missing_lines.is_empty() {
         out.push("  missing lines:".into());
         out.extend(r.missing_lines.iter().map(|l| format!("    {l}")));
+    }
+    if r.bucket_missing {
+        out.push(format!("  the bucket s3://{} does not exist: nothing can be delivered to it", r.bucket));
+    }
+    if let Some(c) = &r.causes {
+        // Said when lines are missing, or when delivery succeeded only after errors.
+        if t.missing > 0 || !c.errors.is_empty() {
+            out.extend(c.lines());
+        }
     }
     out.join("\n")
 }

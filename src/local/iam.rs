@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::query::{QueryError, QueryRequest, element, escape, success};
 use super::s3::store::now_ms;
+use crate::firehose::access::{self, Policy};
 use crate::firehose::names::arn_partition;
 use crate::util::persist;
 
@@ -572,56 +573,63 @@ impl Iam {
     /// `region` is the stream's: the role must be in the same partition.
     pub fn check_assumable(&self, role_arn: &str, region: &str) -> Result<(), String> {
         let unable = || format!("Firehose is unable to assume role {role_arn}. Please check the role provided.");
-        let partition = arn_partition(region);
-        let prefix = format!("arn:{partition}:iam::{}:role/", self.account_id);
-        let Some(path_and_name) = role_arn.strip_prefix(&prefix) else {
+        let view = self.role_view(role_arn, region).ok_or_else(unable)?;
+        if now_ms() - view.trust_changed_ms < self.propagation_delay.as_millis() as i64 {
             return Err(unable());
-        };
+        }
+        if view.trusts_firehose { Ok(()) } else { Err(unable()) }
+    }
+
+    /// The role's trust and identity policies as they are now, for evaluating what Firehose may do as it; `None`
+    /// if there is no such role in this account and the region's partition.
+    pub fn role_view(&self, role_arn: &str, region: &str) -> Option<RoleView> {
+        let partition = arn_partition(region);
+        let path_and_name = role_arn.strip_prefix(&format!("arn:{partition}:iam::{}:role/", self.account_id))?;
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
         let roles = self.roles.lock().expect("iam lock");
-        let Some(role) = roles.get(name) else {
-            return Err(unable());
-        };
-        if self.arn(role, partition) != role_arn {
-            return Err(unable());
+        let role = roles.get(name).filter(|role| self.arn(role, partition) == role_arn)?;
+        let trusts_firehose = Policy::parse(&role.assume_role_policy)
+            .is_ok_and(|trust| access::trusts_service(&trust, "firehose.amazonaws.com", &self.account_id));
+        let mut identity: Vec<Policy> = role.policies.values().filter_map(|doc| Policy::parse(doc).ok()).collect();
+        let mut unknown_managed = Vec::new();
+        let managed = self.policies.lock().expect("iam policies lock");
+        for arn in &role.attached {
+            match managed.get(arn) {
+                Some(p) => {
+                    let default = p.versions.iter().find(|(id, _, _)| *id == p.default_version);
+                    identity.extend(default.and_then(|(_, doc, _)| Policy::parse(doc).ok()));
+                }
+                None => match aws_managed_document(arn) {
+                    Some(doc) => identity.extend(Policy::parse(doc).ok()),
+                    None => unknown_managed.push(arn.clone()),
+                },
+            }
         }
-        if now_ms() - role.trust_changed_ms < self.propagation_delay.as_millis() as i64 {
-            return Err(unable());
-        }
-        if trusts_firehose(&role.assume_role_policy, &self.account_id) { Ok(()) } else { Err(unable()) }
+        Some(RoleView { trust_changed_ms: role.trust_changed_ms, trusts_firehose, identity, unknown_managed })
     }
 }
 
-/// Whether a trust policy lets `firehose.amazonaws.com` call `sts:AssumeRole` with ExternalId = the account.
-fn trusts_firehose(doc: &str, account_id: &str) -> bool {
-    let Ok(policy) = serde_json::from_str::<serde_json::Value>(doc) else {
-        return false;
-    };
-    let statements = match &policy["Statement"] {
-        serde_json::Value::Array(list) => list.clone(),
-        single @ serde_json::Value::Object(_) => vec![single.clone()],
-        _ => return false,
-    };
-    statements.iter().any(|st| {
-        let allow = st["Effect"] == "Allow";
-        let action = one_or_many(&st["Action"]).iter().any(|a| a == "sts:AssumeRole" || a == "sts:*" || a == "*");
-        let principal = one_or_many(&st["Principal"]["Service"]).iter().any(|s| s == "firehose.amazonaws.com");
-        let external_id_ok = match &st["Condition"] {
-            serde_json::Value::Null => true,
-            cond => {
-                let expected = &cond["StringEquals"]["sts:ExternalId"];
-                expected.is_null() || one_or_many(expected).iter().any(|v| v == account_id)
-            }
-        };
-        allow && action && principal && external_id_ok
-    })
+/// A role as delivery sees it (see [`Iam::role_view`]).
+#[derive(Debug, Clone)]
+pub struct RoleView {
+    pub trust_changed_ms: i64,
+    /// The trust policy lets `firehose.amazonaws.com` assume it with ExternalId = the account.
+    pub trusts_firehose: bool,
+    /// Inline policies, and the default versions of attached managed ones.
+    pub identity: Vec<Policy>,
+    /// Attached AWS-managed policies whose documents the emulator does not know (they grant nothing here).
+    pub unknown_managed: Vec<String>,
 }
 
-fn one_or_many(v: &serde_json::Value) -> Vec<String> {
-    match v {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(list) => list.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-        _ => Vec::new(),
+/// The documents of the few AWS-managed policies a delivery role plausibly carries; others are unknown.
+fn aws_managed_document(arn: &str) -> Option<&'static str> {
+    match arn.rsplit('/').next()? {
+        "AdministratorAccess" => Some(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#),
+        "AmazonS3FullAccess" => {
+            Some(r#"{"Statement":[{"Effect":"Allow","Action":["s3:*","s3-object-lambda:*"],"Resource":"*"}]}"#)
+        }
+        "CloudWatchLogsFullAccess" => Some(r#"{"Statement":[{"Effect":"Allow","Action":"logs:*","Resource":"*"}]}"#),
+        _ => None,
     }
 }
 
@@ -633,10 +641,13 @@ mod tests {
 
     #[test]
     fn trust_policy_must_name_firehose_and_this_account() {
-        assert!(trusts_firehose(TRUST, "000000000000"));
-        assert!(!trusts_firehose(TRUST, "111111111111"));
-        assert!(!trusts_firehose(&TRUST.replace("firehose", "lambda"), "000000000000"));
-        assert!(!trusts_firehose(&TRUST.replace("Allow", "Deny"), "000000000000"));
+        let trusts = |doc: &str, account: &str| {
+            access::trusts_service(&Policy::parse(doc).unwrap(), "firehose.amazonaws.com", account)
+        };
+        assert!(trusts(TRUST, "000000000000"));
+        assert!(!trusts(TRUST, "111111111111"));
+        assert!(!trusts(&TRUST.replace("firehose", "lambda"), "000000000000"));
+        assert!(!trusts(&TRUST.replace("Allow", "Deny"), "000000000000"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The embedded emulator of Amazon Data Firehose, S3, IAM and STS (`firehose-kit local`).
+//! The embedded emulator of Amazon Data Firehose, S3, IAM, STS and CloudWatch Logs (`firehose-kit local`).
 //!
 //! It exists to be faithful where moto and LocalStack are not: buffering hints, compression, key layout, API
 //! limits and error shapes, CREATING/DELETING transitions, IAM propagation, throttling quotas, injected faults,
@@ -10,6 +10,7 @@
 
 pub mod firehose;
 pub mod iam;
+pub mod logs;
 pub mod query;
 pub mod s3;
 pub mod server;
@@ -73,6 +74,10 @@ pub struct EmulatorConfig {
     pub memory_limit: usize,
     /// A base domain for virtual-hosted S3 beside `localhost` (`<bucket>.<hostname>`).
     pub hostname: Option<String>,
+    /// `--fail-delivery CODE[:P]`: delivery attempts to S3 fail with CODE (with probability P).
+    pub fail_delivery: Option<firehose::gate::FailDelivery>,
+    /// `--delivery-retry-horizon`: how long undeliverable data is retried before it is dropped.
+    pub delivery_retry_horizon: Duration,
 }
 
 /// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
@@ -94,6 +99,8 @@ impl Default for EmulatorConfig {
             secret: DEFAULT_SECRET.into(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             hostname: None,
+            fail_delivery: None,
+            delivery_retry_horizon: crate::firehose::failures::RETRY_HORIZON,
         }
     }
 }
@@ -161,6 +168,16 @@ impl EmulatorBuilder {
 
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.config.secret = secret.into();
+        self
+    }
+
+    pub fn fail_delivery(mut self, fail: Option<firehose::gate::FailDelivery>) -> Self {
+        self.config.fail_delivery = fail;
+        self
+    }
+
+    pub fn delivery_retry_horizon(mut self, horizon: Duration) -> Self {
+        self.config.delivery_retry_horizon = horizon;
         self
     }
 
@@ -243,6 +260,7 @@ async fn open(
         iam::Iam::open(data_dir.join("iam"), config.account_id.clone(), config.iam_propagation_delay)
             .map_err(dir_err)?,
     );
+    let logs = Arc::new(logs::Logs::open(data_dir.join("logs"), config.account_id.clone()).map_err(dir_err)?);
     let fh_config = firehose::FirehoseConfig {
         dir: data_dir.join("firehose"),
         account_id: config.account_id.clone(),
@@ -252,12 +270,16 @@ async fn open(
         fail_rate: config.fail_rate,
         seed: config.seed,
         memory_limit: config.memory_limit,
+        fail_delivery: config.fail_delivery,
+        retry_horizon: config.delivery_retry_horizon,
     };
-    let firehose = Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone()).map_err(dir_err)?);
+    let firehose =
+        Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone()).map_err(dir_err)?);
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
     builder.set_auth(s3::FixedSecret(config.secret.clone()));
     builder.set_host(s3::host::EmulatorHost::new(config.hostname.clone()));
-    let services = Arc::new(server::Services { s3: builder.build(), firehose, iam, secret: config.secret.clone() });
+    let services =
+        Arc::new(server::Services { s3: builder.build(), firehose, iam, logs, secret: config.secret.clone() });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
@@ -283,6 +305,16 @@ impl EmulatorHandle {
     /// failed object is kept and retried.
     pub fn delivery_failures(&self) -> u64 {
         self.firehose.delivery_failures()
+    }
+
+    /// Records dropped after the delivery retry horizon, across all streams.
+    pub fn dropped_records(&self) -> u64 {
+        self.firehose.dropped_records()
+    }
+
+    /// Delivery error events written to CloudWatch Logs, across all streams.
+    pub fn logged_errors(&self) -> u64 {
+        self.firehose.logged_errors()
     }
 
     /// `http://127.0.0.1:<port>`

@@ -1,7 +1,8 @@
-//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, IAM or STS,
-//! and stamps a request id on every response.
+//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, CloudWatch
+//! Logs, IAM or STS, and stamps a request id on every response.
 //!
-//! Routing order (as LocalStack's, reduced to four services): `X-Amz-Target: Firehose_20150804.*` → Firehose;
+//! Routing order (as LocalStack's, reduced to five services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
+//! `Logs_20140328.*` → CloudWatch Logs;
 //! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL);
 //! else an unsigned form `POST /` → STS for `GetCallerIdentity`, IAM otherwise; everything else → S3 (s3s).
 
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::firehose::Firehose;
 use super::iam::Iam;
+use super::logs::Logs;
 use super::sigv4;
 
 /// Largest non-S3 request body read (a 4 MiB batch is ~5.6 MB once base64-encoded).
@@ -30,6 +32,7 @@ pub struct Services {
     pub s3: s3s::service::S3Service,
     pub firehose: Arc<Firehose>,
     pub iam: Arc<Iam>,
+    pub logs: Arc<Logs>,
     pub secret: String,
 }
 
@@ -37,6 +40,7 @@ pub struct Services {
 enum Route {
     S3,
     Firehose(String),
+    Logs(String),
     Iam,
     Sts,
 }
@@ -51,10 +55,16 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
     {
         return (Route::Firehose(op.to_string()), region);
     }
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("Logs_20140328.")
+    {
+        return (Route::Logs(op.to_string()), region);
+    }
     let service =
         auth.as_ref().map(|a| a.service.to_string()).or_else(|| req.uri().query().and_then(sigv4::presigned_service));
     let route = match service.as_deref() {
         Some("firehose") => Route::Firehose(String::new()),
+        Some("logs") => Route::Logs(String::new()),
         Some("iam") => Route::Iam,
         Some("sts") => Route::Sts,
         Some(_) => Route::S3,
@@ -156,6 +166,10 @@ async fn handle_api(
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
         Route::Firehose(op) => svc.firehose.handle(&op, bytes, region).await,
+        Route::Logs(op) if op.is_empty() => {
+            json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
+        }
+        Route::Logs(op) => svc.logs.handle(&op, &bytes, region),
         Route::Iam => svc.iam.handle_iam(parts.uri.query(), &bytes, region, request_id),
         Route::Sts => svc.iam.handle_sts(parts.uri.query(), &bytes, access_key.as_deref(), request_id),
         Route::S3 => unreachable!("S3 requests are served by s3s"),
@@ -176,6 +190,7 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
     let label = match &route {
         Route::S3 => format!("s3 {method} {path}"),
         Route::Firehose(op) => format!("firehose {op}"),
+        Route::Logs(op) => format!("logs {op}"),
         Route::Iam => "iam".to_string(),
         Route::Sts => "sts".to_string(),
     };
@@ -269,6 +284,9 @@ mod tests {
             "/",
         );
         assert_eq!(classify(&fh), (Route::Firehose("PutRecordBatch".into()), "us-east-2".into()));
+        let logs =
+            req(&[("x-amz-target", "Logs_20140328.PutLogEvents"), ("authorization", &auth("logs"))], "POST", "/");
+        assert_eq!(classify(&logs).0, Route::Logs("PutLogEvents".into()));
         assert_eq!(classify(&req(&[("authorization", &auth("iam"))], "POST", "/")).0, Route::Iam);
         assert_eq!(classify(&req(&[("authorization", &auth("sts"))], "POST", "/")).0, Route::Sts);
         assert_eq!(classify(&req(&[("authorization", &auth("s3"))], "PUT", "/bucket")).0, Route::S3);

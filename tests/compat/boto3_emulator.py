@@ -41,6 +41,12 @@ trust = {
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
 role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+# As on AWS, the role must be allowed to write the bucket, or every delivery fails with S3.AccessDenied.
+delivery = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+}
+iam.put_role_policy(RoleName=ROLE, PolicyName="delivery", PolicyDocument=json.dumps(delivery))
 # boto3 decodes the URL-encoded document itself.
 assert iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Action"] == "sts:AssumeRole"
 firehose.create_delivery_stream(
@@ -121,7 +127,64 @@ with tempfile.TemporaryDirectory() as tmp:
 
 streams = json.loads(cli("firehose", "list-delivery-streams"))
 assert streams["DeliveryStreamNames"] == [STREAM], streams
+
+# CloudWatch Logs: a stream with error logging whose bucket does not exist. The emulator retries the delivery
+# and writes Firehose's error events, which boto3 and `aws logs filter-log-events` read back.
+logs = boto3.client("logs", region_name=REGION)
+LOG_GROUP, LOG_STREAM, LOGGED = "/aws/kinesisfirehose/Boto3Logged", "DestinationDelivery", "Boto3Logged"
+logs.create_log_group(logGroupName=LOG_GROUP, tags={"team": "data"})
+logs.put_retention_policy(logGroupName=LOG_GROUP, retentionInDays=14)
+logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=LOG_STREAM)
+try:
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    sys.exit("a second CreateLogGroup must fail")
+except logs.exceptions.ResourceAlreadyExistsException:
+    pass
+group = logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"][0]
+assert group["retentionInDays"] == 14 and group["arn"].endswith(":*"), group
+assert logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"] == {"team": "data"}
+log_stream_arn = f"arn:aws:logs:{REGION}:{account}:log-group:{LOG_GROUP}:log-stream:{LOG_STREAM}"
+logging_policy = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::boto3-missing-bucket/*"},
+        {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": log_stream_arn},
+    ],
+}
+iam.put_role_policy(RoleName=ROLE, PolicyName="logging", PolicyDocument=json.dumps(logging_policy))
+firehose.create_delivery_stream(
+    DeliveryStreamName=LOGGED,
+    DeliveryStreamType="DirectPut",
+    ExtendedS3DestinationConfiguration={
+        "RoleARN": role["Arn"],
+        "BucketARN": "arn:aws:s3:::boto3-missing-bucket",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "CloudWatchLoggingOptions": {"Enabled": True, "LogGroupName": LOG_GROUP, "LogStreamName": LOG_STREAM},
+    },
+)
+wait("ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=LOGGED)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+firehose.put_record(DeliveryStreamName=LOGGED, Record={"Data": b"never delivered\n"})
+
+
+def filtered():
+    out = json.loads(cli("logs", "filter-log-events", "--log-group-name", LOG_GROUP, "--filter-pattern", "S3.NoSuchBucket"))
+    return out["events"]
+
+
+events = wait("an S3.NoSuchBucket error event", filtered)
+event = json.loads(events[0]["message"])
+assert event["errorCode"] == "S3.NoSuchBucket", event
+assert event["destination"] == "arn:aws:s3:::boto3-missing-bucket", event
+assert event["deliveryStreamARN"].endswith(f":deliverystream/{LOGGED}"), event
+assert event["message"].startswith("The specified bucket does not exist."), event
+got = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=LOG_STREAM, startFromHead=True)["events"]
+assert got and json.loads(got[0]["message"])["errorCode"] == "S3.NoSuchBucket", got
+json_filtered = logs.filter_log_events(logGroupName=LOG_GROUP, filterPattern='{ $.errorCode = "S3.NoSuchBucket" }')
+assert json_filtered["events"], json_filtered
+firehose.delete_delivery_stream(DeliveryStreamName=LOGGED)
+cli("logs", "delete-log-group", "--log-group-name", LOG_GROUP)
+assert logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"] == []
 cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
 cli("s3", "rb", f"s3://{BUCKET}")
 firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified")
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, {len(events)} error events read back")

@@ -89,6 +89,16 @@ async fn compat_moto_setup_send_verify_status_teardown() {
     let bucket = setup["bucket"].as_str().unwrap().to_string();
     let again = support::json_out(&support::cli(ep, dir.path(), &["setup", "-o", "json"]));
     assert!(again["steps"].as_array().unwrap().iter().all(|s| s["action"] == "unchanged"), "{again}");
+    // Error logging works on moto's CloudWatch Logs too: the group with its retention and log stream.
+    let clients = support::clients_for(ep).await;
+    let groups = clients.logs.describe_log_groups().log_group_name_prefix("/aws/kinesisfirehose/ApacheLogs").send();
+    let groups = groups.await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
+    let streams = clients.logs.describe_log_streams().log_group_name("/aws/kinesisfirehose/ApacheLogs").send();
+    assert_eq!(streams.await.unwrap().log_streams()[0].log_stream_name(), Some("DestinationDelivery"));
+    let doctor = support::cli(ep, dir.path(), &["doctor", "-o", "json"]);
+    support::assert_exit(&doctor, 0);
+    assert_eq!(support::json_out(&doctor)["problems"], 0);
 
     support::log_file(dir.path(), "access.log", 20_000, 5);
     let out = support::cli(ep, dir.path(), &["send", "access.log", "--record-size", "100000", "-o", "json"]);
@@ -111,6 +121,6 @@ async fn compat_moto_setup_send_verify_status_teardown() {
     support::assert_exit(&out, 0);
     let t = support::json_out(&out);
     assert!(t["resources"].as_array().unwrap().iter().all(|r| r["fate"] == "deleted"), "{t}");
-    let clients = support::clients_for(ep).await;
     assert!(clients.s3.head_bucket().bucket(&bucket).send().await.is_err(), "bucket gone");
+    assert!(clients.logs.describe_log_groups().send().await.unwrap().log_groups().is_empty(), "log group gone");
 }

@@ -4,9 +4,11 @@
 
 mod support;
 
+mod aws;
 mod compat;
 mod demo;
 mod emulator;
+mod failures;
 mod hostile;
 mod load;
 mod memory;

@@ -11,6 +11,9 @@ use crate::support::{self, ACCOUNT, Recorder, assert_exit, cli, cli_plain, json_
 
 const BUCKET: &str = "firehose-kit-000000000000-us-east-2";
 const ROLE: &str = "firehose-kit-ApacheLogs-delivery";
+const LOG_GROUP: &str = "/aws/kinesisfirehose/ApacheLogs";
+const LOG_STREAM_ARN: &str =
+    "arn:aws:logs:us-east-2:000000000000:log-group:/aws/kinesisfirehose/ApacheLogs:log-stream:DestinationDelivery";
 
 fn actions(v: &Value) -> Vec<(String, String)> {
     v["steps"]
@@ -38,7 +41,12 @@ async fn setup_creates_hardened_resources_and_a_rerun_changes_nothing() {
     assert_eq!(v["status"], "ACTIVE");
     assert_eq!(
         actions(&v),
-        [("bucket".into(), "create".into()), ("role".into(), "create".into()), ("stream".into(), "create".into())]
+        [
+            ("bucket".into(), "create".into()),
+            ("role".into(), "create".into()),
+            ("log group".into(), "create".into()),
+            ("stream".into(), "create".into())
+        ]
     );
 
     // Bucket: public access blocked, owner enforced, SSE-S3, tags. The TLS-only policy is applied only over
@@ -66,7 +74,16 @@ async fn setup_creates_hardened_resources_and_a_rerun_changes_nothing() {
     assert!(policy::same_document(&trust, &policy::trust_policy(ACCOUNT)));
     let inline = c.iam.get_role_policy().role_name(ROLE).policy_name("s3-delivery").send().await.unwrap();
     let inline = firehose_kit::aws::decode_policy_document(inline.policy_document());
-    assert!(policy::same_document(&inline, &policy::delivery_policy("aws", BUCKET)));
+    assert!(policy::same_document(&inline, &policy::delivery_policy("aws", BUCKET, Some(LOG_STREAM_ARN))));
+
+    // Error logging: the group with its retention and tags, the log stream, and the stream pointing at them.
+    let groups = c.logs.describe_log_groups().log_group_name_prefix(LOG_GROUP).send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
+    let group_arn = groups.log_groups()[0].log_group_arn().unwrap().to_string();
+    let tags = c.logs.list_tags_for_resource().resource_arn(&group_arn).send().await.unwrap();
+    assert_eq!(tags.tags().unwrap().get("firehose-kit:managed").map(String::as_str), Some("true"));
+    let streams = c.logs.describe_log_streams().log_group_name(LOG_GROUP).send().await.unwrap();
+    assert_eq!(streams.log_streams()[0].log_stream_name(), Some("DestinationDelivery"));
 
     // Stream: Direct Put, the original demo's buffering, no compression, tagged.
     let d = c.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
@@ -77,6 +94,11 @@ async fn setup_creates_hardened_resources_and_a_rerun_changes_nothing() {
     assert_eq!((hints.size_in_mbs(), hints.interval_in_seconds()), (Some(1), Some(60)));
     assert_eq!(ext.compression_format().as_str(), "UNCOMPRESSED");
     assert_eq!(ext.bucket_arn(), format!("arn:aws:s3:::{BUCKET}"));
+    let logging = ext.cloud_watch_logging_options().unwrap();
+    assert_eq!(
+        (logging.enabled(), logging.log_group_name(), logging.log_stream_name()),
+        (Some(true), Some(LOG_GROUP), Some("DestinationDelivery"))
+    );
 
     // A re-run with the same settings is a no-op.
     let again = cli(env.emu.endpoint(), dir.path(), &["setup", "-o", "json"]);
@@ -150,15 +172,27 @@ async fn dry_run_shows_the_plan_and_documents_and_creates_nothing() {
     let out = cli(env.emu.endpoint(), dir.path(), &["setup", "--dry-run"]);
     assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for expected in
-        ["will create", "firehose.amazonaws.com", "sts:ExternalId", "s3:PutObject", "aws:SecureTransport", BUCKET]
-    {
+    for expected in [
+        "will create",
+        "firehose.amazonaws.com",
+        "sts:ExternalId",
+        "s3:PutObject",
+        "aws:SecureTransport",
+        BUCKET,
+        "logs:PutLogEvents",
+        "retention 14 days",
+        "errors logged to /aws/kinesisfirehose/ApacheLogs / DestinationDelivery",
+    ] {
         assert!(stdout.contains(expected), "{expected} missing from:\n{stdout}");
     }
     nothing_exists(&env.clients).await;
     let json = json_out(&cli(env.emu.endpoint(), dir.path(), &["setup", "--dry-run", "-o", "json"]));
     assert_eq!(json["dry_run"], true);
-    assert_eq!(json["plan"]["delivery_policy"], policy::delivery_policy("aws", BUCKET));
+    assert_eq!(json["plan"]["delivery_policy"], policy::delivery_policy("aws", BUCKET, Some(LOG_STREAM_ARN)));
+    let no_logging =
+        json_out(&cli(env.emu.endpoint(), dir.path(), &["setup", "--dry-run", "--no-error-logging", "-o", "json"]));
+    assert_eq!(no_logging["plan"]["delivery_policy"], policy::delivery_policy("aws", BUCKET, None));
+    assert!(actions(&no_logging["plan"]).iter().all(|(r, _)| r != "log group"));
     nothing_exists(&env.clients).await;
 }
 
@@ -257,9 +291,10 @@ async fn teardown_removes_all_three_and_a_second_run_reports_them_gone() {
     let fates: Vec<&str> = v["resources"].as_array().unwrap().iter().map(|r| r["fate"].as_str().unwrap()).collect();
     assert_eq!(
         fates,
-        ["already_gone", "already_gone", "deleted"],
-        "the first teardown removed stream and role already"
+        ["already_gone", "already_gone", "already_gone", "deleted"],
+        "the first teardown removed stream, role and log group already"
     );
+    assert!(c.logs.describe_log_groups().send().await.unwrap().log_groups().is_empty(), "log group removed");
     nothing_exists(c).await;
 
     let again = cli(env.emu.endpoint(), dir.path(), &["teardown", "-o", "json"]);
@@ -303,7 +338,7 @@ async fn teardown_refuses_same_named_resources_it_did_not_make() {
 #[tokio::test]
 async fn every_command_has_help_with_an_example() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["setup", "send", "verify", "teardown", "status", "local", "demo", "generate", "completions"] {
+    for cmd in ["setup", "send", "verify", "teardown", "status", "doctor", "local", "demo", "generate", "completions"] {
         let out = cli_plain(dir.path(), &[cmd, "--help"]);
         assert_exit(&out, 0);
         let help = String::from_utf8_lossy(&out.stdout);
@@ -322,7 +357,7 @@ async fn a_setup_that_fails_midway_is_completed_by_running_it_again() {
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(stderr.contains("unable to assume role") && stderr.contains("hint: "), "{stderr}");
     assert!(
-        stderr.contains("bucket  firehose-kit-000000000000-us-east-2  created"),
+        stderr.contains("bucket    firehose-kit-000000000000-us-east-2  created"),
         "what was made is reported: {stderr}"
     );
     let tags = env.clients.s3.get_bucket_tagging().bucket(BUCKET).send().await.unwrap();
@@ -338,6 +373,7 @@ async fn a_setup_that_fails_midway_is_completed_by_running_it_again() {
         [
             ("bucket".into(), "unchanged".into()),
             ("role".into(), "unchanged".into()),
+            ("log group".into(), "unchanged".into()),
             ("stream".into(), "create".into())
         ]
     );

@@ -67,7 +67,8 @@ pub fn trust_policy() -> String {
     firehose_kit::aws::policy::trust_policy(ACCOUNT).to_string()
 }
 
-/// Creates a bucket and a role Firehose can assume; returns (bucket ARN, role ARN).
+/// Creates a bucket and a role Firehose can assume and that may deliver to the bucket (setup's delivery
+/// policy, without logging); returns (bucket ARN, role ARN).
 pub async fn bucket_and_role(c: &Clients, bucket: &str, role: &str) -> (String, String) {
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
     c.s3.create_bucket()
@@ -86,6 +87,15 @@ pub async fn bucket_and_role(c: &Clients, bucket: &str, role: &str) -> (String, 
         .send()
         .await
         .expect("create role");
+    let policy = firehose_kit::aws::policy::delivery_policy("aws", bucket, None).to_string();
+    c.iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name(firehose_kit::aws::policy::DELIVERY_POLICY_NAME)
+        .policy_document(policy)
+        .send()
+        .await
+        .expect("put role policy");
     (format!("arn:aws:s3:::{bucket}"), out.role().unwrap().arn().to_string())
 }
 

@@ -4,11 +4,14 @@
 //!
 //! Records are concatenated byte-exact with no delimiter. Keys follow AWS's layout:
 //! `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>` in UTC from the oldest record's
-//! arrival. If the bucket is missing the object is kept and retried with backoff (AWS retries for 24 h).
+//! arrival. Before each object is written, [`Gate::check`] decides whether the role may write it (as IAM and S3
+//! would); a failed object is kept (journaled, in order) and retried with backoff, its failure counted and logged
+//! where the stream logs errors, until it is delivered or its oldest record is older than the retry horizon
+//! (24 h as on AWS; `local --delivery-retry-horizon`), when it is dropped, counted and traced.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc};
 
+use super::gate::{Failure, Gate};
 use super::journal::{self, Journal, Pending, Progress};
 use super::quota::Limiter;
 use crate::firehose::keys;
@@ -26,6 +30,11 @@ use crate::local::s3::{PutAttrs, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct Target {
     pub stream: String,
+    pub stream_arn: String,
+    pub region: String,
+    pub role_arn: String,
+    /// The error log group and stream, when `CloudWatchLoggingOptions` is enabled.
+    pub logging: Option<(String, String)>,
     pub version: u64,
     pub bucket: String,
     pub prefix: Prefix,
@@ -112,8 +121,8 @@ pub struct Runtime {
     drained: Arc<Notify>,
     /// Set when the stream is deleted: undeliverable objects are then dropped instead of retried.
     gone: Arc<AtomicBool>,
-    /// Failed delivery attempts (shared by every stream of the emulator).
-    failures: Arc<AtomicU64>,
+    /// Delivery checks and failure accounting (shared by every stream of the emulator).
+    gate: Arc<Gate>,
     budget: Arc<MemoryBudget>,
 }
 
@@ -146,7 +155,7 @@ impl Runtime {
         target: Target,
         limiter: Option<Limiter>,
         store: Arc<Store>,
-        failures: Arc<AtomicU64>,
+        gate: Arc<Gate>,
         budget: Arc<MemoryBudget>,
     ) -> std::io::Result<Arc<Self>> {
         let journal = Journal::open(&dir)?;
@@ -171,7 +180,7 @@ impl Runtime {
             in_flight: Arc::default(),
             drained: Arc::default(),
             gone: Arc::default(),
-            failures,
+            gate,
             budget,
         });
         // Re-buffer what was acknowledged but not delivered, from the frame headers alone: the bytes stay in the
@@ -348,10 +357,24 @@ pub fn object_key(target: &Target, oldest_ms: i64) -> String {
 }
 
 async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>, store: Arc<Store>) {
+    let horizon_ms = rt.gate.horizon.as_millis().min(i64::MAX as u128) as i64;
     while let Some(sealed) = rx.recv().await {
         let sealed = Arc::new(sealed);
         let mut backoff = Duration::from_millis(500);
         loop {
+            let age_ms = crate::local::s3::store::now_ms() - sealed.oldest_ms;
+            if age_ms >= horizon_ms {
+                let (rt2, s2) = (rt.clone(), sealed.clone());
+                let result = tokio::task::spawn_blocking(move || discard(&rt2, &s2)).await;
+                rt.gate.dropped_records.fetch_add(sealed.records as u64, Ordering::Relaxed);
+                tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, records = sealed.records, bytes = sealed.data_len, "dropping data that could not be delivered within the retry horizon of {:?}", rt.gate.horizon);
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!("cannot record dropped data in the journal: {e}"),
+                    Err(e) => tracing::error!("cannot record dropped data in the journal: {e}"),
+                }
+                break;
+            }
             let (rt2, store2, s2) = (rt.clone(), store.clone(), sealed.clone());
             let result = tokio::task::spawn_blocking(move || deliver(&rt2, &store2, &s2)).await;
             match result {
@@ -360,14 +383,15 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                     break;
                 }
                 Ok(Err(e)) if rt.gone.load(Ordering::SeqCst) => {
-                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "dropping {} records of a deleted stream: {e}", sealed.records);
+                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "dropping {} records of a deleted stream: {} ({})", sealed.records, e.code.code, e.detail);
                     break;
                 }
                 Ok(Err(e)) => {
-                    rt.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, "delivery failed, keeping the data and retrying in {backoff:?}: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    rt.gate.record_failure(&sealed.target, &e);
+                    let wait = backoff.min(Duration::from_millis((horizon_ms - age_ms).max(1) as u64));
+                    tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, code = e.code.code, "delivery failed, keeping the data and retrying in {wait:?}: {}", e.detail);
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(join) => {
                     tracing::error!("delivery task failed: {join}");
@@ -386,13 +410,30 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
     }
 }
 
+/// The longest wait between two delivery attempts of one object.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Gives up on a sealed buffer: its records are past the journal's delivered offset, as if delivered.
+fn discard(rt: &Runtime, sealed: &Sealed) -> std::io::Result<()> {
+    journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None })?;
+    rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset)
+}
+
 /// Writes one object: records the intent, compresses, stores, then advances the delivered offset.
-fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, StoreError> {
+fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Failure> {
     let target = &sealed.target;
-    if !store.bucket_exists(&target.bucket) {
-        return Err(StoreError::NoSuchBucket);
-    }
     let key = object_key(target, sealed.oldest_ms);
+    rt.gate.check(target, store, &key)?;
+    write_object(rt, store, sealed, key).map_err(|e| match e {
+        StoreError::NoSuchBucket => {
+            Failure::new("S3.NoSuchBucket", format!("the bucket {} does not exist", target.bucket))
+        }
+        other => Failure::new("InternalError", format!("storage error: {other}")),
+    })
+}
+
+fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Result<String, StoreError> {
+    let target = &sealed.target;
     let pending = Pending { end: sealed.end_offset, bucket: target.bucket.clone(), key: key.clone() };
     let previous = journal::read_progress(&rt.dir)?.offset;
     journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) })?;
@@ -439,10 +480,15 @@ fn write_records(rt: &Runtime, sealed: &Sealed, sink: &mut dyn Write) -> std::io
 mod tests {
     use super::*;
     use crate::firehose::prefix;
+    use crate::local::firehose::gate::test_gate;
 
     fn target(size: usize) -> Target {
         Target {
             stream: "S".into(),
+            stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/S".into(),
+            region: "us-east-1".into(),
+            role_arn: "arn:aws:iam::000000000000:role/writer".into(),
+            logging: None,
             version: 1,
             bucket: "b".into(),
             prefix: prefix::validate(None, None, false).unwrap().data,
@@ -515,10 +561,10 @@ mod tests {
                 let mut t = target(1 << 20);
                 t.gzip = gzip;
                 let budget = Arc::new(MemoryBudget::new(10_000));
-                let runtime =
-                    Runtime::start(jdir.clone(), t, None, store.clone(), Arc::default(), budget.clone()).unwrap();
+                let (gate, _) = test_gate(&jdir.with_extension("gate"), None, Duration::from_secs(3600));
+                let runtime = Runtime::start(jdir.clone(), t, None, store.clone(), gate, budget.clone()).unwrap();
                 for r in &records {
-                    runtime.accept(&[r.as_slice()], 1).unwrap();
+                    runtime.accept(&[r.as_slice()], crate::local::s3::store::now_ms()).unwrap();
                 }
                 runtime.flush_due(i64::MAX, true);
                 assert!(runtime.drain(Duration::from_secs(5)).await);
@@ -561,7 +607,7 @@ mod tests {
                 target(1024),
                 None,
                 store.clone(),
-                Arc::default(),
+                test_gate(&dir.path().join("gate"), None, Duration::from_secs(3600)).0,
                 Arc::new(MemoryBudget::new(1024)),
             )
             .unwrap();
@@ -570,6 +616,38 @@ mod tests {
         });
         assert_eq!(journal::read_progress(&jdir).unwrap(), Progress { offset: ends[1], pending: None });
         assert_eq!(store.usage("b").unwrap().0, 1, "nothing re-delivered");
+    }
+
+    /// Data that keeps failing is retried until its oldest record passes the horizon, then dropped and counted,
+    /// and the journal moves past it so a restart does not bring it back.
+    #[test]
+    fn undeliverable_data_is_dropped_after_the_retry_horizon() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s3")).unwrap());
+        store.create_bucket("b", None).unwrap();
+        let jdir = dir.path().join("journal");
+        let fail = Some("S3.AccessDenied".parse().unwrap());
+        let (gate, _) = test_gate(&dir.path().join("gate"), fail, Duration::from_millis(300));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ends = rt.block_on(async {
+            let runtime = Runtime::start(
+                jdir.clone(),
+                target(1024),
+                None,
+                store.clone(),
+                gate.clone(),
+                Arc::new(MemoryBudget::new(1024)),
+            )
+            .unwrap();
+            let accepted = runtime.accept(&[b"a", b"b", b"c"], crate::local::s3::store::now_ms()).unwrap();
+            runtime.flush_due(i64::MAX, true);
+            assert!(runtime.drain(Duration::from_secs(5)).await);
+            accepted.ends
+        });
+        assert_eq!(gate.dropped_records.load(Ordering::Relaxed), 3);
+        assert!(gate.failures.load(Ordering::Relaxed) >= 1);
+        assert_eq!(store.usage("b").unwrap().0, 0);
+        assert_eq!(journal::read_progress(&jdir).unwrap(), Progress { offset: ends[2], pending: None });
     }
 
     mod round_trip {

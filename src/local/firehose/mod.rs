@@ -8,6 +8,7 @@
 //! | [`control`] | the control plane: create, describe, list, update, delete, tags, server-side encryption; the CREATING → ACTIVE → DELETING lifecycle |
 //! | [`data`] | the data plane: PutRecord and PutRecordBatch with quotas and injected faults |
 //! | [`engine`], [`journal`] | buffering, delivery to S3 and the durable record journal |
+//! | [`gate`] | what a delivery attempt must pass (role, trust, bucket, policies), injected delivery faults, error logging to CloudWatch Logs |
 //! | [`quota`] | throughput quotas and fault injection |
 //!
 //! Streams are keyed by region and name and persist in `<data-dir>/firehose/streams.json`, written only by calls
@@ -17,6 +18,7 @@
 pub mod control;
 pub mod data;
 pub mod engine;
+pub mod gate;
 pub mod journal;
 pub mod model;
 pub mod quota;
@@ -36,6 +38,7 @@ use self::model::{Lifecycle, StreamState};
 use self::quota::{Faults, Limiter, Quota};
 use self::wire::ApiError;
 use super::iam::Iam;
+use super::logs::Logs;
 use super::s3::Store;
 use super::s3::store::now_ms;
 use crate::firehose::prefix::Prefixes;
@@ -54,6 +57,10 @@ pub struct FirehoseConfig {
     pub seed: Option<u64>,
     /// Buffered record bytes kept in memory across all streams (see [`engine::MemoryBudget`]).
     pub memory_limit: usize,
+    /// `--fail-delivery`: delivery attempts fail with this code (with a probability).
+    pub fail_delivery: Option<gate::FailDelivery>,
+    /// How long undeliverable data is retried before it is dropped (24 h on AWS).
+    pub retry_horizon: Duration,
 }
 
 struct Stream {
@@ -68,8 +75,8 @@ pub struct Firehose {
     iam: Arc<Iam>,
     streams: Mutex<BTreeMap<String, Stream>>,
     faults: Mutex<Faults>,
-    /// Failed delivery attempts, shared with every stream's runtime.
-    failures: Arc<std::sync::atomic::AtomicU64>,
+    /// Delivery checks and failure counts, shared with every stream's runtime.
+    gate: Arc<gate::Gate>,
     budget: Arc<engine::MemoryBudget>,
 }
 
@@ -83,8 +90,16 @@ fn not_found(name: &str, account: &str) -> ApiError {
 
 fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz) -> Target {
     let d = &state.destination;
+    let logging = d.cloud_watch_logging_options.as_ref().filter(|o| o["Enabled"] == serde_json::Value::Bool(true));
     Target {
         stream: state.name.clone(),
+        stream_arn: state.arn.clone(),
+        region: state.region.clone(),
+        role_arn: d.role_arn.clone(),
+        logging: logging.map(|o| {
+            let name = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+            (name("LogGroupName"), name("LogStreamName"))
+        }),
         version: state.version,
         bucket: d.bucket().to_string(),
         prefix: prefixes.data,
@@ -98,20 +113,20 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz) -> Ta
 
 impl Firehose {
     /// Loads persisted streams and starts their runtimes (re-buffering anything acknowledged but undelivered).
-    pub fn open(config: FirehoseConfig, store: Arc<Store>, iam: Arc<Iam>) -> std::io::Result<Self> {
+    pub fn open(config: FirehoseConfig, store: Arc<Store>, iam: Arc<Iam>, logs: Arc<Logs>) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.dir.join("journal"))?;
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
         let faults = Mutex::new(Faults::new(config.fail_rate, config.seed));
         let budget = Arc::new(engine::MemoryBudget::new(config.memory_limit));
-        let fh = Firehose {
-            config,
-            store,
-            iam,
-            streams: Mutex::new(BTreeMap::new()),
-            faults,
-            failures: Arc::default(),
-            budget,
-        };
+        let gate = Arc::new(gate::Gate::new(
+            iam.clone(),
+            logs,
+            config.account_id.clone(),
+            config.fail_delivery,
+            config.seed,
+            config.retry_horizon,
+        ));
+        let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget };
         let mut streams = BTreeMap::new();
         for state in states {
             let (prefixes, zone) = validate::destination(&state.destination, "destination")
@@ -140,14 +155,24 @@ impl Firehose {
             target_of(state, prefixes, zone),
             limiter,
             self.store.clone(),
-            self.failures.clone(),
+            self.gate.clone(),
             self.budget.clone(),
         )
     }
 
     /// Delivery attempts that failed so far (each failed object is kept and retried).
     pub fn delivery_failures(&self) -> u64 {
-        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+        self.gate.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records dropped because they could not be delivered within the retry horizon.
+    pub fn dropped_records(&self) -> u64 {
+        self.gate.dropped_records.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Error events written to CloudWatch Logs.
+    pub fn logged_errors(&self) -> u64 {
+        self.gate.logged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn save(&self, streams: &BTreeMap<String, Stream>) -> Result<(), ApiError> {

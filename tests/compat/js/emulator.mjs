@@ -9,7 +9,7 @@ import {
   DeleteObjectsCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand,
   paginateListObjectsV2,
 } from "@aws-sdk/client-s3";
-import { IAMClient, CreateRoleCommand } from "@aws-sdk/client-iam";
+import { IAMClient, CreateRoleCommand, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import {
   FirehoseClient, CreateDeliveryStreamCommand, DescribeDeliveryStreamCommand, PutRecordBatchCommand,
   DeleteDeliveryStreamCommand,
@@ -87,6 +87,12 @@ const trust = {
   Statement: [{ Effect: "Allow", Principal: { Service: "firehose.amazonaws.com" }, Action: "sts:AssumeRole" }],
 };
 const role = await iam.send(new CreateRoleCommand({ RoleName: "js-compat-role", AssumeRolePolicyDocument: JSON.stringify(trust) }));
+// As on AWS, the role must be allowed to write the bucket, or every delivery fails with S3.AccessDenied.
+const delivery = {
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: `arn:aws:s3:::${Bucket}/*` }],
+};
+await iam.send(new PutRolePolicyCommand({ RoleName: "js-compat-role", PolicyName: "delivery", PolicyDocument: JSON.stringify(delivery) }));
 const DeliveryStreamName = "JsCompat";
 await firehose.send(new CreateDeliveryStreamCommand({
   DeliveryStreamName,

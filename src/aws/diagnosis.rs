@@ -1,0 +1,133 @@
+//! Why data is not (or was late) in S3: the stream's delivery error events over a window, read from its
+//! CloudWatch Logs error log, and for `S3.AccessDenied` the permissions the role lacks now. Used by `verify`
+//! (the run's window) and `status` (the last hour).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Clients;
+use super::access::{Grant, role_access};
+use super::firehose::{DestinationSpec, ErrorLogging};
+use super::logs::{self, ErrorSummary};
+use crate::error::Result;
+use crate::firehose::access::{delivery_needs, log_stream_arn};
+use crate::firehose::prefix::static_part_of;
+
+/// What the error log and the role say about a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Causes {
+    /// Where delivery errors are logged; `None` when error logging is off.
+    pub error_logging: Option<ErrorLogging>,
+    /// Whether the log group and stream could be read (they exist).
+    pub log_readable: bool,
+    /// Error codes seen in the window, most frequent first.
+    pub errors: Vec<ErrorSummary>,
+    /// Permissions delivery needs that the role lacks now (checked when `S3.AccessDenied` was logged, or when
+    /// data is missing and nothing can be read from the log).
+    pub lacking: Vec<Grant>,
+    /// The role's trust policy does not let Firehose assume it.
+    pub untrusted: bool,
+    /// Plain-language conclusions.
+    pub notes: Vec<String>,
+}
+
+impl Causes {
+    /// Text lines for the human report, indented by two spaces.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.error_logging {
+            None => out.push(
+                "  error logging is not enabled on this stream: the cause cannot be seen (re-run `firehose-kit setup` to enable it)"
+                    .into(),
+            ),
+            Some(l) if !self.log_readable => {
+                out.push(format!("  error log {l} does not exist: Firehose cannot log errors there"))
+            }
+            Some(l) if self.errors.is_empty() => out.push(format!("  no delivery errors logged in {l}")),
+            Some(l) => {
+                out.push(format!("  delivery errors logged in {l}:"));
+                for e in &self.errors {
+                    out.push(format!(
+                        "    {} × {}  {} → {}",
+                        e.code,
+                        e.count,
+                        e.first.format("%H:%M:%S"),
+                        e.last.format("%H:%M:%S")
+                    ));
+                    out.push(format!("      AWS: {}", e.message));
+                    if let Some(hint) = &e.hint {
+                        out.push(format!("      fix: {hint}"));
+                    }
+                }
+            }
+        }
+        if self.untrusted {
+            out.push("  the role's trust policy does not let firehose.amazonaws.com assume it".into());
+        }
+        for g in &self.lacking {
+            out.push(format!(
+                "  the role lacks {} on {} ({}): {}",
+                g.action,
+                g.resource,
+                g.for_what,
+                g.reason.as_deref().unwrap_or("not allowed")
+            ));
+        }
+        out.extend(self.notes.iter().map(|n| format!("  {n}")));
+        out
+    }
+}
+
+/// Reads the error log of `stream` between `since` and `until`; `data_missing` says whether lines are missing
+/// (then the role is checked even when nothing could be read from the log).
+pub async fn causes(
+    clients: &Clients,
+    dest: &DestinationSpec,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    data_missing: bool,
+) -> Result<Causes> {
+    let mut c = Causes {
+        error_logging: dest.error_logging.clone(),
+        log_readable: false,
+        errors: Vec::new(),
+        lacking: Vec::new(),
+        untrusted: false,
+        notes: Vec::new(),
+    };
+    if let Some(l) = &dest.error_logging {
+        match logs::delivery_errors(&clients.logs, &l.group, &l.stream, since, until).await? {
+            Some(errors) => {
+                c.log_readable = true;
+                c.errors = errors;
+            }
+            None => c.log_readable = false,
+        }
+    }
+    let denied = c.errors.iter().any(|e| e.code == "S3.AccessDenied");
+    if denied || (data_missing && c.errors.is_empty()) {
+        let account_id = clients.account_id().await?;
+        let log = dest
+            .error_logging
+            .as_ref()
+            .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
+        let needs =
+            delivery_needs(clients.partition(), dest.bucket(), static_part_of(dest.prefix.as_deref()), log.as_deref());
+        let access = role_access(clients, &dest.role_arn, dest.bucket(), &needs).await?;
+        c.untrusted = access.exists && !access.trusts_firehose;
+        c.lacking = access.lacking().cloned().collect();
+        if denied && c.lacking.is_empty() && !c.untrusted {
+            c.notes.push(
+                "the role allows delivery now: the errors predate a repair, and retained data is being delivered"
+                    .into(),
+            );
+        }
+    }
+    if data_missing && !c.errors.is_empty() {
+        c.notes.push(
+            "Firehose keeps retrying failed deliveries for up to 24 hours, then drops the data: fix the cause and the retained lines arrive; lines older than that are lost"
+                .into(),
+        );
+    }
+    Ok(c)
+}

@@ -1,0 +1,315 @@
+//! `firehose-kit doctor`: checks a delivery stream end to end — whoever made it (setup, the console, Terraform,
+//! CloudFormation) — and says for each check ok / warning / problem, with a fix. Exit 1 when any problem is
+//! found. The role's permissions are evaluated (IAM's logic over its inline and attached policies and the
+//! bucket policy, see `crate::firehose::access`), not string-matched.
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::aws::access::role_access;
+use crate::aws::firehose as fh;
+use crate::aws::{Clients, logs, policy, s3};
+use crate::cli::DoctorArgs;
+use crate::error::{ExitCode, Result};
+use crate::firehose::access::{delivery_needs, log_stream_arn};
+use crate::firehose::prefix::static_part_of;
+use crate::firehose::types::StreamStatus;
+use crate::settings::Global;
+use crate::ui::{Printer, format_count};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Problem,
+}
+
+/// One check's finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub level: Level,
+    pub message: String,
+    /// What to do, when not ok.
+    pub fix: Option<String>,
+}
+
+fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+    Finding { check, level: Level::Ok, message: message.into(), fix: None }
+}
+
+fn warning(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { check, level: Level::Warning, message: message.into(), fix: Some(fix.into()) }
+}
+
+fn problem(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { check, level: Level::Problem, message: message.into(), fix: Some(fix.into()) }
+}
+
+/// Runs every check on `stream`.
+pub async fn examine(stream: &str, args: &DoctorArgs, clients: &Clients) -> Result<Vec<Finding>> {
+    let setup_hint = format!("re-run `firehose-kit{} setup`", crate::commands::setup::stream_flag(stream));
+    let mut out = Vec::new();
+    let Some(info) = fh::describe(&clients.firehose, stream).await? else {
+        out.push(problem(
+            "stream",
+            format!("delivery stream `{stream}` does not exist in {}", clients.backend()),
+            format!("create it: {setup_hint}"),
+        ));
+        return Ok(out);
+    };
+    out.push(match &info.status {
+        StreamStatus::Active => ok("stream", format!("`{stream}` is ACTIVE (version {})", info.version_id)),
+        StreamStatus::Creating => warning("stream", format!("`{stream}` is still CREATING"), "wait until it is ACTIVE"),
+        other => problem(
+            "stream",
+            format!("`{stream}` is {other}{}", info.failure.as_deref().map(|f| format!(": {f}")).unwrap_or_default()),
+            "delete it (`firehose-kit teardown`) and create it again",
+        ),
+    });
+    let tags = fh::tags(&clients.firehose, stream).await.unwrap_or_default();
+    if !policy::is_managed(&tags) {
+        out.push(ok("origin", "not made by firehose-kit (no firehose-kit:managed tag): checked as it is"));
+    }
+    let Some(dest) = info.destination.clone() else {
+        out.push(problem(
+            "destination",
+            "the stream has no S3 destination",
+            "firehose-kit checks S3 destinations only",
+        ));
+        return Ok(out);
+    };
+    let bucket = dest.bucket().to_string();
+    let account_id = clients.account_id().await?;
+
+    // Role: exists, trusted, and its policies cover the destination.
+    let log_arn = dest
+        .error_logging
+        .as_ref()
+        .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
+    let needs =
+        delivery_needs(clients.partition(), &bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
+    let access = role_access(clients, &dest.role_arn, &bucket, &needs).await?;
+    if !access.exists {
+        out.push(problem(
+            "role",
+            format!("the delivery role {} does not exist: every delivery fails with S3.AccessDenied", dest.role_arn),
+            format!("recreate it ({setup_hint}) or point the stream at an existing role"),
+        ));
+    } else {
+        out.push(if access.trusts_firehose {
+            ok("role trust", format!("{} trusts firehose.amazonaws.com for account {account_id}", dest.role_arn))
+        } else {
+            problem(
+                "role trust",
+                format!(
+                    "the trust policy of {} does not let firehose.amazonaws.com assume it (with sts:ExternalId {account_id})",
+                    dest.role_arn
+                ),
+                format!(
+                    "allow sts:AssumeRole for the service principal firehose.amazonaws.com ({setup_hint} restores setup's role)"
+                ),
+            )
+        });
+        for g in &access.grants {
+            let check = if g.for_what == "delivery" { "role policy" } else { "logging policy" };
+            out.push(match (g.allowed, g.for_what) {
+                (true, _) => ok(check, format!("the role may {} on {}", g.action, g.resource)),
+                (false, "delivery") => problem(
+                    check,
+                    format!(
+                        "the role may not {} on {}: {}; deliveries fail with S3.AccessDenied",
+                        g.action,
+                        g.resource,
+                        g.reason.as_deref().unwrap_or("not allowed")
+                    ),
+                    format!(
+                        "allow {} on arn:{}:s3:::{bucket}/* ({setup_hint} restores setup's policy)",
+                        g.action,
+                        clients.partition()
+                    ),
+                ),
+                (false, _) => warning(
+                    check,
+                    format!(
+                        "the role may not {} on {}: {}; delivery errors cannot be logged",
+                        g.action,
+                        g.resource,
+                        g.reason.as_deref().unwrap_or("not allowed")
+                    ),
+                    format!("allow {} on that log stream ({setup_hint})", g.action),
+                ),
+            });
+        }
+        if !access.not_evaluated.is_empty() {
+            out.push(warning(
+                "role policy",
+                format!("not evaluated: {}", access.not_evaluated.join("; ")),
+                "check these by hand: the verdicts above assume they grant nothing",
+            ));
+        }
+    }
+
+    // Bucket: exists, its region, encryption.
+    match s3::bucket_state(&clients.s3, &bucket).await? {
+        s3::BucketState::Missing => out.push(problem(
+            "bucket",
+            format!(
+                "bucket `{bucket}` does not exist: deliveries fail with S3.NoSuchBucket and data is dropped after 24 h"
+            ),
+            format!("recreate it ({setup_hint})"),
+        )),
+        s3::BucketState::Forbidden => out.push(problem(
+            "bucket",
+            format!("bucket `{bucket}` belongs to another account or refuses you"),
+            "check the bucket name and its owner",
+        )),
+        s3::BucketState::Exists => {
+            let region = s3::bucket_region(&clients.s3, &bucket).await.ok();
+            out.push(match region.as_deref() {
+                Some(r) if r != clients.region => warning(
+                    "bucket",
+                    format!("bucket `{bucket}` is in {r}, the stream in {}: cross-region delivery adds latency and transfer cost", clients.region),
+                    "use a bucket in the stream's region",
+                ),
+                Some(r) => ok("bucket", format!("bucket `{bucket}` exists in {r}")),
+                None => ok("bucket", format!("bucket `{bucket}` exists")),
+            });
+            out.push(match s3::encryption(&clients.s3, &bucket).await.ok().flatten() {
+                Some(alg) => ok("bucket encryption", format!("default encryption {alg}")),
+                None => warning(
+                    "bucket encryption",
+                    "the bucket has no default encryption configured",
+                    format!("enable SSE-S3 ({setup_hint} does it for its bucket)"),
+                ),
+            });
+            // Objects under the error output prefix: records Firehose could not process or partition.
+            if let Some(error_prefix) = &dest.error_prefix {
+                let static_part = static_part_of(Some(error_prefix));
+                let objects = s3::list_objects(&clients.s3, &bucket, static_part).await.unwrap_or_default();
+                out.push(if objects.is_empty() {
+                    ok("error output", format!("nothing under the error prefix `{static_part}`"))
+                } else {
+                    warning(
+                        "error output",
+                        format!(
+                            "{} objects under the error prefix `{static_part}` (records Firehose could not process), e.g. {}",
+                            format_count(objects.len() as u64),
+                            objects[0].key
+                        ),
+                        "download one to see the error code and the failed record",
+                    )
+                });
+            }
+        }
+    }
+    out.push(match &info.encryption {
+        Some(e) if e.starts_with("ENABLED") => ok("stream encryption", format!("server-side encryption {e}")),
+        Some(e) => ok("stream encryption", format!("server-side encryption {e}")),
+        None => ok("stream encryption", "server-side encryption not reported"),
+    });
+
+    // Error logging and recent errors.
+    match &dest.error_logging {
+        None => out.push(warning(
+            "error logging",
+            "error logging is off: when delivery fails, nobody can see why",
+            format!("enable CloudWatchLoggingOptions ({setup_hint} does)"),
+        )),
+        Some(l) => {
+            let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::hours(1));
+            match logs::delivery_errors(&clients.logs, &l.group, &l.stream, since, Utc::now()).await? {
+                None => out.push(problem(
+                    "error logging",
+                    format!("logging is on, but {l} does not exist: Firehose does not create it, so errors are lost"),
+                    format!("create the log group and stream ({setup_hint})"),
+                )),
+                Some(errors) if errors.is_empty() => {
+                    out.push(ok("error logging", format!("errors are logged to {l}")));
+                    out.push(ok(
+                        "recent errors",
+                        format!("no delivery errors in the last {}", humantime::format_duration(args.since)),
+                    ));
+                }
+                Some(errors) => {
+                    out.push(ok("error logging", format!("errors are logged to {l}")));
+                    for e in errors {
+                        out.push(problem(
+                            "recent errors",
+                            format!(
+                                "{} × {} between {} and {}: {}",
+                                e.code,
+                                e.count,
+                                e.first.format("%H:%M:%S"),
+                                e.last.format("%H:%M:%S"),
+                                e.message
+                            ),
+                            e.hint.unwrap_or_else(|| "see the Firehose developer guide for this code".into()),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // Buffering hints against what was asked.
+    let hints = format!("{} MiB / {} s", dest.buffer_size_mib, dest.buffer_interval_s);
+    let asked = (args.buffer_size, args.buffer_interval);
+    let differs = asked.0.is_some_and(|s| s as i32 != dest.buffer_size_mib)
+        || asked.1.is_some_and(|i| i as i32 != dest.buffer_interval_s);
+    out.push(if differs {
+        warning(
+            "buffering",
+            format!(
+                "buffering hints are {hints}, not the {} MiB / {} s asked",
+                asked.0.map(|v| v as i32).unwrap_or(dest.buffer_size_mib),
+                asked.1.map(|v| v as i32).unwrap_or(dest.buffer_interval_s)
+            ),
+            format!("apply them: {setup_hint} --buffer-size N --buffer-interval S"),
+        )
+    } else {
+        ok("buffering", format!("buffering hints {hints}"))
+    });
+    Ok(out)
+}
+
+pub async fn run(global: &Global, args: &DoctorArgs, clients: &Clients, printer: &Printer) -> Result<ExitCode> {
+    let findings = examine(&global.stream, args, clients).await?;
+    let problems = findings.iter().filter(|f| f.level == Level::Problem).count();
+    let warnings = findings.iter().filter(|f| f.level == Level::Warning).count();
+    if printer.json() {
+        printer.result_json(&json!({
+            "stream": global.stream,
+            "backend": clients.backend(),
+            "healthy": problems == 0,
+            "problems": problems,
+            "warnings": warnings,
+            "findings": findings,
+        }));
+    } else {
+        let mut lines = vec![format!("doctor `{}` on {}", global.stream, clients.backend())];
+        for f in &findings {
+            let mark = match f.level {
+                Level::Ok => "ok     ",
+                Level::Warning => "warning",
+                Level::Problem => "PROBLEM",
+            };
+            lines.push(format!("  {mark}  {:<18} {}", f.check, f.message));
+            if let Some(fix) = &f.fix {
+                lines.push(format!("  {:<7}  {:<18} fix: {fix}", "", ""));
+            }
+        }
+        lines.push(match (problems, warnings) {
+            (0, 0) => "healthy: no problems, no warnings".to_string(),
+            (0, w) => format!("healthy, with {w} warning{}", if w == 1 { "" } else { "s" }),
+            (p, w) => {
+                format!("{p} problem{} and {w} warning{}", if p == 1 { "" } else { "s" }, if w == 1 { "" } else { "s" })
+            }
+        });
+        printer.result(&lines.join("\n"));
+    }
+    Ok(if problems > 0 { ExitCode::Failed } else { ExitCode::Success })
+}
