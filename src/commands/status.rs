@@ -62,8 +62,11 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
         None => None,
     };
     // While errors keep coming (the last within two minutes), undelivered data is at least as old as the first.
+    // An object newer than the last error means delivery has resumed.
+    let newest_object = delivered.as_ref().and_then(|(_, _, newest, _)| *newest);
     let failing_since = errors.as_ref().and_then(|list| {
-        let ongoing = list.iter().any(|e| now - e.last < chrono::Duration::minutes(2));
+        let last = list.iter().map(|e| e.last).max()?;
+        let ongoing = now - last < chrono::Duration::minutes(2) && newest_object.is_none_or(|n| n < last);
         ongoing.then(|| list.iter().map(|e| e.first).min()).flatten()
     });
 
@@ -131,7 +134,7 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
     }
     if let Some(since) = failing_since {
         out.push(format!(
-            "undelivered delivery has failed since {} ({} ago): data sent since then waits, and is dropped 24 h after it arrived",
+            "undelivered data waiting since {} ({} ago, when delivery began to fail); Firehose drops it 24 h after it arrived",
             since.format("%H:%M:%S UTC"),
             crate::ui::format_duration((now - since).to_std().unwrap_or_default())
         ));

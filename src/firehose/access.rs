@@ -364,10 +364,12 @@ pub struct Need {
 
 /// What a role delivering to `bucket` under `prefix` (its static part) must be allowed: `s3:PutObject` on the
 /// objects (the call every delivery makes), and `logs:PutLogEvents` on the error log stream when logging is on.
+/// The object resource is `<bucket>/<prefix>*`: evaluated as a resource, a policy's wildcard covers it only if
+/// it covers every key under the prefix.
 pub fn delivery_needs(partition: &str, bucket: &str, static_prefix: &str, log: Option<&str>) -> Vec<Need> {
     let mut needs = vec![Need {
         action: "s3:PutObject".into(),
-        resource: object_arn(partition, bucket, &format!("{static_prefix}example-object")),
+        resource: object_arn(partition, bucket, &format!("{static_prefix}*")),
         for_what: "delivery",
     }];
     if let Some(log_stream_arn) = log {
@@ -482,6 +484,20 @@ mod tests {
             "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "firehose.amazonaws.com"]}, "Action": "sts:*"
         }]}));
         assert!(trusts_service(&list, "firehose.amazonaws.com", "x"));
+    }
+
+    #[test]
+    fn delivery_needs_cover_every_key_under_the_prefix() {
+        let needs = delivery_needs("aws", "b", "logs/", None);
+        let wide = policy(
+            serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}]}),
+        );
+        let narrow = policy(
+            serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/logs/2026*"}]}),
+        );
+        let r = req(&needs[0].action, &needs[0].resource, &[]);
+        assert!(evaluate(&[wide], None, &r).allowed());
+        assert!(!evaluate(&[narrow], None, &r).allowed(), "a part of the prefix is not enough");
     }
 
     #[test]

@@ -103,13 +103,13 @@ async fn a_role_without_put_object_is_explained_and_repaired_by_setup() {
     assert_eq!(v["causes"]["errors"][0]["code"], "S3.AccessDenied");
     assert!(v["causes"]["errors"][0]["count"].as_u64().unwrap() >= 1);
     assert_eq!(v["causes"]["lacking"][0]["action"], "s3:PutObject");
-    assert_eq!(v["causes"]["lacking"][0]["resource"], format!("arn:aws:s3:::{BUCKET}/example-object"));
+    assert_eq!(v["causes"]["lacking"][0]["resource"], format!("arn:aws:s3:::{BUCKET}/*"));
 
     // status shows the errors and that data is waiting.
     let status = cli(ep, dir.path(), &["status"]);
     assert_exit(&status, 0);
     assert!(
-        text(&status).contains("S3.AccessDenied") && text(&status).contains("delivery has failed since"),
+        text(&status).contains("S3.AccessDenied") && text(&status).contains("data waiting since"),
         "{}",
         text(&status)
     );
