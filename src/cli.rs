@@ -272,6 +272,15 @@ pub struct SetupArgs {
     /// Days CloudWatch Logs keeps the error log (1, 3, 5, 7, 14, 30, 60, 90, ... 3653) [default: 14]
     #[arg(long, value_name = "DAYS")]
     pub log_retention: Option<i32>,
+
+    /// Partition objects by these fields of each line (dynamic partitioning): status, method, host, date, hour
+    /// (date and hour from the line's own timestamp), e.g. `--partition-by status,date`
+    #[arg(long, value_name = "KEY,...", value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+
+    /// Delete and create the stream again when a change needs it (partitioning cannot be changed in place)
+    #[arg(long)]
+    pub recreate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -472,6 +481,24 @@ pub struct LocalArgs {
     /// How long data that cannot be delivered is retried before it is dropped (AWS: 24 hours)
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub delivery_retry_horizon: std::time::Duration,
+
+    /// Active partitions per dynamically partitioned stream; records for more go to the error output (AWS: 500)
+    #[arg(long, value_name = "N", default_value_t = crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub partition_limit: usize,
+
+    /// Run buffering intervals, retry backoff and lifecycle delays N times faster (1 = AWS timing), so real
+    /// settings (60 s intervals) finish quickly in tests and demos
+    #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+}
+
+/// `--speed`: a finite factor from 1 to 10,000.
+pub fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number (expected a factor like 10)"))?;
+    if !v.is_finite() || !(1.0..=10_000.0).contains(&v) {
+        return Err(format!("`{s}` is out of range: expected 1 to 10000"));
+    }
+    Ok(v)
 }
 
 /// A size in bytes, from `1048576`, `512KiB`, `256MiB`, `1GiB` (or KB/MB/GB, powers of 1000).
@@ -513,6 +540,11 @@ pub struct DemoArgs {
     /// Buffering interval for the demo stream, in seconds (short, so the demo finishes quickly)
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub buffer_interval: u32,
+
+    /// Partition the objects by fields of each line (status, method, host, date, hour), e.g. `--partition-by status`;
+    /// the embedded emulator then runs 60 s intervals 12× faster
+    #[arg(long, value_name = "KEY,...", value_delimiter = ',')]
+    pub partition_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

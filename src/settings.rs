@@ -52,6 +52,7 @@ pub struct SetupFile {
     pub iam_retry_timeout: Option<u64>,
     pub error_logging: Option<bool>,
     pub log_retention: Option<i32>,
+    pub partition_by: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,14 +218,27 @@ pub struct SetupSettings {
     pub error_logging: bool,
     /// Retention of the error log group, in days.
     pub log_retention_days: i32,
+    /// Dynamic partitioning by these Apache fields (empty: none).
+    pub partition_by: crate::logs::partition::PartitionBy,
+    /// Re-create the stream when a change cannot be applied in place.
+    pub recreate: bool,
 }
 
 impl SetupSettings {
     pub fn resolve(args: &cli::SetupArgs, file: &SetupFile) -> Result<Self> {
+        let keys = if args.partition_by.is_empty() {
+            file.partition_by.clone().unwrap_or_default()
+        } else {
+            args.partition_by.clone()
+        };
+        let partition_by = crate::logs::partition::PartitionBy::parse(&keys)
+            .map_err(|e| Error::usage(format!("--partition-by: {e}")))?;
+        // Dynamic partitioning needs at least 64 MiB / 60 s (AWS's minimums): those are its defaults.
+        let (default_size, default_interval) = if partition_by.is_empty() { (1, 60) } else { (64, 60) };
         let s = SetupSettings {
             bucket: args.bucket.clone().or_else(|| file.bucket.clone()).filter(|b| !b.is_empty()),
-            buffer_size_mib: args.buffer_size.or(file.buffer_size).unwrap_or(1),
-            buffer_interval_s: args.buffer_interval.or(file.buffer_interval).unwrap_or(60),
+            buffer_size_mib: args.buffer_size.or(file.buffer_size).unwrap_or(default_size),
+            buffer_interval_s: args.buffer_interval.or(file.buffer_interval).unwrap_or(default_interval),
             compression: args.compression.or(file.compression).unwrap_or(Compression::None),
             prefix: args.prefix.clone().or_else(|| file.prefix.clone()).filter(|p| !p.is_empty()),
             error_prefix: args.error_prefix.clone().or_else(|| file.error_prefix.clone()).filter(|p| !p.is_empty()),
@@ -237,6 +251,8 @@ impl SetupSettings {
             )?),
             error_logging: !args.no_error_logging && file.error_logging.unwrap_or(true),
             log_retention_days: args.log_retention.or(file.log_retention).unwrap_or(14),
+            partition_by,
+            recreate: args.recreate,
         };
         s.validate()?;
         Ok(s)
@@ -258,6 +274,16 @@ impl SetupSettings {
         if let Some(b) = &self.bucket {
             validate_bucket_name(b)?;
         }
+        if !self.partition_by.is_empty() {
+            use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
+            if (self.buffer_size_mib as i64) < MIN_SIZE_MIB || (self.buffer_interval_s as i64) < MIN_INTERVAL_S {
+                return Err(Error::usage(format!(
+                    "--partition-by needs --buffer-size of at least {MIN_SIZE_MIB} MiB and --buffer-interval of at least {MIN_INTERVAL_S} s (AWS's minimums with dynamic partitioning), not {} MiB / {} s",
+                    self.buffer_size_mib, self.buffer_interval_s
+                ))
+                .with_hint("leave them out: with --partition-by they default to 64 MiB / 60 s, and each partition buffers separately"));
+            }
+        }
         if !crate::firehose::failures::RETENTION_DAYS.contains(&self.log_retention_days) {
             return Err(Error::usage(format!(
                 "--log-retention {} is not a retention CloudWatch Logs accepts: expected one of {:?} days",
@@ -265,8 +291,14 @@ impl SetupSettings {
                 crate::firehose::failures::RETENTION_DAYS
             )));
         }
-        crate::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref(), false)
-            .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
+        if self.partition_by.is_empty() {
+            crate::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref(), false)
+                .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
+        } else if self.prefix.as_deref().is_some_and(|p| p.contains("!{")) {
+            return Err(Error::usage(
+                "with --partition-by, --prefix must be plain text (setup appends the partition expressions to it)",
+            ));
+        }
         Ok(())
     }
 }
@@ -278,6 +310,9 @@ pub struct SendSettings {
     pub generate: Option<u64>,
     pub seed: Option<u64>,
     pub format: SendFormat,
+    /// `--format` was given on the command line: a partitioned stream then does not override it (the settings
+    /// file's `format` is a default, overridden for partitioned streams with a note).
+    pub format_explicit: bool,
     pub one_line_per_record: bool,
     pub record_size: usize,
     pub concurrency: usize,
@@ -295,6 +330,7 @@ impl SendSettings {
             generate: args.generate,
             seed: args.seed,
             format: args.format.or(file.format).unwrap_or(SendFormat::Raw),
+            format_explicit: args.format.is_some(),
             one_line_per_record: args.one_line_per_record || file.one_line_per_record.unwrap_or(false),
             record_size: args.record_size.or(file.record_size).unwrap_or(MAX_RECORD_BYTES),
             concurrency: args.concurrency.or(file.concurrency).unwrap_or(4),
@@ -538,6 +574,7 @@ mod tests {
             f.setup.iam_retry_timeout.is_some(),
             f.setup.error_logging.is_some(),
             f.setup.log_retention.is_some(),
+            f.setup.partition_by.is_some(),
         ];
         let send = [
             f.send.format.is_some(),

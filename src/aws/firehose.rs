@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::types::{
-    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType,
-    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, Tag,
+    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType, DynamicPartitioningConfiguration,
+    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, ProcessingConfiguration, Processor,
+    ProcessorParameter, ProcessorParameterName, ProcessorType, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub struct DestinationSpec {
     pub time_zone: Option<String>,
     /// `CloudWatchLoggingOptions` when enabled: where delivery errors are logged.
     pub error_logging: Option<ErrorLogging>,
+    /// Dynamic partitioning: the MetadataExtraction query (records are deaggregated on `\n`, and `\n` appended).
+    pub partition_query: Option<String>,
 }
 
 /// The log group and log stream a stream writes its delivery errors to.
@@ -46,6 +49,34 @@ impl std::fmt::Display for ErrorLogging {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} / {}", self.group, self.stream)
     }
+}
+
+/// What setup configures for a partitioned stream: deaggregate records on `\n` (send packs lines), extract the
+/// keys with `query` (JQ-1.6), and append `\n` to each record so objects stay line-delimited.
+pub fn partition_processing(query: &str) -> ProcessingConfiguration {
+    let param = |name: ProcessorParameterName, value: &str| {
+        ProcessorParameter::builder().parameter_name(name).parameter_value(value).build().expect("name and value set")
+    };
+    ProcessingConfiguration::builder()
+        .enabled(true)
+        .processors(
+            Processor::builder()
+                .r#type(ProcessorType::RecordDeAggregation)
+                .parameters(param(ProcessorParameterName::SubRecordType, "DELIMITED"))
+                .parameters(param(ProcessorParameterName::Delimiter, "Cg=="))
+                .build()
+                .expect("type set"),
+        )
+        .processors(
+            Processor::builder()
+                .r#type(ProcessorType::MetadataExtraction)
+                .parameters(param(ProcessorParameterName::MetadataExtractionQuery, query))
+                .parameters(param(ProcessorParameterName::JsonParsingEngine, "JQ-1.6"))
+                .build()
+                .expect("type set"),
+        )
+        .processors(Processor::builder().r#type(ProcessorType::AppendDelimiterToRecord).build().expect("type set"))
+        .build()
 }
 
 fn logging_options(logging: Option<&ErrorLogging>) -> CloudWatchLoggingOptions {
@@ -87,8 +118,19 @@ impl DestinationSpec {
         field("error prefix", show(&self.error_prefix), show(&want.error_prefix));
         let logging = |l: &Option<ErrorLogging>| l.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         field("error logging", logging(&self.error_logging), logging(&want.error_logging));
+        field("partitioning", show(&self.partition_query), show(&want.partition_query));
         out
     }
+}
+
+/// A partitioned stream's processing, as Describe reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Partitioning {
+    /// The MetadataExtraction jq query.
+    pub query: Option<String>,
+    /// RecordDeAggregation is on: records may carry several lines (up to 500).
+    pub deaggregates: bool,
+    pub append_delimiter: bool,
 }
 
 /// A stream as DescribeDeliveryStream reports it.
@@ -103,6 +145,8 @@ pub struct StreamInfo {
     /// Why records must not be packed (a processing Lambda, dynamic partitioning or format conversion sees
     /// each record as one event), when that is the case.
     pub per_record_processing: Option<String>,
+    /// Dynamic partitioning, when enabled.
+    pub partitioning: Option<Partitioning>,
     pub failure: Option<String>,
     pub created: Option<chrono::DateTime<chrono::Utc>>,
     /// Server-side encryption of the stream: its status and key type (`ENABLED (AWS_OWNED_CMK)`).
@@ -143,6 +187,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                         group: o.log_group_name().unwrap_or_default().to_string(),
                         stream: o.log_stream_name().unwrap_or_default().to_string(),
                     }),
+                partition_query: None,
             }
         }};
     }
@@ -154,20 +199,51 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
         }),
         None => dest.and_then(|x| x.s3_destination_description()).map(|e| spec_of!(e)),
     };
+    let processors: Vec<(String, Vec<(String, String)>)> = ext
+        .and_then(|e| e.processing_configuration())
+        .filter(|p| p.enabled().unwrap_or(true))
+        .map(|p| {
+            p.processors()
+                .iter()
+                .map(|x| {
+                    let params = x
+                        .parameters()
+                        .iter()
+                        .map(|pp| (pp.parameter_name().as_str().to_string(), pp.parameter_value().to_string()))
+                        .collect();
+                    (x.r#type().as_str().to_string(), params)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |t: &str| processors.iter().any(|(x, _)| x == t);
+    let partitioning = ext
+        .and_then(|e| e.dynamic_partitioning_configuration())
+        .filter(|p| p.enabled().unwrap_or(false))
+        .map(|_| Partitioning {
+            query: processors
+                .iter()
+                .flat_map(|(_, params)| params)
+                .find(|(n, _)| n == "MetadataExtractionQuery")
+                .map(|(_, v)| v.clone()),
+            deaggregates: has("RecordDeAggregation"),
+            append_delimiter: has("AppendDelimiterToRecord"),
+        });
     let per_record_processing = ext.and_then(|e| {
-        let lambda =
-            e.processing_configuration().is_some_and(|p| p.enabled().unwrap_or(false) && !p.processors().is_empty());
-        let partitioning = e.dynamic_partitioning_configuration().is_some_and(|p| p.enabled().unwrap_or(false));
         let conversion = e.data_format_conversion_configuration().is_some_and(|c| c.enabled().unwrap_or(true));
-        if lambda {
+        if has("Lambda") {
             Some("the stream has a processing Lambda".to_string())
-        } else if partitioning {
-            Some("the stream uses dynamic partitioning".to_string())
+        } else if partitioning.as_ref().is_some_and(|p| !p.deaggregates) {
+            Some("the stream uses dynamic partitioning without record deaggregation".to_string())
         } else if conversion {
             Some("the stream converts record formats".to_string())
         } else {
             None
         }
+    });
+    let destination = destination.map(|mut spec| {
+        spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
+        spec
     });
     Ok(Some(StreamInfo {
         name: d.delivery_stream_name().to_string(),
@@ -177,6 +253,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
         destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
         destination,
         per_record_processing,
+        partitioning,
         failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
         created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         encryption: d.delivery_stream_encryption_configuration().and_then(|e| {
@@ -212,6 +289,10 @@ pub async fn create(
         .buffering_hints(hints(spec))
         .compression_format(CompressionFormat::from(spec.compression.as_str()))
         .set_cloud_watch_logging_options(spec.error_logging.as_ref().map(|l| logging_options(Some(l))))
+        .set_dynamic_partitioning_configuration(
+            spec.partition_query.as_ref().map(|_| DynamicPartitioningConfiguration::builder().enabled(true).build()),
+        )
+        .set_processing_configuration(spec.partition_query.as_deref().map(partition_processing))
         .build()
         .map_err(|e| Error::failed(format!("cannot build the destination configuration: {e}")))?;
     let tags = tags
@@ -387,6 +468,7 @@ mod tests {
             file_extension: None,
             time_zone: None,
             error_logging: None,
+            partition_query: None,
         }
     }
 

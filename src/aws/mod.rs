@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod diagnosis;
+pub mod emulator_speed;
 pub mod error;
 pub mod firehose;
 pub mod iam;
@@ -48,6 +49,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     pub endpoint_url: Option<String>,
+    /// The speed a `firehose-kit local --speed N` endpoint reported (1: real timing).
+    pub speed: emulator_speed::SpeedHeader,
 }
 
 impl Clients {
@@ -93,8 +96,11 @@ impl Clients {
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(PUT_ATTEMPT_TIMEOUT).build())
             .interceptor(payload_hash::PrecomputedPayloadHash)
             .build();
-        let firehose_config =
-            aws_sdk_firehose::config::Builder::from(&config).interceptor(payload_hash::PrecomputedPayloadHash).build();
+        let speed = emulator_speed::SpeedHeader::default();
+        let firehose_config = aws_sdk_firehose::config::Builder::from(&config)
+            .interceptor(payload_hash::PrecomputedPayloadHash)
+            .interceptor(speed.clone())
+            .build();
         Ok(Clients {
             firehose: aws_sdk_firehose::Client::from_conf(firehose_config),
             put: aws_sdk_firehose::Client::from_conf(put_config),
@@ -104,6 +110,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(&config),
             region,
             endpoint_url: conn.endpoint_url.clone(),
+            speed,
         })
     }
 

@@ -72,10 +72,14 @@ pub async fn run(
 
     let bucket =
         if embedded { None } else { Some(format!("firehose-kit-demo-{}-{suffix}", clients.account_id().await?)) };
+    let partition_by = crate::logs::partition::PartitionBy::parse(&args.partition_by)
+        .map_err(|e| Error::usage(format!("--partition-by: {e}")))?;
+    let partitioned = !partition_by.is_empty();
     let setup = SetupSettings {
         bucket: bucket.clone(),
-        buffer_size_mib: 1,
-        buffer_interval_s: args.buffer_interval,
+        // Dynamic partitioning needs 64 MiB / 60 s; the embedded emulator runs it faster (see `--speed`).
+        buffer_size_mib: if partitioned { 64 } else { 1 },
+        buffer_interval_s: if partitioned { 60 } else { args.buffer_interval },
         compression: Compression::None,
         prefix: None,
         error_prefix: None,
@@ -85,6 +89,8 @@ pub async fn run(
         iam_retry_timeout: Duration::from_secs(120),
         error_logging: true,
         log_retention_days: 14,
+        partition_by,
+        recreate: false,
     };
     setup.validate()?;
     let backend_name = match &backend {
@@ -174,6 +180,7 @@ async fn pipeline(
         generate: Some(args.lines),
         seed: None,
         format: SendFormat::Raw,
+        format_explicit: false,
         one_line_per_record: false,
         record_size: MAX_RECORD_BYTES,
         concurrency: 4,

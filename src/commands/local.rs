@@ -28,6 +28,8 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         hostname: args.hostname.clone(),
         fail_delivery: args.fail_delivery,
         delivery_retry_horizon: args.delivery_retry_horizon,
+        partition_limit: args.partition_limit,
+        speed: args.speed,
     };
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(
@@ -51,6 +53,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
             "endpoint": endpoint,
             "data_dir": data_dir,
             "account_id": handle.account_id(),
+            "speed": args.speed,
             "env": {
                 "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ACCESS_KEY_ID": "test",
@@ -70,6 +73,14 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
             "injecting delivery failures: {} on {:.0}% of attempts (retried, and logged where streams log errors)",
             f.code.code,
             f.probability * 100.0
+        ));
+    }
+    if args.speed != 1.0 {
+        printer.status(&format!(
+            "--speed {}: buffering intervals, retry backoff and lifecycle delays run {}× faster than on AWS (a 60 s interval flushes after {:.1} s)",
+            args.speed,
+            args.speed,
+            60.0 / args.speed
         ));
     }
     if args.delivery_retry_horizon != crate::firehose::failures::RETRY_HORIZON {

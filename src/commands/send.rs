@@ -29,6 +29,7 @@ use crate::aws::firehose as fh;
 use crate::aws::{Clients, sdk_error};
 use crate::cli::SendFormat;
 use crate::error::{Error, ExitCode, Result};
+use crate::firehose::partitioning::MAX_SUB_RECORDS;
 use crate::firehose::types::{StreamStatus, entry_is_throttled};
 use crate::pipeline::checkpoint::{AckTracker, Checkpoint, FileIdentity, plan_resume};
 use crate::pipeline::control::{Concurrency, ThrottleGate, retry_delay};
@@ -692,6 +693,24 @@ pub async fn send(
             Some("wait for it: `firehose-kit setup` waits until the stream is ACTIVE".into()),
         ));
     }
+    // A partitioned stream extracts its keys with jq from JSON records: lines are sent as JSON, still packed
+    // (up to 500 per record, what deaggregation splits) when the stream deaggregates them.
+    let mut json = s.format == SendFormat::Json;
+    let max_lines_per_record = info.partitioning.as_ref().filter(|p| p.deaggregates).map(|_| MAX_SUB_RECORDS as u32);
+    if let Some(p) = info.partitioning.as_ref().filter(|p| p.query.is_some()) {
+        if !json && s.format_explicit {
+            return Err(Error::usage(format!(
+                "delivery stream `{stream}` partitions records by a jq query over JSON ({}), but --format raw sends raw lines: every line would land in the error output",
+                p.query.as_deref().unwrap_or_default()
+            ))
+            .with_hint("drop --format raw (send converts Apache lines to JSON for partitioned streams) or pass --format json"));
+        }
+        if !json {
+            reporter
+                .note("the stream partitions JSON records with a jq query: sending the lines as JSON (--format json)");
+            json = true;
+        }
+    }
     let one_line_reason = info.per_record_processing.clone();
     let one_line_per_record = s.one_line_per_record || one_line_reason.is_some();
     if let Some(reason) = &one_line_reason {
@@ -743,7 +762,8 @@ pub async fn send(
         stream: stream.clone(),
         record_size: s.record_size,
         one_line_per_record,
-        json: s.format == SendFormat::Json,
+        max_lines_per_record,
+        json,
         rate: s.rate,
         follow: s.follow,
         linger: s.linger,

@@ -233,11 +233,18 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     }
 
     // Stream.
+    let partitioned = !s.partition_by.is_empty();
+    let base = s.prefix.clone().unwrap_or_default();
     let destination = DestinationSpec {
         role_arn,
         bucket_arn: format!("arn:{partition}:s3:::{bucket}"),
-        prefix: s.prefix.clone(),
-        error_prefix: s.error_prefix.clone(),
+        prefix: if partitioned { Some(s.partition_by.prefix(&base)) } else { s.prefix.clone() },
+        error_prefix: if partitioned {
+            Some(s.error_prefix.clone().unwrap_or_else(|| crate::logs::partition::PartitionBy::error_prefix(&base)))
+        } else {
+            s.error_prefix.clone()
+        },
+        partition_query: partitioned.then(|| s.partition_by.query()),
         buffer_size_mib: s.buffer_size_mib as i32,
         buffer_interval_s: s.buffer_interval_s as i32,
         compression: compression_of(s.compression),
@@ -284,8 +291,24 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
                 )));
             }
             let diff = current.diff(&destination);
-            let action = if diff.is_empty() { "unchanged" } else { "update" };
-            steps.push(Step { resource: "stream", name: global.stream.clone(), action, changes: diff });
+            if current.partition_query != destination.partition_query {
+                let show = |q: &Option<String>| q.clone().unwrap_or_else(|| "no partitioning".into());
+                if !s.recreate {
+                    return Err(Error::failed(format!(
+                        "delivery stream `{}` has {}, setup asks for {}: Firehose cannot change dynamic partitioning of an existing stream (it is chosen at creation and cannot be turned off)",
+                        global.stream,
+                        show(&current.partition_query),
+                        show(&destination.partition_query)
+                    ))
+                    .with_hint("re-run with --recreate to delete the stream and create it again (buffered data is delivered first; objects in S3 stay)"));
+                }
+                let mut changes = vec!["delete and create again: partitioning cannot change in place".to_string()];
+                changes.extend(diff);
+                steps.push(Step { resource: "stream", name: global.stream.clone(), action: "recreate", changes });
+            } else {
+                let action = if diff.is_empty() { "unchanged" } else { "update" };
+                steps.push(Step { resource: "stream", name: global.stream.clone(), action, changes: diff });
+            }
         }
     }
 
@@ -323,7 +346,13 @@ fn describe_destination(d: &DestinationSpec) -> String {
             Some(l) => format!("errors logged to {l}"),
             None => "error logging off".to_string(),
         }
-    )
+    ) + &match &d.partition_query {
+        Some(q) => format!(
+            " · dynamic partitioning: records deaggregated on \\n, keys {q} (JQ-1.6), \\n appended; failed records under {}",
+            d.error_prefix.as_deref().unwrap_or("")
+        ),
+        None => String::new(),
+    }
 }
 
 /// Result of a setup run.
@@ -399,8 +428,16 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
     let task = reporter.task("stream", None, Unit::Items);
     let retries = std::sync::atomic::AtomicU32::new(0);
     let mut stream_arn = plan.existing_stream.as_ref().map(|i| i.arn.clone());
+    if stream_step.action == "recreate" {
+        task.set_message(format!("deleting {} to create it again", plan.stream));
+        fh::delete(&clients.firehose, &plan.stream).await?;
+        fh::wait_until_gone(&clients.firehose, &plan.stream, s.timeout, &|status, elapsed| {
+            task.set_message(format!("{} is {status} ({})", plan.stream, format_duration(elapsed)));
+        })
+        .await?;
+    }
     match stream_step.action {
-        "create" => {
+        "create" | "recreate" => {
             let on_retry = |attempt: u32, message: &str, wait: Duration| {
                 retries.store(attempt, std::sync::atomic::Ordering::Relaxed);
                 task.set_message(format!(
@@ -449,6 +486,8 @@ fn line(step: &Step, done: bool) -> String {
         ("create", false) => "will create",
         ("update", true) => "updated",
         ("update", false) => "will change",
+        ("recreate", true) => "re-created",
+        ("recreate", false) => "will re-create",
         ("adopt", _) => "exists, not managed by firehose-kit",
         (_, _) => "unchanged",
     };

@@ -50,6 +50,7 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
         printer.reporter().warn(&w);
     }
     let role = dest.as_ref().map(|d| d.role_arn.rsplit('/').next().unwrap_or(&d.role_arn).to_string());
+    let speed = clients.speed.speed();
     // The last hour of delivery errors, from the stream's error log.
     let now = chrono::Utc::now();
     let errors = match dest.as_ref().and_then(|d| d.error_logging.clone()) {
@@ -85,6 +86,7 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
             "error_logging": dest.as_ref().and_then(|d| d.error_logging.clone()),
             "errors_last_hour": errors,
             "failing_since": failing_since,
+            "emulator_speed": speed,
             "last_run": last_run,
         }));
         return Ok(ExitCode::Success);
@@ -100,6 +102,16 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
     if let Some(d) = &dest {
         out.push(format!("bucket      s3://{}/{}", d.bucket(), d.prefix.as_deref().unwrap_or("")));
         out.push(format!("buffering   {} MiB or {} s, whichever first", d.buffer_size_mib, d.buffer_interval_s));
+        if speed != 1.0 {
+            out.push(format!(
+                "speed       the emulator runs {speed}× faster than AWS: the {} s interval flushes after {:.1} s",
+                d.buffer_interval_s,
+                d.buffer_interval_s as f64 / speed
+            ));
+        }
+        if let Some(q) = &d.partition_query {
+            out.push(format!("partitions  by {q} under {}", d.prefix.as_deref().unwrap_or("")));
+        }
         out.push(format!(
             "compression {}",
             if d.compression == crate::firehose::types::Compression::Uncompressed {

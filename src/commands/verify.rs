@@ -17,6 +17,7 @@ use crate::aws::{Clients, s3, sdk_error};
 use crate::delivery::compare::{Expected, Tally};
 use crate::delivery::keep;
 use crate::delivery::objects::{ObjectLines, read_lines};
+use crate::delivery::partitions::{ErrorRecords, LineChecker, PartitionCheck, PartitionSummary, tally_error_records};
 use crate::delivery::report::{Buffering, DeliveredObject, flushed_by, summarize};
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
@@ -60,6 +61,17 @@ pub struct VerifyReport {
     pub waited_s: f64,
     /// The destination bucket did not exist (at the last listing).
     pub bucket_missing: bool,
+    /// The emulator's `--speed` (1 on AWS).
+    pub speed: f64,
+    /// A partitioned stream's partitions: objects, lines and how they were cut, per partition prefix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionSummary>,
+    /// Lines found in a partition their own fields do not map to (a partitioned stream; any fails verify).
+    pub misplaced_lines: u64,
+    pub misplaced_example: Option<String>,
+    /// Records in the error output, by error code (a partitioned stream).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_records: Vec<ErrorRecords>,
     /// The stream's delivery errors over the run's window and what the role lacks (see `aws::diagnosis`).
     pub causes: Option<crate::aws::diagnosis::Causes>,
 }
@@ -213,6 +225,35 @@ fn list_prefixes(dest: &DestinationSpec, zone: chrono_tz::Tz, since: Option<Date
     }
 }
 
+/// What one download found: its lines, how many were expected, and (a partitioned stream) how many are in the
+/// wrong partition with an example.
+type Downloaded = (ObjectLines, u64, Option<(u64, Option<String>)>);
+
+/// Writes to two optional writers.
+struct Tee<'a, 'b> {
+    a: Option<&'a mut dyn std::io::Write>,
+    b: Option<&'a mut LineChecker<'b>>,
+}
+
+impl std::io::Write for Tee<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(a) = self.a.as_mut() {
+            a.write_all(buf)?;
+        }
+        if let Some(b) = self.b.as_mut() {
+            b.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(a) = self.a.as_mut() {
+            a.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// Streams one object through the line hasher into `expected` (and into `keep_as` when given); returns what it
 /// held and how many of its lines were expected ones.
 async fn download(
@@ -221,7 +262,8 @@ async fn download(
     key: &str,
     keep_as: Option<PathBuf>,
     expected: Arc<Mutex<Expected>>,
-) -> Result<(ObjectLines, u64)> {
+    partitions: Option<(Arc<PartitionCheck>, DateTime<Utc>)>,
+) -> Result<Downloaded> {
     let out = clients
         .s3
         .get_object()
@@ -232,7 +274,7 @@ async fn download(
         .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
     let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
     let key = key.to_string();
-    tokio::task::spawn_blocking(move || -> Result<(ObjectLines, u64)> {
+    tokio::task::spawn_blocking(move || -> Result<Downloaded> {
         let mut keep_file = match &keep_as {
             Some(path) => {
                 if let Some(parent) = path.parent() {
@@ -249,12 +291,20 @@ async fn download(
             let mut e = expected.lock().expect("expected lock");
             matched += hashes.iter().filter(|h| e.observe(**h)).count() as u64;
         };
-        let info = read_lines(reader, keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), &mut observe)
+        // The decompressed bytes go to the kept file and, on a partitioned stream, through the partition check.
+        let mut checker = partitions.as_ref().map(|(check, at)| check.writer(&key, *at));
+        let mut tee = Tee { a: keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), b: checker.as_mut() };
+        let sink = (tee.a.is_some() || tee.b.is_some()).then_some(&mut tee as &mut dyn std::io::Write);
+        let info = read_lines(reader, sink, &mut observe)
             .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
         if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
             std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
         }
-        Ok((info, matched))
+        let misplaced = checker.map(|mut c| {
+            c.finish();
+            (c.misplaced, c.example)
+        });
+        Ok((info, matched, misplaced))
     })
     .await
     .map_err(|e| Error::failed(format!("download task failed: {e}")))?
@@ -346,6 +396,22 @@ pub async fn verify(
     let error_prefix = dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string());
     let name_prefix = format!("{stream}-");
     let mut bucket_missing = false;
+    // A `local --speed N` emulator runs the interval N times faster: flushes are classified against that.
+    let speed = clients.speed.speed();
+    let effective_interval_s = (dest.buffer_interval_s as f64 / speed).floor() as i32;
+    // A partitioned stream: every line is checked against the partition its own fields map to.
+    let partition_check: Option<Arc<PartitionCheck>> = match &dest.partition_query {
+        Some(query) => {
+            let prefixes = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref(), true)
+                .map_err(|e| Error::failed(format!("the stream's prefix: {e}")))?;
+            PartitionCheck::new(query, prefixes.data, zone, &stream)
+                .map_err(|e| Error::failed(format!("the stream's partitioning query: {e}")))?
+                .map(Arc::new)
+        }
+        None => None,
+    };
+    let mut misplaced_lines = 0u64;
+    let mut misplaced_example: Option<String> = None;
     loop {
         // List what is new in the window. A missing bucket holds nothing (and is said, with the cause).
         let mut new = Vec::new();
@@ -364,7 +430,9 @@ pub async fn verify(
                     _ => true,
                 };
                 let ours = o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&name_prefix));
-                if in_window && ours && seen_keys.insert(o.key.clone()) {
+                // The error output can live under the data prefix (setup's `<prefix>errors/`): not data.
+                let error_output = error_prefix.as_deref().is_some_and(|ep| !ep.is_empty() && o.key.starts_with(ep));
+                if in_window && ours && !error_output && seen_keys.insert(o.key.clone()) {
                     new.push(o);
                 }
             }
@@ -373,14 +441,24 @@ pub async fn verify(
             let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key));
             let bucket = bucket.clone();
             let expected = expected.clone();
+            let check = partition_check.clone().and_then(|c| {
+                let at = parse_key(&o.key, &stream, zone).ok()?.time;
+                Some((c, at))
+            });
             async move {
-                let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected).await;
+                let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check).await;
                 (o, lines, keep_as)
             }
         }))
         .buffer_unordered(DOWNLOADS);
         while let Some((o, lines, kept_as)) = downloads.next().await {
-            let (lines, matched) = lines?;
+            let (lines, matched, misplaced) = lines?;
+            if let Some((n, example)) = misplaced {
+                misplaced_lines += n;
+                if misplaced_example.is_none() {
+                    misplaced_example = example.map(|e| format!("{}: {e}", o.key));
+                }
+            }
             let parsed = parse_key(&o.key, &stream, zone);
             let (key_time, problems) = match &parsed {
                 Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, &extension, hourly)),
@@ -398,7 +476,7 @@ pub async fn verify(
                 last_modified: o.last_modified,
                 key_time,
                 delay_s,
-                flushed_by: flushed_by(lines.bytes, dest.buffer_size_mib, delay_s, dest.buffer_interval_s),
+                flushed_by: flushed_by(lines.bytes, dest.buffer_size_mib, delay_s, effective_interval_s),
                 matched_lines: matched,
                 layout_problems: problems,
                 kept_as,
@@ -452,8 +530,45 @@ pub async fn verify(
         Vec::new()
     };
     objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
-    let buffering = summarize(&objects, dest.buffer_size_mib, dest.buffer_interval_s);
-    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0);
+    let buffering = summarize(&objects, dest.buffer_size_mib, effective_interval_s);
+    let mut partitions: Vec<PartitionSummary> = Vec::new();
+    let mut error_records: Vec<ErrorRecords> = Vec::new();
+    if partition_check.is_some() {
+        let mut by_prefix: std::collections::BTreeMap<String, PartitionSummary> = Default::default();
+        for o in &objects {
+            let dir = o.key.rfind(&name_prefix).map_or("", |i| &o.key[..i]).to_string();
+            let p = by_prefix.entry(dir.clone()).or_insert(PartitionSummary {
+                prefix: dir,
+                objects: 0,
+                lines: 0,
+                bytes: 0,
+                by_size: 0,
+                by_interval: 0,
+            });
+            p.objects += 1;
+            p.lines += o.lines;
+            p.bytes += o.bytes;
+            match o.flushed_by {
+                crate::delivery::report::FlushedBy::Interval => p.by_interval += 1,
+                _ => p.by_size += 1,
+            }
+        }
+        partitions = by_prefix.into_values().collect();
+        // What the error output holds, and why (at most 100 objects read).
+        let mut codes = std::collections::BTreeMap::new();
+        for key in error_objects.iter().take(100) {
+            if let Ok(out) = clients.s3.get_object().bucket(&bucket).key(key).send().await
+                && let Ok(body) = out.body.collect().await
+            {
+                let bytes = body.into_bytes();
+                let text = decompressed(&bytes).unwrap_or_else(|| bytes.to_vec());
+                tally_error_records(&text, &mut codes);
+            }
+        }
+        error_records =
+            codes.into_iter().map(|(code, (count, example))| ErrorRecords { code, count, example }).collect();
+    }
+    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0) && misplaced_lines == 0;
     let since = window_start.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
     let causes = match crate::aws::diagnosis::causes(clients, &dest, since, Utc::now(), tally.missing > 0).await {
         Ok(c) => Some(c),
@@ -487,6 +602,11 @@ pub async fn verify(
         missing_lines,
         waited_s,
         bucket_missing,
+        speed,
+        partitions,
+        misplaced_lines,
+        misplaced_example,
+        error_records,
         causes,
     })
 }
@@ -503,8 +623,20 @@ pub fn summary(r: &VerifyReport) -> String {
         format!("run {}", r.basis.runs.join(" + "))
     };
     let mut out = vec![format!("verify `{}` against {basis}", r.stream)];
+    if r.speed != 1.0 {
+        out.push(format!(
+            "  (the emulator runs {}× faster than AWS: buffering intervals are {}× shorter than configured)",
+            r.speed, r.speed
+        ));
+    }
     if r.verified {
         out.push(format!("  OK: all {} lines arrived in s3://{}", format_count(t.expected), r.bucket));
+    } else if t.missing == 0 && r.misplaced_lines > 0 {
+        out.push(format!(
+            "  FAILED: all {} lines arrived, but {} are in the wrong partition",
+            format_count(t.expected),
+            format_count(r.misplaced_lines)
+        ));
     } else {
         out.push(format!(
             "  FAILED: {} of {} lines missing{}",
@@ -538,7 +670,11 @@ pub fn summary(r: &VerifyReport) -> String {
         out.push(format!("    … and {} more (-o json lists them all)", r.objects.len() - 3));
     }
     if r.layout_ok {
-        out.push("  layout: every key follows <prefix>YYYY/MM/DD/HH/<stream>-<version>-<time>-<uuid>".into());
+        out.push(if r.partitions.is_empty() {
+            "  layout: every key follows <prefix>YYYY/MM/DD/HH/<stream>-<version>-<time>-<uuid>".into()
+        } else {
+            "  layout: every key follows <evaluated prefix><stream>-<version>-<time>-<uuid>".into()
+        });
     } else {
         let bad: Vec<&DeliveredObject> = r.objects.iter().filter(|o| !o.layout_problems.is_empty()).collect();
         out.push(format!(
@@ -558,6 +694,33 @@ pub fn summary(r: &VerifyReport) -> String {
     if !r.missing_lines.is_empty() {
         out.push("  missing lines:".into());
         out.extend(r.missing_lines.iter().map(|l| format!("    {l}")));
+    }
+    if !r.partitions.is_empty() {
+        out.push(format!("  partitions: {} (each line checked against its own fields)", r.partitions.len()));
+        for p in r.partitions.iter().take(8) {
+            out.push(format!(
+                "    {}  {} objects · {} lines · {} ({} by size, {} by interval)",
+                if p.prefix.is_empty() { "(no prefix)" } else { &p.prefix },
+                format_count(p.objects),
+                format_count(p.lines),
+                format_bytes(p.bytes),
+                p.by_size,
+                p.by_interval
+            ));
+        }
+        if r.partitions.len() > 8 {
+            out.push(format!("    … and {} more (-o json lists them all)", r.partitions.len() - 8));
+        }
+    }
+    if r.misplaced_lines > 0 {
+        out.push(format!(
+            "  FAILED: {} lines are in a partition their own fields do not map to, e.g. {}",
+            format_count(r.misplaced_lines),
+            r.misplaced_example.as_deref().unwrap_or("")
+        ));
+    }
+    for e in &r.error_records {
+        out.push(format!("  error output: {} records {} ({})", format_count(e.count), e.code, e.example));
     }
     if r.bucket_missing {
         out.push(format!("  the bucket s3://{} does not exist: nothing can be delivered to it", r.bucket));

@@ -4,4 +4,5 @@
 pub mod compare;
 pub mod keep;
 pub mod objects;
+pub mod partitions;
 pub mod report;

@@ -17,8 +17,8 @@ pub enum Unmodelled {
     Destination(String),
     /// ZIP, Snappy and HADOOP_SNAPPY compression.
     Compression(Compression),
-    /// Dynamic partitioning (`DynamicPartitioningConfiguration.Enabled`).
-    DynamicPartitioning,
+    /// Partition keys from a Lambda (`!{partitionKeyFromLambda:..}`): Lambda processing is not run.
+    LambdaPartitioning,
 }
 
 impl Unmodelled {
@@ -33,8 +33,8 @@ impl Unmodelled {
             Unmodelled::Compression(c) => format!(
                 "CompressionFormat {c} is valid in AWS but not modelled by the firehose-kit emulator; use UNCOMPRESSED or GZIP"
             ),
-            Unmodelled::DynamicPartitioning => {
-                "Dynamic partitioning is not modelled by the firehose-kit emulator".into()
+            Unmodelled::LambdaPartitioning => {
+                "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs no Lambda; use partitionKeyFromQuery with a MetadataExtraction processor".into()
             }
         }
     }
@@ -47,7 +47,8 @@ pub struct Requested<'a> {
     /// Member names of destination configurations other than (Extended)S3.
     pub other_destinations: Vec<&'a str>,
     pub compression: Option<&'a Compression>,
-    pub dynamic_partitioning: bool,
+    /// The prefix takes partition keys from a Lambda.
+    pub lambda_partition_keys: bool,
 }
 
 /// The first thing in `r` that the emulator does not model, if any.
@@ -63,8 +64,8 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
     {
         return Some(Unmodelled::Compression(c.clone()));
     }
-    if r.dynamic_partitioning {
-        return Some(Unmodelled::DynamicPartitioning);
+    if r.lambda_partition_keys {
+        return Some(Unmodelled::LambdaPartitioning);
     }
     None
 }
@@ -89,8 +90,8 @@ mod tests {
             Some(Unmodelled::StreamType("KinesisStreamAsSource".into()))
         );
         assert_eq!(
-            refusal(&Requested { dynamic_partitioning: true, ..Default::default() }),
-            Some(Unmodelled::DynamicPartitioning)
+            refusal(&Requested { lambda_partition_keys: true, ..Default::default() }),
+            Some(Unmodelled::LambdaPartitioning)
         );
     }
 }

@@ -9,6 +9,7 @@
 //! | [`limits`] | record, batch, tag and prefix limits; buffering-hint ranges and defaults; how a batch's size is counted |
 //! | [`names`] | stream and bucket naming rules; ARN partitions by region |
 //! | [`types`] | typed enums for stream status, compression, processors and encryption status |
+//! | [`partitioning`] | dynamic partitioning: processors (deaggregation, jq metadata extraction, delimiter), the create-time rules, routing a record to its partition |
 //! | [`prefix`] | prefix expressions (`!{timestamp:..}`, `!{firehose:..}`, `!{partitionKeyFrom..}`): validation and evaluation, in a `CustomTimeZone` |
 //! | [`keys`] | the object-key layout: building a key and parsing one back |
 //! | [`billing`] | the 5 KB record rounding of ingestion pricing |
@@ -23,5 +24,6 @@ pub mod failures;
 pub mod keys;
 pub mod limits;
 pub mod names;
+pub mod partitioning;
 pub mod prefix;
 pub mod types;

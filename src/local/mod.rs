@@ -78,6 +78,10 @@ pub struct EmulatorConfig {
     pub fail_delivery: Option<firehose::gate::FailDelivery>,
     /// `--delivery-retry-horizon`: how long undeliverable data is retried before it is dropped.
     pub delivery_retry_horizon: Duration,
+    /// `--partition-limit`: active partitions per partitioned stream (AWS: 500).
+    pub partition_limit: usize,
+    /// `--speed`: buffering intervals, retry backoff and lifecycle delays run this many times faster.
+    pub speed: f64,
 }
 
 /// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
@@ -101,6 +105,8 @@ impl Default for EmulatorConfig {
             hostname: None,
             fail_delivery: None,
             delivery_retry_horizon: crate::firehose::failures::RETRY_HORIZON,
+            partition_limit: crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT,
+            speed: 1.0,
         }
     }
 }
@@ -178,6 +184,17 @@ impl EmulatorBuilder {
 
     pub fn delivery_retry_horizon(mut self, horizon: Duration) -> Self {
         self.config.delivery_retry_horizon = horizon;
+        self
+    }
+
+    pub fn partition_limit(mut self, n: usize) -> Self {
+        self.config.partition_limit = n;
+        self
+    }
+
+    /// Buffering intervals, retry backoff and lifecycle delays run `n` times faster (1 = AWS timing).
+    pub fn speed(mut self, n: f64) -> Self {
+        self.config.speed = n;
         self
     }
 
@@ -261,17 +278,20 @@ async fn open(
             .map_err(dir_err)?,
     );
     let logs = Arc::new(logs::Logs::open(data_dir.join("logs"), config.account_id.clone()).map_err(dir_err)?);
+    let speed = if config.speed.is_finite() && config.speed > 0.0 { config.speed } else { 1.0 };
     let fh_config = firehose::FirehoseConfig {
         dir: data_dir.join("firehose"),
         account_id: config.account_id.clone(),
-        create_delay: config.create_delay,
-        delete_delay: config.delete_delay,
+        create_delay: config.create_delay.div_f64(speed),
+        delete_delay: config.delete_delay.div_f64(speed),
         quota: config.quota,
         fail_rate: config.fail_rate,
         seed: config.seed,
         memory_limit: config.memory_limit,
         fail_delivery: config.fail_delivery,
         retry_horizon: config.delivery_retry_horizon,
+        partition_limit: config.partition_limit,
+        speed,
     };
     let firehose =
         Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone()).map_err(dir_err)?);
@@ -279,7 +299,7 @@ async fn open(
     builder.set_auth(s3::FixedSecret(config.secret.clone()));
     builder.set_host(s3::host::EmulatorHost::new(config.hostname.clone()));
     let services =
-        Arc::new(server::Services { s3: builder.build(), firehose, iam, logs, secret: config.secret.clone() });
+        Arc::new(server::Services { s3: builder.build(), firehose, iam, logs, secret: config.secret.clone(), speed });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;

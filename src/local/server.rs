@@ -34,6 +34,8 @@ pub struct Services {
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
     pub secret: String,
+    /// `--speed`, announced in every answer's `x-firehose-kit-speed` header when it is not 1.
+    pub speed: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +209,11 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
     let id = HeaderValue::from_str(&request_id).expect("hex is a valid header value");
     resp.headers_mut().insert("x-amzn-requestid", id.clone());
     resp.headers_mut().entry("x-amz-request-id").or_insert(id);
+    if svc.speed != 1.0
+        && let Ok(v) = HeaderValue::from_str(&svc.speed.to_string())
+    {
+        resp.headers_mut().insert("x-firehose-kit-speed", v);
+    }
     tracing::info!(target: "firehose_kit::local::request", "{label} → {} in {:.1} ms", resp.status().as_u16(), started.elapsed().as_secs_f64() * 1e3);
     Ok(resp)
 }

@@ -2,6 +2,7 @@
 
 pub mod generator;
 pub mod parser;
+pub mod partition;
 
 pub use generator::{Format, Generator};
 pub use parser::{LogEntry, parse_line};

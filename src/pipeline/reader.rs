@@ -43,6 +43,8 @@ pub struct ReaderConfig {
     pub stream: String,
     pub record_size: usize,
     pub one_line_per_record: bool,
+    /// At most this many lines in one record (a stream that deaggregates takes 500).
+    pub max_lines_per_record: Option<u32>,
     pub json: bool,
     pub rate: Option<f64>,
     pub follow: bool,
@@ -450,7 +452,8 @@ pub fn spawn(
         .name("firehose-kit-reader".into())
         .spawn(move || {
             let mut producer = Producer {
-                packer: Packer::new(config.record_size, config.one_line_per_record),
+                packer: Packer::new(config.record_size, config.one_line_per_record)
+                    .with_max_lines(config.max_lines_per_record.unwrap_or(u32::MAX)),
                 batcher: Batcher::new(&config.stream),
                 pacer: config.rate.map(super::control::Pacer::new),
                 pending_since: None,
@@ -502,6 +505,7 @@ mod tests {
             stream: "S".into(),
             record_size: MAX_RECORD_BYTES,
             one_line_per_record: false,
+            max_lines_per_record: None,
             json,
             rate: None,
             follow: false,

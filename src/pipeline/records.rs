@@ -48,26 +48,31 @@ impl Record {
     }
 }
 
-/// Packs lines into records of at most `max` bytes (one line per record when `max` is 0).
+/// Packs lines into records of at most `max` bytes (one line per record when `max` is 0), and at most
+/// `max_lines` lines (a stream that deaggregates records splits at most 500 sub-records from one).
 pub struct Packer {
     max: usize,
+    max_lines: u32,
     one_per_record: bool,
     current: Record,
 }
 
 impl Packer {
     pub fn new(max: usize, one_per_record: bool) -> Self {
-        Packer { max: max.min(MAX_RECORD_BYTES), one_per_record, current: Record::default() }
+        Packer { max: max.min(MAX_RECORD_BYTES), max_lines: u32::MAX, one_per_record, current: Record::default() }
+    }
+
+    /// Caps the lines of one record.
+    pub fn with_max_lines(mut self, n: u32) -> Self {
+        self.max_lines = n.max(1);
+        self
     }
 
     /// Adds a line (with its `\n`, at most `max` bytes); returns a finished record when one is complete.
     pub fn push(&mut self, line: &[u8], hash: u128, span: Span) -> Option<Record> {
         debug_assert!(line.len() <= self.max);
-        let done = if !self.current.data.is_empty() && self.current.data.len() + line.len() > self.max {
-            Some(std::mem::take(&mut self.current))
-        } else {
-            None
-        };
+        let full = self.current.data.len() + line.len() > self.max || self.current.lines >= self.max_lines;
+        let done = if !self.current.data.is_empty() && full { Some(std::mem::take(&mut self.current)) } else { None };
         if self.current.data.capacity() == 0 && !self.one_per_record {
             self.current.data.reserve(self.max.min(256 * 1024));
         }
@@ -178,6 +183,15 @@ pub fn rebatch(stream: &str, records: Vec<Record>) -> Vec<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_cap_cuts_records_too() {
+        let mut p = Packer::new(MAX_RECORD_BYTES, false).with_max_lines(500);
+        let span = Span { input: 0, start: 0, end: 1, lines: 1 };
+        let done: Vec<Record> = (0..1200).filter_map(|_| p.push(b"x\n", 0, span)).collect();
+        assert_eq!(done.iter().map(|r| r.lines).collect::<Vec<_>>(), vec![500, 500]);
+        assert_eq!(p.flush().unwrap().lines, 200);
+    }
     use base64::Engine as _;
 
     fn span(start: u64, end: u64) -> Span {

@@ -12,6 +12,7 @@ mod failures;
 mod hostile;
 mod load;
 mod memory;
+mod partitioning;
 mod provision;
 mod send;
 mod verify;

@@ -149,6 +149,18 @@ impl Firehose {
                 _ => return Err(ApiError::invalid("Exactly one destination update must be specified")),
             };
             let destination = validate::merge_update(s.state.destination.clone(), update)?;
+            // Dynamic partitioning is chosen at create and stays (AWS: enable only at create, never disable).
+            match (s.state.destination.dynamic_partitioning_enabled(), destination.dynamic_partitioning_enabled()) {
+                (false, true) => {
+                    return Err(ApiError::invalid(
+                        "Dynamic Partitioning can only be enabled when the delivery stream is created",
+                    ));
+                }
+                (true, false) => {
+                    return Err(ApiError::invalid("Dynamic Partitioning cannot be disabled once it is enabled"));
+                }
+                _ => {}
+            }
             let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationUpdate")?;
             if destination.role_arn != s.state.destination.role_arn {
                 self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
@@ -156,7 +168,7 @@ impl Firehose {
             s.state.destination = destination;
             s.state.version += 1;
             s.state.updated_ms = now_ms();
-            s.runtime.retarget(target_of(&s.state, prefixes, zone));
+            s.runtime.retarget(target_of(&s.state, prefixes, zone, &self.config));
             wire::ok(&Empty {})
         })
     }

@@ -19,10 +19,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc};
 
+use std::collections::BTreeMap;
+
 use super::gate::{Failure, Gate};
 use super::journal::{self, Journal, Pending, Progress};
 use super::quota::Limiter;
 use crate::firehose::keys;
+use crate::firehose::partitioning::{self, Partitioner, Route};
 use crate::firehose::prefix::{Context, Prefix};
 use crate::local::s3::{PutAttrs, Store, StoreError};
 
@@ -44,6 +47,44 @@ pub struct Target {
     pub extension: String,
     pub size_bytes: usize,
     pub interval_ms: i64,
+    /// Dynamic partitioning of the stream (on the stream's runtime; its partitions' runtimes have `None`).
+    pub partitioning: Option<Arc<PartitionSpec>>,
+    /// The partition keys of a partition's runtime, for evaluating the prefix.
+    pub keys: Option<BTreeMap<String, String>>,
+    /// `!{firehose:error-output-type}` of the error output's runtime.
+    pub output_type: Option<&'static str>,
+}
+
+/// How a partitioned stream routes records (see [`crate::firehose::partitioning`]).
+#[derive(Debug)]
+pub struct PartitionSpec {
+    pub partitioner: Partitioner,
+    /// `ErrorOutputPrefix`, where records that cannot be partitioned go.
+    pub error_prefix: Prefix,
+    /// Active partitions at most (`local --partition-limit`); records for more go to the error output.
+    pub limit: usize,
+}
+
+/// The partitions of a partitioned stream: one runtime (journal, buffer, delivery loop) per partition, plus one
+/// for the error output, each in `<stream dir>/partitions/<id>/`.
+struct Partitions {
+    by_id: BTreeMap<String, Arc<Runtime>>,
+    store: Arc<Store>,
+    next_record: u64,
+}
+
+/// Records routed to one partition in one call: its id, its keys, the records' bytes.
+type Group = (String, BTreeMap<String, String>, Vec<Vec<u8>>);
+
+/// The id (directory name) of a partition: a hash of its keys, or `errors`.
+fn partition_id(keys: Option<&BTreeMap<String, String>>) -> String {
+    match keys {
+        None => "errors".into(),
+        Some(keys) => {
+            let text = serde_json::to_string(keys).expect("keys serialize");
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+        }
+    }
 }
 
 /// The emulator's budget for buffered record bytes held in memory, shared by every stream. Buffered records are
@@ -124,6 +165,8 @@ pub struct Runtime {
     /// Delivery checks and failure accounting (shared by every stream of the emulator).
     gate: Arc<Gate>,
     budget: Arc<MemoryBudget>,
+    /// Set on a partitioned stream's runtime: its records go to these, never to its own journal.
+    partitions: Option<Mutex<Partitions>>,
 }
 
 /// Records accepted into the journal: their end offsets (used as record ids).
@@ -167,6 +210,10 @@ impl Runtime {
             journal::write_progress(&dir, &progress)?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let partitions = target.partitioning.is_some().then(|| {
+            let first = (crate::local::s3::store::now_ms().max(0) as u64) << 16;
+            Mutex::new(Partitions { by_id: BTreeMap::new(), store: store.clone(), next_record: first })
+        });
         let rt = Arc::new(Runtime {
             dir: dir.clone(),
             inner: Mutex::new(Inner {
@@ -182,7 +229,22 @@ impl Runtime {
             gone: Arc::default(),
             gate,
             budget,
+            partitions,
         });
+        // A partitioned stream's records live in its partitions' journals: restart each of them.
+        if let Some(parts) = &rt.partitions {
+            let mut parts = parts.lock().expect("partitions lock");
+            let root = dir.join("partitions");
+            std::fs::create_dir_all(&root)?;
+            for entry in std::fs::read_dir(&root)? {
+                let entry = entry?;
+                let keys: Option<Option<BTreeMap<String, String>>> =
+                    crate::util::persist::read_json(&entry.path().join("partition.json"))?;
+                if let Some(keys) = keys {
+                    rt.child(&mut parts, keys)?;
+                }
+            }
+        }
         // Re-buffer what was acknowledged but not delivered, from the frame headers alone: the bytes stay in the
         // journal and are streamed into the objects.
         {
@@ -229,6 +291,9 @@ impl Runtime {
     /// Journals and buffers records (blocking I/O: call from a blocking thread). Only after this returns may the
     /// records be acknowledged.
     pub fn accept(&self, records: &[&[u8]], arrival_ms: i64) -> std::io::Result<Accepted> {
+        if let Some(parts) = &self.partitions {
+            return self.accept_partitioned(parts, records, arrival_ms);
+        }
         let mut inner = self.inner.lock().expect("runtime lock");
         let ends = inner.journal.append(arrival_ms, records.iter().copied())?;
         let mut sealed = Vec::new();
@@ -245,8 +310,29 @@ impl Runtime {
         Ok(Accepted { ends })
     }
 
-    /// Cuts the buffer if its oldest record has waited IntervalInSeconds (or `force`).
+    /// Cuts the buffer if its oldest record has waited IntervalInSeconds (or `force`); a partitioned stream
+    /// does it for each partition, and forgets partitions that are idle (delivered, nothing buffered).
     pub fn flush_due(&self, now_ms: i64, force: bool) {
+        if let Some(parts) = &self.partitions {
+            let children: Vec<Arc<Runtime>> = {
+                let mut parts = parts.lock().expect("partitions lock");
+                if !force {
+                    let idle: Vec<String> =
+                        parts.by_id.iter().filter(|(_, rt)| rt.is_idle()).map(|(id, _)| id.clone()).collect();
+                    for id in idle {
+                        if let Some(rt) = parts.by_id.remove(&id) {
+                            rt.close();
+                            let _ = std::fs::remove_dir_all(&rt.dir);
+                        }
+                    }
+                }
+                parts.by_id.values().cloned().collect()
+            };
+            for child in children {
+                child.flush_due(now_ms, force);
+            }
+            return;
+        }
         let mut inner = self.inner.lock().expect("runtime lock");
         let due = inner.buffer.oldest_ms.is_some_and(|oldest| force || now_ms - oldest >= inner.target.interval_ms);
         if !due {
@@ -264,10 +350,138 @@ impl Runtime {
     pub fn retarget(&self, target: Target) {
         self.flush_due(0, true);
         self.inner.lock().expect("runtime lock").target = target;
+        if let Some(parts) = &self.partitions {
+            let parts = parts.lock().expect("partitions lock");
+            for child in parts.by_id.values() {
+                let keys = child.inner.lock().expect("runtime lock").target.keys.clone();
+                child.retarget(self.child_target(keys));
+            }
+        }
+    }
+
+    /// Whether nothing is buffered or on its way to S3.
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0 && self.inner.lock().expect("runtime lock").buffer.records == 0
+    }
+
+    /// Ends the delivery loop of an idle runtime (its directory is the caller's to remove).
+    fn close(&self) {
+        self.tx.lock().expect("runtime tx").take();
+    }
+
+    /// The target of one partition (`keys`) or of the error output (`None`).
+    fn child_target(&self, keys: Option<BTreeMap<String, String>>) -> Target {
+        let base = self.inner.lock().expect("runtime lock").target.clone();
+        let spec = base.partitioning.clone().expect("a partitioned runtime");
+        Target {
+            prefix: if keys.is_some() { base.prefix.clone() } else { spec.error_prefix.clone() },
+            output_type: keys.is_none().then_some(partitioning::ERROR_OUTPUT_TYPE),
+            partitioning: None,
+            keys,
+            ..base
+        }
+    }
+
+    /// The runtime of a partition, started (in `<dir>/partitions/<id>`) if it is not running.
+    fn child(&self, parts: &mut Partitions, keys: Option<BTreeMap<String, String>>) -> std::io::Result<Arc<Runtime>> {
+        let id = partition_id(keys.as_ref());
+        if let Some(rt) = parts.by_id.get(&id) {
+            return Ok(rt.clone());
+        }
+        let dir = self.dir.join("partitions").join(&id);
+        std::fs::create_dir_all(&dir)?;
+        crate::util::persist::write_json(&dir.join("partition.json"), &keys)?;
+        let target = self.child_target(keys);
+        let rt = Runtime::start(dir, target, None, parts.store.clone(), self.gate.clone(), self.budget.clone())?;
+        parts.by_id.insert(id, rt.clone());
+        Ok(rt)
+    }
+
+    /// Routes records to their partitions (deaggregated, keys extracted, delimiter appended) and journals them
+    /// there; records that cannot be partitioned, or that would open a partition beyond the limit, go to the error
+    /// output in an error document. Returns an id per record.
+    fn accept_partitioned(
+        &self,
+        parts: &Mutex<Partitions>,
+        records: &[&[u8]],
+        arrival_ms: i64,
+    ) -> std::io::Result<Accepted> {
+        let spec = self.inner.lock().expect("runtime lock").target.partitioning.clone().expect("partitioned");
+        let now = crate::local::s3::store::now_ms();
+        // Partitions in the order their first record came (the order the limit is applied in).
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut errors: Vec<Vec<u8>> = Vec::new();
+        for record in records {
+            for route in spec.partitioner.route(record) {
+                match route {
+                    Route::Partition { keys, data } => {
+                        let id = partition_id(Some(&keys));
+                        let at = *index.entry(id.clone()).or_insert_with(|| {
+                            groups.push((id, keys, Vec::new()));
+                            groups.len() - 1
+                        });
+                        groups[at].2.push(data);
+                    }
+                    Route::Failed { code, message, data } => {
+                        errors.push(partitioning::error_record(code, &message, &data, arrival_ms, now))
+                    }
+                }
+            }
+        }
+        let mut parts = parts.lock().expect("partitions lock");
+        let mut active = parts.by_id.iter().filter(|(id, rt)| *id != "errors" && !rt.is_idle()).count();
+        for (id, keys, datas) in groups {
+            let is_active = parts.by_id.get(&id).is_some_and(|rt| !rt.is_idle());
+            if !is_active && active >= spec.limit {
+                let message = format!("the stream already has {} active partitions (the limit)", spec.limit);
+                let original = |d: &Vec<u8>| -> Vec<u8> {
+                    let d = if spec.partitioner.append_delimiter { d.strip_suffix(b"\n").unwrap_or(d) } else { d };
+                    d.to_vec()
+                };
+                errors.extend(datas.iter().map(|d| {
+                    partitioning::error_record(
+                        partitioning::PARTITIONS_EXCEEDED,
+                        &message,
+                        &original(d),
+                        arrival_ms,
+                        now,
+                    )
+                }));
+                continue;
+            }
+            active += usize::from(!is_active);
+            let rt = self.child(&mut parts, Some(keys))?;
+            let refs: Vec<&[u8]> = datas.iter().map(Vec::as_slice).collect();
+            rt.accept(&refs, arrival_ms)?;
+        }
+        if !errors.is_empty() {
+            let rt = self.child(&mut parts, None)?;
+            let refs: Vec<&[u8]> = errors.iter().map(Vec::as_slice).collect();
+            rt.accept(&refs, arrival_ms)?;
+        }
+        let first = parts.next_record;
+        parts.next_record += records.len() as u64;
+        Ok(Accepted { ends: (first..parts.next_record).collect() })
+    }
+
+    /// Partitions with data buffered or on its way to S3 (a partitioned stream), and records dropped so far.
+    pub fn active_partitions(&self) -> usize {
+        self.partitions.as_ref().map_or(0, |p| {
+            p.lock().expect("partitions lock").by_id.iter().filter(|(id, rt)| *id != "errors" && !rt.is_idle()).count()
+        })
     }
 
     /// Waits until every sealed object is delivered, or `timeout`; returns whether all were.
     pub async fn drain(&self, timeout: Duration) -> bool {
+        if let Some(parts) = &self.partitions {
+            let children: Vec<Arc<Runtime>> = parts.lock().expect("partitions lock").by_id.values().cloned().collect();
+            let mut all = true;
+            for child in children {
+                all &= Box::pin(child.drain(timeout)).await;
+            }
+            return all;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.drained.notified();
@@ -282,6 +496,11 @@ impl Runtime {
 
     /// The stream was deleted: deliver what is queued if possible, then remove the journal.
     pub fn retire(&self) {
+        if let Some(parts) = &self.partitions {
+            for child in parts.lock().expect("partitions lock").by_id.values() {
+                child.retire();
+            }
+        }
         self.flush_due(0, true);
         self.gone.store(true, Ordering::SeqCst);
         // Dropping the sender ends the delivery loop once the queue is empty.
@@ -351,8 +570,13 @@ fn append(
 /// The object key for a buffer whose oldest record arrived at `oldest_ms`.
 pub fn object_key(target: &Target, oldest_ms: i64) -> String {
     let at: DateTime<Utc> = DateTime::from_timestamp_millis(oldest_ms).unwrap_or_default();
-    // Partition keys are refused at create (see `crate::firehose::emulated`), so evaluation cannot miss one.
-    let prefix = target.prefix.evaluate(&Context::new(at, target.zone)).unwrap_or_else(|_| target.prefix.static_part());
+    let mut ctx = Context::new(at, target.zone);
+    ctx.partition_keys = target.keys.as_ref();
+    if let Some(t) = target.output_type {
+        ctx.error_output_type = t;
+    }
+    // A partition's runtime has every key its prefix names (the query was checked against the prefix at create).
+    let prefix = target.prefix.evaluate(&ctx).unwrap_or_else(|_| target.prefix.static_part());
     keys::object_key(&prefix, &target.stream, target.version, at, target.zone, &uuid::Uuid::new_v4(), &target.extension)
 }
 
@@ -360,7 +584,8 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
     let horizon_ms = rt.gate.horizon.as_millis().min(i64::MAX as u128) as i64;
     while let Some(sealed) = rx.recv().await {
         let sealed = Arc::new(sealed);
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Duration::from_millis(500).div_f64(rt.gate.speed);
+        let max_backoff = MAX_BACKOFF.div_f64(rt.gate.speed);
         loop {
             let age_ms = crate::local::s3::store::now_ms() - sealed.oldest_ms;
             if age_ms >= horizon_ms {
@@ -391,7 +616,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                     let wait = backoff.min(Duration::from_millis((horizon_ms - age_ms).max(1) as u64));
                     tracing::warn!(stream = %sealed.target.stream, bucket = %sealed.target.bucket, code = e.code.code, "delivery failed, keeping the data and retrying in {wait:?}: {}", e.detail);
                     tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(max_backoff);
                 }
                 Err(join) => {
                     tracing::error!("delivery task failed: {join}");
@@ -405,7 +630,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
         rt.in_flight.fetch_sub(1, Ordering::SeqCst);
         rt.drained.notify_waiters();
     }
-    if rt.gone.load(Ordering::SeqCst) {
+    if rt.gone.load(Ordering::SeqCst) && rt.partitions.is_none() {
         let _ = std::fs::remove_dir_all(&rt.dir);
     }
 }
@@ -497,6 +722,9 @@ mod tests {
             extension: String::new(),
             size_bytes: size,
             interval_ms: 60_000,
+            partitioning: None,
+            keys: None,
+            output_type: None,
         }
     }
 
@@ -718,7 +946,7 @@ mod tests {
                     tags: Vec::new(),
                     encryption: None,
                 };
-                let target = target_of(&state, prefixes, tz);
+                let target = target_of(&state, prefixes, tz, &crate::local::firehose::test_config());
                 let key = object_key(&target, oldest_ms);
 
                 let info = parse_key(&key, &stream, zone).unwrap_or_else(|e| panic!("{key}: {e}"));

@@ -81,6 +81,8 @@ pub struct Gate {
     rng: Mutex<SmallRng>,
     /// How long undeliverable data is retried before it is dropped.
     pub horizon: Duration,
+    /// `--speed`: retry backoff runs this many times faster.
+    pub speed: f64,
     /// Failed delivery attempts.
     pub failures: AtomicU64,
     /// Records dropped after the retry horizon.
@@ -97,6 +99,7 @@ impl Gate {
         fail: Option<FailDelivery>,
         seed: Option<u64>,
         horizon: Duration,
+        speed: f64,
     ) -> Self {
         let rng = seed.map(SmallRng::seed_from_u64).unwrap_or_else(|| SmallRng::from_rng(&mut rand::rng()));
         Gate {
@@ -106,6 +109,7 @@ impl Gate {
             fail,
             rng: Mutex::new(rng),
             horizon,
+            speed,
             failures: AtomicU64::new(0),
             dropped_records: AtomicU64::new(0),
             logged: AtomicU64::new(0),
@@ -203,7 +207,7 @@ pub fn test_gate(dir: &std::path::Path, fail: Option<FailDelivery>, horizon: Dur
     let put = format!("Action=PutRolePolicy&RoleName=writer&PolicyName=p&PolicyDocument={}", enc(allow));
     assert_eq!(iam.handle_iam(None, put.as_bytes(), "us-east-1", "t").status(), 200);
     let logs = Arc::new(Logs::open(dir.join("logs"), "000000000000".into()).unwrap());
-    let gate = Gate::new(iam, logs, "000000000000".into(), fail, Some(1), horizon);
+    let gate = Gate::new(iam, logs, "000000000000".into(), fail, Some(1), horizon, 1.0);
     (Arc::new(gate), "arn:aws:iam::000000000000:role/writer".into())
 }
 

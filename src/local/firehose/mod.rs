@@ -41,6 +41,7 @@ use super::iam::Iam;
 use super::logs::Logs;
 use super::s3::Store;
 use super::s3::store::now_ms;
+use crate::firehose::partitioning::Partitioner;
 use crate::firehose::prefix::Prefixes;
 use crate::firehose::types::{Compression, StreamStatus};
 use crate::util::persist;
@@ -61,6 +62,29 @@ pub struct FirehoseConfig {
     pub fail_delivery: Option<gate::FailDelivery>,
     /// How long undeliverable data is retried before it is dropped (24 h on AWS).
     pub retry_horizon: Duration,
+    /// Active partitions per partitioned stream (AWS: 500).
+    pub partition_limit: usize,
+    /// `--speed`: buffering intervals and retry backoff run this many times faster (1 = AWS timing).
+    pub speed: f64,
+}
+
+/// Settings for unit tests: AWS timing, no quota, no faults.
+#[cfg(test)]
+pub fn test_config() -> FirehoseConfig {
+    FirehoseConfig {
+        dir: PathBuf::new(),
+        account_id: "000000000000".into(),
+        create_delay: Duration::ZERO,
+        delete_delay: Duration::ZERO,
+        quota: None,
+        fail_rate: 0.0,
+        seed: None,
+        memory_limit: 1 << 20,
+        fail_delivery: None,
+        retry_horizon: crate::firehose::failures::RETRY_HORIZON,
+        partition_limit: crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT,
+        speed: 1.0,
+    }
 }
 
 struct Stream {
@@ -88,8 +112,20 @@ fn not_found(name: &str, account: &str) -> ApiError {
     ApiError::new("ResourceNotFoundException", format!("Firehose {name} under account {account} not found."))
 }
 
-fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz) -> Target {
+fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, config: &FirehoseConfig) -> Target {
     let d = &state.destination;
+    // Validated at create and update; a stored configuration that no longer parses partitions nothing.
+    let partitioning = d.dynamic_partitioning_enabled().then(|| {
+        let partitioner = Partitioner::from_config(d.processing.as_ref()).unwrap_or_else(|e| {
+            tracing::error!(stream = %state.name, "processing configuration: {e}");
+            Partitioner { deaggregation: None, query: None, append_delimiter: false }
+        });
+        Arc::new(engine::PartitionSpec {
+            partitioner,
+            error_prefix: prefixes.error.clone(),
+            limit: config.partition_limit,
+        })
+    });
     let logging = d.cloud_watch_logging_options.as_ref().filter(|o| o["Enabled"] == serde_json::Value::Bool(true));
     Target {
         stream: state.name.clone(),
@@ -107,7 +143,10 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz) -> Ta
         gzip: d.compression == Compression::Gzip,
         extension: d.extension(),
         size_bytes: d.size_in_mbs as usize * 1024 * 1024,
-        interval_ms: d.interval_in_seconds * 1000,
+        interval_ms: (d.interval_in_seconds as f64 * 1000.0 / config.speed) as i64,
+        partitioning,
+        keys: None,
+        output_type: None,
     }
 }
 
@@ -125,6 +164,7 @@ impl Firehose {
             config.fail_delivery,
             config.seed,
             config.retry_horizon,
+            config.speed,
         ));
         let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget };
         let mut streams = BTreeMap::new();
@@ -152,7 +192,7 @@ impl Firehose {
         let limiter = self.config.quota.map(Limiter::new);
         Runtime::start(
             self.journal_dir(state),
-            target_of(state, prefixes, zone),
+            target_of(state, prefixes, zone, &self.config),
             limiter,
             self.store.clone(),
             self.gate.clone(),

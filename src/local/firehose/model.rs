@@ -232,9 +232,18 @@ impl Destination {
             s3_backup_mode: self.s3_backup_mode.as_deref().unwrap_or("Disabled"),
             file_extension: self.file_extension.as_deref(),
             custom_time_zone: self.custom_time_zone.as_deref(),
-            processing_configuration: self.processing.as_ref(),
+            // As AWS describes them: default processor parameters and retry options filled in.
+            processing_configuration: self.processing.as_ref().map(crate::firehose::partitioning::with_defaults),
             data_format_conversion_configuration: self.data_format_conversion.as_ref(),
-            dynamic_partitioning_configuration: self.dynamic_partitioning.as_ref(),
+            dynamic_partitioning_configuration: self.dynamic_partitioning.as_ref().map(|c| {
+                let mut c = c.clone();
+                if c["Enabled"] == Value::Bool(true) && c["RetryOptions"].is_null() {
+                    c["RetryOptions"] = serde_json::json!({
+                        "DurationInSeconds": crate::firehose::partitioning::DEFAULT_RETRY_S
+                    });
+                }
+                c
+            }),
         });
         DestinationDescription { destination_id: DESTINATION_ID, s3, extended }
     }
@@ -388,11 +397,11 @@ struct ExtendedS3Description<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     custom_time_zone: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    processing_configuration: Option<&'a Value>,
+    processing_configuration: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_format_conversion_configuration: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dynamic_partitioning_configuration: Option<&'a Value>,
+    dynamic_partitioning_configuration: Option<Value>,
 }
 
 #[derive(Serialize)]

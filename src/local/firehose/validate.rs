@@ -9,6 +9,7 @@ use crate::firehose::limits::{
     DEFAULT_BUFFER_INTERVAL_S, DEFAULT_BUFFER_SIZE_MIB, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, hint_problems,
 };
 use crate::firehose::names::{STREAM_NAME_PATTERN, stream_name_problem};
+use crate::firehose::partitioning;
 use crate::firehose::prefix::{self, Prefixes};
 use crate::firehose::types::Compression;
 
@@ -145,16 +146,30 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     }
     let requested = Requested {
         compression: Some(&d.compression),
-        dynamic_partitioning: d.dynamic_partitioning_enabled(),
+        lambda_partition_keys: d.prefix.as_deref().is_some_and(|p| p.contains("!{partitionKeyFromLambda:")),
         ..Default::default()
     };
     if let Some(unmodelled) = emulated::refusal(&requested) {
         return Err(ApiError::invalid(unmodelled.message()));
     }
     let zone = prefix::parse_time_zone(d.custom_time_zone.as_deref()).map_err(ApiError::invalid)?;
+    let dp = d.dynamic_partitioning_enabled();
     let prefixes =
-        prefix::validate(d.prefix.as_deref(), d.error_output_prefix.as_deref(), d.dynamic_partitioning_enabled())
-            .map_err(ApiError::invalid)?;
+        prefix::validate(d.prefix.as_deref(), d.error_output_prefix.as_deref(), dp).map_err(ApiError::invalid)?;
+    if (dp || d.processing.is_some()) && !d.extended {
+        return Err(ApiError::invalid(
+            "Dynamic partitioning and processing are only supported with ExtendedS3DestinationConfiguration",
+        ));
+    }
+    if let Some(retry) = d.dynamic_partitioning.as_ref().and_then(|c| c["RetryOptions"]["DurationInSeconds"].as_i64())
+        && !(0..=7200).contains(&retry)
+    {
+        return Err(ApiError::validation(format!(
+            "Value '{retry}' at '{path}.dynamicPartitioningConfiguration.retryOptions.durationInSeconds' failed to satisfy constraint: Member must have value between 0 and 7200"
+        )));
+    }
+    partitioning::validate(dp, d.processing.as_ref(), d.size_in_mbs, d.interval_in_seconds, &prefixes.data)
+        .map_err(ApiError::invalid)?;
     Ok((prefixes, zone))
 }
 
