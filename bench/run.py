@@ -155,7 +155,58 @@ def peak_rss_and_time(args):
     return rss_kb * 1024, seconds, json.loads(result.stdout)
 
 
+def partitioning(emu):
+    """`send` of 1 M JSON lines to a stream partitioned by status × date, against an unpartitioned one; and
+    what deaggregation saves against one record per line (a partitioned stream without it needs one JSON object
+    per record)."""
+    path = generate("partitioned.log", 1_000_000, 6)
+    flat, parted, cost = [], [], None
+    kit(emu, "--stream", "Flat", "setup", "--bucket", "bench-flat", "--buffer-size", "128", "--buffer-interval", "60",
+        state="s-flat")
+    kit(emu, "--stream", "Parted", "setup", "--bucket", "bench-parted", "--partition-by", "status,date",
+        "--buffer-size", "128", state="s-parted")
+    for i in range(RUNS):
+        log(f"partitioned send (status × date) vs unpartitioned, 1 M JSON lines, run {i + 1}/{RUNS}")
+        flat.append(kit(emu, "--stream", "Flat", "send", path, "--from-start", "--format", "json", state="s-flat"))
+        parted.append(kit(emu, "--stream", "Parted", "send", path, "--from-start", "--format", "json", state="s-parted"))
+    single = kit(emu, "--stream", "Parted", "send", path, "--from-start", "--format", "json", "--one-line-per-record",
+                 state="s-parted")
+    cost = {
+        "packed_ratio": parted[-1]["billable_bytes"] / parted[-1]["bytes"],
+        "single_ratio": single["billable_bytes"] / single["bytes"],
+        "records_packed": parted[-1]["records"],
+        "records_single": single["records"],
+    }
+    os.remove(path)
+    return {
+        "flat_lines_s": stats([r["lines_per_s"] for r in flat]),
+        "parted_lines_s": stats([r["lines_per_s"] for r in parted]),
+        "parted_mb_s": stats([r["mb_per_s"] for r in parted]),
+        "cost": cost,
+    }
+
+
+def partitioning_rows(p):
+    c = p["cost"]
+    return [
+        ("partitioned: send 1 M JSON lines, status × date (deaggregated, jq per line in the emulator)",
+         f"{fmt(p['parted_mb_s'], ' MB/s')} · {fmt(p['parted_lines_s'], ' lines/s', 0)}",
+         f"{p['parted_lines_s']['median'] / p['flat_lines_s']['median']:.2f}× the unpartitioned stream ({fmt(p['flat_lines_s'], ' lines/s', 0)})"),
+        ("partitioned: billable / raw bytes, packed and deaggregated", f"{c['packed_ratio']:.4f} ({c['records_packed']:,} records)",
+         f"one JSON line per record: {c['single_ratio']:.1f} ({c['records_single']:,} records)"),
+    ]
+
+
 def main():
+    if os.environ.get("BENCH_ONLY") == "partitioning":
+        os.makedirs(WORK, exist_ok=True)
+        _, emu = start_local("emu-partitioning")
+        rows = partitioning_rows(partitioning(emu))
+        width = max(len(a) for a, _, _ in rows)
+        for a, b, note in rows:
+            print(f"{a:<{width}}  {b}  — {note}")
+        print(f"({cpu_model()}, {sha_extensions()})")
+        return
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `make build` first")
     shutil.rmtree(WORK, ignore_errors=True)
@@ -250,6 +301,8 @@ def main():
         "packed_ratio": packed["billable_bytes"] / packed["bytes"],
         "single_ratio": single["billable_bytes"] / single["bytes"],
     }
+
+    results["partitioning"] = partitioning(emu)
 
     # Verify throughput and peak memory at 1 M and 4 M delivered lines.
     verify = {}
@@ -358,6 +411,7 @@ def report(r, big_mb):
         ("server CPU per line, boto3 (c): firehose-kit local", fmt(r["emu_us_line"], " µs", 2), ""),
         ("server CPU per line, boto3 (c): moto server", fmt(r["moto_us_line"], " µs", 2), f"firehose-kit local uses {r['moto_us_line']['median'] / r['emu_us_line']['median']:,.1f}× less server CPU"),
     ]
+    rows += partitioning_rows(r["partitioning"])
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
         once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \
@@ -401,6 +455,11 @@ How to read it:
 - **throttled**: `send` against `firehose-kit local --quota us-east-2` (1 MiB/s, metered in one-second
   windows; with ~1,000 KiB records one record fits per window); lost lines counted by `verify`.
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
+- **partitioned**: 1 M generated lines sent as JSON (`--format json`) to a stream made by `setup --partition-by
+  status,date` (records deaggregated on `\n`, keys extracted with jq per line, one buffer per partition) and to
+  an unpartitioned one, in the same emulator; and the billable bytes of the packed records against one JSON line
+  per record, which a partitioned stream without deaggregation needs. Dynamic partitioning's own charges (per GB
+  and per object delivered) come on top on AWS.
 - **verify**: wall time and peak RSS (`/usr/bin/time -v`) of `verify` downloading and checking 1 M and 4 M
   delivered lines; the last column is the memory per extra expected line.
 - **load**: `examples/loadgen.rs` (the load generator of `src/loadgen.rs`) against `firehose-kit local --quota

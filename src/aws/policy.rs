@@ -232,6 +232,10 @@ mod tests {
             "LogStreamName: DestinationDelivery",
             "RetentionInDays: !Ref LogRetentionDays",
             "Action: logs:PutLogEvents",
+            "DynamicPartitioningConfiguration: !If",
+            "Type: RecordDeAggregation",
+            "ParameterValue: JQ-1.6",
+            "Type: AppendDelimiterToRecord",
         ] {
             assert!(cfn.contains(text), "{text}");
         }
@@ -245,6 +249,19 @@ mod tests {
         ] {
             assert!(cfn.contains(flag), "{flag}");
         }
+    }
+
+    /// The stack's partitioning choices are what `setup --partition-by` writes.
+    #[test]
+    fn the_cloudformation_partitioning_matches_setup() {
+        use crate::logs::partition::PartitionBy;
+        let cfn = std::fs::read_to_string(format!("{TEMPLATES}/cloudformation.yaml")).unwrap();
+        for keys in ["status", "date", "status,date"] {
+            let p = PartitionBy::parse(&[keys.to_string()]).unwrap();
+            assert!(cfn.contains(&format!("Query: \"{}\"", p.query())), "{keys}");
+            assert!(cfn.contains(&format!("Segments: \"{}\"", p.prefix(""))), "{keys}");
+        }
+        assert!(cfn.contains(&PartitionBy::error_prefix("${Prefix}")));
     }
 
     #[test]

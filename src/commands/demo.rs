@@ -97,10 +97,18 @@ pub async fn run(
         Backend::Embedded(h) => format!("the embedded emulator at {}", h.endpoint()),
         Backend::External => clients.backend(),
     };
-    printer.status(&format!(
-        "demo on {backend_name}: stream `{stream}` buffering 1 MiB or {} s (a short interval so the demo finishes quickly; the original demo used 60 s)",
-        args.buffer_interval
-    ));
+    if partitioned {
+        printer.status(&format!(
+            "demo on {backend_name}: stream `{stream}` partitioned by {} (64 MiB / 60 s per partition, AWS's minimums{})",
+            setup.partition_by.0.join(", "),
+            if embedded { "; the embedded emulator runs them 12× faster" } else { "" }
+        ));
+    } else {
+        printer.status(&format!(
+            "demo on {backend_name}: stream `{stream}` buffering 1 MiB or {} s (a short interval so the demo finishes quickly; the original demo used 60 s)",
+            args.buffer_interval
+        ));
+    }
 
     let mut report = DemoReport {
         backend: backend_name,
@@ -231,6 +239,22 @@ fn summary(r: &DemoReport) -> String {
             if v.tally.missing > 0 { format!(", {} missing", format_count(v.tally.missing)) } else { String::new() }
         ));
         out.push(format!("  delivery: {}", v.buffering.sentence()));
+        if !v.partitions.is_empty() {
+            out.push(format!(
+                "  partitions: {} (every line checked against its own fields; {} misplaced)",
+                v.partitions.len(),
+                v.misplaced_lines
+            ));
+            for p in v.partitions.iter().take(4) {
+                out.push(format!(
+                    "    s3://{}/{}  {} objects · {} lines",
+                    v.bucket,
+                    p.prefix,
+                    format_count(p.objects),
+                    format_count(p.lines)
+                ));
+            }
+        }
         for o in v.objects.iter().take(3) {
             out.push(format!("    s3://{}/{}  {}", v.bucket, o.key, format_bytes(o.size)));
         }

@@ -69,6 +69,9 @@ pub struct SendReport {
     pub rejects: Option<PathBuf>,
     pub resumed: Vec<String>,
     pub already_sent: Vec<String>,
+    /// A partitioned stream: ingestion and dynamic partitioning's charges for this send (us-east-1 prices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitioned_cost: Option<crate::firehose::billing::PartitionedCost>,
 }
 
 /// Expands FILE arguments (globs, `-`) into inputs; every problem is a usage error before anything is sent.
@@ -837,6 +840,10 @@ pub async fn send(
         rejects: (rejected > 0).then(|| rejects.path().to_path_buf()),
         resumed: plan.resumed,
         already_sent: plan.already_sent,
+        partitioned_cost: info
+            .partitioning
+            .as_ref()
+            .map(|_| crate::firehose::billing::partitioned_cost(t.billable, t.bytes)),
     })
 }
 
@@ -865,6 +872,7 @@ fn nothing_to_send(stream: &str, already_sent: Vec<String>, one_line_per_record:
         rejects: None,
         resumed: Vec::new(),
         already_sent,
+        partitioned_cost: None,
     }
 }
 
@@ -903,6 +911,12 @@ pub fn summary(r: &SendReport) -> String {
         format_bytes(r.billable_bytes_one_line_per_record),
         if ratio > 1.05 { format!(": {ratio:.1}× cheaper") } else { String::new() }
     ));
+    if let Some(c) = &r.partitioned_cost {
+        out.push(format!(
+            "  cost with dynamic partitioning (us-east-1): ingestion ${:.4} + partitioning ${:.4} (per GB) + ${} per 1,000 objects delivered",
+            c.ingestion_usd, c.partitioning_usd, c.per_1000_objects_usd
+        ));
+    }
     if r.rejected_lines > 0 || r.failed_records > 0 {
         out.push(format!(
             "  NOT SENT: {} lines rejected{} — see {}",

@@ -182,9 +182,62 @@ assert got and json.loads(got[0]["message"])["errorCode"] == "S3.NoSuchBucket", 
 json_filtered = logs.filter_log_events(logGroupName=LOG_GROUP, filterPattern='{ $.errorCode = "S3.NoSuchBucket" }')
 assert json_filtered["events"], json_filtered
 firehose.delete_delivery_stream(DeliveryStreamName=LOGGED)
+
+# Dynamic partitioning, configured by hand as a boto3 user would: JSON deaggregation, a jq query, and
+# partitions by the records' own fields. Concatenated JSON objects go in; each lands under its partition.
+PARTED = "Boto3Partitioned"
+iam.put_role_policy(RoleName=ROLE, PolicyName="delivery", PolicyDocument=json.dumps(delivery))
+firehose.create_delivery_stream(
+    DeliveryStreamName=PARTED,
+    DeliveryStreamType="DirectPut",
+    ExtendedS3DestinationConfiguration={
+        "RoleARN": role["Arn"],
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "Prefix": "parted/customer=!{partitionKeyFromQuery:customer}/level=!{partitionKeyFromQuery:level}/",
+        "ErrorOutputPrefix": "parted-errors/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
+        "DynamicPartitioningConfiguration": {"Enabled": True, "RetryOptions": {"DurationInSeconds": 300}},
+        "ProcessingConfiguration": {
+            "Enabled": True,
+            "Processors": [
+                {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]},
+                {"Type": "MetadataExtraction", "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .customer_id, level: (.level | ascii_downcase)}"},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                ]},
+                {"Type": "AppendDelimiterToRecord", "Parameters": []},
+            ],
+        },
+    },
+)
+wait("ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=PARTED)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+described = firehose.describe_delivery_stream(DeliveryStreamName=PARTED)["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+assert described["DynamicPartitioningConfiguration"]["Enabled"] is True, described
+events = [{"customer_id": f"c{i % 3}", "level": ["INFO", "ERROR"][i % 2], "n": i} for i in range(60)]
+blobs = ["".join(json.dumps(e) for e in events[k:k + 10]).encode() for k in range(0, 60, 10)]
+out = firehose.put_record_batch(DeliveryStreamName=PARTED, Records=[{"Data": b} for b in blobs])
+assert out["FailedPutCount"] == 0, out
+
+
+def partitioned():
+    found = s3.list_objects_v2(Bucket=BUCKET, Prefix="parted/").get("Contents", [])
+    return found if len(found) == 6 else None
+
+
+parted_keys = [o["Key"] for o in wait("six partitions", partitioned, timeout=30)]
+seen = 0
+for key in parted_keys:
+    customer = key.split("customer=")[1].split("/")[0]
+    level = key.split("level=")[1].split("/")[0]
+    for line in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines():
+        record = json.loads(line)
+        assert (record["customer_id"], record["level"].lower()) == (customer, level), (key, record)
+        seen += 1
+assert seen == len(events), seen
+firehose.delete_delivery_stream(DeliveryStreamName=PARTED)
 cli("logs", "delete-log-group", "--log-group-name", LOG_GROUP)
 assert logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"] == []
 cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
 cli("s3", "rb", f"s3://{BUCKET}")
 firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, {len(events)} error events read back")
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions")

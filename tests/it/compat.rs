@@ -10,7 +10,8 @@ use crate::support;
 #[tokio::test]
 #[ignore = "needs python3 with boto3 and the AWS CLI: make test-compat"]
 async fn compat_boto3_and_aws_cli_drive_the_emulator() {
-    let env = support::start().await;
+    // --speed 60: the partitioned stream's 60 s interval (AWS's minimum) flushes after 1 s.
+    let env = support::start_with(|b| b.speed(60.0)).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/boto3_emulator.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");

@@ -26,6 +26,17 @@ async fn demo_runs_offline_and_reports_every_line_verified() {
 }
 
 #[tokio::test]
+async fn demo_partitioned_by_status_shows_the_partitioned_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_plain(dir.path(), &["demo", "--lines", "20000", "--partition-by", "status"]);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in ["OK: 20,000 lines sent", "20,000 verified", "partitions:", "0 misplaced", "status=200/"] {
+        assert!(stdout.contains(expected), "{expected} missing from:\n{stdout}");
+    }
+}
+
+#[tokio::test]
 async fn demo_interrupted_mid_send_leaves_nothing_on_an_external_backend() {
     let data = tempfile::tempdir().unwrap();
     let (_emulator, endpoint) = support::spawn_local(data.path());
