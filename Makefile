@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/firehose-kit
 
-.PHONY: build demo test test-compat test-aws lint lint-templates fmt bench install clean docs
+.PHONY: build demo test test-compat test-aws report-screenshot lint lint-templates fmt bench install clean docs
 
 build:
 	$(CARGO) build --release --locked
@@ -13,11 +13,21 @@ demo: build
 test:
 	$(CARGO) test --locked
 
-# Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm), and the full
+# Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm), the HTML report in
+# headless Chromium (apt-get install chromium; screenshot in target/report-screenshot.png), and the full
 # setup → send → verify → status → teardown cycle against moto server (needs `pip install 'moto[server]' boto3 awscli`).
 test-compat:
 	cd tests/compat/js && npm ci --no-audit --no-fund --loglevel=error
 	$(CARGO) test --locked --test it compat -- --ignored --test-threads 1
+
+# The demo's HTML report and its screenshot in docs/ (needs headless Chromium: apt-get install chromium).
+report-screenshot: build
+	mkdir -p target/report-screenshot
+	cd target/report-screenshot && ../release/firehose-kit demo --no-progress --report demo-report.html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2200 \
+		--user-data-dir=target/report-screenshot/profile \
+		--screenshot=docs/demo-report.png file://$(CURDIR)/target/report-screenshot/demo-report.html \
+		2>target/report-screenshot/chromium.log
 
 # The real-AWS acceptance test (setup → send → verify → doctor → teardown with unique names, always cleaned up).
 # Uses the standard credential chain and AWS_REGION; without credentials it says so and does nothing.

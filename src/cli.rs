@@ -155,7 +155,8 @@ pub enum Command {
   firehose-kit verify --run 20261125T204501Z-1a2b    # a given run
   firehose-kit verify --manifest host1.json host2.json   # several producers' manifests together
   firehose-kit verify --expect access.log            # compare with the source file; print missing lines
-  firehose-kit verify --no-wait -o json              # check once, JSON report")]
+  firehose-kit verify --no-wait -o json              # check once, JSON report
+  firehose-kit verify --report delivery.html         # and a page with the timeline, objects and cost")]
     Verify(VerifyArgs),
 
     /// Remove exactly what setup made (tagged resources only unless --force)
@@ -376,6 +377,10 @@ pub struct VerifyArgs {
     /// Save the downloaded objects (decompressed) in this directory
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+
+    /// Also write the report as one self-contained HTML page (timeline, buffering, objects, errors, cost)
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -540,6 +545,10 @@ pub struct DemoArgs {
     /// Buffering interval for the demo stream, in seconds (short, so the demo finishes quickly)
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub buffer_interval: u32,
+
+    /// Where to write the run's HTML report
+    #[arg(long, value_name = "FILE.html", default_value = "firehose-kit-demo-report.html")]
+    pub report: PathBuf,
 
     /// Partition the objects by fields of each line (status, method, host, date, hour), e.g. `--partition-by status`;
     /// the embedded emulator then runs 60 s intervals 12× faster

@@ -385,6 +385,8 @@ pub struct VerifySettings {
     pub no_wait: bool,
     pub strict: bool,
     pub keep: Option<PathBuf>,
+    /// `--report FILE.html`.
+    pub report: Option<PathBuf>,
 }
 
 impl VerifySettings {
@@ -403,6 +405,7 @@ impl VerifySettings {
             no_wait: args.no_wait,
             strict: args.strict || file.strict.unwrap_or(false),
             keep: args.keep.clone(),
+            report: args.report.clone(),
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct DemoReport {
     pub steps: Vec<(String, u128)>,
     pub verified: bool,
     pub kept: Option<PathBuf>,
+    /// The HTML report of the run.
+    pub report: Option<PathBuf>,
     pub interrupted: bool,
 }
 
@@ -120,6 +122,7 @@ pub async fn run(
         steps: Vec::new(),
         verified: false,
         kept: None,
+        report: None,
         interrupted: false,
     };
     let outcome = pipeline(args, &g, &setup, clients, reporter.as_ref(), &cancel, &mut report).await;
@@ -216,6 +219,7 @@ async fn pipeline(
         no_wait: false,
         strict: false,
         keep: None,
+        report: None,
     };
     let verified = tokio::select! {
         v = super::verify::verify(g, &verify, clients, reporter) => v?,
@@ -223,6 +227,9 @@ async fn pipeline(
     };
     report.steps.push(("verify".into(), elapsed_ms(t)));
     report.verified = verified.verified;
+    // The run's page: timeline, buffering, objects, cost (written even when verify fails, to see why).
+    super::verify::write_html(&verified, &args.report)?;
+    report.report = Some(args.report.clone());
     report.verify = Some(verified);
     Ok(())
 }
@@ -276,6 +283,9 @@ fn summary(r: &DemoReport) -> String {
         .map(|(step, ms)| format!("{step} {}", format_duration(Duration::from_millis(*ms as u64))))
         .collect();
     out.push(format!("  time: {}", steps.join(" · ")));
+    if let Some(path) = &r.report {
+        out.push(format!("  report: {} (open it in a browser)", path.display()));
+    }
     if let Some(dir) = &r.kept {
         out.push(format!("  kept: {} (the emulator's data dir: objects under s3/<bucket>/objects)", dir.display()));
     } else {

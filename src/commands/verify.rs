@@ -74,6 +74,14 @@ pub struct VerifyReport {
     pub error_records: Vec<ErrorRecords>,
     /// The stream's delivery errors over the run's window and what the role lacks (see `aws::diagnosis`).
     pub causes: Option<crate::aws::diagnosis::Causes>,
+    /// The interval that applied (the hint, divided by an emulator's `--speed`).
+    pub effective_interval_s: f64,
+    /// What the runs' lines were billed as (from their manifests).
+    pub cost: Option<crate::delivery::html::Cost>,
+    /// The endpoint verify read from ("AWS us-east-2" or the custom endpoint).
+    pub endpoint: String,
+    /// The stream as DescribeDeliveryStream returned it.
+    pub stream_description: fh::StreamInfo,
 }
 
 /// Runs to verify, newest chain member last, grouped by producer (each group is one resume chain).
@@ -608,6 +616,16 @@ pub async fn verify(
         misplaced_example,
         error_records,
         causes,
+        effective_interval_s: dest.buffer_interval_s as f64 / speed,
+        cost: (!runs.is_empty()).then(|| crate::delivery::html::Cost {
+            raw_bytes: runs.iter().map(|r| r.bytes).sum(),
+            billable_bytes: runs.iter().map(|r| r.billable_bytes).sum(),
+            billable_one_line_per_record: runs.iter().map(|r| r.billable_bytes_one_line_per_record).sum(),
+            records: runs.iter().map(|r| r.records).sum(),
+            lines: runs.iter().map(|r| r.lines).sum(),
+        }),
+        endpoint: clients.backend(),
+        stream_description: info.clone(),
     })
 }
 
@@ -734,9 +752,50 @@ pub fn summary(r: &VerifyReport) -> String {
     out.join("\n")
 }
 
+/// Writes the report's HTML page to `path` (atomically: a reader never sees half a page).
+pub fn write_html(report: &VerifyReport, path: &Path) -> Result<()> {
+    let causes = report
+        .causes
+        .as_ref()
+        .filter(|c| report.tally.missing > 0 || !c.errors.is_empty())
+        .map(|c| c.lines().into_iter().map(|l| l.trim().to_string()).collect())
+        .unwrap_or_default();
+    let configuration = serde_json::to_string_pretty(&report.stream_description).unwrap_or_default();
+    let page = crate::delivery::html::Page {
+        stream: &report.stream,
+        bucket: &report.bucket,
+        endpoint: &report.endpoint,
+        runs: &report.basis.runs,
+        tally: &report.tally,
+        verified: report.verified,
+        objects: &report.objects,
+        buffering: &report.buffering,
+        effective_interval_s: report.effective_interval_s,
+        speed: report.speed,
+        partitions: &report.partitions,
+        misplaced_lines: report.misplaced_lines,
+        error_objects: &report.error_objects,
+        error_records: &report.error_records,
+        causes,
+        cost: report.cost,
+        configuration,
+        generated: Utc::now(),
+    };
+    let html =
+        crate::delivery::html::render(&page).map_err(|e| Error::failed(format!("cannot draw the report: {e}")))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::state("create", parent, e))?;
+    }
+    crate::util::persist::write_atomic(path, html.as_bytes()).map_err(|e| Error::state("write", path, e))
+}
+
 pub async fn run(global: &Global, s: &VerifySettings, clients: &Clients, printer: &Printer) -> Result<ExitCode> {
     let reporter: Arc<dyn Reporter> = printer.reporter();
     let report = verify(global, s, clients, reporter.as_ref()).await?;
+    if let Some(path) = &s.report {
+        write_html(&report, path)?;
+        printer.status(&format!("report: {}", path.display()));
+    }
     if printer.json() {
         printer.result_json(&json!(report));
     } else {

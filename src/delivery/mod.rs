@@ -2,6 +2,7 @@
 //! `--keep` saves them, and the delivery report. (The key layout itself is Firehose's rule: `firehose::keys`.)
 
 pub mod compare;
+pub mod html;
 pub mod keep;
 pub mod objects;
 pub mod partitions;

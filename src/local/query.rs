@@ -105,21 +105,7 @@ fn xml_response(status: StatusCode, body: String) -> Response<Bytes> {
         .expect("static response parts are valid")
 }
 
-/// Escapes text for an XML element.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::util::markup::escape;
 
 /// `<name>escaped text</name>`
 pub fn element(name: &str, text: &str) -> String {

@@ -125,3 +125,74 @@ async fn compat_moto_setup_send_verify_status_teardown() {
     assert!(clients.s3.head_bucket().bucket(&bucket).send().await.is_err(), "bucket gone");
     assert!(clients.logs.describe_log_groups().send().await.unwrap().log_groups().is_empty(), "log group gone");
 }
+
+/// The headless browser to render with: `$CHROMIUM`, else the first of chromium, chromium-browser,
+/// google-chrome on the PATH.
+fn chromium() -> String {
+    if let Ok(path) = std::env::var("CHROMIUM") {
+        return path;
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()) {
+            return name.to_string();
+        }
+    }
+    panic!("no chromium on the PATH (apt-get install chromium, or set CHROMIUM)");
+}
+
+/// Renders a page in headless Chromium; returns (the DOM it built, its log) and writes a screenshot.
+fn render(page: &std::path::Path, screenshot: &std::path::Path) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let common = [
+        "--headless".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--hide-scrollbars".into(),
+        format!("--user-data-dir={}", profile.path().display()),
+        "--enable-logging=stderr".into(),
+        "--v=0".into(),
+    ];
+    let shot = Command::new(chromium())
+        .args(&common)
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg("--window-size=1280,2400")
+        .arg(&url)
+        .output()
+        .expect("run chromium");
+    assert!(shot.status.success(), "chromium failed: {}", String::from_utf8_lossy(&shot.stderr));
+    let dom = Command::new(chromium()).args(&common).arg("--dump-dom").arg(&url).output().expect("run chromium");
+    let log = format!("{}{}", String::from_utf8_lossy(&shot.stderr), String::from_utf8_lossy(&dom.stderr));
+    (String::from_utf8_lossy(&dom.stdout).into_owned(), log)
+}
+
+/// The share of the screenshot's pixels that are not (nearly) white.
+fn ink(png_path: &std::path::Path) -> f64 {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png_path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels = &buf[..info.buffer_size()];
+    let inked = pixels.chunks(channels).filter(|p| p.iter().take(3).any(|c| *c < 200)).count();
+    inked as f64 / (pixels.len() / channels) as f64
+}
+
+#[tokio::test]
+#[ignore = "needs headless Chromium (apt-get install chromium): make test-compat"]
+async fn compat_the_html_report_renders_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (page, _, _env) = crate::report::known_run(dir.path()).await;
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let screenshot = target.join("report-screenshot.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let (dom, log) = render(&page, &screenshot);
+    for bad in ["Uncaught", ":ERROR:CONSOLE", "net::ERR_", "Failed to load"] {
+        assert!(!log.contains(bad), "the browser reported `{bad}`:\n{log}");
+    }
+    assert!(dom.contains("Delivery timeline") && dom.contains("VERIFIED"), "the page did not load:\n{dom}");
+    let share = ink(&screenshot);
+    assert!(share > 0.02, "the screenshot is blank ({:.2}% ink): {}", share * 100.0, screenshot.display());
+    println!("screenshot: {} ({:.1}% ink)", screenshot.display(), share * 100.0);
+}

@@ -23,6 +23,10 @@ async fn demo_runs_offline_and_reports_every_line_verified() {
         assert!(stdout.contains(expected), "{expected} missing from:\n{stdout}");
     }
     assert!(!dir.path().join(".firehose-kit").exists(), "the demo keeps its state in a temporary directory");
+    // Its HTML report, written where it said.
+    assert!(stdout.contains("report: firehose-kit-demo-report.html"), "{stdout}");
+    let html = std::fs::read_to_string(dir.path().join("firehose-kit-demo-report.html")).unwrap();
+    assert!(html.contains("VERIFIED") && html.contains("<svg"));
 }
 
 #[tokio::test]

@@ -14,5 +14,6 @@ mod load;
 mod memory;
 mod partitioning;
 mod provision;
+mod report;
 mod send;
 mod verify;
