@@ -103,9 +103,15 @@ async fn identity_policies(clients: &Clients, role: &str, not_evaluated: &mut Ve
     Ok(policies)
 }
 
-/// Evaluates `needs` for the role, with the bucket's policy (when the bucket exists and has one).
-pub async fn role_access(clients: &Clients, role_arn: &str, bucket: &str, needs: &[Need]) -> Result<RoleAccess> {
-    let account_id = clients.account_id().await?;
+/// Evaluates `needs` for the role of `account_id` (the caller's, already known), with the bucket's policy (when
+/// the bucket exists and has one).
+pub async fn role_access(
+    clients: &Clients,
+    account_id: &str,
+    role_arn: &str,
+    bucket: &str,
+    needs: &[Need],
+) -> Result<RoleAccess> {
     let role = role_name(role_arn);
     let mut not_evaluated = Vec::new();
     let Some(info) = super::iam::get_role(&clients.iam, role).await? else {
@@ -127,13 +133,13 @@ pub async fn role_access(clients: &Clients, role_arn: &str, bucket: &str, needs:
         });
     };
     let trusts_firehose = Policy::parse(&info.trust_policy)
-        .is_ok_and(|t| access::trusts_service(&t, "firehose.amazonaws.com", &account_id));
+        .is_ok_and(|t| access::trusts_service(&t, "firehose.amazonaws.com", account_id));
     let identity = identity_policies(clients, role, &mut not_evaluated).await?;
     let bucket_policy = match s3::bucket_state(&clients.s3, bucket).await? {
         s3::BucketState::Exists => s3::bucket_policy(&clients.s3, bucket).await?.and_then(|d| Policy::parse(&d).ok()),
         _ => None,
     };
-    let context = access::delivery_context(role_arn, &account_id);
+    let context = access::delivery_context(role_arn, account_id);
     let grants = needs
         .iter()
         .map(|n| {

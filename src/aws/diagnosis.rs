@@ -113,7 +113,7 @@ pub async fn causes(
             .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
         let needs =
             delivery_needs(clients.partition(), dest.bucket(), static_part_of(dest.prefix.as_deref()), log.as_deref());
-        let access = role_access(clients, &dest.role_arn, dest.bucket(), &needs).await?;
+        let access = role_access(clients, &account_id, &dest.role_arn, dest.bucket(), &needs).await?;
         c.untrusted = access.exists && !access.trusts_firehose;
         c.lacking = access.lacking().cloned().collect();
         if denied && c.lacking.is_empty() && !c.untrusted {

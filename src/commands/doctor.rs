@@ -92,7 +92,7 @@ pub async fn examine(stream: &str, args: &DoctorArgs, clients: &Clients) -> Resu
         .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
     let needs =
         delivery_needs(clients.partition(), &bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
-    let access = role_access(clients, &dest.role_arn, &bucket, &needs).await?;
+    let access = role_access(clients, &account_id, &dest.role_arn, &bucket, &needs).await?;
     if !access.exists {
         out.push(problem(
             "role",

@@ -69,10 +69,6 @@ impl Query {
         Ok(Query { text: text.to_string(), filter })
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Runs the query on one JSON record; the partition keys it yields (an object of scalar values). The error
     /// is the reason in words.
     pub fn keys(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {

@@ -553,7 +553,8 @@ impl Logs {
     }
 
     /// Whether a log group and stream exist.
-    pub fn stream_exists(&self, region: &str, group: &str, stream: &str) -> bool {
+    #[cfg(test)]
+    fn stream_exists(&self, region: &str, group: &str, stream: &str) -> bool {
         let state = self.state.lock().expect("logs lock");
         state.groups.get(&key(region, group)).is_some_and(|g| g.streams.contains_key(stream))
     }

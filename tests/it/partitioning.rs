@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use aws_sdk_firehose::types::{
     BufferingHints, DynamicPartitioningConfiguration, ExtendedS3DestinationConfiguration, ProcessingConfiguration,
-    Processor, ProcessorParameter, ProcessorParameterName, ProcessorType,
 };
 use base64::Engine;
 use serde_json::Value;
@@ -18,32 +17,9 @@ const QUERY: &str = "{status: .status, date: .time[0:10]}";
 const PREFIX: &str = "logs/status=!{partitionKeyFromQuery:status}/date=!{partitionKeyFromQuery:date}/";
 const ERRORS: &str = "errors/!{firehose:error-output-type}/";
 
-fn param(name: ProcessorParameterName, value: &str) -> ProcessorParameter {
-    ProcessorParameter::builder().parameter_name(name).parameter_value(value).build().unwrap()
-}
-
 /// The configuration setup writes: deaggregate on `\n`, extract keys with `query`, append `\n`.
 fn processing(query: &str) -> ProcessingConfiguration {
-    ProcessingConfiguration::builder()
-        .enabled(true)
-        .processors(
-            Processor::builder()
-                .r#type(ProcessorType::RecordDeAggregation)
-                .parameters(param(ProcessorParameterName::SubRecordType, "DELIMITED"))
-                .parameters(param(ProcessorParameterName::Delimiter, "Cg=="))
-                .build()
-                .unwrap(),
-        )
-        .processors(
-            Processor::builder()
-                .r#type(ProcessorType::MetadataExtraction)
-                .parameters(param(ProcessorParameterName::MetadataExtractionQuery, query))
-                .parameters(param(ProcessorParameterName::JsonParsingEngine, "JQ-1.6"))
-                .build()
-                .unwrap(),
-        )
-        .processors(Processor::builder().r#type(ProcessorType::AppendDelimiterToRecord).build().unwrap())
-        .build()
+    firehose_kit::aws::firehose::partition_processing(query)
 }
 
 fn destination_builder(

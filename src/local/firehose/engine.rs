@@ -465,13 +465,6 @@ impl Runtime {
         Ok(Accepted { ends: (first..parts.next_record).collect() })
     }
 
-    /// Partitions with data buffered or on its way to S3 (a partitioned stream), and records dropped so far.
-    pub fn active_partitions(&self) -> usize {
-        self.partitions.as_ref().map_or(0, |p| {
-            p.lock().expect("partitions lock").by_id.iter().filter(|(id, rt)| *id != "errors" && !rt.is_idle()).count()
-        })
-    }
-
     /// Waits until every sealed object is delivered, or `timeout`; returns whether all were.
     pub async fn drain(&self, timeout: Duration) -> bool {
         if let Some(parts) = &self.partitions {
