@@ -35,13 +35,95 @@ struct PutRecordInput<'a> {
 #[derive(Deserialize)]
 struct RecordInput<'a> {
     #[serde(rename = "Data", borrow)]
-    data: Cow<'a, str>,
+    data: Base64Text<'a>,
+}
+
+/// A record's `Data`: the bytes of a JSON string, borrowed from the request body when it has no escapes. They
+/// are read as bytes, not `str`: base64 decoding rejects anything that is not base64, so validating UTF-8 first
+/// would only scan every byte of the batch once more.
+struct Base64Text<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Base64Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Base64Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string of base64 text")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Borrowed(v)))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Owned(v.to_vec())))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+/// An opaque, unique record id: the stream's incarnation then the record's end offset in its journal as 20
+/// digits (AWS's are long digit strings; only uniqueness matters to clients). Written straight into the answer:
+/// a 500-record batch formats 500 of them.
+struct RecordId<'a> {
+    incarnation: &'a str,
+    end_offset: u64,
+}
+
+impl RecordId<'_> {
+    /// Writes the id into `buf` and returns it, or `None` if it does not fit.
+    fn write<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        let len = self.incarnation.len() + 20;
+        let out = buf.get_mut(..len)?;
+        let (incarnation, digits) = out.split_at_mut(self.incarnation.len());
+        incarnation.copy_from_slice(self.incarnation.as_bytes());
+        let mut n = self.end_offset;
+        for pair in digits.rchunks_exact_mut(2) {
+            let two = (n % 100) as usize * 2;
+            pair.copy_from_slice(&DIGIT_PAIRS[two..two + 2]);
+            n /= 100;
+        }
+        // A `str` followed by ASCII digits is UTF-8.
+        std::str::from_utf8(out).ok()
+    }
+}
+
+/// "00" to "99", for writing two digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl std::fmt::Display for RecordId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = vec![0u8; self.incarnation.len() + 20];
+        f.write_str(self.write(&mut buf).ok_or(std::fmt::Error)?)
+    }
+}
+
+impl Serialize for RecordId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // On the stack for the ids this emulator makes (12-character incarnations).
+        let mut stack = [0u8; 64];
+        match self.write(&mut stack) {
+            Some(id) => serializer.serialize_str(id),
+            None => serializer.collect_str(self),
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct PutRecordOutput {
+struct PutRecordOutput<'a> {
     #[serde(rename = "RecordId")]
-    record_id: String,
+    record_id: RecordId<'a>,
     #[serde(rename = "Encrypted")]
     encrypted: bool,
 }
@@ -61,7 +143,7 @@ struct PutRecordBatchOutput<'a> {
 enum Entry<'a> {
     Accepted {
         #[serde(rename = "RecordId")]
-        record_id: String,
+        record_id: RecordId<'a>,
     },
     Failed {
         #[serde(rename = "ErrorCode")]
@@ -71,9 +153,42 @@ enum Entry<'a> {
     },
 }
 
+impl PutRecordBatchOutput<'_> {
+    /// The answer's JSON, byte for byte what serde writes (tested), but written directly: a 500-record answer is
+    /// 500 record ids, and serde would scan each for characters to escape. Ids with an incarnation that is not
+    /// plain ASCII letters and digits (never made by this emulator) go through serde.
+    fn to_json(&self, incarnation: &str) -> Result<Vec<u8>, ApiError> {
+        let capacity = 64 + self.responses.len() * (incarnation.len() + 36);
+        if !incarnation.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return wire::ok_sized(self, capacity);
+        }
+        let mut body = Vec::with_capacity(capacity);
+        body.extend_from_slice(b"{\"FailedPutCount\":");
+        body.extend_from_slice(self.failed.to_string().as_bytes());
+        body.extend_from_slice(if self.encrypted { b",\"Encrypted\":true" } else { b",\"Encrypted\":false" });
+        body.extend_from_slice(b",\"RequestResponses\":[");
+        let mut id = vec![0u8; incarnation.len() + 20];
+        for (i, entry) in self.responses.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            match entry {
+                Entry::Accepted { record_id } => {
+                    body.extend_from_slice(b"{\"RecordId\":\"");
+                    body.extend_from_slice(record_id.write(&mut id).unwrap_or_default().as_bytes());
+                    body.extend_from_slice(b"\"}");
+                }
+                failed => serde_json::to_writer(&mut body, failed).map_err(ApiError::internal)?,
+            }
+        }
+        body.extend_from_slice(b"]}");
+        Ok(body)
+    }
+}
+
 /// The decoded size of base64 text, from its length and padding.
-fn decoded_len(b64: &str) -> usize {
-    let padding = b64.bytes().rev().take_while(|&b| b == b'=').count().min(2);
+fn decoded_len(b64: &[u8]) -> usize {
+    let padding = b64.iter().rev().take_while(|&&b| b == b'=').count().min(2);
     (b64.len() / 4 * 3).saturating_sub(padding)
 }
 
@@ -107,11 +222,6 @@ fn decode_into(b64: &[u8], out: &mut [u8]) -> Result<usize, ApiError> {
     base64_simd::STANDARD.decode(b64, base64_simd::Out::from_slice(&mut out[..len])).map_err(invalid).map(|d| d.len())
 }
 
-/// An opaque, unique record id (AWS's are long digit strings; only uniqueness matters to clients).
-fn record_id(incarnation: &str, end_offset: u64) -> String {
-    format!("{incarnation}{end_offset:020}")
-}
-
 fn throttled() -> ApiError {
     ApiError::new("ServiceUnavailableException", Refusal::Throttled.message())
 }
@@ -141,13 +251,14 @@ impl Firehose {
     pub(super) async fn put_record(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: PutRecordInput = serde_json::from_slice(body).map_err(ApiError::serialization)?;
         let record = input.record.ok_or_else(|| ApiError::validation(wire::null_violation("record")))?;
-        if decoded_len(&record.data) > MAX_RECORD_BYTES {
+        let b64 = &record.data.0;
+        if decoded_len(b64) > MAX_RECORD_BYTES {
             return Err(ApiError::validation(format!(
                 "Value at 'record.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}"
             )));
         }
-        let mut data = vec![0u8; decoded_len(&record.data)];
-        let len = decode_into(record.data.as_bytes(), &mut data)?;
+        let mut data = vec![0u8; decoded_len(b64)];
+        let len = decode_into(b64, &mut data)?;
         data.truncate(len);
         let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
         if !rt.admit_request() || !rt.admit_record(data.len()) {
@@ -158,7 +269,7 @@ impl Firehose {
         }
         let accepted = accept(rt, std::iter::once(0..data.len()).collect(), data).await?;
         let end = accepted.ends.first().copied().unwrap_or_default();
-        wire::ok(&PutRecordOutput { record_id: record_id(&incarnation, end), encrypted })
+        wire::ok(&PutRecordOutput { record_id: RecordId { incarnation: &incarnation, end_offset: end }, encrypted })
     }
 
     pub(super) async fn put_record_batch(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
@@ -177,7 +288,7 @@ impl Firehose {
         let mut oversized = Vec::new();
         let mut total = 0usize;
         for (i, r) in input.records.iter().enumerate() {
-            let len = decoded_len(&r.data);
+            let len = decoded_len(&r.data.0);
             if len > MAX_RECORD_BYTES {
                 oversized.push(format!(
                     "Value at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}",
@@ -201,7 +312,7 @@ impl Firehose {
         let mut spans = Vec::with_capacity(n);
         let mut pos = 0usize;
         for r in &input.records {
-            let len = decode_into(r.data.as_bytes(), &mut data[pos..])?;
+            let len = decode_into(&r.data.0, &mut data[pos..])?;
             spans.push(pos..pos + len);
             pos += len;
         }
@@ -221,13 +332,14 @@ impl Firehose {
         let responses: Vec<Entry> = refusals
             .iter()
             .map(|r| match r {
-                None => Entry::Accepted { record_id: record_id(&incarnation, ends.next().unwrap_or_default()) },
+                None => Entry::Accepted {
+                    record_id: RecordId { incarnation: &incarnation, end_offset: ends.next().unwrap_or_default() },
+                },
                 Some(refusal) => Entry::Failed { code: refusal.code(), message: refusal.message() },
             })
             .collect();
         let failed = refusals.iter().filter(|r| r.is_some()).count();
-        // About 48 bytes per entry: sized once, so a 500-entry answer is written without reallocating.
-        wire::ok_sized(&PutRecordBatchOutput { failed, encrypted, responses }, 64 + n * 48)
+        PutRecordBatchOutput { failed, encrypted, responses }.to_json(&incarnation)
     }
 }
 
@@ -242,9 +354,59 @@ mod tests {
         let e = base64::engine::general_purpose::STANDARD;
         for n in 0..10 {
             let s = e.encode(vec![7u8; n]);
-            assert_eq!(decoded_len(&s), n);
+            assert_eq!(decoded_len(s.as_bytes()), n);
         }
-        assert_eq!(decoded_len("===="), 1, "hostile padding never underflows");
+        assert_eq!(decoded_len(b"===="), 1, "hostile padding never underflows");
+    }
+
+    #[test]
+    fn record_ids_are_the_incarnation_and_twenty_digits() {
+        let id = |end_offset| RecordId { incarnation: "0a1b2c3d4e5f", end_offset }.to_string();
+        assert_eq!(id(0), "0a1b2c3d4e5f00000000000000000000");
+        assert_eq!(id(1234), "0a1b2c3d4e5f00000000000000001234");
+        assert_eq!(id(u64::MAX), format!("0a1b2c3d4e5f{}", u64::MAX));
+        let long = "i".repeat(100);
+        let json = serde_json::to_string(&RecordId { incarnation: &long, end_offset: 9 }).unwrap();
+        assert_eq!(json, format!("\"{long}00000000000000000009\""), "ids too long for the stack buffer");
+        let json = serde_json::to_string(&PutRecordOutput {
+            record_id: RecordId { incarnation: "x", end_offset: 7 },
+            encrypted: false,
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"RecordId":"x00000000000000000007","Encrypted":false}"#);
+    }
+
+    #[test]
+    fn the_batch_answer_is_what_serde_writes() {
+        let refusal = Refusal::Throttled;
+        for incarnation in ["0a1b2c3d4e5f", "odd\"one"] {
+            for encrypted in [false, true] {
+                let accepted = |end_offset| Entry::Accepted { record_id: RecordId { incarnation, end_offset } };
+                let failed = Entry::Failed { code: refusal.code(), message: refusal.message() };
+                let out = PutRecordBatchOutput {
+                    failed: 1,
+                    encrypted,
+                    responses: vec![accepted(12), failed, accepted(987_654_321)],
+                };
+                assert_eq!(
+                    String::from_utf8(out.to_json(incarnation).unwrap()).unwrap(),
+                    serde_json::to_string(&out).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn data_is_read_as_bytes_borrowed_when_unescaped() {
+        let input: PutRecordBatchInput =
+            serde_json::from_slice(br#"{"Records":[{"Data":"QUJD"},{"Data":"QU\/D"}]}"#).unwrap();
+        assert!(matches!(input.records[0].data.0, Cow::Borrowed(b"QUJD")));
+        assert_eq!(&*input.records[1].data.0, b"QU/D", "JSON escapes are undone");
+        for bad in [r#"{"Records":[{"Data":5}]}"#, r#"{"Records":[{"Data":[1,2]}]}"#, r#"{"Records":[{"Data":null}]}"#]
+        {
+            let err = serde_json::from_slice::<PutRecordBatchInput>(bad.as_bytes()).err().expect(bad).to_string();
+            assert!(err.contains("expected a string of base64 text"), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -253,7 +415,7 @@ mod tests {
         for n in [0usize, 1, 2, 3, 100, 1000] {
             let raw: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             let text = e.encode(&raw);
-            let mut out = vec![0u8; decoded_len(&text)];
+            let mut out = vec![0u8; decoded_len(text.as_bytes())];
             assert_eq!(decode_into(text.as_bytes(), &mut out).unwrap(), n);
             assert_eq!(out, raw);
         }
