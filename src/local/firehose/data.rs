@@ -211,15 +211,18 @@ async fn accept(
     result.map_err(ApiError::internal)
 }
 
-/// Decodes one record's base64 into the front of `out` with SIMD code; returns its length. Invalid base64 is a
-/// SerializationException (and never a panic: the length is checked before decoding).
-fn decode_into(b64: &[u8], out: &mut [u8]) -> Result<usize, ApiError> {
+/// Decodes one record's base64 with SIMD code, appending it to `out` (into its spare capacity: the batch's buffer
+/// is reserved once and never zeroed); returns its length. Invalid base64 is a SerializationException, and so is
+/// text that would decode to more than `room` bytes (the size the limits were checked against).
+fn decode_append(b64: &[u8], out: &mut Vec<u8>, room: usize) -> Result<usize, ApiError> {
     let invalid = |e: base64_simd::Error| ApiError::serialization(format!("Record Data is not valid base64: {e}"));
     let len = base64_simd::STANDARD.decoded_length(b64).map_err(invalid)?;
-    if len > out.len() {
+    if len > room {
         return Err(ApiError::serialization("Record Data is not valid base64: its padding is inconsistent"));
     }
-    base64_simd::STANDARD.decode(b64, base64_simd::Out::from_slice(&mut out[..len])).map_err(invalid).map(|d| d.len())
+    let before = out.len();
+    base64_simd::STANDARD.decode_append(b64, out).map_err(invalid)?;
+    Ok(out.len() - before)
 }
 
 fn throttled() -> ApiError {
@@ -257,9 +260,8 @@ impl Firehose {
                 "Value at 'record.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}"
             )));
         }
-        let mut data = vec![0u8; decoded_len(b64)];
-        let len = decode_into(b64, &mut data)?;
-        data.truncate(len);
+        let mut data = Vec::with_capacity(decoded_len(b64));
+        decode_append(b64, &mut data, decoded_len(b64))?;
         let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
         if !rt.admit_request() || !rt.admit_record(data.len()) {
             return Err(throttled());
@@ -308,13 +310,12 @@ impl Firehose {
             return Err(throttled());
         }
         // Decode everything into one buffer; `spans[i]` is record i's range in it.
-        let mut data = vec![0u8; total];
+        let mut data = Vec::with_capacity(total);
         let mut spans = Vec::with_capacity(n);
-        let mut pos = 0usize;
         for r in &input.records {
-            let len = decode_into(&r.data.0, &mut data[pos..])?;
+            let pos = data.len();
+            let len = decode_append(&r.data.0, &mut data, total - pos)?;
             spans.push(pos..pos + len);
-            pos += len;
         }
         // Decide each record's fate: quota first, then injected faults.
         let mut refusals: Vec<Option<Refusal>> = Vec::with_capacity(n);
@@ -415,15 +416,17 @@ mod tests {
         for n in [0usize, 1, 2, 3, 100, 1000] {
             let raw: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             let text = e.encode(&raw);
-            let mut out = vec![0u8; decoded_len(text.as_bytes())];
-            assert_eq!(decode_into(text.as_bytes(), &mut out).unwrap(), n);
-            assert_eq!(out, raw);
+            let mut out = vec![9u8];
+            assert_eq!(decode_append(text.as_bytes(), &mut out, decoded_len(text.as_bytes())).unwrap(), n);
+            assert_eq!(out[0], 9, "appended after what was there");
+            assert_eq!(out[1..], raw);
         }
         for bad in ["a", "ab=c", "!!!!", "QQ==QQ==", "QUJD\n"] {
-            let mut out = vec![0u8; 16];
-            assert!(decode_into(bad.as_bytes(), &mut out).is_err(), "{bad}");
+            let mut out = Vec::new();
+            assert!(decode_append(bad.as_bytes(), &mut out, 16).is_err(), "{bad}");
         }
-        let mut short = [0u8; 1];
-        assert!(decode_into(b"QUJD", &mut short).is_err(), "a buffer too small is an error");
+        let mut out = Vec::new();
+        assert!(decode_append(b"QUJD", &mut out, 2).is_err(), "more than the room left is an error");
+        assert!(out.is_empty());
     }
 }
