@@ -7,7 +7,8 @@ Knobs (environment): BENCH_RUNS (3), BENCH_BUDGET seconds per run of a slow cont
 BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB), BENCH_MASK_SHA_NI=1 to hide the CPU's
 SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
 RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
-BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md).
+BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
+BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto) or BENCH_ONLY=partitioning.
 """
 import datetime
 import json
@@ -155,6 +156,67 @@ def peak_rss_and_time(args):
     return rss_kb * 1024, seconds, json.loads(result.stdout)
 
 
+def measure_send(emu_proc, emu, big):
+    """(a): `send` of the big file, RUNS times; its rate, and the CPU of the sender and of the emulator per GB."""
+    kit(emu, "setup", "--buffer-size", "128", "--buffer-interval", "60", state="s-send")
+    big_mb = os.path.getsize(big) / 1e6
+    runs, send_cpu, emu_cpu = [], [], []
+    for i in range(RUNS):
+        log(f"(a) firehose-kit send {big_mb:.0f} MB, run {i + 1}/{RUNS}")
+        server_before = process_cpu(emu_proc.pid)
+        r, cpu = kit_cpu(emu, "send", big, "--from-start", state="s-send")
+        server = process_cpu(emu_proc.pid) - server_before
+        runs.append(r)
+        send_cpu.append(cpu / (r["bytes"] / 1e9))
+        emu_cpu.append(server / (r["bytes"] / 1e9))
+    return {
+        "send_mb_s": stats([r["mb_per_s"] for r in runs]),
+        "send_lines_s": stats([r["lines_per_s"] for r in runs]),
+        "send_cpu_s_gb": stats(send_cpu),
+        "emu_cpu_s_gb": stats(emu_cpu),
+    }
+
+
+def measure_batch(server_proc, endpoint, path, what):
+    """(c) against a server, RUNS times: each run's (lines/s, MB/s, lines), and the server's CPU per line (µs)."""
+    runs, us_line = [], []
+    for i in range(RUNS):
+        log(f"{what}, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
+        server_before = process_cpu(server_proc.pid)
+        runs.append(python_contender("batch_producer.py", endpoint, "ApacheLogs", path))
+        us_line.append((process_cpu(server_proc.pid) - server_before) / runs[-1][2] * 1e6)
+    return runs, stats(us_line)
+
+
+def cpu_rows(r, big_mb):
+    return [
+        ("CPU: send process per GB sent (user + sys)", fmt(r["send_cpu_s_gb"], " s/GB", 2), f"the {big_mb:,.0f} MB send above"),
+        ("CPU: emulator per GB received, during that send", fmt(r["emu_cpu_s_gb"], " s/GB", 2), "journal, buffers, deliveries in the run"),
+        ("server CPU per line, boto3 (c): firehose-kit local", fmt(r["emu_us_line"], " µs", 2), ""),
+        ("server CPU per line, boto3 (c): moto server", fmt(r["moto_us_line"], " µs", 2), f"firehose-kit local uses {r['moto_us_line']['median'] / r['emu_us_line']['median']:,.1f}× less server CPU"),
+    ]
+
+
+def cpu_only():
+    """BENCH_ONLY=cpu: only the CPU rows (send, the emulator during it, server CPU per line against moto)."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    big = generate("big.log", SEND_LINES, 1)
+    small = generate("small.log", 300_000, 2)
+    emu_proc, emu = start_local("emu")
+    r = measure_send(emu_proc, emu, big)
+    _, r["emu_us_line"] = measure_batch(emu_proc, emu, small, "(c) boto3 put_record_batch x500")
+    moto_proc, moto = start_moto()
+    kit(moto, "setup", state="s-moto")
+    _, r["moto_us_line"] = measure_batch(moto_proc, moto, small, "(c) against moto server")
+    big_mb = os.path.getsize(big) / 1e6
+    rows = [("send: firehose-kit send", fmt(r["send_mb_s"], " MB/s"), f"{big_mb:,.0f} MB file")] + cpu_rows(r, big_mb)
+    width = max(len(a) for a, _, _ in rows)
+    for a, b, note in rows:
+        print(f"{a:<{width}}  {b}{'  — ' + note if note else ''}")
+    print(f"({cpu_model()}, {sha_extensions()}; medians of {RUNS} runs with min–max)")
+
+
 def partitioning(emu):
     """`send` of 1 M JSON lines to a stream partitioned by status × date, against an unpartitioned one; and
     what deaggregation saves against one record per line (a partitioned stream without it needs one JSON object
@@ -198,6 +260,8 @@ def partitioning_rows(p):
 
 
 def main():
+    if os.environ.get("BENCH_ONLY") == "cpu":
+        return cpu_only()
     if os.environ.get("BENCH_ONLY") == "partitioning":
         os.makedirs(WORK, exist_ok=True)
         _, emu = start_local("emu-partitioning")
@@ -224,31 +288,12 @@ def main():
 
     # Send throughput, all against the embedded emulator; CPU of the sender and of the emulator per GB sent.
     emu_proc, emu = start_local("emu")
-    kit(emu, "setup", "--buffer-size", "128", "--buffer-interval", "60", state="s-send")
-    send_runs, send_cpu, emu_cpu = [], [], []
-    for i in range(RUNS):
-        log(f"(a) firehose-kit send {big_mb:.0f} MB, run {i + 1}/{RUNS}")
-        server_before = process_cpu(emu_proc.pid)
-        r, cpu = kit_cpu(emu, "send", big, "--from-start", state="s-send")
-        server = process_cpu(emu_proc.pid) - server_before
-        send_runs.append(r)
-        send_cpu.append(cpu / (r["bytes"] / 1e9))
-        emu_cpu.append(server / (r["bytes"] / 1e9))
-    results["send_mb_s"] = stats([r["mb_per_s"] for r in send_runs])
-    results["send_lines_s"] = stats([r["lines_per_s"] for r in send_runs])
-    results["send_cpu_s_gb"] = stats(send_cpu)
-    results["emu_cpu_s_gb"] = stats(emu_cpu)
-    seed, batch = [], []
+    results.update(measure_send(emu_proc, emu, big))
+    seed = []
     for i in range(RUNS):
         log(f"(b) boto3 put_record per line, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
         seed.append(python_contender("seed_producer.py", emu, "ApacheLogs", small))
-    emu_us_line = []
-    for i in range(RUNS):
-        log(f"(c) boto3 put_record_batch x500, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
-        server_before = process_cpu(emu_proc.pid)
-        batch.append(python_contender("batch_producer.py", emu, "ApacheLogs", small))
-        emu_us_line.append((process_cpu(emu_proc.pid) - server_before) / batch[-1][2] * 1e6)
-    results["emu_us_line"] = stats(emu_us_line)
+    batch, results["emu_us_line"] = measure_batch(emu_proc, emu, small, "(c) boto3 put_record_batch x500")
     results["seed_lines_s"] = stats([x[0] for x in seed])
     results["seed_mb_s"] = stats([x[1] for x in seed])
     results["batch_lines_s"] = stats([x[0] for x in batch])
@@ -257,14 +302,8 @@ def main():
     # The same client (c) against moto server.
     moto_proc, moto = start_moto()
     kit(moto, "setup", state="s-moto")
-    moto_batch, moto_us_line = [], []
-    for i in range(RUNS):
-        log(f"(c) against moto server, {BUDGET:.0f} s, run {i + 1}/{RUNS}")
-        server_before = process_cpu(moto_proc.pid)
-        moto_batch.append(python_contender("batch_producer.py", moto, "ApacheLogs", small))
-        moto_us_line.append((process_cpu(moto_proc.pid) - server_before) / moto_batch[-1][2] * 1e6)
+    moto_batch, results["moto_us_line"] = measure_batch(moto_proc, moto, small, "(c) against moto server")
     results["moto_batch_lines_s"] = stats([x[0] for x in moto_batch])
-    results["moto_us_line"] = stats(moto_us_line)
     # boto3 itself caps (c) well below what the emulator can take, so also compare with a faster client:
     # firehose-kit send, one line per record (500 records per call, like (c)), against both servers.
     rust_emu, rust_moto = [], []
@@ -406,11 +445,8 @@ def report(r, big_mb):
         ("verify: 1 M lines", f"{v[1_000_000]['mb_s']:,.0f} MB/s, peak {v[1_000_000]['rss'] / MIB:,.0f} MiB", f"{v[1_000_000]['seconds']:.1f} s"),
         ("verify: 4 M lines", f"{v[4_000_000]['mb_s']:,.0f} MB/s, peak {v[4_000_000]['rss'] / MIB:,.0f} MiB", f"+{r['verify_bytes_per_line']:.0f} bytes per extra line"),
         ("demo: wall time (200,000 lines, setup → teardown)", fmt(r["demo_s"], " s"), ""),
-        ("CPU: send process per GB sent (user + sys)", fmt(r["send_cpu_s_gb"], " s/GB", 2), f"the {big_mb:,.0f} MB send above"),
-        ("CPU: emulator per GB received, during that send", fmt(r["emu_cpu_s_gb"], " s/GB", 2), "journal, buffers, deliveries in the run"),
-        ("server CPU per line, boto3 (c): firehose-kit local", fmt(r["emu_us_line"], " µs", 2), ""),
-        ("server CPU per line, boto3 (c): moto server", fmt(r["moto_us_line"], " µs", 2), f"firehose-kit local uses {r['moto_us_line']['median'] / r['emu_us_line']['median']:,.1f}× less server CPU"),
     ]
+    rows += cpu_rows(r, big_mb)
     rows += partitioning_rows(r["partitioning"])
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
