@@ -79,6 +79,12 @@ struct RecordId<'a> {
 impl RecordId<'_> {
     /// Writes the id into `buf` and returns it, or `None` if it does not fit.
     fn write<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        // A `str` followed by ASCII digits is UTF-8.
+        std::str::from_utf8(self.write_bytes(buf)?).ok()
+    }
+
+    /// [`RecordId::write`] without the UTF-8 check, for the answer writer.
+    fn write_bytes<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         let len = self.incarnation.len() + 20;
         let out = buf.get_mut(..len)?;
         let (incarnation, digits) = out.split_at_mut(self.incarnation.len());
@@ -89,8 +95,7 @@ impl RecordId<'_> {
             pair.copy_from_slice(&DIGIT_PAIRS[two..two + 2]);
             n /= 100;
         }
-        // A `str` followed by ASCII digits is UTF-8.
-        std::str::from_utf8(out).ok()
+        Some(out)
     }
 }
 
@@ -175,7 +180,7 @@ impl PutRecordBatchOutput<'_> {
             match entry {
                 Entry::Accepted { record_id } => {
                     body.extend_from_slice(b"{\"RecordId\":\"");
-                    body.extend_from_slice(record_id.write(&mut id).unwrap_or_default().as_bytes());
+                    body.extend_from_slice(record_id.write_bytes(&mut id).unwrap_or_default());
                     body.extend_from_slice(b"\"}");
                 }
                 failed => serde_json::to_writer(&mut body, failed).map_err(ApiError::internal)?,
