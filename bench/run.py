@@ -474,7 +474,7 @@ def report(r, big_mb):
         rows += [
             ("load: 32 clients, 8 streams (4 past a 16 MiB/s quota), PutRecord + PutRecordBatch", f"{rep['mb_per_s']:,.1f} MB/s · {rep['records_per_s']:,.0f} records/s", f"{rep['seconds']:.0f} s; {rep['throttled']:,} entries throttled and resent; {len(rep['errors'])} other errors"),
             ("load: PutRecordBatch latency (500 records of 300 B)", f"p50 {rep['batch_p50_ms']:.1f} ms · p99 {rep['batch_p99_ms']:.1f} ms", f"{rep['batch_calls']:,} batch calls, {rep['record_calls']:,} PutRecord calls"),
-            ("load: delivery check and emulator peak RSS", f"{dl['delivered']:,} of {dl['acknowledged']:,} records, peak {ld['peak_rss'] / MIB:,.0f} MiB", f"{once}; --memory-limit 256MiB"),
+            ("load: delivery check and emulator peak RSS", f"{dl['delivered']:,} of {dl['acknowledged']:,} records, peak {ld['peak_rss'] / MIB:,.0f} MiB", f"{once}; --memory-limit 256MiB (it bounds buffered records, not the calls in flight)"),
         ]
     width = max(len(a) for a, _, _ in rows)
     print()
