@@ -270,7 +270,7 @@ def partitioning(emu):
 def partitioning_rows(p):
     c = p["cost"]
     return [
-        ("partitioned: send 1 M JSON lines, status × date (deaggregated, jq per line in the emulator)",
+        ("partitioned: send 1 M JSON lines, status × date (deaggregated, keys extracted per line in the emulator)",
          f"{fmt(p['parted_mb_s'], ' MB/s')} · {fmt(p['parted_lines_s'], ' lines/s', 0)}",
          f"{p['parted_lines_s']['median'] / p['flat_lines_s']['median']:.2f}× the unpartitioned stream ({fmt(p['flat_lines_s'], ' lines/s', 0)})"),
         ("partitioned: billable / raw bytes, packed and deaggregated", f"{c['packed_ratio']:.4f} ({c['records_packed']:,} records)",
@@ -511,7 +511,7 @@ How to read it:
   windows; with ~1,000 KiB records one record fits per window); lost lines counted by `verify`.
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
 - **partitioned**: 1 M generated lines sent as JSON (`--format json`) to a stream made by `setup --partition-by
-  status,date` (records deaggregated on `\n`, keys extracted with jq per line, one buffer per partition) and to
+  status,date` (records deaggregated on newlines, keys extracted per line by the query, one buffer per partition) and to
   an unpartitioned one, in the same emulator; and the billable bytes of the packed records against one JSON line
   per record, which a partitioned stream without deaggregation needs. Dynamic partitioning's own charges (per GB
   and per object delivered) come on top on AWS.

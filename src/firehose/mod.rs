@@ -10,6 +10,7 @@
 //! | [`names`] | stream and bucket naming rules; ARN partitions by region |
 //! | [`types`] | typed enums for stream status, compression, processors and encryption status |
 //! | [`partitioning`] | dynamic partitioning: processors (deaggregation, jq metadata extraction, delimiter), the create-time rules, routing a record to its partition |
+//! | [`field_query`] | the common `{k: .field, d: .time[0:10]}` query shape answered without jq, and only where jq would answer the same |
 //! | [`prefix`] | prefix expressions (`!{timestamp:..}`, `!{firehose:..}`, `!{partitionKeyFrom..}`): validation and evaluation, in a `CustomTimeZone` |
 //! | [`keys`] | the object-key layout: building a key and parsing one back |
 //! | [`billing`] | the 5 KB record rounding of ingestion pricing |
@@ -21,6 +22,7 @@ pub mod access;
 pub mod billing;
 pub mod emulated;
 pub mod failures;
+pub mod field_query;
 pub mod keys;
 pub mod limits;
 pub mod names;

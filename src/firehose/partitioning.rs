@@ -13,6 +13,7 @@ use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 use serde_json::{Value, json};
 
+use super::field_query::FieldQuery;
 use super::prefix::{Part, Prefix};
 
 /// AWS's limit of sub-records in one record for deaggregation.
@@ -45,6 +46,8 @@ pub enum Deaggregation {
 pub struct Query {
     text: String,
     filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
+    /// The same query answered without jq, when it has the common `{k: .field}` shape.
+    fields: Option<FieldQuery>,
 }
 
 impl std::fmt::Debug for Query {
@@ -66,12 +69,20 @@ impl Query {
             .with_funs(funs)
             .compile(modules)
             .map_err(|_| format!("MetadataExtractionQuery `{text}` does not compile (unknown filter or variable)"))?;
-        Ok(Query { text: text.to_string(), filter })
+        Ok(Query { text: text.to_string(), filter, fields: FieldQuery::parse(text) })
     }
 
     /// Runs the query on one JSON record; the partition keys it yields (an object of scalar values). The error
     /// is the reason in words.
     pub fn keys(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+        if let Some(answer) = self.fields.as_ref().and_then(|f| f.keys(record)) {
+            return answer;
+        }
+        self.keys_with_jq(record)
+    }
+
+    /// [`Query::keys`] on jq alone.
+    fn keys_with_jq(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
         let input = jaq_json::read::parse_single(record).map_err(|_| "the record is not valid JSON".to_string())?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let out = self
@@ -440,6 +451,66 @@ mod tests {
         assert_eq!(q.declared_keys(), vec!["date", "m"]);
         assert!(Query::compile("{a: .b").is_err());
         assert!(Query::compile("{a: nosuchfilter}").is_err());
+    }
+
+    /// Wherever the jq-free path answers, it answers as jq does: records of fields with every kind of JSON value
+    /// (escapes, non-ASCII, zero and -0, floats, large integers, duplicates, nesting).
+    #[test]
+    fn the_jq_free_path_agrees_with_jq() {
+        use proptest::prelude::*;
+        let values = prop::sample::select(vec![
+            "200",
+            "-7",
+            "0",
+            "-0",
+            "1.5",
+            "1e2",
+            "-0.0",
+            "9007199254740993",
+            "18446744073709551616",
+            "null",
+            "true",
+            "false",
+            "\"\"",
+            "\"GET\"",
+            "\"2026-11-26T10:00:00+00:00\"",
+            "\"é-ü\"",
+            "\"a\\\"b\\n\"",
+            "\"\\u00e9x\"",
+            "\"2026\"",
+            "[1,2]",
+            "{\"a\":1}",
+            "[]",
+            "{}",
+        ]);
+        let names = prop::sample::select(vec!["status", "time", "host", "x", "st\\u0061tus"]);
+        let queries: Vec<Query> = [
+            "{status: .status}",
+            "{s: .status, d: .time[0:10], h: .time[11:13]}",
+            "{a: .host, b: .time[:4], c: .time[3:], \"d e\": .x}",
+            "{t: .time[5:2]}",
+            "{z: .host, a: .x, m: .status}",
+        ]
+        .iter()
+        .map(|q| Query::compile(q).unwrap())
+        .collect();
+        assert!(queries.iter().all(|q| q.fields.is_some()));
+        let answered = std::cell::Cell::new(0);
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        runner
+            .run(&prop::collection::vec((names, values), 0..6), |fields| {
+                let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                let record = format!("{{{}}}", body.join(","));
+                for q in &queries {
+                    if let Some(fast) = q.fields.as_ref().unwrap().keys(record.as_bytes()) {
+                        answered.set(answered.get() + 1);
+                        prop_assert_eq!(fast, q.keys_with_jq(record.as_bytes()), "{} on {}", q.text, record);
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(answered.get() > 200, "the jq-free path answered only {} times", answered.get());
     }
 
     #[test]
