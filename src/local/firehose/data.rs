@@ -77,25 +77,17 @@ struct RecordId<'a> {
 }
 
 impl RecordId<'_> {
-    /// Writes the id into `buf` and returns it, or `None` if it does not fit.
-    fn write<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
-        // A `str` followed by ASCII digits is UTF-8.
-        std::str::from_utf8(self.write_bytes(buf)?).ok()
-    }
-
-    /// [`RecordId::write`] without the UTF-8 check, for the answer writer.
-    fn write_bytes<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-        let len = self.incarnation.len() + 20;
-        let out = buf.get_mut(..len)?;
-        let (incarnation, digits) = out.split_at_mut(self.incarnation.len());
-        incarnation.copy_from_slice(self.incarnation.as_bytes());
+    /// Appends the id to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.incarnation.as_bytes());
+        let mut digits = [0u8; 20];
         let mut n = self.end_offset;
         for pair in digits.rchunks_exact_mut(2) {
             let two = (n % 100) as usize * 2;
             pair.copy_from_slice(&DIGIT_PAIRS[two..two + 2]);
             n /= 100;
         }
-        Some(out)
+        out.extend_from_slice(&digits);
     }
 }
 
@@ -107,21 +99,12 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-impl std::fmt::Display for RecordId<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut buf = vec![0u8; self.incarnation.len() + 20];
-        f.write_str(self.write(&mut buf).ok_or(std::fmt::Error)?)
-    }
-}
-
 impl Serialize for RecordId<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // On the stack for the ids this emulator makes (12-character incarnations).
-        let mut stack = [0u8; 64];
-        match self.write(&mut stack) {
-            Some(id) => serializer.serialize_str(id),
-            None => serializer.collect_str(self),
-        }
+        let mut id = Vec::with_capacity(self.incarnation.len() + 20);
+        self.write(&mut id);
+        // A `str` followed by ASCII digits is UTF-8.
+        serializer.serialize_str(std::str::from_utf8(&id).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -172,7 +155,6 @@ impl PutRecordBatchOutput<'_> {
         body.extend_from_slice(self.failed.to_string().as_bytes());
         body.extend_from_slice(if self.encrypted { b",\"Encrypted\":true" } else { b",\"Encrypted\":false" });
         body.extend_from_slice(b",\"RequestResponses\":[");
-        let mut id = vec![0u8; incarnation.len() + 20];
         for (i, entry) in self.responses.iter().enumerate() {
             if i > 0 {
                 body.push(b',');
@@ -180,7 +162,7 @@ impl PutRecordBatchOutput<'_> {
             match entry {
                 Entry::Accepted { record_id } => {
                     body.extend_from_slice(b"{\"RecordId\":\"");
-                    body.extend_from_slice(record_id.write_bytes(&mut id).unwrap_or_default());
+                    record_id.write(&mut body);
                     body.extend_from_slice(b"\"}");
                 }
                 failed => serde_json::to_writer(&mut body, failed).map_err(ApiError::internal)?,
@@ -260,13 +242,14 @@ impl Firehose {
         let input: PutRecordInput = serde_json::from_slice(body).map_err(ApiError::serialization)?;
         let record = input.record.ok_or_else(|| ApiError::validation(wire::null_violation("record")))?;
         let b64 = &record.data.0;
-        if decoded_len(b64) > MAX_RECORD_BYTES {
+        let len = decoded_len(b64);
+        if len > MAX_RECORD_BYTES {
             return Err(ApiError::validation(format!(
                 "Value at 'record.data' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_BYTES}"
             )));
         }
-        let mut data = Vec::with_capacity(decoded_len(b64));
-        decode_append(b64, &mut data, decoded_len(b64))?;
+        let mut data = Vec::with_capacity(len);
+        decode_append(b64, &mut data, len)?;
         let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
         if !rt.admit_request() || !rt.admit_record(data.len()) {
             return Err(throttled());
@@ -367,13 +350,16 @@ mod tests {
 
     #[test]
     fn record_ids_are_the_incarnation_and_twenty_digits() {
-        let id = |end_offset| RecordId { incarnation: "0a1b2c3d4e5f", end_offset }.to_string();
+        let id = |end_offset| {
+            let json = serde_json::to_string(&RecordId { incarnation: "0a1b2c3d4e5f", end_offset }).unwrap();
+            json.trim_matches('"').to_string()
+        };
         assert_eq!(id(0), "0a1b2c3d4e5f00000000000000000000");
         assert_eq!(id(1234), "0a1b2c3d4e5f00000000000000001234");
         assert_eq!(id(u64::MAX), format!("0a1b2c3d4e5f{}", u64::MAX));
         let long = "i".repeat(100);
         let json = serde_json::to_string(&RecordId { incarnation: &long, end_offset: 9 }).unwrap();
-        assert_eq!(json, format!("\"{long}00000000000000000009\""), "ids too long for the stack buffer");
+        assert_eq!(json, format!("\"{long}00000000000000000009\""), "long incarnations too");
         let json = serde_json::to_string(&PutRecordOutput {
             record_id: RecordId { incarnation: "x", end_offset: 7 },
             encrypted: false,
