@@ -87,6 +87,11 @@ pub struct GlobalArgs {
     /// environment): `demo` then runs against that backend instead of the embedded emulator.
     #[arg(skip)]
     pub explicit_backend: bool,
+
+    /// The global options typed on the command line (not from the environment), by id: hints that print a
+    /// command repeat them, and leave out what the environment already says.
+    #[arg(skip)]
+    pub typed: Vec<&'static str>,
 }
 
 impl Cli {
@@ -117,6 +122,7 @@ impl Cli {
             cli.global.endpoint_url = None;
         }
         cli.global.explicit_backend = typed("profile") || typed("endpoint_url") || cli.global.local;
+        cli.global.typed = ["profile", "region", "endpoint_url"].into_iter().filter(|id| typed(id)).collect();
         Ok(cli)
     }
 }
@@ -234,9 +240,9 @@ pub struct SetupArgs {
     #[arg(long, value_name = "MIB")]
     pub buffer_size: Option<u32>,
 
-    /// Buffering hint: deliver when the oldest record is this old (0–900 seconds) [default: 60]
-    #[arg(long, value_name = "SECONDS")]
-    pub buffer_interval: Option<u32>,
+    /// Buffering hint: deliver when the oldest record is this old (0–900 s, whole seconds: `60`, `5m`) [default: 60]
+    #[arg(long, value_name = "DURATION", value_parser = parse_whole_seconds)]
+    pub buffer_interval: Option<std::time::Duration>,
 
     /// Compression of delivered objects [default: none]
     #[arg(long, value_enum)]
@@ -258,17 +264,21 @@ pub struct SetupArgs {
     #[arg(long)]
     pub no_wait: bool,
 
-    /// Give up waiting for ACTIVE after this many seconds [default: 600]
-    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
-    pub timeout: Option<u64>,
+    /// Give up waiting for ACTIVE after this long [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 
-    /// Keep retrying CreateDeliveryStream while the new role propagates, for up to this many seconds [default: 120]
-    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
-    pub iam_retry_timeout: Option<u64>,
+    /// Keep retrying CreateDeliveryStream while the new role propagates, for up to this long [default: 2m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub iam_retry_timeout: Option<std::time::Duration>,
 
     /// Do not log delivery errors to CloudWatch Logs (then nobody can see why data is missing)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "error_logging")]
     pub no_error_logging: bool,
+
+    /// Log delivery errors to CloudWatch Logs (the default for a new stream; turns it on for an existing one)
+    #[arg(long)]
+    pub error_logging: bool,
 
     /// Days CloudWatch Logs keeps the error log (1, 3, 5, 7, 14, 30, 60, 90, ... 3653) [default: 14]
     #[arg(long, value_name = "DAYS")]
@@ -331,17 +341,17 @@ pub struct SendArgs {
     #[arg(long)]
     pub follow: bool,
 
-    /// With --follow: send a partial batch after this many seconds without new lines (0–3600) [default: 1]
-    #[arg(long, value_name = "SECONDS", value_parser = parse_linger)]
-    pub linger: Option<f64>,
+    /// With --follow: send a partial batch after this long without new lines (0 to 1h) [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_linger)]
+    pub linger: Option<std::time::Duration>,
 
     /// Ignore saved checkpoints: send files from their first line
     #[arg(long)]
     pub from_start: bool,
 
-    /// Give up after this many seconds without progress (records not accepted go to the rejects file) [default: 120]
-    #[arg(long, value_name = "SECONDS", value_parser = seconds())]
-    pub retry_timeout: Option<u64>,
+    /// Give up after this long without progress (records not accepted go to the rejects file) [default: 2m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -362,9 +372,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
-    /// Keep polling for missing lines up to this many seconds [default: run end + buffer interval + 60 s]
-    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait", value_parser = seconds())]
-    pub wait: Option<u64>,
+    /// Keep polling for missing lines up to this long [default: run end + buffer interval + 60 s]
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_wait", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
 
     /// Check once, do not wait for late objects
     #[arg(long)]
@@ -419,9 +429,9 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "MIB")]
     pub buffer_size: Option<u32>,
 
-    /// The buffer interval you expect the stream to have (seconds); a different one is a warning
-    #[arg(long, value_name = "SECONDS")]
-    pub buffer_interval: Option<u32>,
+    /// The buffer interval you expect the stream to have (`60`, `5m`); a different one is a warning
+    #[arg(long, value_name = "DURATION", value_parser = parse_whole_seconds)]
+    pub buffer_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -542,9 +552,9 @@ pub struct DemoArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Buffering interval for the demo stream, in seconds (short, so the demo finishes quickly)
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub buffer_interval: u32,
+    /// Buffering interval for the demo stream (short, so the demo finishes quickly)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_whole_seconds)]
+    pub buffer_interval: std::time::Duration,
 
     /// Where to write the run's HTML report
     #[arg(long, value_name = "FILE.html", default_value = "firehose-kit-demo-report.html")]
@@ -606,11 +616,6 @@ pub fn reference_markdown() -> String {
 /// The longest time any option accepts: a year (so deadlines computed from it never overflow a clock).
 pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
 
-/// Whole seconds from 0 to [`MAX_SECONDS`].
-fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(..=MAX_SECONDS)
-}
-
 /// Checks a whole number of seconds from a settings file (flags are checked by their parser).
 pub fn check_seconds(name: &str, value: u64) -> Result<u64, String> {
     if value > MAX_SECONDS {
@@ -619,11 +624,37 @@ pub fn check_seconds(name: &str, value: u64) -> Result<u64, String> {
     Ok(value)
 }
 
-/// Durations like `2s`, `500ms`, `1m`, at most a year.
+/// Every duration option: a plain number of seconds (`90`, `1.5`) or a value with units (`90s`, `500ms`, `2m`,
+/// `24h`), from 0 to a year.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 500ms or 1m: {e}"))?;
+    let t = s.trim();
+    let d = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs <= MAX_SECONDS as f64 => {
+            std::time::Duration::from_secs_f64(secs)
+        }
+        Ok(secs) if secs.is_finite() && secs > MAX_SECONDS as f64 => {
+            return Err(format!("`{s}` is longer than a year"));
+        }
+        Ok(_) => {
+            return Err(format!(
+                "`{s}` is not a duration: expected seconds (90) or a value with units (90s, 500ms, 2m)"
+            ));
+        }
+        Err(_) => humantime::parse_duration(t).map_err(|e| {
+            format!("`{s}` is not a duration: expected seconds (90) or a value with units (90s, 500ms, 2m): {e}")
+        })?,
+    };
     if d.as_secs() > MAX_SECONDS {
         return Err(format!("`{s}` is longer than a year"));
+    }
+    Ok(d)
+}
+
+/// A duration that must be whole seconds (Firehose's buffering interval): `60`, `60s`, `5m`.
+pub fn parse_whole_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("`{s}` is not a whole number of seconds"));
     }
     Ok(d)
 }
@@ -655,17 +686,17 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     check_rate(finite(s)?).map_err(|_| format!("`{s}` is not a rate between 0.001 and 1000000000 lines per second"))
 }
 
-/// `--linger`: 0 to 3,600 seconds.
-pub fn check_linger(seconds: f64) -> Result<f64, String> {
-    if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) {
-        Ok(seconds)
+/// `--linger`: 0 to an hour.
+pub fn check_linger(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if d <= std::time::Duration::from_secs(3600) {
+        Ok(d)
     } else {
-        Err(format!("{seconds} is not a number of seconds between 0 and 3600"))
+        Err(format!("{} is longer than an hour", humantime::format_duration(d)))
     }
 }
 
-fn parse_linger(s: &str) -> Result<f64, String> {
-    check_linger(finite(s)?).map_err(|_| format!("`{s}` is not a number of seconds between 0 and 3600"))
+fn parse_linger(s: &str) -> Result<std::time::Duration, String> {
+    check_linger(parse_duration(s)?).map_err(|_| format!("`{s}` is not a duration between 0 and 1h"))
 }
 
 #[cfg(test)]
@@ -701,6 +732,12 @@ mod tests {
     fn bad_durations_and_probabilities_name_the_value() {
         assert!(parse_duration("2x").unwrap_err().contains("`2x`"));
         assert!(parse_duration("600000000000s").unwrap_err().contains("year"));
+        assert!(parse_duration("600000000000").unwrap_err().contains("year"));
+        assert_eq!(parse_duration("90").unwrap(), std::time::Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5").unwrap(), std::time::Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), std::time::Duration::from_secs(120));
+        assert!(parse_whole_seconds("1.5").is_err());
+        assert_eq!(parse_whole_seconds("5m").unwrap(), std::time::Duration::from_secs(300));
         assert!(parse_probability("1.5").unwrap_err().contains("`1.5`"));
         assert!(parse_probability("NaN").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), std::time::Duration::from_millis(250));
@@ -722,10 +759,10 @@ mod tests {
         for bad in ["inf", "-inf", "NaN", "-1", "0", "1e-9", "1e300", "x"] {
             assert!(parse_rate(bad).is_err(), "rate {bad}");
         }
-        for bad in ["inf", "NaN", "-0.5", "3601", "1e400"] {
+        for bad in ["inf", "NaN", "-0.5", "3601", "1e400", "2h"] {
             assert!(parse_linger(bad).is_err(), "linger {bad}");
         }
-        assert_eq!((parse_rate("50").unwrap(), parse_linger("0").unwrap()), (50.0, 0.0));
+        assert_eq!((parse_rate("50").unwrap(), parse_linger("0").unwrap()), (50.0, std::time::Duration::ZERO));
         let err = |args: &[&str]| Cli::try_parse_from_args(args.iter().copied()).unwrap_err().exit_code();
         assert_eq!(err(&["firehose-kit", "send", "--generate", "1", "--retry-timeout", "18446744073709551615"]), 2);
         assert_eq!(err(&["firehose-kit", "send", "--generate", "1", "--retry-timeout", "18446744073709551616"]), 2);

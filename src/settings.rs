@@ -156,6 +156,8 @@ pub struct Global {
     pub no_progress: bool,
     pub state_dir: PathBuf,
     pub settings_file: Option<PathBuf>,
+    /// Global options typed on the command line (see [`Global::command`]).
+    pub typed: Vec<&'static str>,
 }
 
 impl Global {
@@ -197,17 +199,62 @@ impl Global {
                 .or_else(|| file.state_dir.clone())
                 .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             settings_file,
+            typed: args.typed.clone(),
         })
     }
 }
 
-/// Resolved `setup` settings.
-#[derive(Debug, Clone, PartialEq)]
+impl Global {
+    /// A firehose-kit command line that reaches this stream on this backend again: the global options the user
+    /// typed (endpoint or `--local`, region, profile), the stream and the state dir, before `args`. What came from
+    /// the environment is left out: the hint runs in the same shell. Every hint that tells the user to run
+    /// something uses it, so the command runs as printed.
+    pub fn command(&self, args: &str) -> String {
+        let c = &self.connection;
+        let typed = |id: &str| self.typed.contains(&id);
+        let mut out = String::from("firehose-kit");
+        match c.endpoint_url.as_deref() {
+            Some(LOCAL_ENDPOINT) if c.test_credentials => out.push_str(" --local"),
+            Some(url) if typed("endpoint_url") => out.push_str(&format!(" --endpoint-url {url}")),
+            _ => {}
+        }
+        if let Some(p) = c.profile.as_ref().filter(|_| typed("profile")) {
+            out.push_str(&format!(" --profile {}", shell_word(p)));
+        }
+        if let Some(r) = c.region.as_ref().filter(|_| typed("region")) {
+            out.push_str(&format!(" --region {r}"));
+        }
+        if self.stream != DEFAULT_STREAM {
+            out.push_str(&format!(" --stream {}", self.stream));
+        }
+        if self.state_dir != Path::new(DEFAULT_STATE_DIR) {
+            out.push_str(&format!(" --state-dir {}", shell_word(&self.state_dir.display().to_string())));
+        }
+        if !args.is_empty() {
+            out.push(' ');
+            out.push_str(args);
+        }
+        out
+    }
+}
+
+/// `word`, quoted for a POSIX shell when it holds anything but safe characters.
+pub fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b));
+    if safe { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
+/// Resolved `setup` settings: what the user asked for. A destination setting left out (no flag, nothing in the
+/// settings file) is `None`: a new stream gets the default, an existing stream keeps what it has, so re-running
+/// setup to repair a role or a bucket never changes a stream's buffering or anything else as a side effect.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SetupSettings {
+    /// `None`: the existing stream's bucket, else `firehose-kit-<account>-<region>`.
     pub bucket: Option<String>,
-    pub buffer_size_mib: u32,
-    pub buffer_interval_s: u32,
-    pub compression: Compression,
+    pub buffer_size_mib: Option<u32>,
+    pub buffer_interval_s: Option<u32>,
+    pub compression: Option<Compression>,
+    /// `Some("")`: no prefix.
     pub prefix: Option<String>,
     pub error_prefix: Option<String>,
     pub dry_run: bool,
@@ -215,42 +262,53 @@ pub struct SetupSettings {
     pub timeout: Duration,
     pub iam_retry_timeout: Duration,
     /// Log delivery errors to `/aws/kinesisfirehose/<stream>` / `DestinationDelivery`.
-    pub error_logging: bool,
+    pub error_logging: Option<bool>,
     /// Retention of the error log group, in days.
-    pub log_retention_days: i32,
-    /// Dynamic partitioning by these Apache fields (empty: none).
-    pub partition_by: crate::logs::partition::PartitionBy,
+    pub log_retention_days: Option<i32>,
+    /// Dynamic partitioning by these Apache fields (`Some` of an empty list: none).
+    pub partition_by: Option<crate::logs::partition::PartitionBy>,
     /// Re-create the stream when a change cannot be applied in place.
     pub recreate: bool,
 }
 
+/// Setup's defaults for a new stream: the original demo's 1 MiB / 60 s, or AWS's minimums with dynamic
+/// partitioning (64 MiB / 60 s).
+pub fn default_buffering(partitioned: bool) -> (u32, u32) {
+    use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
+    if partitioned { (MIN_SIZE_MIB as u32, MIN_INTERVAL_S as u32) } else { (1, 60) }
+}
+
+/// The default retention of the error log, in days.
+pub const DEFAULT_LOG_RETENTION_DAYS: i32 = 14;
+
 impl SetupSettings {
     pub fn resolve(args: &cli::SetupArgs, file: &SetupFile) -> Result<Self> {
-        let keys = if args.partition_by.is_empty() {
-            file.partition_by.clone().unwrap_or_default()
-        } else {
-            args.partition_by.clone()
-        };
-        let partition_by = crate::logs::partition::PartitionBy::parse(&keys)
+        let keys =
+            if args.partition_by.is_empty() { file.partition_by.clone() } else { Some(args.partition_by.clone()) };
+        let partition_by = keys
+            .map(|k| crate::logs::partition::PartitionBy::parse(&k))
+            .transpose()
             .map_err(|e| Error::usage(format!("--partition-by: {e}")))?;
-        // Dynamic partitioning needs at least 64 MiB / 60 s (AWS's minimums): those are its defaults.
-        let (default_size, default_interval) = if partition_by.is_empty() { (1, 60) } else { (64, 60) };
+        let error_logging = if args.no_error_logging {
+            Some(false)
+        } else if args.error_logging {
+            Some(true)
+        } else {
+            file.error_logging
+        };
         let s = SetupSettings {
             bucket: args.bucket.clone().or_else(|| file.bucket.clone()).filter(|b| !b.is_empty()),
-            buffer_size_mib: args.buffer_size.or(file.buffer_size).unwrap_or(default_size),
-            buffer_interval_s: args.buffer_interval.or(file.buffer_interval).unwrap_or(default_interval),
-            compression: args.compression.or(file.compression).unwrap_or(Compression::None),
-            prefix: args.prefix.clone().or_else(|| file.prefix.clone()).filter(|p| !p.is_empty()),
-            error_prefix: args.error_prefix.clone().or_else(|| file.error_prefix.clone()).filter(|p| !p.is_empty()),
+            buffer_size_mib: args.buffer_size.or(file.buffer_size),
+            buffer_interval_s: args.buffer_interval.map(|d| d.as_secs() as u32).or(file.buffer_interval),
+            compression: args.compression.or(file.compression),
+            prefix: args.prefix.clone().or_else(|| file.prefix.clone()),
+            error_prefix: args.error_prefix.clone().or_else(|| file.error_prefix.clone()),
             dry_run: args.dry_run,
             no_wait: args.no_wait,
-            timeout: Duration::from_secs(seconds("timeout", args.timeout.or(file.timeout).unwrap_or(600))?),
-            iam_retry_timeout: Duration::from_secs(seconds(
-                "iam_retry_timeout",
-                args.iam_retry_timeout.or(file.iam_retry_timeout).unwrap_or(120),
-            )?),
-            error_logging: !args.no_error_logging && file.error_logging.unwrap_or(true),
-            log_retention_days: args.log_retention.or(file.log_retention).unwrap_or(14),
+            timeout: duration("timeout", args.timeout, file.timeout, 600)?,
+            iam_retry_timeout: duration("iam_retry_timeout", args.iam_retry_timeout, file.iam_retry_timeout, 120)?,
+            error_logging,
+            log_retention_days: args.log_retention.or(file.log_retention),
             partition_by,
             recreate: args.recreate,
         };
@@ -258,48 +316,87 @@ impl SetupSettings {
         Ok(s)
     }
 
+    /// Checks each value given on its own (ranges, names, prefixes); [`Self::check_combined`] checks them
+    /// together with what the stream has.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=128).contains(&self.buffer_size_mib) {
+        use crate::firehose::limits::{BUFFER_INTERVAL_S, BUFFER_SIZE_MIB};
+        if let Some(size) = self.buffer_size_mib
+            && !BUFFER_SIZE_MIB.contains(&(size as i64))
+        {
             return Err(Error::usage(format!(
-                "--buffer-size {} is out of range: expected 1 to 128 MiB",
-                self.buffer_size_mib
+                "--buffer-size {size} is out of range: expected {} to {} MiB",
+                BUFFER_SIZE_MIB.start(),
+                BUFFER_SIZE_MIB.end()
             )));
         }
-        if self.buffer_interval_s > 900 {
+        if let Some(interval) = self.buffer_interval_s
+            && !BUFFER_INTERVAL_S.contains(&(interval as i64))
+        {
             return Err(Error::usage(format!(
-                "--buffer-interval {} is out of range: expected 0 to 900 seconds",
-                self.buffer_interval_s
+                "--buffer-interval {interval} is out of range: expected {} to {} seconds",
+                BUFFER_INTERVAL_S.start(),
+                BUFFER_INTERVAL_S.end()
             )));
         }
         if let Some(b) = &self.bucket {
             validate_bucket_name(b)?;
         }
-        if !self.partition_by.is_empty() {
-            use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
-            if (self.buffer_size_mib as i64) < MIN_SIZE_MIB || (self.buffer_interval_s as i64) < MIN_INTERVAL_S {
-                return Err(Error::usage(format!(
-                    "--partition-by needs --buffer-size of at least {MIN_SIZE_MIB} MiB and --buffer-interval of at least {MIN_INTERVAL_S} s (AWS's minimums with dynamic partitioning), not {} MiB / {} s",
-                    self.buffer_size_mib, self.buffer_interval_s
-                ))
-                .with_hint("leave them out: with --partition-by they default to 64 MiB / 60 s, and each partition buffers separately"));
-            }
-        }
-        if !crate::firehose::failures::RETENTION_DAYS.contains(&self.log_retention_days) {
+        if let Some(days) = self.log_retention_days
+            && !crate::firehose::failures::RETENTION_DAYS.contains(&days)
+        {
             return Err(Error::usage(format!(
-                "--log-retention {} is not a retention CloudWatch Logs accepts: expected one of {:?} days",
-                self.log_retention_days,
+                "--log-retention {days} is not a retention CloudWatch Logs accepts: expected one of {:?} days",
                 crate::firehose::failures::RETENTION_DAYS
             )));
         }
-        if self.partition_by.is_empty() {
-            crate::firehose::prefix::validate(self.prefix.as_deref(), self.error_prefix.as_deref(), false)
+        let partitioned = self.partition_by.as_ref().is_some_and(|p| !p.is_empty());
+        if partitioned {
+            if self.prefix.as_deref().is_some_and(|p| p.contains("!{")) {
+                return Err(Error::usage(
+                    "with --partition-by, --prefix must be plain text (setup appends the partition expressions to it)",
+                ));
+            }
+        } else if self.partition_by.is_some() || self.prefix.is_some() || self.error_prefix.is_some() {
+            fn blank(p: &Option<String>) -> Option<&str> {
+                p.as_deref().filter(|p| !p.is_empty())
+            }
+            crate::firehose::prefix::validate(blank(&self.prefix), blank(&self.error_prefix), false)
                 .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
-        } else if self.prefix.as_deref().is_some_and(|p| p.contains("!{")) {
-            return Err(Error::usage(
-                "with --partition-by, --prefix must be plain text (setup appends the partition expressions to it)",
-            ));
         }
         Ok(())
+    }
+
+    /// Checks the buffering a partitioned stream will have against AWS's minimums; the message names only the
+    /// value that is too small, and the hint gives values setup accepts.
+    pub fn check_partition_minimums(size_mib: u32, interval_s: u32) -> Result<()> {
+        use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
+        let mut low = Vec::new();
+        if (size_mib as i64) < MIN_SIZE_MIB {
+            low.push(format!("a buffer size of at least {MIN_SIZE_MIB} MiB (not {size_mib} MiB)"));
+        }
+        if (interval_s as i64) < MIN_INTERVAL_S {
+            low.push(format!("a buffer interval of at least {MIN_INTERVAL_S} s (not {interval_s} s)"));
+        }
+        if low.is_empty() {
+            return Ok(());
+        }
+        Err(Error::usage(format!(
+            "dynamic partitioning needs {} (AWS's minimums)",
+            low.join(" and ")
+        ))
+        .with_hint(format!(
+            "use --buffer-size {} --buffer-interval {}, or leave them out on a new stream (each partition buffers separately)",
+            size_mib.max(MIN_SIZE_MIB as u32),
+            interval_s.max(MIN_INTERVAL_S as u32)
+        )))
+    }
+}
+
+/// A duration from a flag (already parsed), else the settings file's whole seconds, else `default` seconds.
+fn duration(name: &str, flag: Option<Duration>, file: Option<u64>, default: u64) -> Result<Duration> {
+    match flag {
+        Some(d) => Ok(d),
+        None => Ok(Duration::from_secs(seconds(name, file.unwrap_or(default))?)),
     }
 }
 
@@ -341,15 +438,17 @@ impl SendSettings {
                 .map(|r| cli::check_rate(r).map_err(|e| Error::usage(format!("rate: {e}"))))
                 .transpose()?,
             follow: args.follow,
-            linger: Duration::from_secs_f64(
-                cli::check_linger(args.linger.or(file.linger).unwrap_or(1.0))
-                    .map_err(|e| Error::usage(format!("linger: {e}")))?,
-            ),
+            linger: match args.linger {
+                Some(d) => d,
+                None => {
+                    let secs = file.linger.unwrap_or(1.0);
+                    let d = Duration::try_from_secs_f64(secs)
+                        .map_err(|_| Error::usage(format!("linger: {secs} is not a number of seconds")))?;
+                    cli::check_linger(d).map_err(|e| Error::usage(format!("linger: {e}")))?
+                }
+            },
             from_start: args.from_start,
-            retry_timeout: Duration::from_secs(seconds(
-                "retry_timeout",
-                args.retry_timeout.or(file.retry_timeout).unwrap_or(120),
-            )?),
+            retry_timeout: duration("retry_timeout", args.retry_timeout, file.retry_timeout, 120)?,
         };
         if s.inputs.is_empty() && s.generate.is_none() {
             return Err(Error::usage("nothing to send: give FILE arguments, `-` for standard input, or --generate N")
@@ -397,11 +496,12 @@ impl VerifySettings {
             manifests: args.manifest.clone(),
             expect: args.expect.clone(),
             since,
-            wait: args
-                .wait
-                .or(file.wait.filter(|w| *w > 0))
-                .map(|w| seconds("wait", w).map(Duration::from_secs))
-                .transpose()?,
+            wait: match args.wait {
+                Some(d) => Some(d),
+                None => {
+                    file.wait.filter(|w| *w > 0).map(|w| seconds("wait", w).map(Duration::from_secs)).transpose()?
+                }
+            },
             no_wait: args.no_wait,
             strict: args.strict || file.strict.unwrap_or(false),
             keep: args.keep.clone(),
@@ -594,10 +694,23 @@ mod tests {
         let with = Global::resolve(&GlobalArgs::default(), &f, None).unwrap();
         let without = Global::resolve(&GlobalArgs::default(), &FileSettings::default(), None).unwrap();
         assert_eq!((with.stream, with.state_dir, with.output), (without.stream, without.state_dir, without.output));
-        assert_eq!(
-            SetupSettings::resolve(&Default::default(), &f.setup).unwrap(),
-            SetupSettings::resolve(&Default::default(), &SetupFile::default()).unwrap()
-        );
+        // Setup keys in a settings file are applied on every run (absent ones keep what a stream has); the
+        // template's are what a new stream gets without them.
+        let with = SetupSettings::resolve(&Default::default(), &f.setup).unwrap();
+        let without = SetupSettings::resolve(&Default::default(), &SetupFile::default()).unwrap();
+        let (size, interval) = default_buffering(false);
+        let defaults = SetupSettings {
+            buffer_size_mib: Some(size),
+            buffer_interval_s: Some(interval),
+            compression: Some(Compression::None),
+            prefix: Some(String::new()),
+            error_prefix: Some(String::new()),
+            error_logging: Some(true),
+            log_retention_days: Some(DEFAULT_LOG_RETENTION_DAYS),
+            partition_by: Some(crate::logs::partition::PartitionBy(Vec::new())),
+            ..without
+        };
+        assert_eq!(with, defaults);
         let args = cli::SendArgs { generate: Some(1), ..Default::default() };
         assert_eq!(
             SendSettings::resolve(&args, &f.send).unwrap(),
@@ -614,7 +727,7 @@ mod tests {
         let bad = [
             cli::SetupArgs { buffer_size: Some(0), ..Default::default() },
             cli::SetupArgs { buffer_size: Some(129), ..Default::default() },
-            cli::SetupArgs { buffer_interval: Some(901), ..Default::default() },
+            cli::SetupArgs { buffer_interval: Some(Duration::from_secs(901)), ..Default::default() },
             cli::SetupArgs { bucket: Some("Bad_Bucket".into()), ..Default::default() },
             cli::SetupArgs { prefix: Some("!{timestamp:yyyy}/".into()), ..Default::default() },
         ];
@@ -622,7 +735,17 @@ mod tests {
             assert!(SetupSettings::resolve(&args, &SetupFile::default()).is_err(), "{args:?}");
         }
         let ok = SetupSettings::resolve(&cli::SetupArgs::default(), &SetupFile::default()).unwrap();
-        assert_eq!((ok.buffer_size_mib, ok.buffer_interval_s), (1, 60));
+        assert_eq!(
+            (ok.buffer_size_mib, ok.buffer_interval_s),
+            (None, None),
+            "left to setup: the stream's or the defaults"
+        );
+        assert_eq!(default_buffering(false), (1, 60));
+        assert_eq!(default_buffering(true), (64, 60));
+        let err = SetupSettings::check_partition_minimums(64, 30).unwrap_err();
+        assert!(err.to_string().contains("at least 60 s (not 30 s)") && !err.to_string().contains("MiB"), "{err}");
+        assert!(err.hint().unwrap().contains("--buffer-size 64 --buffer-interval 60"), "{err:?}");
+        assert_eq!(err.exit_code() as i32, 2);
     }
 
     #[test]

@@ -373,6 +373,40 @@ pub async fn tags(fh: &Client, name: &str) -> Result<Vec<(String, String)>> {
     Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect())
 }
 
+/// Every delivery stream's name in the region (all pages of ListDeliveryStreams).
+pub async fn list_names(fh: &Client) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = fh
+            .list_delivery_streams()
+            .limit(100)
+            .set_exclusive_start_delivery_stream_name(start.take())
+            .send()
+            .await
+            .map_err(|e| sdk_error("list delivery streams", e))?;
+        names.extend(out.delivery_stream_names().iter().cloned());
+        if !out.has_more_delivery_streams() || names.last().is_none() {
+            return Ok(names);
+        }
+        start = names.last().cloned();
+    }
+}
+
+/// The other streams (not `except`, not being deleted) that deliver to `bucket`: whoever made them, they still
+/// need it.
+pub async fn streams_delivering_to(fh: &Client, bucket: &str, except: &str) -> Result<Vec<String>> {
+    let mut users = Vec::new();
+    for name in list_names(fh).await?.into_iter().filter(|n| n != except) {
+        let Some(info) = describe(fh, &name).await? else { continue };
+        let delivers_there = info.destination.as_ref().is_some_and(|d| d.bucket() == bucket);
+        if delivers_there && info.status != StreamStatus::Deleting {
+            users.push(name);
+        }
+    }
+    Ok(users)
+}
+
 /// Deletes the stream; `false` when it was already gone.
 pub async fn delete(fh: &Client, name: &str) -> Result<bool> {
     match fh.delete_delivery_stream().delivery_stream_name(name).send().await {

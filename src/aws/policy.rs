@@ -31,6 +31,20 @@ pub fn is_managed(tags: &[(String, String)]) -> bool {
     tags.iter().any(|(k, v)| k == MANAGED_TAG && v == "true")
 }
 
+/// A shared resource's tags after setup: every tag it has, `firehose-kit:managed=true`, and a
+/// `firehose-kit:stream` tag only when it has none (the first stream's name stays; PutBucketTagging replaces the
+/// whole set, so nobody else's tags are dropped either).
+pub fn merged_tags(existing: &[(String, String)], ours: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = existing.iter().filter(|(k, _)| k != MANAGED_TAG).cloned().collect();
+    out.insert(0, (MANAGED_TAG.to_string(), "true".to_string()));
+    for (k, v) in ours {
+        if !out.iter().any(|(have, _)| have == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
 /// Trust policy: only Firehose, and only on behalf of this account (`sts:ExternalId` = account id).
 pub fn trust_policy(account_id: &str) -> Value {
     json!({
@@ -311,6 +325,7 @@ mod tests {
             ("detach_role_policy()", "iam:DetachRolePolicy"),
             ("create_delivery_stream()", "firehose:CreateDeliveryStream"),
             ("describe_delivery_stream()", "firehose:DescribeDeliveryStream"),
+            ("list_delivery_streams()", "firehose:ListDeliveryStreams"),
             ("update_destination()", "firehose:UpdateDestination"),
             ("delete_delivery_stream()", "firehose:DeleteDeliveryStream"),
             ("list_tags_for_delivery_stream()", "firehose:ListTagsForDeliveryStream"),
@@ -341,18 +356,68 @@ mod tests {
                 "{action} (for {call}) missing from templates/operator-policy.json"
             );
         }
-        // Every `.xxx()` SDK call in the code is in the list above.
+        // Every SDK operation the code sends is in the list above, however its call is laid out.
         let known: Vec<&str> = calls.iter().map(|(c, _)| *c).collect();
-        for line in sources.lines().filter(|l| l.contains(".send()")) {
-            let client_call = ["s3.", "iam.", "sts.", "firehose.", "put.", "logs."].iter().find_map(|c| {
-                line.split(c).nth(1).and_then(|rest| rest.split_once("()")).map(|(m, _)| format!("{m}()"))
-            });
-            if let Some(call) =
-                client_call.filter(|c| c.chars().all(|x| x.is_ascii_lowercase() || x == '_' || x == '(' || x == ')'))
+        let operations = sent_operations(&sources);
+        assert!(operations.len() >= 50, "the parser found only {} calls: {operations:?}", operations.len());
+        for call in operations {
+            assert!(known.contains(&call.as_str()), "{call} is not in the operator-policy check");
+        }
+    }
+
+    /// The operation of every `….send()` chain in Rust source, whitespace and line breaks ignored: the first
+    /// method called on the client (`clients.s3.get_object().bucket(b).key(k).send()` → `get_object()`).
+    fn sent_operations(source: &str) -> Vec<String> {
+        let code: Vec<char> = source.chars().filter(|c| !c.is_whitespace()).collect();
+        let send: Vec<char> = ".send()".chars().collect();
+        let mut out = Vec::new();
+        for at in (0..code.len()).filter(|&i| code[i..].starts_with(&send)) {
+            let mut end = at; // the end of the call before `.send()`
+            let mut first = None;
+            loop {
+                if end == 0 || code[end - 1] != ')' {
+                    break;
+                }
+                // Back over the balanced argument list.
+                let mut depth = 0i32;
+                let mut i = end;
+                while i > 0 {
+                    i -= 1;
+                    match code[i] {
+                        ')' => depth += 1,
+                        '(' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let name_end = i;
+                let mut name_start = i;
+                while name_start > 0 && (code[name_start - 1].is_ascii_alphanumeric() || code[name_start - 1] == '_') {
+                    name_start -= 1;
+                }
+                if name_start == 0 || code[name_start - 1] != '.' || name_start == name_end {
+                    break;
+                }
+                first = Some(code[name_start..name_end].iter().collect::<String>());
+                end = name_start - 1;
+            }
+            if let Some(name) =
+                first.filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
             {
-                assert!(known.contains(&call.as_str()), "{call} is not in the operator-policy check");
+                out.push(format!("{name}()"));
             }
         }
+        out
+    }
+
+    #[test]
+    fn chains_split_over_lines_are_found() {
+        let src = "let x = fh\n    .list_delivery_streams()\n    .limit(100)\n    .set_start(f(a, (b)))\n    .send()\n    .await;\nclients.s3.get_object().bucket(b).send().await;";
+        assert_eq!(sent_operations(src), vec!["list_delivery_streams()", "get_object()"]);
     }
 
     #[test]

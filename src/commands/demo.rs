@@ -14,7 +14,7 @@ use super::send::SendReport;
 use super::teardown::{Fate, Options, Removal};
 use super::verify::VerifyReport;
 use crate::aws::Clients;
-use crate::cli::{Compression, DemoArgs, SendFormat};
+use crate::cli::{DemoArgs, SendFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::local::EmulatorHandle;
 use crate::pipeline::records::MAX_RECORD_BYTES;
@@ -63,7 +63,8 @@ pub async fn run(
     let embedded = matches!(backend, Backend::Embedded(_));
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
     // On a real account or a shared endpoint, unique names keep the demo away from anything else there.
-    let stream = if embedded { global.stream.clone() } else { format!("firehose-kit-demo-{suffix}") };
+    // The role is `firehose-kit-<stream>-delivery`, so the stream's own name carries no `firehose-kit-`.
+    let stream = if embedded { global.stream.clone() } else { format!("demo-{suffix}") };
     let state = tempfile::Builder::new()
         .prefix("firehose-kit-demo-")
         .tempdir()
@@ -77,24 +78,15 @@ pub async fn run(
     let partition_by = crate::logs::partition::PartitionBy::parse(&args.partition_by)
         .map_err(|e| Error::usage(format!("--partition-by: {e}")))?;
     let partitioned = !partition_by.is_empty();
-    let setup = SetupSettings {
+    // The demo's setup goes through setup's own resolution: its defaults are setup's.
+    let setup_args = crate::cli::SetupArgs {
         bucket: bucket.clone(),
-        // Dynamic partitioning needs 64 MiB / 60 s; the embedded emulator runs it faster (see `--speed`).
-        buffer_size_mib: if partitioned { 64 } else { 1 },
-        buffer_interval_s: if partitioned { 60 } else { args.buffer_interval },
-        compression: Compression::None,
-        prefix: None,
-        error_prefix: None,
-        dry_run: false,
-        no_wait: false,
-        timeout: Duration::from_secs(600),
-        iam_retry_timeout: Duration::from_secs(120),
-        error_logging: true,
-        log_retention_days: 14,
-        partition_by,
-        recreate: false,
+        // Dynamic partitioning needs 64 MiB / 60 s (setup's defaults then); the embedded emulator runs it faster.
+        buffer_interval: (!partitioned).then_some(args.buffer_interval),
+        partition_by: args.partition_by.clone(),
+        ..Default::default()
     };
-    setup.validate()?;
+    let setup = SetupSettings::resolve(&setup_args, &Default::default())?;
     let backend_name = match &backend {
         Backend::Embedded(h) => format!("the embedded emulator at {}", h.endpoint()),
         Backend::External => clients.backend(),
@@ -102,13 +94,13 @@ pub async fn run(
     if partitioned {
         printer.status(&format!(
             "demo on {backend_name}: stream `{stream}` partitioned by {} (64 MiB / 60 s per partition, AWS's minimums{})",
-            setup.partition_by.0.join(", "),
+            args.partition_by.join(", "),
             if embedded { "; the embedded emulator runs them 12× faster" } else { "" }
         ));
     } else {
         printer.status(&format!(
             "demo on {backend_name}: stream `{stream}` buffering 1 MiB or {} s (a short interval so the demo finishes quickly; the original demo used 60 s)",
-            args.buffer_interval
+            args.buffer_interval.as_secs()
         ));
     }
 
@@ -144,9 +136,9 @@ pub async fn run(
         match super::teardown::remove(&stream, &opts, clients, reporter.as_ref(), &never).await {
             Ok(removals) => report.teardown = removals,
             Err(e) if outcome.is_ok() => return Err(e),
-            Err(e) => reporter.warn(&format!(
-                "cleanup failed: {e}; run `firehose-kit --stream {stream} teardown --yes` to finish it"
-            )),
+            Err(e) => {
+                reporter.warn(&format!("cleanup failed: {e}; run `{}` to finish it", g.command("teardown --yes")))
+            }
         }
         report.steps.push(("teardown".into(), elapsed_ms(t)));
     }

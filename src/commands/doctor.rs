@@ -50,8 +50,9 @@ fn problem(check: &'static str, message: impl Into<String>, fix: impl Into<Strin
 }
 
 /// Runs every check on `stream`.
-pub async fn examine(stream: &str, args: &DoctorArgs, clients: &Clients) -> Result<Vec<Finding>> {
-    let setup_hint = format!("re-run `firehose-kit{} setup`", crate::commands::setup::stream_flag(stream));
+pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> Result<Vec<Finding>> {
+    let stream = global.stream.as_str();
+    let setup_hint = format!("re-run `{}`", global.command("setup"));
     let mut out = Vec::new();
     let Some(info) = fh::describe(&clients.firehose, stream).await? else {
         out.push(problem(
@@ -255,29 +256,12 @@ pub async fn examine(stream: &str, args: &DoctorArgs, clients: &Clients) -> Resu
         }
     }
 
-    // Buffering hints against what was asked.
-    let hints = format!("{} MiB / {} s", dest.buffer_size_mib, dest.buffer_interval_s);
-    let asked = (args.buffer_size, args.buffer_interval);
-    let differs = asked.0.is_some_and(|s| s as i32 != dest.buffer_size_mib)
-        || asked.1.is_some_and(|i| i as i32 != dest.buffer_interval_s);
-    out.push(if differs {
-        warning(
-            "buffering",
-            format!(
-                "buffering hints are {hints}, not the {} MiB / {} s asked",
-                asked.0.map(|v| v as i32).unwrap_or(dest.buffer_size_mib),
-                asked.1.map(|v| v as i32).unwrap_or(dest.buffer_interval_s)
-            ),
-            format!("apply them: {setup_hint} --buffer-size N --buffer-interval S"),
-        )
-    } else {
-        ok("buffering", format!("buffering hints {hints}"))
-    });
+    out.push(buffering_check(global, args, &dest));
     Ok(out)
 }
 
 pub async fn run(global: &Global, args: &DoctorArgs, clients: &Clients, printer: &Printer) -> Result<ExitCode> {
-    let findings = examine(&global.stream, args, clients).await?;
+    let findings = examine(global, args, clients).await?;
     let problems = findings.iter().filter(|f| f.level == Level::Problem).count();
     let warnings = findings.iter().filter(|f| f.level == Level::Warning).count();
     if printer.json() {
@@ -312,4 +296,33 @@ pub async fn run(global: &Global, args: &DoctorArgs, clients: &Clients, printer:
         printer.result(&lines.join("\n"));
     }
     Ok(if problems > 0 { ExitCode::Failed } else { ExitCode::Success })
+}
+
+/// The stream's buffering hints against the ones asked (`--buffer-size`, `--buffer-interval`); the fix is the
+/// setup command that applies them, with values setup accepts for this stream.
+fn buffering_check(global: &Global, args: &DoctorArgs, dest: &fh::DestinationSpec) -> Finding {
+    let hints = format!("{} MiB / {} s", dest.buffer_size_mib, dest.buffer_interval_s);
+    let size = args.buffer_size.map(|v| v as i32).unwrap_or(dest.buffer_size_mib);
+    let interval = args.buffer_interval.map(|d| d.as_secs() as i32).unwrap_or(dest.buffer_interval_s);
+    if (size, interval) == (dest.buffer_size_mib, dest.buffer_interval_s) {
+        return ok("buffering", format!("buffering hints {hints}"));
+    }
+    let message = format!("buffering hints are {hints}, not the {size} MiB / {interval} s asked");
+    let apply =
+        |size: i32, interval: i32| global.command(&format!("setup --buffer-size {size} --buffer-interval {interval}"));
+    if dest.partition_query.is_some() {
+        use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
+        let (min_size, min_interval) = (MIN_SIZE_MIB as i32, MIN_INTERVAL_S as i32);
+        if size < min_size || interval < min_interval {
+            return warning(
+                "buffering",
+                message,
+                format!(
+                    "a partitioned stream buffers at least {min_size} MiB / {min_interval} s (AWS's minimums); the closest allowed: `{}`",
+                    apply(size.max(min_size), interval.max(min_interval))
+                ),
+            );
+        }
+    }
+    warning("buffering", message, format!("apply them: `{}`", apply(size, interval)))
 }

@@ -31,9 +31,11 @@ use crate::cli::SendFormat;
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::partitioning::MAX_SUB_RECORDS;
 use crate::firehose::types::{StreamStatus, entry_is_throttled};
-use crate::pipeline::checkpoint::{AckTracker, Checkpoint, FileIdentity, plan_resume};
+use crate::pipeline::checkpoint::{
+    AckTracker, Checkpoint, FileIdentity, InputLock, Locked, plan_resume, try_lock_input, wait_for_lock,
+};
 use crate::pipeline::control::{Concurrency, ThrottleGate, retry_delay};
-use crate::pipeline::manifest::{self, Digest, HashWriter, InputSummary, RunManifest, RunStatus};
+use crate::pipeline::manifest::{self, Destination, Digest, HashWriter, InputSummary, RunManifest, RunStatus};
 use crate::pipeline::reader::{self, Event, Input, ReaderConfig, Reject, Rejects, Source};
 use crate::pipeline::records::{Batch, Record, billable, rebatch};
 use crate::settings::{Global, SendSettings};
@@ -634,8 +636,11 @@ impl Sender {
                     offset: st.tracker.contiguous(),
                     lines: st.tracker.lines(),
                     run_id: run.run_id.clone(),
+                    destination: run.destination.clone(),
                 };
-                cp.save(&self.checkpoints_dir)?;
+                if cp.destination.is_some() {
+                    cp.save(&self.checkpoints_dir)?;
+                }
             }
         }
         Ok(())
@@ -670,6 +675,47 @@ impl Sender {
     }
 }
 
+/// Locks the checkpoint of every file input for `destination`, in path order (two sends with overlapping inputs
+/// cannot deadlock). A file another send is sending to this stream is waited for, with a note naming it; Ctrl-C
+/// while waiting stops the send before anything is sent.
+async fn lock_inputs(
+    inputs: &[Input],
+    dir: &std::path::Path,
+    destination: &Destination,
+    run_id: &str,
+    stream: &str,
+    reporter: &dyn Reporter,
+    stop: &CancellationToken,
+) -> Result<Vec<InputLock>> {
+    let mut files: Vec<(PathBuf, &str)> = inputs
+        .iter()
+        .filter_map(|i| match &i.source {
+            Source::File { path, .. } => std::fs::canonicalize(path).ok().map(|p| (p, i.name.as_str())),
+            _ => None,
+        })
+        .collect();
+    files.sort();
+    files.dedup_by(|a, b| a.0 == b.0);
+    let mut locks = Vec::with_capacity(files.len());
+    for (path, name) in files {
+        match try_lock_input(dir, destination, &path, run_id)? {
+            Locked::Now(lock) => locks.push(lock),
+            Locked::Busy { holder, file } => {
+                reporter.note(&format!(
+                    "{name}: another send to `{stream}` is sending it ({holder}); waiting for it to finish, then sending what it did not"
+                ));
+                let id = run_id.to_string();
+                let wait = tokio::task::spawn_blocking(move || wait_for_lock(file, &id));
+                tokio::select! {
+                    lock = wait => locks.push(lock.map_err(|e| Error::failed(format!("waiting for the lock of `{name}` failed: {e}")))??),
+                    _ = stop.cancelled() => return Err(Error::Interrupted),
+                }
+            }
+        }
+    }
+    Ok(locks)
+}
+
 /// Sends everything the inputs hold; `stop` ends it early (in-flight batches are finished first).
 pub async fn send(
     global: &Global,
@@ -685,7 +731,7 @@ pub async fn send(
             format!("send to delivery stream `{stream}`"),
             Some("ResourceNotFoundException"),
             format!("the stream does not exist in {}", clients.backend()),
-            Some(format!("create it with `firehose-kit{} setup`", super::setup::stream_flag(&stream))),
+            Some(format!("create it with `{}`", global.command("setup"))),
         )
     })?;
     if info.status != StreamStatus::Active {
@@ -724,8 +770,15 @@ pub async fn send(
     let run_id = manifest::new_run_id(started_at);
     let state_dir = global.state_dir.clone();
     let checkpoints_dir = manifest::checkpoints_dir(&state_dir);
-
-    let plan = plan_resume(inputs, &checkpoints_dir, &stream, s.from_start, s.follow)?;
+    let destination = Destination {
+        stream_arn: info.arn.clone(),
+        stream_created: info.created,
+        endpoint: clients.endpoint_url.clone(),
+    };
+    // Held until the run ends: a second send of one of these files to this stream waits for this one.
+    let locks_dir = manifest::locks_dir(&state_dir);
+    let _locks = lock_inputs(&inputs, &locks_dir, &destination, &run_id, &stream, reporter, &stop).await?;
+    let plan = plan_resume(inputs, &checkpoints_dir, &destination, &stream, s.from_start, s.follow)?;
     for note in &plan.notes {
         reporter.note(note);
     }
@@ -748,6 +801,7 @@ pub async fn send(
     run.account_id = account_id;
     run.buffer_interval_s = info.destination.as_ref().map(|d| d.buffer_interval_s.max(0) as u32);
     run.resumed_from = plan.resumed_from.clone();
+    run.destination = Some(destination);
     run.save(&state_dir)?;
     let rejects = Arc::new(Rejects::new(manifest::rejects_path(&state_dir, &run_id)));
     let reader_stop = Arc::new(AtomicBool::new(false));

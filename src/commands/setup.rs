@@ -17,6 +17,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::firehose::access;
 use crate::firehose::failures;
 use crate::firehose::types::StreamStatus;
+use crate::logs::partition::PartitionBy;
 use crate::settings::{self, Global, SetupSettings};
 use crate::ui::{Printer, Reporter, Unit, format_duration};
 
@@ -58,263 +59,69 @@ fn compression_of(c: Compression) -> crate::firehose::types::Compression {
     }
 }
 
-/// Reads the current state of the three resources and decides what to do; changes nothing.
+/// What every planner needs: where we are, and the tags setup puts on what it makes.
+struct Ctx<'a> {
+    clients: &'a Clients,
+    global: &'a Global,
+    account_id: String,
+    region: String,
+    partition: &'static str,
+    tags: Vec<(String, String)>,
+}
+
+/// Reads the current state of every resource and decides what to do; changes nothing. Settings the user did not
+/// give keep what an existing stream has (see [`SetupSettings`]).
 pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Result<Plan> {
-    let account_id = clients.account_id().await?;
-    let region = clients.region.clone();
-    let partition = clients.partition();
-    let bucket = match &s.bucket {
-        Some(b) => b.clone(),
-        None => settings::default_bucket(&account_id, &region),
-    };
-    settings::validate_bucket_name(&bucket)?;
-    let role = settings::role_name(&global.stream)?;
-    let trust_policy = policy::trust_policy(&account_id);
-    let error_logging = s.error_logging.then(|| ErrorLogging {
-        group: failures::default_log_group(&global.stream),
-        stream: failures::DEFAULT_LOG_STREAM.to_string(),
-    });
-    let log_stream_arn =
-        error_logging.as_ref().map(|l| access::log_stream_arn(partition, &region, &account_id, &l.group, &l.stream));
-    let delivery_policy = policy::delivery_policy(partition, &bucket, log_stream_arn.as_deref());
-    let bucket_policy = policy::bucket_policy(partition, &bucket);
-    let tags = policy::tags(&global.stream);
-    let mut steps = Vec::new();
-    // Over a plain-HTTP endpoint (moto, LocalStack, the emulator) a TLS-only policy would deny every request
-    // that endpoint can receive (moto enforces bucket policies), so it is applied only where TLS exists.
-    let tls_policy = tls_endpoint(clients);
-    let tls_line = if tls_policy {
-        "bucket policy denying requests without TLS".to_string()
-    } else {
-        "no TLS-only bucket policy: the endpoint is plain HTTP, so the policy would deny every request (applied on AWS)"
-            .to_string()
-    };
-
-    // Bucket.
-    let state = s3::bucket_state(&clients.s3, &bucket).await?;
-    let bucket_exists = match state {
-        s3::BucketState::Forbidden => {
-            return Err(Error::failed(format!("bucket `{bucket}` exists and belongs to another account"))
-                .with_hint("bucket names are global: choose another with --bucket"));
-        }
-        s3::BucketState::Missing => {
-            steps.push(Step {
-                resource: "bucket",
-                name: bucket.clone(),
-                action: "create",
-                changes: vec![
-                    "block all public access".into(),
-                    "object ownership BucketOwnerEnforced (ACLs off)".into(),
-                    "default encryption SSE-S3".into(),
-                    tls_line.clone(),
-                    "tags firehose-kit:managed, firehose-kit:stream".into(),
-                ],
-            });
-            false
-        }
-        s3::BucketState::Exists => {
-            let existing_tags = s3::bucket_tags(&clients.s3, &bucket).await?;
-            let default_name = s.bucket.is_none();
-            // A bucket with the default (account- and region-specific) name in our own account is ours even if
-            // a failed earlier run created it before tagging it.
-            let managed = policy::is_managed(&existing_tags) || default_name;
-            if managed {
-                let mut changes = Vec::new();
-                if s3::public_access_block(&clients.s3, &bucket).await? != Some([true; 4]) {
-                    changes.push("block all public access".into());
-                }
-                if s3::ownership(&clients.s3, &bucket).await?.as_deref() != Some("BucketOwnerEnforced") {
-                    changes.push("object ownership BucketOwnerEnforced (ACLs off)".into());
-                }
-                if s3::encryption(&clients.s3, &bucket).await?.is_none() {
-                    changes.push("default encryption SSE-S3".into());
-                }
-                if tls_policy {
-                    let current_policy = s3::bucket_policy(&clients.s3, &bucket).await?;
-                    if !current_policy.as_deref().is_some_and(|p| policy::same_document(p, &bucket_policy)) {
-                        changes.push(tls_line.clone());
-                    }
-                }
-                if !tags.iter().all(|t| existing_tags.contains(t)) {
-                    changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
-                }
-                let action = if changes.is_empty() { "unchanged" } else { "update" };
-                steps.push(Step { resource: "bucket", name: bucket.clone(), action, changes });
-            } else {
-                steps.push(Step {
-                    resource: "bucket",
-                    name: bucket.clone(),
-                    action: "adopt",
-                    changes: vec!["exists without the firehose-kit:managed tag: used as the destination, its settings left as they are, never deleted by teardown".into()],
-                });
-            }
-            true
-        }
-    };
-
-    // Role.
-    let existing_role = iam::get_role(&clients.iam, &role).await?;
-    let role_arn = match &existing_role {
-        None => {
-            steps.push(Step {
-                resource: "role",
-                name: role.clone(),
-                action: "create",
-                changes: vec![
-                    format!("trust firehose.amazonaws.com with sts:ExternalId {account_id}"),
-                    format!("inline policy {DELIVERY_POLICY_NAME}: the six S3 delivery actions on `{bucket}` only"),
-                ]
-                .into_iter()
-                .chain(error_logging.as_ref().map(|l| format!("logs:PutLogEvents on log stream {l} only")))
-                .collect(),
-            });
-            format!("arn:{partition}:iam::{account_id}:role/{role}")
-        }
-        Some(info) => {
-            if !policy::is_managed(&info.tags) {
-                return Err(Error::failed(format!("role `{role}` exists but was not made by firehose-kit (no firehose-kit:managed tag)"))
-                    .with_hint("setup will not change a role it did not create: delete or rename that role, or use another --stream"));
-            }
-            let mut changes = Vec::new();
-            if !policy::same_document(&info.trust_policy, &trust_policy) {
-                changes.push(format!(
-                    "trust policy drifted: restore trust of firehose.amazonaws.com only, with sts:ExternalId {account_id}"
-                ));
-            }
-            let current = iam::get_role_policy(&clients.iam, &role, DELIVERY_POLICY_NAME).await?;
-            if !current.as_deref().is_some_and(|p| policy::same_document(p, &delivery_policy)) {
-                let drift = policy::policy_drift(current.as_deref(), &delivery_policy);
-                changes.push(format!("inline policy {DELIVERY_POLICY_NAME} drifted: {}", drift.join(", ")));
-            }
-            if !tags.iter().all(|t| info.tags.contains(t)) {
-                changes.push("tags".into());
-            }
-            let action = if changes.is_empty() { "unchanged" } else { "update" };
-            steps.push(Step { resource: "role", name: role.clone(), action, changes });
-            info.arn.clone()
-        }
-    };
-
-    // Error log group and stream (Firehose does not create them: they must exist before errors can be logged).
-    if let Some(l) = &error_logging {
-        match logs::group(&clients.logs, &l.group).await? {
-            None => steps.push(Step {
-                resource: "log group",
-                name: l.group.clone(),
-                action: "create",
-                changes: vec![
-                    format!("retention {} days", s.log_retention_days),
-                    format!("log stream {}", l.stream),
-                    "tags firehose-kit:managed, firehose-kit:stream".into(),
-                ],
-            }),
-            Some(g) if !policy::is_managed(&g.tags) => steps.push(Step {
-                resource: "log group",
-                name: l.group.clone(),
-                action: "adopt",
-                changes: vec!["exists without the firehose-kit:managed tag: used as it is (its log stream created if missing), never deleted by teardown".into()],
-            }),
-            Some(g) => {
-                let mut changes = Vec::new();
-                if g.retention_days != Some(s.log_retention_days) {
-                    let have = g.retention_days.map(|d| format!("{d} days")).unwrap_or_else(|| "never expire".into());
-                    changes.push(format!("retention: {have} → {} days", s.log_retention_days));
-                }
-                if !g.streams.contains(&l.stream) {
-                    changes.push(format!("log stream {} is missing: create it", l.stream));
-                }
-                if !tags.iter().all(|t| g.tags.contains(t)) {
-                    changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
-                }
-                let action = if changes.is_empty() { "unchanged" } else { "update" };
-                steps.push(Step { resource: "log group", name: l.group.clone(), action, changes });
-            }
-        }
-    }
-
-    // Stream.
-    let partitioned = !s.partition_by.is_empty();
-    let base = s.prefix.clone().unwrap_or_default();
-    let destination = DestinationSpec {
-        role_arn,
-        bucket_arn: format!("arn:{partition}:s3:::{bucket}"),
-        prefix: if partitioned { Some(s.partition_by.prefix(&base)) } else { s.prefix.clone() },
-        error_prefix: if partitioned {
-            Some(s.error_prefix.clone().unwrap_or_else(|| crate::logs::partition::PartitionBy::error_prefix(&base)))
-        } else {
-            s.error_prefix.clone()
-        },
-        partition_query: partitioned.then(|| s.partition_by.query()),
-        buffer_size_mib: s.buffer_size_mib as i32,
-        buffer_interval_s: s.buffer_interval_s as i32,
-        compression: compression_of(s.compression),
-        file_extension: None,
-        time_zone: None,
-        error_logging,
+    let ctx = Ctx {
+        clients,
+        global,
+        account_id: clients.account_id().await?,
+        region: clients.region.clone(),
+        partition: clients.partition(),
+        tags: policy::tags(&global.stream),
     };
     let existing_stream = fh::describe(&clients.firehose, &global.stream).await?;
-    match &existing_stream {
-        None => steps.push(Step {
-            resource: "stream",
-            name: global.stream.clone(),
-            action: "create",
-            changes: vec![describe_destination(&destination)],
-        }),
-        Some(info) => {
-            let tags = fh::tags(&clients.firehose, &global.stream).await?;
-            if !policy::is_managed(&tags) {
-                return Err(Error::failed(format!(
-                    "delivery stream `{}` exists but was not made by firehose-kit (no firehose-kit:managed tag)",
-                    global.stream
-                ))
-                .with_hint("choose another name with --stream"));
-            }
-            if info.status.is_terminal_failure() {
-                return Err(Error::failed(format!("delivery stream `{}` is {}", global.stream, info.status)).with_hint(
-                    "wait for a deletion to finish, or remove a failed stream with `firehose-kit teardown`, then run setup again",
-                ));
-            }
-            let Some(current) = &info.destination else {
-                return Err(Error::failed(format!("delivery stream `{}` has no S3 destination", global.stream)));
-            };
-            if current.bucket_arn != destination.bucket_arn {
-                return Err(Error::failed(format!(
-                    "delivery stream `{}` delivers to `{}`, not `{bucket}`: setup does not move a stream to another bucket",
-                    global.stream,
-                    current.bucket()
-                ))
-                .with_hint(format!(
-                    "to switch buckets, recreate the stream: `firehose-kit --stream {} teardown --keep-bucket --bucket {}` then `firehose-kit --stream {} setup --bucket {bucket}`",
-                    global.stream,
-                    current.bucket(),
-                    global.stream
-                )));
-            }
-            let diff = current.diff(&destination);
-            if current.partition_query != destination.partition_query {
-                let show = |q: &Option<String>| q.clone().unwrap_or_else(|| "no partitioning".into());
-                if !s.recreate {
-                    return Err(Error::failed(format!(
-                        "delivery stream `{}` has {}, setup asks for {}: Firehose cannot change dynamic partitioning of an existing stream (it is chosen at creation and cannot be turned off)",
-                        global.stream,
-                        show(&current.partition_query),
-                        show(&destination.partition_query)
-                    ))
-                    .with_hint("re-run with --recreate to delete the stream and create it again (buffered data is delivered first; objects in S3 stay)"));
-                }
-                let mut changes = vec!["delete and create again: partitioning cannot change in place".to_string()];
-                changes.extend(diff);
-                steps.push(Step { resource: "stream", name: global.stream.clone(), action: "recreate", changes });
-            } else {
-                let action = if diff.is_empty() { "unchanged" } else { "update" };
-                steps.push(Step { resource: "stream", name: global.stream.clone(), action, changes: diff });
-            }
-        }
+    if let Some(info) = &existing_stream {
+        check_stream_is_ours(&ctx, info).await?;
     }
+    let current = existing_stream.as_ref().and_then(|i| i.destination.as_ref());
+    let bucket = s
+        .bucket
+        .clone()
+        .or_else(|| current.map(|d| d.bucket().to_string()))
+        .unwrap_or_else(|| settings::default_bucket(&ctx.account_id, &ctx.region));
+    settings::validate_bucket_name(&bucket)?;
+    let role = settings::role_name(&global.stream)?;
+    let error_logging =
+        s.error_logging.unwrap_or_else(|| current.is_none_or(|d| d.error_logging.is_some())).then(|| ErrorLogging {
+            group: failures::default_log_group(&global.stream),
+            stream: failures::DEFAULT_LOG_STREAM.to_string(),
+        });
+    let log_stream_arn = error_logging
+        .as_ref()
+        .map(|l| access::log_stream_arn(ctx.partition, &ctx.region, &ctx.account_id, &l.group, &l.stream));
+    let trust_policy = policy::trust_policy(&ctx.account_id);
+    let delivery_policy = policy::delivery_policy(ctx.partition, &bucket, log_stream_arn.as_deref());
+    let bucket_policy = policy::bucket_policy(ctx.partition, &bucket);
 
+    let (bucket_step, bucket_exists) = plan_bucket(&ctx, s, &bucket, &bucket_policy).await?;
+    let (role_step, role_arn) =
+        plan_role(&ctx, &role, &bucket, &trust_policy, &delivery_policy, &error_logging).await?;
+    let log_step = match &error_logging {
+        Some(l) => Some(plan_log_group(&ctx, s, l).await?),
+        None => None,
+    };
+    let bucket_arn = format!("arn:{}:s3:::{bucket}", ctx.partition);
+    let destination = desired_destination(s, current, role_arn, bucket_arn, error_logging)?;
+    let stream_step = plan_stream(&ctx, s, existing_stream.as_ref(), &destination)?;
+    let log_retention_days = log_step.as_ref().and_then(|(_, days)| *days);
+    let steps = [Some(bucket_step), Some(role_step), log_step.map(|(step, _)| step), Some(stream_step)]
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(Plan {
-        account_id,
-        region,
+        account_id: ctx.account_id,
+        region: ctx.region,
         bucket,
         role,
         stream: global.stream.clone(),
@@ -322,11 +129,320 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         trust_policy,
         delivery_policy,
         bucket_policy,
-        log_retention_days: s.error_logging.then_some(s.log_retention_days),
+        log_retention_days,
         destination,
         existing_stream,
         bucket_exists,
     })
+}
+
+/// An existing stream setup may change: made by firehose-kit, not failed or being deleted, with an S3
+/// destination. Anything else is refused before anything changes (exit 2).
+async fn check_stream_is_ours(ctx: &Ctx<'_>, info: &StreamInfo) -> Result<()> {
+    let name = &ctx.global.stream;
+    let tags = fh::tags(&ctx.clients.firehose, name).await?;
+    if !policy::is_managed(&tags) {
+        return Err(Error::usage(format!(
+            "delivery stream `{name}` exists but was not made by firehose-kit (no firehose-kit:managed tag)"
+        ))
+        .with_hint("choose another name with --stream"));
+    }
+    if info.status.is_terminal_failure() {
+        return Err(Error::usage(format!("delivery stream `{name}` is {}", info.status)).with_hint(format!(
+            "wait for a deletion to finish, or remove a failed stream with `{}`, then run setup again",
+            ctx.global.command("teardown")
+        )));
+    }
+    if info.destination.is_none() {
+        return Err(Error::usage(format!("delivery stream `{name}` has no S3 destination")));
+    }
+    Ok(())
+}
+
+/// The bucket: create it hardened and tagged, or restore what drifted, or adopt one firehose-kit did not make.
+/// A bucket another stream made keeps its `firehose-kit:stream` tag (teardown asks every stream whether it still
+/// delivers there, so the tag need not name them all).
+async fn plan_bucket(ctx: &Ctx<'_>, s: &SetupSettings, bucket: &str, bucket_policy: &Value) -> Result<(Step, bool)> {
+    let s3c = &ctx.clients.s3;
+    // Over a plain-HTTP endpoint (moto, LocalStack, the emulator) a TLS-only policy would deny every request
+    // that endpoint can receive (moto enforces bucket policies), so it is applied only where TLS exists.
+    let tls_policy = tls_endpoint(ctx.clients);
+    let tls_line = if tls_policy {
+        "bucket policy denying requests without TLS".to_string()
+    } else {
+        "no TLS-only bucket policy: the endpoint is plain HTTP, so the policy would deny every request (applied on AWS)"
+            .to_string()
+    };
+    let step = |action, changes| Step { resource: "bucket", name: bucket.to_string(), action, changes };
+    match s3::bucket_state(s3c, bucket).await? {
+        s3::BucketState::Forbidden => {
+            Err(Error::failed(format!("bucket `{bucket}` exists and belongs to another account"))
+                .with_hint("bucket names are global: choose another with --bucket"))
+        }
+        s3::BucketState::Missing => Ok((
+            step(
+                "create",
+                vec![
+                    "block all public access".into(),
+                    "object ownership BucketOwnerEnforced (ACLs off)".into(),
+                    "default encryption SSE-S3".into(),
+                    tls_line,
+                    "tags firehose-kit:managed, firehose-kit:stream".into(),
+                ],
+            ),
+            false,
+        )),
+        s3::BucketState::Exists => {
+            let existing_tags = s3::bucket_tags(s3c, bucket).await?;
+            // A bucket with the default (account- and region-specific) name in our own account is ours even if a
+            // failed earlier run created it before tagging it.
+            let default_name = s.bucket.is_none() && bucket == settings::default_bucket(&ctx.account_id, &ctx.region);
+            if !policy::is_managed(&existing_tags) && !default_name {
+                return Ok((step("adopt", vec!["exists without the firehose-kit:managed tag: used as the destination, its settings left as they are, never deleted by teardown".into()]), true));
+            }
+            let mut changes = Vec::new();
+            if s3::public_access_block(s3c, bucket).await? != Some([true; 4]) {
+                changes.push("block all public access".into());
+            }
+            if s3::ownership(s3c, bucket).await?.as_deref() != Some("BucketOwnerEnforced") {
+                changes.push("object ownership BucketOwnerEnforced (ACLs off)".into());
+            }
+            if s3::encryption(s3c, bucket).await?.is_none() {
+                changes.push("default encryption SSE-S3".into());
+            }
+            if tls_policy {
+                let current_policy = s3::bucket_policy(s3c, bucket).await?;
+                if !current_policy.as_deref().is_some_and(|p| policy::same_document(p, bucket_policy)) {
+                    changes.push(tls_line);
+                }
+            }
+            if policy::merged_tags(&existing_tags, &ctx.tags) != existing_tags {
+                changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
+            }
+            let action = if changes.is_empty() { "unchanged" } else { "update" };
+            Ok((step(action, changes), true))
+        }
+    }
+}
+
+/// The delivery role: create it, or restore a trust or inline policy that drifted. Returns its ARN.
+async fn plan_role(
+    ctx: &Ctx<'_>,
+    role: &str,
+    bucket: &str,
+    trust_policy: &Value,
+    delivery_policy: &Value,
+    error_logging: &Option<ErrorLogging>,
+) -> Result<(Step, String)> {
+    let account_id = &ctx.account_id;
+    let step = |action, changes| Step { resource: "role", name: role.to_string(), action, changes };
+    let Some(info) = iam::get_role(&ctx.clients.iam, role).await? else {
+        let changes = vec![
+            format!("trust firehose.amazonaws.com with sts:ExternalId {account_id}"),
+            format!("inline policy {DELIVERY_POLICY_NAME}: the six S3 delivery actions on `{bucket}` only"),
+        ]
+        .into_iter()
+        .chain(error_logging.as_ref().map(|l| format!("logs:PutLogEvents on log stream {l} only")))
+        .collect();
+        return Ok((step("create", changes), format!("arn:{}:iam::{account_id}:role/{role}", ctx.partition)));
+    };
+    if !policy::is_managed(&info.tags) {
+        return Err(Error::usage(format!(
+            "role `{role}` exists but was not made by firehose-kit (no firehose-kit:managed tag)"
+        ))
+        .with_hint(
+            "setup will not change a role it did not create: delete or rename that role, or use another --stream",
+        ));
+    }
+    let mut changes = Vec::new();
+    if !policy::same_document(&info.trust_policy, trust_policy) {
+        changes.push(format!(
+            "trust policy drifted: restore trust of firehose.amazonaws.com only, with sts:ExternalId {account_id}"
+        ));
+    }
+    let current = iam::get_role_policy(&ctx.clients.iam, role, DELIVERY_POLICY_NAME).await?;
+    if !current.as_deref().is_some_and(|p| policy::same_document(p, delivery_policy)) {
+        let drift = policy::policy_drift(current.as_deref(), delivery_policy);
+        changes.push(format!("inline policy {DELIVERY_POLICY_NAME} drifted: {}", drift.join(", ")));
+    }
+    if !ctx.tags.iter().all(|t| info.tags.contains(t)) {
+        changes.push("tags".into());
+    }
+    let action = if changes.is_empty() { "unchanged" } else { "update" };
+    Ok((step(action, changes), info.arn.clone()))
+}
+
+/// The error log group and stream (Firehose does not create them: they must exist before errors can be
+/// logged). Returns the retention to apply (`None`: leave it).
+async fn plan_log_group(ctx: &Ctx<'_>, s: &SetupSettings, l: &ErrorLogging) -> Result<(Step, Option<i32>)> {
+    let step = |action, changes| Step { resource: "log group", name: l.group.clone(), action, changes };
+    Ok(match logs::group(&ctx.clients.logs, &l.group).await? {
+        None => {
+            let days = s.log_retention_days.unwrap_or(settings::DEFAULT_LOG_RETENTION_DAYS);
+            let changes = vec![
+                format!("retention {days} days"),
+                format!("log stream {}", l.stream),
+                "tags firehose-kit:managed, firehose-kit:stream".into(),
+            ];
+            (step("create", changes), Some(days))
+        }
+        Some(g) if !policy::is_managed(&g.tags) => (
+            step("adopt", vec!["exists without the firehose-kit:managed tag: used as it is (its log stream created if missing), never deleted by teardown".into()]),
+            None,
+        ),
+        Some(g) => {
+            let mut changes = Vec::new();
+            let days = s.log_retention_days.filter(|d| g.retention_days != Some(*d));
+            if let Some(d) = days {
+                let have = g.retention_days.map(|d| format!("{d} days")).unwrap_or_else(|| "never expire".into());
+                changes.push(format!("retention: {have} → {d} days"));
+            }
+            if !g.streams.contains(&l.stream) {
+                changes.push(format!("log stream {} is missing: create it", l.stream));
+            }
+            if !ctx.tags.iter().all(|t| g.tags.contains(t)) {
+                changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
+            }
+            let action = if changes.is_empty() { "unchanged" } else { "update" };
+            (step(action, changes), days)
+        }
+    })
+}
+
+/// The prefix base a setup-made partitioned prefix was built on (`logs/` of `logs/status=!{…}/`).
+fn partition_base(prefix: Option<&str>, by: &PartitionBy) -> Option<String> {
+    prefix.and_then(|p| p.strip_suffix(by.prefix("").as_str())).map(str::to_string)
+}
+
+/// Partitioning and prefixes: what the user asked for, over what the stream has. A new `--prefix` on a
+/// partitioned stream is the base the partition segments follow.
+fn desired_layout(
+    s: &SetupSettings,
+    current: Option<&DestinationSpec>,
+) -> Result<(Option<String>, Option<String>, Option<String>)> {
+    let blank = |p: &String| (!p.is_empty()).then(|| p.clone());
+    let current_by = match current.and_then(|c| c.partition_query.as_deref()) {
+        Some(q) => Some(PartitionBy::from_query(q).ok_or_else(|| {
+            Error::usage(format!("the stream's partitioning query `{q}` was not made by setup --partition-by"))
+                .with_hint(
+                    "change it with the tool that made it, or recreate the stream with setup --recreate --partition-by",
+                )
+        })?),
+        None => None,
+    };
+    let current_base = match (&current_by, current) {
+        (Some(by), Some(c)) => partition_base(c.prefix.as_deref(), by),
+        (None, Some(c)) => c.prefix.clone(),
+        _ => None,
+    };
+    let by = match &s.partition_by {
+        Some(p) => Some(p.clone()).filter(|p| !p.is_empty()),
+        None => current_by.clone(),
+    };
+    let Some(by) = by else {
+        let prefix = match &s.prefix {
+            Some(p) => blank(p),
+            None => current_base,
+        };
+        let error_prefix = match &s.error_prefix {
+            Some(p) => blank(p),
+            None => current.and_then(|c| c.error_prefix.clone()),
+        };
+        return Ok((None, prefix, error_prefix));
+    };
+    let base = s.prefix.clone().or(current_base.clone()).unwrap_or_default();
+    // An error prefix setup derived from the old base follows the new one; one the user chose stays.
+    let derived = current_base.as_deref().map(PartitionBy::error_prefix);
+    let error_prefix = match (&s.error_prefix, current.and_then(|c| c.error_prefix.clone())) {
+        (Some(p), _) if !p.is_empty() => p.clone(),
+        (None, Some(have)) if current_by.is_some() && Some(&have) != derived.as_ref() => have,
+        _ => PartitionBy::error_prefix(&base),
+    };
+    Ok((Some(by.query()), Some(by.prefix(&base)), Some(error_prefix)))
+}
+
+/// The destination setup wants: the user's settings over the stream's current ones (or the defaults).
+fn desired_destination(
+    s: &SetupSettings,
+    current: Option<&DestinationSpec>,
+    role_arn: String,
+    bucket_arn: String,
+    error_logging: Option<ErrorLogging>,
+) -> Result<DestinationSpec> {
+    let (partition_query, prefix, error_prefix) = desired_layout(s, current)?;
+    let partitioned = partition_query.is_some();
+    // Buffering stays as it is unless asked, except where partitioning changes (its minimums differ).
+    let inherit = current.filter(|c| c.partition_query.is_some() == partitioned);
+    let (default_size, default_interval) = settings::default_buffering(partitioned);
+    let size = s.buffer_size_mib.or(inherit.map(|c| c.buffer_size_mib.max(0) as u32)).unwrap_or(default_size);
+    let interval =
+        s.buffer_interval_s.or(inherit.map(|c| c.buffer_interval_s.max(0) as u32)).unwrap_or(default_interval);
+    if partitioned {
+        SetupSettings::check_partition_minimums(size, interval)?;
+    }
+    let compression = match s.compression {
+        Some(c) => compression_of(c),
+        None => current.map(|c| c.compression.clone()).unwrap_or(crate::firehose::types::Compression::Uncompressed),
+    };
+    if partitioned {
+        crate::firehose::prefix::validate(prefix.as_deref(), error_prefix.as_deref(), true)
+            .map_err(|e| Error::usage(format!("invalid prefixes: {e}")))?;
+    }
+    Ok(DestinationSpec {
+        role_arn,
+        bucket_arn,
+        prefix,
+        error_prefix,
+        partition_query,
+        buffer_size_mib: size as i32,
+        buffer_interval_s: interval as i32,
+        compression,
+        file_extension: current.and_then(|c| c.file_extension.clone()),
+        time_zone: current.and_then(|c| c.time_zone.clone()),
+        error_logging,
+    })
+}
+
+/// The stream: create it, update it in place, or (partitioning changed, with `--recreate`) re-create it.
+fn plan_stream(
+    ctx: &Ctx<'_>,
+    s: &SetupSettings,
+    existing: Option<&StreamInfo>,
+    destination: &DestinationSpec,
+) -> Result<Step> {
+    let name = ctx.global.stream.clone();
+    let step = |action, changes| Step { resource: "stream", name: name.clone(), action, changes };
+    let Some(current) = existing.and_then(|i| i.destination.as_ref()) else {
+        return Ok(step("create", vec![describe_destination(destination)]));
+    };
+    if current.bucket_arn != destination.bucket_arn {
+        let (have, want) = (current.bucket(), destination.bucket());
+        return Err(Error::usage(format!(
+            "delivery stream `{name}` delivers to `{have}`, not `{want}`: setup does not move a stream to another bucket"
+        ))
+        .with_hint(format!(
+            "leave out --bucket to keep `{have}`; to switch buckets, recreate the stream: `{}` then `{}`",
+            ctx.global.command(&format!("teardown --keep-bucket --bucket {have}")),
+            ctx.global.command(&format!("setup --bucket {want}")),
+        )));
+    }
+    let diff = current.diff(destination);
+    if current.partition_query == destination.partition_query {
+        let action = if diff.is_empty() { "unchanged" } else { "update" };
+        return Ok(step(action, diff));
+    }
+    let show = |q: &Option<String>| q.clone().unwrap_or_else(|| "no partitioning".into());
+    if !s.recreate {
+        return Err(Error::usage(format!(
+            "delivery stream `{name}` has {}, setup asks for {}: Firehose cannot change dynamic partitioning of an existing stream (it is chosen at creation and cannot be turned off)",
+            show(&current.partition_query),
+            show(&destination.partition_query)
+        ))
+        .with_hint("re-run with --recreate to delete the stream and create it again (buffered data is delivered first; objects in S3 stay)"));
+    }
+    let mut changes = vec!["delete and create again: partitioning cannot change in place".to_string()];
+    changes.extend(diff);
+    Ok(step("recreate", changes))
 }
 
 /// Whether requests travel over TLS (AWS, or a custom https endpoint).
@@ -365,70 +481,105 @@ pub struct Outcome {
     pub iam_retries: u32,
 }
 
-/// Applies a plan: bucket, then role, then stream, then waits for ACTIVE.
+/// Applies a plan: bucket, then role, then the error log, then the stream, then waits for ACTIVE.
 pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &dyn Reporter) -> Result<Outcome> {
-    let tags = policy::tags(&plan.stream);
-    let bucket = &plan.bucket;
-    let step = |resource: &str| {
-        plan.steps.iter().find(|st| st.resource == resource).cloned().expect("plan has every resource")
-    };
-
-    let bucket_step = step("bucket");
-    if bucket_step.action != "adopt" {
-        if !plan.bucket_exists {
-            s3::create_bucket(&clients.s3, bucket, &clients.region).await?;
-        }
-        if !plan.bucket_exists || bucket_step.action == "update" {
-            // Tag first, so a run that fails after this point leaves a bucket teardown recognises.
-            s3::put_bucket_tags(&clients.s3, bucket, &tags).await?;
-            s3::block_public_access(&clients.s3, bucket).await?;
-            s3::enforce_bucket_owner(&clients.s3, bucket).await?;
-            s3::encrypt_sse_s3(&clients.s3, bucket).await?;
-            if tls_endpoint(clients) {
-                s3::put_bucket_policy(&clients.s3, bucket, &plan.bucket_policy.to_string()).await?;
-            }
-        }
-    }
+    let step = |resource: &str| plan.steps.iter().find(|st| st.resource == resource).cloned();
+    let bucket_step = step("bucket").expect("plan has a bucket");
+    apply_bucket(&plan, &bucket_step, clients).await?;
     reporter.note(&line(&bucket_step, true));
+    let role_step = step("role").expect("plan has a role");
+    apply_role(&plan, &role_step, clients).await?;
+    reporter.note(&line(&role_step, true));
+    if let (Some(log_step), Some(l)) = (step("log group"), &plan.destination.error_logging) {
+        apply_log_group(&plan, &log_step, l, clients).await?;
+        reporter.note(&line(&log_step, true));
+    }
+    let stream_step = step("stream").expect("plan has a stream");
+    let task = reporter.task("stream", None, Unit::Items);
+    let (mut stream_arn, iam_retries) = apply_stream(s, &plan, &stream_step, clients, task.as_ref()).await?;
+    let (status, waited_ms) = if s.no_wait {
+        task.finish(format!("{} (not waiting for ACTIVE: --no-wait)", line(&stream_step, true)));
+        (None, None)
+    } else {
+        let started = Instant::now();
+        let on_poll = |status: &StreamStatus, elapsed: Duration| {
+            task.set_message(format!("{} is {status} ({})", plan.stream, format_duration(elapsed)));
+        };
+        let info = fh::wait_until_active(&clients.firehose, &plan.stream, s.timeout, &on_poll).await?;
+        stream_arn = Some(info.arn.clone());
+        task.finish(format!("{} · ACTIVE after {}", line(&stream_step, true), format_duration(started.elapsed())));
+        (Some(info.status.to_string()), Some(started.elapsed().as_millis()))
+    };
+    Ok(Outcome { plan, stream_arn, status, waited_ms, iam_retries })
+}
 
-    let role_step = step("role");
-    match role_step.action {
+async fn apply_bucket(plan: &Plan, step: &Step, clients: &Clients) -> Result<()> {
+    let bucket = &plan.bucket;
+    if step.action == "adopt" || (plan.bucket_exists && step.action != "update") {
+        return Ok(());
+    }
+    let existing = if plan.bucket_exists {
+        s3::bucket_tags(&clients.s3, bucket).await?
+    } else {
+        s3::create_bucket(&clients.s3, bucket, &clients.region).await?;
+        Vec::new()
+    };
+    // Tag first, so a run that fails after this point leaves a bucket teardown recognises.
+    s3::put_bucket_tags(&clients.s3, bucket, &policy::merged_tags(&existing, &policy::tags(&plan.stream))).await?;
+    s3::block_public_access(&clients.s3, bucket).await?;
+    s3::enforce_bucket_owner(&clients.s3, bucket).await?;
+    s3::encrypt_sse_s3(&clients.s3, bucket).await?;
+    if tls_endpoint(clients) {
+        s3::put_bucket_policy(&clients.s3, bucket, &plan.bucket_policy.to_string()).await?;
+    }
+    Ok(())
+}
+
+async fn apply_role(plan: &Plan, step: &Step, clients: &Clients) -> Result<()> {
+    let tags = policy::tags(&plan.stream);
+    let delivery_policy = plan.delivery_policy.to_string();
+    match step.action {
         "create" => {
             iam::create_role(&clients.iam, &plan.role, &plan.trust_policy.to_string(), &tags).await?;
-            iam::put_role_policy(&clients.iam, &plan.role, DELIVERY_POLICY_NAME, &plan.delivery_policy.to_string())
-                .await?;
+            iam::put_role_policy(&clients.iam, &plan.role, DELIVERY_POLICY_NAME, &delivery_policy).await?;
         }
         "update" => {
             iam::update_trust(&clients.iam, &plan.role, &plan.trust_policy.to_string()).await?;
-            iam::put_role_policy(&clients.iam, &plan.role, DELIVERY_POLICY_NAME, &plan.delivery_policy.to_string())
-                .await?;
+            iam::put_role_policy(&clients.iam, &plan.role, DELIVERY_POLICY_NAME, &delivery_policy).await?;
             iam::tag_role(&clients.iam, &plan.role, &tags).await?;
         }
         _ => {}
     }
-    reporter.note(&line(&role_step, true));
+    Ok(())
+}
 
-    if let (Some(log_step), Some(l)) =
-        (plan.steps.iter().find(|st| st.resource == "log group"), &plan.destination.error_logging)
-    {
-        if log_step.action == "create" {
-            logs::create_group(&clients.logs, &l.group, &tags).await?;
-        }
-        if matches!(log_step.action, "create" | "update") {
-            let arn = access::log_group_arn(clients.partition(), &plan.region, &plan.account_id, &l.group);
-            logs::tag_group(&clients.logs, &arn, &tags).await?;
-            logs::put_retention(&clients.logs, &l.group, plan.log_retention_days.unwrap_or(14)).await?;
-        }
-        // Always ensured (also in an adopted group): without it Firehose cannot log.
-        logs::create_stream(&clients.logs, &l.group, &l.stream).await?;
-        reporter.note(&line(log_step, true));
+async fn apply_log_group(plan: &Plan, step: &Step, l: &ErrorLogging, clients: &Clients) -> Result<()> {
+    let tags = policy::tags(&plan.stream);
+    if step.action == "create" {
+        logs::create_group(&clients.logs, &l.group, &tags).await?;
     }
+    if matches!(step.action, "create" | "update") {
+        let arn = access::log_group_arn(clients.partition(), &plan.region, &plan.account_id, &l.group);
+        logs::tag_group(&clients.logs, &arn, &tags).await?;
+        if let Some(days) = plan.log_retention_days {
+            logs::put_retention(&clients.logs, &l.group, days).await?;
+        }
+    }
+    // Always ensured (also in an adopted group): without it Firehose cannot log.
+    logs::create_stream(&clients.logs, &l.group, &l.stream).await
+}
 
-    let stream_step = step("stream");
-    let task = reporter.task("stream", None, Unit::Items);
+/// Creates, re-creates or updates the stream; returns its ARN (when known now) and the IAM propagation retries.
+async fn apply_stream(
+    s: &SetupSettings,
+    plan: &Plan,
+    step: &Step,
+    clients: &Clients,
+    task: &dyn crate::ui::Task,
+) -> Result<(Option<String>, u32)> {
     let retries = std::sync::atomic::AtomicU32::new(0);
     let mut stream_arn = plan.existing_stream.as_ref().map(|i| i.arn.clone());
-    if stream_step.action == "recreate" {
+    if step.action == "recreate" {
         task.set_message(format!("deleting {} to create it again", plan.stream));
         fh::delete(&clients.firehose, &plan.stream).await?;
         fh::wait_until_gone(&clients.firehose, &plan.stream, s.timeout, &|status, elapsed| {
@@ -436,7 +587,7 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
         })
         .await?;
     }
-    match stream_step.action {
+    match step.action {
         "create" | "recreate" => {
             let on_retry = |attempt: u32, message: &str, wait: Duration| {
                 retries.store(attempt, std::sync::atomic::Ordering::Relaxed);
@@ -447,6 +598,7 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
                 tracing::info!("CreateDeliveryStream retry {attempt}: {message}");
             };
             task.set_message(format!("creating {}", plan.stream));
+            let tags = policy::tags(&plan.stream);
             let arn =
                 fh::create(&clients.firehose, &plan.stream, &plan.destination, &tags, s.iam_retry_timeout, &on_retry)
                     .await?;
@@ -462,21 +614,7 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
         }
         _ => {}
     }
-    let iam_retries = retries.load(std::sync::atomic::Ordering::Relaxed);
-    let (status, waited_ms) = if s.no_wait {
-        task.finish(format!("{} (not waiting for ACTIVE: --no-wait)", line(&stream_step, true)));
-        (None, None)
-    } else {
-        let started = Instant::now();
-        let on_poll = |status: &StreamStatus, elapsed: Duration| {
-            task.set_message(format!("{} is {status} ({})", plan.stream, format_duration(elapsed)));
-        };
-        let info = fh::wait_until_active(&clients.firehose, &plan.stream, s.timeout, &on_poll).await?;
-        stream_arn = Some(info.arn.clone());
-        task.finish(format!("{} · ACTIVE after {}", line(&stream_step, true), format_duration(started.elapsed())));
-        (Some(info.status.to_string()), Some(started.elapsed().as_millis()))
-    };
-    Ok(Outcome { plan, stream_arn, status, waited_ms, iam_retries })
+    Ok((stream_arn, retries.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// `  bucket  name  created (…)` — past tense after applying, future tense in a plan.
@@ -538,17 +676,12 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
     } else {
         let status = outcome.status.as_deref().unwrap_or("created (not waited for)");
         printer.result(&format!(
-            "stream `{}` {status}: {}\nnext: `firehose-kit{} send FILE` then `firehose-kit{} verify`",
+            "stream `{}` {status}: {}\nnext: `{}` then `{}`",
             outcome.plan.stream,
             outcome.stream_arn.as_deref().unwrap_or(""),
-            stream_flag(&outcome.plan.stream),
-            stream_flag(&outcome.plan.stream),
+            global.command("send FILE"),
+            global.command("verify"),
         ));
     }
     Ok(ExitCode::Success)
-}
-
-/// ` --stream NAME` when the stream is not the default one, for commands suggested to the user.
-pub fn stream_flag(stream: &str) -> String {
-    if stream == settings::DEFAULT_STREAM { String::new() } else { format!(" --stream {stream}") }
 }

@@ -18,10 +18,7 @@ pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Resul
             global.stream,
             clients.backend()
         ))
-        .with_hint(format!(
-            "create it with `firehose-kit{} setup`",
-            crate::commands::setup::stream_flag(&global.stream)
-        )));
+        .with_hint(format!("create it with `{}`", global.command("setup"))));
     };
     let tags = fh::tags(&clients.firehose, &global.stream).await?;
     let dest = info.destination.clone();

@@ -16,7 +16,7 @@ use crate::aws::{iam, logs, s3};
 use crate::cli::TeardownArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::settings::{self, Global};
-use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count, format_duration};
+use crate::ui::{Printer, Reporter, Unit, format_bytes, format_duration, plural};
 
 /// How long teardown waits for a stream to disappear.
 const STREAM_GONE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -76,7 +76,7 @@ fn not_managed(kind: &str) -> String {
     )
 }
 
-/// Removes the stream, role and bucket of `stream`; `confirm` is asked before deleting a bucket with objects.
+/// Removes the stream, role, log group and bucket of `stream`; `confirm` is asked before deleting objects.
 pub async fn remove(
     stream: &str,
     opts: &Options,
@@ -85,93 +85,203 @@ pub async fn remove(
     confirm: &dyn Fn(&str) -> Option<bool>,
 ) -> Result<Vec<Removal>> {
     let account_id = clients.account_id().await?;
-    let role = settings::role_name(stream)?;
-    let mut removals = Vec::new();
-
     // Stream first: it writes into the bucket and uses the role.
-    let info = fh::describe(&clients.firehose, stream).await?;
-    let mut bucket_from_stream = None;
-    match info {
-        None => {
-            removals.push(Removal { resource: "stream", name: stream.into(), fate: Fate::AlreadyGone, detail: None })
-        }
-        Some(info) => {
-            bucket_from_stream = info.destination.as_ref().map(|d| d.bucket().to_string());
-            let managed = policy::is_managed(&fh::tags(&clients.firehose, stream).await?);
-            if !managed && !opts.force {
-                removals.push(Removal {
-                    resource: "stream",
-                    name: stream.into(),
-                    fate: Fate::Refused,
-                    detail: Some(not_managed("stream")),
-                });
-            } else {
-                let task = reporter.task("stream", None, Unit::Items);
-                if info.status == StreamStatus::Creating {
-                    // DeleteDeliveryStream is refused while CREATING.
-                    task.set_message(format!("waiting for {stream} to finish CREATING before deleting it"));
-                    fh::wait_until_active(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &|_, _| {}).await?;
-                }
-                let deleted = fh::delete(&clients.firehose, stream).await?;
-                if opts.no_wait {
-                    task.finish(format!("{stream} DELETING (not waiting: --no-wait)"));
-                } else {
-                    let on_poll = |status: &StreamStatus, elapsed: Duration| {
-                        task.set_message(format!("{stream} is {status} ({})", format_duration(elapsed)));
-                    };
-                    fh::wait_until_gone(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &on_poll).await?;
-                    task.finish(format!("{stream} gone"));
-                }
-                let fate = if deleted { Fate::Deleted } else { Fate::AlreadyGone };
-                removals.push(Removal { resource: "stream", name: stream.into(), fate, detail: None });
-            }
-        }
+    let (stream_removal, info) = remove_stream(stream, opts, clients, reporter).await?;
+    reporter.note(&stream_removal.line());
+    let mut removals = vec![stream_removal];
+    let role = remove_role(stream, opts, clients).await?;
+    reporter.note(&role.line());
+    removals.push(role);
+    let logging_off = info.as_ref().is_some_and(|i| i.destination.as_ref().is_some_and(|d| d.error_logging.is_none()));
+    if let Some(group) = remove_log_group(stream, opts, clients, logging_off).await? {
+        reporter.note(&group.line());
+        removals.push(group);
     }
-    reporter.note(&removals[0].line());
-
-    // Role.
-    let removal = match iam::get_role(&clients.iam, &role).await? {
-        None => Removal { resource: "role", name: role.clone(), fate: Fate::AlreadyGone, detail: None },
-        Some(r) if !policy::is_managed(&r.tags) && !opts.force => {
-            Removal { resource: "role", name: role.clone(), fate: Fate::Refused, detail: Some(not_managed("role")) }
-        }
-        Some(_) => {
-            let fate = if iam::delete_role(&clients.iam, &role).await? { Fate::Deleted } else { Fate::AlreadyGone };
-            Removal { resource: "role", name: role.clone(), fate, detail: None }
-        }
-    };
-    reporter.note(&removal.line());
-    removals.push(removal);
-
-    // Error log group (setup's, tagged).
-    let group = crate::firehose::failures::default_log_group(stream);
-    let removal = match logs::group(&clients.logs, &group).await? {
-        None => Removal { resource: "log group", name: group, fate: Fate::AlreadyGone, detail: None },
-        Some(g) if !policy::is_managed(&g.tags) && !opts.force => {
-            Removal { resource: "log group", name: group, fate: Fate::Refused, detail: Some(not_managed("log group")) }
-        }
-        Some(_) => {
-            let fate = if logs::delete_group(&clients.logs, &group).await? { Fate::Deleted } else { Fate::AlreadyGone };
-            Removal { resource: "log group", name: group, fate, detail: None }
-        }
-    };
-    reporter.note(&removal.line());
-    removals.push(removal);
-
-    // Bucket.
     let bucket = opts
         .bucket
         .clone()
-        .or(bucket_from_stream)
+        .or_else(|| info.as_ref().and_then(|i| i.destination.as_ref()).map(|d| d.bucket().to_string()))
         .unwrap_or_else(|| settings::default_bucket(&account_id, &clients.region));
     let removal = if opts.keep_bucket {
         Removal { resource: "bucket", name: bucket, fate: Fate::Kept, detail: Some("--keep-bucket".into()) }
     } else {
-        remove_bucket(&bucket, opts, clients, reporter, confirm).await?
+        let others = fh::streams_delivering_to(&clients.firehose, &bucket, stream).await?;
+        if others.is_empty() {
+            remove_bucket(&bucket, opts, clients, reporter, confirm).await?
+        } else {
+            remove_stream_objects(&bucket, stream, &others, opts, clients, reporter, confirm).await?
+        }
     };
     reporter.note(&removal.line());
     removals.push(removal);
     Ok(removals)
+}
+
+/// Deletes the stream (waiting until it is gone unless `--no-wait`); returns what it was, for the bucket and
+/// log group steps.
+async fn remove_stream(
+    stream: &str,
+    opts: &Options,
+    clients: &Clients,
+    reporter: &dyn Reporter,
+) -> Result<(Removal, Option<fh::StreamInfo>)> {
+    let removal = |fate, detail: Option<String>| Removal { resource: "stream", name: stream.into(), fate, detail };
+    let Some(info) = fh::describe(&clients.firehose, stream).await? else {
+        return Ok((removal(Fate::AlreadyGone, None), None));
+    };
+    let managed = policy::is_managed(&fh::tags(&clients.firehose, stream).await?);
+    if !managed && !opts.force {
+        return Ok((removal(Fate::Refused, Some(not_managed("stream"))), Some(info)));
+    }
+    let task = reporter.task("stream", None, Unit::Items);
+    if info.status == StreamStatus::Creating {
+        // DeleteDeliveryStream is refused while CREATING.
+        task.set_message(format!("waiting for {stream} to finish CREATING before deleting it"));
+        fh::wait_until_active(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &|_, _| {}).await?;
+    }
+    let deleted = fh::delete(&clients.firehose, stream).await?;
+    if opts.no_wait {
+        task.finish(format!("{stream} DELETING (not waiting: --no-wait)"));
+    } else {
+        let on_poll = |status: &StreamStatus, elapsed: Duration| {
+            task.set_message(format!("{stream} is {status} ({})", format_duration(elapsed)));
+        };
+        fh::wait_until_gone(&clients.firehose, stream, STREAM_GONE_TIMEOUT, &on_poll).await?;
+        task.finish(format!("{stream} gone"));
+    }
+    let fate = if deleted { Fate::Deleted } else { Fate::AlreadyGone };
+    Ok((removal(fate, None), Some(info)))
+}
+
+async fn remove_role(stream: &str, opts: &Options, clients: &Clients) -> Result<Removal> {
+    let role = settings::role_name(stream)?;
+    let removal = |fate, detail: Option<String>| Removal { resource: "role", name: role.clone(), fate, detail };
+    Ok(match iam::get_role(&clients.iam, &role).await? {
+        None => removal(Fate::AlreadyGone, None),
+        Some(r) if !policy::is_managed(&r.tags) && !opts.force => removal(Fate::Refused, Some(not_managed("role"))),
+        Some(_) => {
+            let fate = if iam::delete_role(&clients.iam, &role).await? { Fate::Deleted } else { Fate::AlreadyGone };
+            removal(fate, None)
+        }
+    })
+}
+
+/// The error log group setup made (tagged). `None` when there is nothing to say: the stream did not log errors
+/// and no such group exists.
+async fn remove_log_group(
+    stream: &str,
+    opts: &Options,
+    clients: &Clients,
+    logging_off: bool,
+) -> Result<Option<Removal>> {
+    let group = crate::firehose::failures::default_log_group(stream);
+    let removal = |fate, detail: Option<String>| Removal { resource: "log group", name: group.clone(), fate, detail };
+    Ok(match logs::group(&clients.logs, &group).await? {
+        None if logging_off => None,
+        None => Some(removal(Fate::AlreadyGone, None)),
+        Some(g) if !policy::is_managed(&g.tags) && !opts.force => {
+            Some(removal(Fate::Refused, Some(not_managed("log group"))))
+        }
+        Some(_) => {
+            let fate = if logs::delete_group(&clients.logs, &group).await? { Fate::Deleted } else { Fate::AlreadyGone };
+            Some(removal(fate, None))
+        }
+    })
+}
+
+/// Asks before deleting `count` objects; `Err(removal)` says why nothing is deleted.
+fn ask(
+    question: String,
+    count: usize,
+    bytes: u64,
+    opts: &Options,
+    confirm: &dyn Fn(&str) -> Option<bool>,
+    refused: impl Fn(Fate, Option<String>) -> Removal,
+) -> std::result::Result<(), Removal> {
+    if opts.yes {
+        return Ok(());
+    }
+    match confirm(&question) {
+        Some(true) => Ok(()),
+        Some(false) => Err(refused(Fate::Refused, Some("you chose to keep it".into()))),
+        None => Err(refused(
+            Fate::Refused,
+            Some(format!(
+                "holds {} ({}); without a terminal to ask, re-run with --yes to delete them, or --keep-bucket",
+                plural(count as u64, "object"),
+                format_bytes(bytes)
+            )),
+        )),
+    }
+}
+
+/// Deletes object versions in batches of 1,000, with progress.
+async fn delete_versions(
+    bucket: &str,
+    versions: &[(String, Option<String>, u64)],
+    clients: &Clients,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let task = reporter.task("empty bucket", Some(versions.len() as u64), Unit::Items);
+    let mut done = 0u64;
+    for chunk in versions.chunks(DELETE_BATCH) {
+        let failed = s3::delete_objects(&clients.s3, bucket, chunk).await?;
+        if failed > 0 {
+            return Err(Error::failed(format!("{failed} objects in bucket `{bucket}` could not be deleted"))
+                .with_hint("check the bucket for object locks or legal holds, then re-run teardown"));
+        }
+        done += chunk.len() as u64;
+        task.set_position(done);
+    }
+    task.finish(format!("{} deleted", plural(done, "object")));
+    Ok(())
+}
+
+/// A bucket other streams still deliver to: only this stream's objects go, the bucket stays.
+async fn remove_stream_objects(
+    bucket: &str,
+    stream: &str,
+    others: &[String],
+    opts: &Options,
+    clients: &Clients,
+    reporter: &dyn Reporter,
+    confirm: &dyn Fn(&str) -> Option<bool>,
+) -> Result<Removal> {
+    let users = others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
+    let removal = |fate, detail: Option<String>| Removal { resource: "bucket", name: bucket.to_string(), fate, detail };
+    let shared = format!("still used by stream {users}");
+    match s3::bucket_state(&clients.s3, bucket).await? {
+        s3::BucketState::Exists => {}
+        _ => return Ok(removal(Fate::Kept, Some(format!("{shared}; it does not exist now")))),
+    }
+    let mut names: Vec<&str> = others.iter().map(String::as_str).collect();
+    names.push(stream);
+    let ours: Vec<(String, Option<String>, u64)> = s3::list_versions(&clients.s3, bucket)
+        .await?
+        .into_iter()
+        .filter(|(key, _, _)| crate::firehose::keys::owner(key, &names) == Some(stream))
+        .collect();
+    if ours.is_empty() {
+        return Ok(removal(Fate::Kept, Some(format!("{shared}; it holds no objects of `{stream}`"))));
+    }
+    let bytes: u64 = ours.iter().map(|v| v.2).sum();
+    let question = format!(
+        "bucket `{bucket}` is {shared}: delete the {} ({}) `{stream}` delivered there and keep the bucket?",
+        plural(ours.len() as u64, "object"),
+        format_bytes(bytes)
+    );
+    if let Err(refused) = ask(question, ours.len(), bytes, opts, confirm, removal) {
+        return Ok(refused);
+    }
+    delete_versions(bucket, &ours, clients, reporter).await?;
+    Ok(removal(
+        Fate::Kept,
+        Some(format!(
+            "{shared}; the {} ({}) of `{stream}` deleted",
+            plural(ours.len() as u64, "object"),
+            format_bytes(bytes)
+        )),
+    ))
 }
 
 async fn remove_bucket(
@@ -199,49 +309,24 @@ async fn remove_bucket(
         let versions = s3::list_versions(&clients.s3, bucket).await?;
         if !versions.is_empty() {
             let total_bytes: u64 = versions.iter().map(|v| v.2).sum();
-            if deleted_objects == 0 && !opts.yes {
+            if deleted_objects == 0 {
                 let question = format!(
-                    "bucket `{bucket}` holds {} objects ({}). Delete them and the bucket?",
-                    format_count(versions.len() as u64),
+                    "bucket `{bucket}` holds {} ({}). Delete them and the bucket?",
+                    plural(versions.len() as u64, "object"),
                     format_bytes(total_bytes)
                 );
-                match confirm(&question) {
-                    Some(true) => {}
-                    Some(false) => {
-                        return Ok(removal(Fate::Refused, Some("you chose to keep it".into())));
-                    }
-                    None => {
-                        return Ok(removal(
-                            Fate::Refused,
-                            Some(format!(
-                                "holds {} objects ({}); re-run with --yes to delete them, or --keep-bucket",
-                                format_count(versions.len() as u64),
-                                format_bytes(total_bytes)
-                            )),
-                        ));
-                    }
+                if let Err(refused) = ask(question, versions.len(), total_bytes, opts, confirm, removal) {
+                    return Ok(refused);
                 }
             }
-            let task = reporter.task("empty bucket", Some(versions.len() as u64), Unit::Items);
-            let mut done = 0u64;
-            for chunk in versions.chunks(DELETE_BATCH) {
-                let failed = s3::delete_objects(&clients.s3, bucket, chunk).await?;
-                if failed > 0 {
-                    return Err(Error::failed(format!("{failed} objects in bucket `{bucket}` could not be deleted"))
-                        .with_hint("check the bucket for object locks or legal holds, then re-run teardown"));
-                }
-                done += chunk.len() as u64;
-                task.set_position(done);
-            }
-            task.finish(format!("{} objects deleted", format_count(done)));
+            delete_versions(bucket, &versions, clients, reporter).await?;
             deleted_objects += versions.len();
             deleted_bytes += total_bytes;
         }
         match s3::delete_bucket(&clients.s3, bucket).await {
             Ok(true) => {
-                let detail = (deleted_objects > 0).then(|| {
-                    format!("{} objects, {}", format_count(deleted_objects as u64), format_bytes(deleted_bytes))
-                });
+                let detail = (deleted_objects > 0)
+                    .then(|| format!("{}, {}", plural(deleted_objects as u64, "object"), format_bytes(deleted_bytes)));
                 return Ok(removal(Fate::Deleted, detail));
             }
             Ok(false) => return Ok(removal(Fate::AlreadyGone, None)),
@@ -261,12 +346,25 @@ pub async fn run(global: &Global, args: &TeardownArgs, clients: &Clients, printe
     if printer.json() {
         printer.result_json(&json!({"stream": global.stream, "resources": removals, "left_behind": left}));
     } else {
-        let summary = if left == 0 {
-            "teardown complete: nothing firehose-kit made is left".to_string()
-        } else {
-            format!("teardown left {left} resource(s) in place (see above)")
-        };
-        printer.result(&summary);
+        printer.result(&summary(&removals));
     }
     Ok(if left == 0 { ExitCode::Success } else { ExitCode::Failed })
+}
+
+/// The last line: what is gone, and what stays and why (kept on purpose, or left behind).
+fn summary(removals: &[Removal]) -> String {
+    let left = removals.iter().filter(|r| r.fate == Fate::Refused).count();
+    if left > 0 {
+        return format!("teardown left {} in place (see above)", plural(left as u64, "resource"));
+    }
+    let kept: Vec<String> = removals
+        .iter()
+        .filter(|r| r.fate == Fate::Kept)
+        .map(|r| format!("{} `{}` kept ({})", r.resource, r.name, r.detail.as_deref().unwrap_or("as asked")))
+        .collect();
+    if kept.is_empty() {
+        "teardown complete: nothing firehose-kit made is left".to_string()
+    } else {
+        format!("teardown complete: {}; everything else firehose-kit made is gone", kept.join("; "))
+    }
 }

@@ -22,9 +22,9 @@ use crate::delivery::report::{Buffering, DeliveredObject, flushed_by, summarize}
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
 use crate::firehose::prefix;
-use crate::pipeline::manifest::{self, RunManifest, line_hash, read_hashes};
+use crate::pipeline::manifest::{self, Destination, RunManifest, line_hash, read_hashes};
 use crate::settings::{Global, VerifySettings};
-use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count};
+use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count, plural};
 
 /// Objects delivered a little before the run started still count (clocks differ; a buffer may already hold
 /// records of the run when its object is named).
@@ -84,17 +84,20 @@ pub struct VerifyReport {
     pub stream_description: fh::StreamInfo,
 }
 
-/// Runs to verify, newest chain member last, grouped by producer (each group is one resume chain).
-fn load_chains(
-    global: &Global,
-    s: &VerifySettings,
-    reporter: &dyn Reporter,
-) -> Result<Vec<Vec<(RunManifest, PathBuf)>>> {
-    let mut heads: Vec<(RunManifest, PathBuf)> = Vec::new();
+/// A run manifest and the directory its hash file is in.
+type Run = (RunManifest, PathBuf);
+
+/// The manifests named by `--manifest` and `--run` (each once, however often given).
+fn named_runs(global: &Global, s: &VerifySettings) -> Result<Vec<Run>> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut add = |m: RunManifest, dir: PathBuf| {
+        if !runs.iter().any(|(r, _)| r.run_id == m.run_id) {
+            runs.push((m, dir));
+        }
+    };
     for path in &s.manifests {
         let m = RunManifest::load(path)?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        heads.push((m, dir));
+        add(m, path.parent().map(Path::to_path_buf).unwrap_or_default());
     }
     if let Some(id) = &s.run {
         let path = RunManifest::path(&global.state_dir, id);
@@ -103,57 +106,112 @@ fn load_chains(
                 "no run `{id}` in `{}`",
                 manifest::runs_dir(&global.state_dir).display()
             ))
-            .with_hint("list runs with `ls .firehose-kit/runs`, or use --manifest FILE"));
-        }
-        heads.push((RunManifest::load(&path)?, manifest::runs_dir(&global.state_dir)));
-    }
-    if heads.is_empty() && s.expect.is_empty() {
-        let (latest, list) = manifest::latest_run(&global.state_dir, &global.stream);
-        if let Some(w) = list.warning() {
-            reporter.warn(&w);
-        }
-        let latest = latest.ok_or_else(|| {
-            Error::usage(format!(
-                "no send run for stream `{}` in `{}`",
-                global.stream,
+            .with_hint(format!(
+                "list runs with `ls {}`, or use --manifest FILE",
                 manifest::runs_dir(&global.state_dir).display()
-            ))
-            .with_hint("send something first (`firehose-kit send FILE`), or compare with the source files: `firehose-kit verify --expect FILE`")
-        })?;
-        heads.push((latest, manifest::runs_dir(&global.state_dir)));
-    }
-    let mut chains = Vec::new();
-    for (head, dir) in heads {
-        // Follow `resumed_from` back to the first run of the chain.
-        let mut chain = vec![(head, dir.clone())];
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(prev) = chain.last().map(|(m, _)| m.resumed_from.clone()) {
-            let mut added = false;
-            for id in prev {
-                if seen.insert(id.clone()) {
-                    let path = dir.join(format!("{id}.json"));
-                    if path.exists() {
-                        chain.push((RunManifest::load(&path)?, dir.clone()));
-                        added = true;
-                    }
-                }
-            }
-            if !added {
-                break;
-            }
+            )));
         }
-        chain.reverse();
-        chains.push(chain);
+        add(RunManifest::load(&path)?, manifest::runs_dir(&global.state_dir));
     }
-    Ok(chains)
+    Ok(runs)
 }
 
-/// The expected multiset from run manifests (hash files beside them): 16 bytes per distinct line.
-fn expected_from_runs(chains: &[Vec<(RunManifest, PathBuf)>]) -> Result<Expected> {
+/// The latest run of the stream to its current instance (`destination`); a run that went elsewhere (another
+/// endpoint, region or account, or the stream before it was re-created) would prove nothing here.
+fn latest_run(global: &Global, destination: &Destination, reporter: &dyn Reporter) -> Result<Run> {
+    let (found, list) = manifest::latest_run_to(&global.state_dir, &global.stream, destination);
+    if let Some(w) = list.warning() {
+        reporter.warn(&w);
+    }
+    let dir = manifest::runs_dir(&global.state_dir);
+    match found {
+        Ok(run) => Ok((run, dir)),
+        Err(elsewhere) => {
+            let mut err = Error::usage(format!(
+                "no send run to `{}` ({}) in `{}`",
+                global.stream,
+                destination.describe(),
+                dir.display()
+            ));
+            if let Some(other) = elsewhere {
+                let to = other
+                    .destination
+                    .as_ref()
+                    .map(Destination::describe)
+                    .unwrap_or_else(|| other.endpoint.clone().unwrap_or_else(|| format!("AWS {}", other.region)));
+                err = Error::usage(format!(
+                    "{err}: the latest run of `{}`, {}, went to {to}",
+                    global.stream, other.run_id
+                ));
+            }
+            Err(err.with_hint(format!(
+                "send something first (`{}`), name a run (`--run ID`, `--manifest FILE`), or compare with the source files (`{}`)",
+                global.command("send FILE"),
+                global.command("verify --expect FILE")
+            )))
+        }
+    }
+}
+
+/// Adds the runs each run resumed (following `resumed_from` through the manifests beside it), each once.
+fn with_ancestors(mut runs: Vec<Run>) -> Result<Vec<Run>> {
+    let mut i = 0;
+    while i < runs.len() {
+        let (parents, dir) = (runs[i].0.resumed_from.clone(), runs[i].1.clone());
+        for id in parents {
+            let path = dir.join(format!("{id}.json"));
+            if !runs.iter().any(|(r, _)| r.run_id == id) && path.exists() {
+                runs.push((RunManifest::load(&path)?, dir.clone()));
+            }
+        }
+        i += 1;
+    }
+    runs.sort_by(|a, b| a.0.started.cmp(&b.0.started).then_with(|| a.0.run_id.cmp(&b.0.run_id)));
+    Ok(runs)
+}
+
+/// Groups runs into producers: runs linked by `resumed_from` (a send and the sends that resumed it) are one
+/// producer's lines, whatever order or how often they were named; different producers' lines add up.
+fn chains(runs: &[Run]) -> Vec<Vec<usize>> {
+    let mut group: Vec<usize> = (0..runs.len()).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    for (i, (run, _)) in runs.iter().enumerate() {
+        for parent in &run.resumed_from {
+            if let Some(j) = runs.iter().position(|(r, _)| &r.run_id == parent) {
+                let (a, b) = (root(&mut group, i), root(&mut group, j));
+                group[a] = b;
+            }
+        }
+    }
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut roots: Vec<usize> = Vec::new();
+    for i in 0..runs.len() {
+        let r = root(&mut group, i);
+        match roots.iter().position(|&x| x == r) {
+            Some(k) => out[k].push(i),
+            None => {
+                roots.push(r);
+                out.push(vec![i]);
+            }
+        }
+    }
+    out
+}
+
+/// The expected multiset from run manifests (hash files beside them): within a chain a line both runs
+/// acknowledged counts once (per line the larger count), across chains counts add up.
+fn expected_from_runs(runs: &[Run]) -> Result<Expected> {
     let mut all: Option<Expected> = None;
-    for chain in chains {
+    for chain in chains(runs) {
         let mut group: Option<Expected> = None;
-        for (m, dir) in chain {
+        for i in chain {
+            let (m, dir) = &runs[i];
             let run = Expected::from_hashes(read_hashes(&dir.join(format!("{}.hashes", m.run_id)))?);
             group = Some(match group {
                 None => run,
@@ -318,34 +376,103 @@ async fn download(
     .map_err(|e| Error::failed(format!("download task failed: {e}")))?
 }
 
+/// What verify compares against: the runs (or source files) it was asked about, the expected lines, the window
+/// of delivery times that can hold them, and the stream as Describe reports it.
+struct Expectations {
+    runs: Vec<RunManifest>,
+    stream: String,
+    expected: Arc<Mutex<Expected>>,
+    /// Objects delivered before this are not the runs' (see [`window_start`]).
+    window_start: Option<DateTime<Utc>>,
+    /// The runs' own start (or `--since`): hour partitions from then on are listed; without it, everything.
+    list_from: Option<DateTime<Utc>>,
+    info: fh::StreamInfo,
+    dest: DestinationSpec,
+}
+
+/// Where the stream delivers and how to read what it delivered.
+struct Layout {
+    bucket: String,
+    extension: String,
+    expected_prefix: String,
+    hourly: bool,
+    zone: chrono_tz::Tz,
+    /// The key prefixes to list.
+    prefixes: Vec<String>,
+    /// The literal part of the error output prefix (failed deliveries and records land under it).
+    error_prefix: Option<String>,
+    /// `<stream>-`: the start of this stream's file names.
+    name_prefix: String,
+    /// A partitioned stream: every line is checked against the partition its own fields map to.
+    partition_check: Option<Arc<PartitionCheck>>,
+    speed: f64,
+    /// The interval that applied: the hint, divided by an emulator's `--speed` (fractions kept).
+    effective_interval_s: f64,
+}
+
+/// What the listing and downloads found.
+#[derive(Default)]
+struct Found {
+    objects: Vec<DeliveredObject>,
+    error_objects: Vec<String>,
+    bucket_missing: bool,
+    misplaced_lines: u64,
+    misplaced_example: Option<String>,
+    waited_s: f64,
+}
+
 pub async fn verify(
     global: &Global,
     s: &VerifySettings,
     clients: &Clients,
     reporter: &dyn Reporter,
 ) -> Result<VerifyReport> {
-    let chains = if s.manifests.is_empty() && s.run.is_none() && !s.expect.is_empty() {
-        Vec::new()
-    } else {
-        load_chains(global, s, reporter)?
-    };
-    let runs: Vec<&RunManifest> = chains.iter().flatten().map(|(m, _)| m).collect();
-    let stream = match runs.first() {
-        Some(first) => {
-            if runs.iter().any(|r| r.stream != first.stream) {
+    let e = expectations(global, s, clients, reporter).await?;
+    let l = layout(&e, clients, reporter)?;
+    if let Some(dir) = &s.keep {
+        std::fs::create_dir_all(dir).map_err(|err| Error::state("create", dir.clone(), err))?;
+    }
+    let total = e.expected.lock().expect("expected lock").tally().expected;
+    let task = reporter.task("verify", Some(total), Unit::Items);
+    let found = poll(&e, &l, s, clients, task.as_ref()).await?;
+    let report = conclude(e, l, found, s, clients).await?;
+    task.finish(format!(
+        "{} of {} found in {}",
+        format_count(report.tally.matched),
+        plural(report.tally.expected, "line"),
+        plural(report.objects.len() as u64, "object")
+    ));
+    Ok(report)
+}
+
+/// The runs to verify, the expected lines, the stream and the delivery window.
+async fn expectations(
+    global: &Global,
+    s: &VerifySettings,
+    clients: &Clients,
+    reporter: &dyn Reporter,
+) -> Result<Expectations> {
+    let named = named_runs(global, s)?;
+    if named.is_empty() && s.expect.is_empty() && manifest::latest_run(&global.state_dir, &global.stream).0.is_none() {
+        return Err(Error::usage(format!(
+            "no send run for stream `{}` in `{}`",
+            global.stream,
+            manifest::runs_dir(&global.state_dir).display()
+        ))
+        .with_hint(format!(
+            "send something first (`{}`), or compare with the source files: `{}`",
+            global.command("send FILE"),
+            global.command("verify --expect FILE")
+        )));
+    }
+    let stream = match named.first() {
+        Some((first, _)) => {
+            if named.iter().any(|(r, _)| r.stream != first.stream) {
                 return Err(Error::usage("the manifests are for different streams: verify one stream at a time"));
             }
             first.stream.clone()
         }
         None => global.stream.clone(),
-    };
-    let expected = if s.expect.is_empty() { expected_from_runs(&chains)? } else { expected_from_files(&s.expect)? };
-    let expected = Arc::new(Mutex::new(expected));
-    let tally = || expected.lock().expect("expected lock").tally();
-    let window_start = match (s.since, runs.iter().map(|r| r.started).min()) {
-        (Some(since), _) => Some(since),
-        (None, Some(started)) => Some(started - CLOCK_SLACK),
-        (None, None) => None,
     };
     let info = fh::describe(&clients.firehose, &stream).await?.ok_or_else(|| {
         Error::aws(
@@ -357,266 +484,379 @@ pub async fn verify(
     })?;
     let dest =
         info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
-    let bucket = dest.bucket().to_string();
-    let extension = dest.extension();
-    let expected_prefix = prefix::static_part_of(dest.prefix.as_deref()).to_string();
-    let hourly = hourly_layout(&dest);
+    let here = Destination {
+        stream_arn: info.arn.clone(),
+        stream_created: info.created,
+        endpoint: clients.endpoint_url.clone(),
+    };
+    let named =
+        if named.is_empty() && s.expect.is_empty() { vec![latest_run(global, &here, reporter)?] } else { named };
+    let runs = with_ancestors(named)?;
+    let expected = if s.expect.is_empty() { expected_from_runs(&runs)? } else { expected_from_files(&s.expect)? };
+    let runs: Vec<RunManifest> = runs.into_iter().map(|(m, _)| m).collect();
+    let list_from = runs_start(s, &runs);
+    let window_start = window_start(list_from, &runs, &info, &here, reporter);
+    Ok(Expectations { runs, stream, expected: Arc::new(Mutex::new(expected)), window_start, list_from, info, dest })
+}
+
+/// `--since`, or the first run's start less clock slack.
+fn runs_start(s: &VerifySettings, runs: &[RunManifest]) -> Option<DateTime<Utc>> {
+    match (s.since, runs.iter().map(|r| r.started).min()) {
+        (Some(since), _) => Some(since),
+        (None, Some(started)) => Some(started - CLOCK_SLACK),
+        (None, None) => None,
+    }
+}
+
+/// The earliest delivery time an object of these runs can have: [`runs_start`], and never before the stream
+/// instance was created when the runs went to it (objects from before are a previous instance's, e.g. a stream
+/// re-created with other partitioning, and not this run's).
+fn window_start(
+    start: Option<DateTime<Utc>>,
+    runs: &[RunManifest],
+    info: &fh::StreamInfo,
+    here: &Destination,
+    reporter: &dyn Reporter,
+) -> Option<DateTime<Utc>> {
+    let elsewhere = runs.iter().find(|r| r.destination.as_ref().is_some_and(|d| !d.same_stream(here)));
+    if let Some(run) = elsewhere {
+        reporter.warn(&format!(
+            "run {} went to {}, not to this `{}` ({}): its objects may be gone with that stream",
+            run.run_id,
+            run.destination.as_ref().map(Destination::describe).unwrap_or_default(),
+            info.name,
+            here.describe()
+        ));
+        return start;
+    }
+    // LastModified may be whole seconds: a second of slack.
+    let created = info.created.map(|c| c - chrono::Duration::seconds(1));
+    match (start, created) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Where the stream delivers: bucket, prefixes to list, time zone, extension, error prefix, partitions.
+fn layout(e: &Expectations, clients: &Clients, reporter: &dyn Reporter) -> Result<Layout> {
+    let dest = &e.dest;
     // Describe reports what AWS accepted; a zone this build does not know falls back to UTC (with a note).
-    let zone = prefix::parse_time_zone(dest.time_zone.as_deref()).unwrap_or_else(|e| {
-        reporter.note(&format!("{e}: reading key times as UTC"));
+    let zone = prefix::parse_time_zone(dest.time_zone.as_deref()).unwrap_or_else(|err| {
+        reporter.note(&format!("{err}: reading key times as UTC"));
         chrono_tz::Tz::UTC
     });
+    let partition_check = match &dest.partition_query {
+        Some(query) => {
+            let prefixes = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref(), true)
+                .map_err(|err| Error::failed(format!("the stream's prefix: {err}")))?;
+            PartitionCheck::new(query, prefixes.data, zone, &e.stream)
+                .map_err(|err| Error::failed(format!("the stream's partitioning query: {err}")))?
+                .map(Arc::new)
+        }
+        None => None,
+    };
+    let speed = clients.speed.speed();
+    Ok(Layout {
+        bucket: dest.bucket().to_string(),
+        extension: dest.extension(),
+        expected_prefix: prefix::static_part_of(dest.prefix.as_deref()).to_string(),
+        hourly: hourly_layout(dest),
+        zone,
+        prefixes: list_prefixes(dest, zone, e.list_from),
+        error_prefix: dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string()),
+        name_prefix: format!("{}-", e.stream),
+        partition_check,
+        speed,
+        effective_interval_s: dest.buffer_interval_s as f64 / speed,
+    })
+}
+
+/// When polling stops: the deadline (run end + IntervalInSeconds + 60 s, `--wait`, or at once with
+/// `--no-wait`), and when to stop once nothing is missing (duplicates possible: after the last buffer's
+/// interval).
+fn deadlines(
+    e: &Expectations,
+    s: &VerifySettings,
+    started: tokio::time::Instant,
+) -> (tokio::time::Instant, tokio::time::Instant) {
+    let runs = &e.runs;
     let interval =
-        runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(dest.buffer_interval_s.max(0) as u32);
-    let started = tokio::time::Instant::now();
+        runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(e.dest.buffer_interval_s.max(0) as u32);
+    let until = |at: DateTime<Utc>| started + (at - Utc::now()).to_std().unwrap_or_default();
+    let last = runs.iter().filter_map(|r| r.ended).max();
     let deadline = if s.no_wait {
         started
     } else if let Some(w) = s.wait {
         started + w
     } else {
         // Objects arrive up to IntervalInSeconds after the last record, plus delivery time.
-        let last = runs.iter().filter_map(|r| r.ended).max().unwrap_or_else(Utc::now);
-        let due = last + chrono::Duration::seconds(interval as i64 + 60);
-        started + (due - Utc::now()).to_std().unwrap_or_default()
+        until(last.unwrap_or_else(Utc::now) + chrono::Duration::seconds(interval as i64 + 60))
     };
     // Even with every line found, a run's last buffer (and any duplicate in it) lands up to IntervalInSeconds
     // after the run. When duplicates are possible (entries were resent, or a run resumed another), wait for
     // that moment before concluding there are none.
     let duplicates_possible = runs.iter().any(|r| r.retries > 0 || !r.resumed_from.is_empty());
-    let settle = match runs.iter().filter_map(|r| r.ended).max() {
+    let settle = match last {
         Some(last) if !s.no_wait && duplicates_possible => {
-            let at = last + chrono::Duration::seconds(interval as i64) + chrono::Duration::seconds(2);
-            started + (at - Utc::now()).to_std().unwrap_or_default()
+            until(last + chrono::Duration::seconds(interval as i64) + chrono::Duration::seconds(2))
         }
         _ => started,
     };
-    if let Some(dir) = &s.keep {
-        std::fs::create_dir_all(dir).map_err(|e| Error::state("create", dir.clone(), e))?;
-    }
+    (deadline, settle)
+}
 
-    let total = tally().expected;
-    let task = reporter.task("verify", Some(total), Unit::Items);
-    let mut seen_keys: HashSet<String> = HashSet::new();
-    let mut objects: Vec<DeliveredObject> = Vec::new();
-    let mut error_objects: Vec<String> = Vec::new();
-    let prefixes = list_prefixes(&dest, zone, window_start);
-    // Failed deliveries land under the literal part of the error prefix.
-    let error_prefix = dest.error_prefix.as_ref().map(|p| p.split("!{").next().unwrap_or("").to_string());
-    let name_prefix = format!("{stream}-");
-    let mut bucket_missing = false;
-    // A `local --speed N` emulator runs the interval N times faster: flushes are classified against that.
-    let speed = clients.speed.speed();
-    let effective_interval_s = (dest.buffer_interval_s as f64 / speed).floor() as i32;
-    // A partitioned stream: every line is checked against the partition its own fields map to.
-    let partition_check: Option<Arc<PartitionCheck>> = match &dest.partition_query {
-        Some(query) => {
-            let prefixes = prefix::validate(dest.prefix.as_deref(), dest.error_prefix.as_deref(), true)
-                .map_err(|e| Error::failed(format!("the stream's prefix: {e}")))?;
-            PartitionCheck::new(query, prefixes.data, zone, &stream)
-                .map_err(|e| Error::failed(format!("the stream's partitioning query: {e}")))?
-                .map(Arc::new)
+/// Lists what is new under the layout's prefixes in the window: this stream's objects, not the error output.
+async fn list_new(
+    e: &Expectations,
+    l: &Layout,
+    clients: &Clients,
+    seen_keys: &mut HashSet<String>,
+    found: &mut Found,
+) -> Result<Vec<s3::ListedObject>> {
+    let mut new = Vec::new();
+    for p in &l.prefixes {
+        let listed = match s3::list_objects(&clients.s3, &l.bucket, p).await {
+            Ok(listed) => listed,
+            Err(err) if err.aws_code() == Some("NoSuchBucket") => {
+                found.bucket_missing = true;
+                Vec::new()
+            }
+            Err(err) => return Err(err),
+        };
+        for o in listed {
+            let in_window = match (e.window_start, o.last_modified) {
+                (Some(start), Some(lm)) => lm >= start,
+                _ => true,
+            };
+            let ours = o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&l.name_prefix));
+            // The error output can live under the data prefix (setup's `<prefix>errors/`): not data.
+            let error_output = l.error_prefix.as_deref().is_some_and(|ep| !ep.is_empty() && o.key.starts_with(ep));
+            if in_window && ours && !error_output && seen_keys.insert(o.key.clone()) {
+                new.push(o);
+            }
         }
-        None => None,
+    }
+    Ok(new)
+}
+
+/// Downloads new objects (several at once), hashing their lines into the expectation; returns what each held.
+async fn read_objects(
+    e: &Expectations,
+    l: &Layout,
+    s: &VerifySettings,
+    clients: &Clients,
+    new: Vec<s3::ListedObject>,
+    found: &mut Found,
+    task: &dyn crate::ui::Task,
+) -> Result<()> {
+    let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
+        let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key));
+        let check = l.partition_check.clone().and_then(|c| Some((c, parse_key(&o.key, &e.stream, l.zone).ok()?.time)));
+        let (bucket, expected) = (l.bucket.clone(), e.expected.clone());
+        async move {
+            let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check).await;
+            (o, lines, keep_as)
+        }
+    }))
+    .buffer_unordered(DOWNLOADS);
+    while let Some((o, lines, kept_as)) = downloads.next().await {
+        let (lines, matched, misplaced) = lines?;
+        if let Some((n, example)) = misplaced {
+            found.misplaced_lines += n;
+            if found.misplaced_example.is_none() {
+                found.misplaced_example = example.map(|ex| format!("{}: {ex}", o.key));
+            }
+        }
+        found.objects.push(delivered_object(e, l, o, lines, matched, kept_as));
+        let t = e.expected.lock().expect("expected lock").tally();
+        task.set_position(t.matched);
+        task.set_message(format!(
+            "{} read, {} still missing",
+            plural(found.objects.len() as u64, "object"),
+            plural(t.missing, "line")
+        ));
+    }
+    Ok(())
+}
+
+/// One downloaded object as the report shows it: its key's time and layout, its buffering delay and why it was
+/// cut.
+fn delivered_object(
+    e: &Expectations,
+    l: &Layout,
+    o: s3::ListedObject,
+    lines: ObjectLines,
+    matched: u64,
+    kept_as: Option<PathBuf>,
+) -> DeliveredObject {
+    let (key_time, problems) = match parse_key(&o.key, &e.stream, l.zone) {
+        Ok(info) => (Some(info.time), layout_problems(&info, &l.expected_prefix, &l.extension, l.hourly)),
+        Err(why) => (None, vec![why]),
     };
-    let mut misplaced_lines = 0u64;
-    let mut misplaced_example: Option<String> = None;
+    let delay_s = match (o.last_modified, key_time) {
+        (Some(lm), Some(kt)) => Some((lm - kt).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    };
+    DeliveredObject {
+        key: o.key,
+        size: o.size,
+        bytes: lines.bytes,
+        lines: lines.lines,
+        last_modified: o.last_modified,
+        key_time,
+        delay_s,
+        flushed_by: flushed_by(lines.bytes, e.dest.buffer_size_mib, delay_s, l.effective_interval_s),
+        matched_lines: matched,
+        layout_problems: problems,
+        kept_as,
+    }
+}
+
+/// Lists, downloads and compares until nothing is missing (and no late duplicate can still come) or the
+/// deadline passes.
+async fn poll(
+    e: &Expectations,
+    l: &Layout,
+    s: &VerifySettings,
+    clients: &Clients,
+    task: &dyn crate::ui::Task,
+) -> Result<Found> {
+    let started = tokio::time::Instant::now();
+    let (deadline, settle) = deadlines(e, s, started);
+    let mut seen_keys: HashSet<String> = HashSet::new();
+    let mut found = Found::default();
     loop {
-        // List what is new in the window. A missing bucket holds nothing (and is said, with the cause).
-        let mut new = Vec::new();
-        for p in &prefixes {
-            let listed = match s3::list_objects(&clients.s3, &bucket, p).await {
-                Ok(listed) => listed,
-                Err(e) if e.aws_code() == Some("NoSuchBucket") => {
-                    bucket_missing = true;
-                    Vec::new()
-                }
-                Err(e) => return Err(e),
-            };
-            for o in listed {
-                let in_window = match (window_start, o.last_modified) {
-                    (Some(start), Some(lm)) => lm >= start,
-                    _ => true,
-                };
-                let ours = o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&name_prefix));
-                // The error output can live under the data prefix (setup's `<prefix>errors/`): not data.
-                let error_output = error_prefix.as_deref().is_some_and(|ep| !ep.is_empty() && o.key.starts_with(ep));
-                if in_window && ours && !error_output && seen_keys.insert(o.key.clone()) {
-                    new.push(o);
-                }
-            }
-        }
-        let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
-            let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key));
-            let bucket = bucket.clone();
-            let expected = expected.clone();
-            let check = partition_check.clone().and_then(|c| {
-                let at = parse_key(&o.key, &stream, zone).ok()?.time;
-                Some((c, at))
-            });
-            async move {
-                let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check).await;
-                (o, lines, keep_as)
-            }
-        }))
-        .buffer_unordered(DOWNLOADS);
-        while let Some((o, lines, kept_as)) = downloads.next().await {
-            let (lines, matched, misplaced) = lines?;
-            if let Some((n, example)) = misplaced {
-                misplaced_lines += n;
-                if misplaced_example.is_none() {
-                    misplaced_example = example.map(|e| format!("{}: {e}", o.key));
-                }
-            }
-            let parsed = parse_key(&o.key, &stream, zone);
-            let (key_time, problems) = match &parsed {
-                Ok(info) => (Some(info.time), layout_problems(info, &expected_prefix, &extension, hourly)),
-                Err(why) => (None, vec![why.clone()]),
-            };
-            let delay_s = match (o.last_modified, key_time) {
-                (Some(lm), Some(kt)) => Some((lm - kt).num_milliseconds() as f64 / 1000.0),
-                _ => None,
-            };
-            objects.push(DeliveredObject {
-                key: o.key.clone(),
-                size: o.size,
-                bytes: lines.bytes,
-                lines: lines.lines,
-                last_modified: o.last_modified,
-                key_time,
-                delay_s,
-                flushed_by: flushed_by(lines.bytes, dest.buffer_size_mib, delay_s, effective_interval_s),
-                matched_lines: matched,
-                layout_problems: problems,
-                kept_as,
-            });
-            let t = tally();
-            task.set_position(t.matched);
-            task.set_message(format!(
-                "{} objects · {} missing",
-                format_count(objects.len() as u64),
-                format_count(t.missing)
-            ));
-        }
-        drop(downloads);
-        if let Some(ep) = &error_prefix
-            && !ep.is_empty()
-        {
-            error_objects = s3::list_objects(&clients.s3, &bucket, ep)
+        let new = list_new(e, l, clients, &mut seen_keys, &mut found).await?;
+        read_objects(e, l, s, clients, new, &mut found, task).await?;
+        if let Some(ep) = l.error_prefix.as_deref().filter(|ep| !ep.is_empty()) {
+            found.error_objects = s3::list_objects(&clients.s3, &l.bucket, ep)
                 .await?
                 .into_iter()
-                .filter(|o| window_start.is_none_or(|start| o.last_modified.is_none_or(|lm| lm >= start)))
+                .filter(|o| e.window_start.is_none_or(|start| o.last_modified.is_none_or(|lm| lm >= start)))
                 .map(|o| o.key)
                 .collect();
         }
-        let t = tally();
+        let t = e.expected.lock().expect("expected lock").tally();
         let now = tokio::time::Instant::now();
         if (t.missing == 0 && now >= settle) || now >= deadline {
             break;
         }
         let left = if t.missing == 0 { settle.min(deadline) - now } else { deadline - now };
+        let objects = plural(found.objects.len() as u64, "object");
         task.set_message(if t.missing == 0 {
-            format!(
-                "{} objects · all lines found · watching {}s more for late duplicates",
-                format_count(objects.len() as u64),
-                left.as_secs()
-            )
+            format!("{objects} read, every line found; watching {}s more for late duplicates", left.as_secs())
         } else {
             format!(
-                "{} objects · {} missing · waiting up to {}s for late objects",
-                format_count(objects.len() as u64),
-                format_count(t.missing),
+                "{objects} read, {} still missing; waiting up to {}s for late objects",
+                plural(t.missing, "line"),
                 left.as_secs()
             )
         });
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
     }
-    let waited_s = started.elapsed().as_secs_f64();
-    let tally = tally();
+    found.waited_s = started.elapsed().as_secs_f64();
+    Ok(found)
+}
+
+/// Per-partition summaries of a partitioned stream's objects.
+fn partition_summaries(objects: &[DeliveredObject], name_prefix: &str) -> Vec<PartitionSummary> {
+    let mut by_prefix: std::collections::BTreeMap<String, PartitionSummary> = Default::default();
+    for o in objects {
+        let dir = o.key.rfind(name_prefix).map_or("", |i| &o.key[..i]).to_string();
+        let p = by_prefix.entry(dir.clone()).or_insert(PartitionSummary {
+            prefix: dir,
+            objects: 0,
+            lines: 0,
+            bytes: 0,
+            by_size: 0,
+            by_interval: 0,
+        });
+        p.objects += 1;
+        p.lines += o.lines;
+        p.bytes += o.bytes;
+        match o.flushed_by {
+            crate::delivery::report::FlushedBy::Interval => p.by_interval += 1,
+            _ => p.by_size += 1,
+        }
+    }
+    by_prefix.into_values().collect()
+}
+
+/// What the error output holds, and why (at most 100 objects read).
+async fn error_records(clients: &Clients, bucket: &str, keys: &[String]) -> Vec<ErrorRecords> {
+    let mut codes = std::collections::BTreeMap::new();
+    for key in keys.iter().take(100) {
+        if let Ok(out) = clients.s3.get_object().bucket(bucket).key(key).send().await
+            && let Ok(body) = out.body.collect().await
+        {
+            let bytes = body.into_bytes();
+            let text = decompressed(&bytes).unwrap_or_else(|| bytes.to_vec());
+            tally_error_records(&text, &mut codes);
+        }
+    }
+    codes.into_iter().map(|(code, (count, example))| ErrorRecords { code, count, example }).collect()
+}
+
+/// The verdict and the report.
+async fn conclude(
+    e: Expectations,
+    l: Layout,
+    mut found: Found,
+    s: &VerifySettings,
+    clients: &Clients,
+) -> Result<VerifyReport> {
+    let tally = e.expected.lock().expect("expected lock").tally();
     let missing_lines = if !s.expect.is_empty() && tally.missing > 0 {
-        missing_lines(&s.expect, &mut expected.lock().expect("expected lock"), SHOW_MISSING)?
+        missing_lines(&s.expect, &mut e.expected.lock().expect("expected lock"), SHOW_MISSING)?
     } else {
         Vec::new()
     };
-    objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
-    let buffering = summarize(&objects, dest.buffer_size_mib, effective_interval_s);
-    let mut partitions: Vec<PartitionSummary> = Vec::new();
-    let mut error_records: Vec<ErrorRecords> = Vec::new();
-    if partition_check.is_some() {
-        let mut by_prefix: std::collections::BTreeMap<String, PartitionSummary> = Default::default();
-        for o in &objects {
-            let dir = o.key.rfind(&name_prefix).map_or("", |i| &o.key[..i]).to_string();
-            let p = by_prefix.entry(dir.clone()).or_insert(PartitionSummary {
-                prefix: dir,
-                objects: 0,
-                lines: 0,
-                bytes: 0,
-                by_size: 0,
-                by_interval: 0,
-            });
-            p.objects += 1;
-            p.lines += o.lines;
-            p.bytes += o.bytes;
-            match o.flushed_by {
-                crate::delivery::report::FlushedBy::Interval => p.by_interval += 1,
-                _ => p.by_size += 1,
-            }
-        }
-        partitions = by_prefix.into_values().collect();
-        // What the error output holds, and why (at most 100 objects read).
-        let mut codes = std::collections::BTreeMap::new();
-        for key in error_objects.iter().take(100) {
-            if let Ok(out) = clients.s3.get_object().bucket(&bucket).key(key).send().await
-                && let Ok(body) = out.body.collect().await
-            {
-                let bytes = body.into_bytes();
-                let text = decompressed(&bytes).unwrap_or_else(|| bytes.to_vec());
-                tally_error_records(&text, &mut codes);
-            }
-        }
-        error_records =
-            codes.into_iter().map(|(code, (count, example))| ErrorRecords { code, count, example }).collect();
-    }
-    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0) && misplaced_lines == 0;
-    let since = window_start.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
-    let causes = match crate::aws::diagnosis::causes(clients, &dest, since, Utc::now(), tally.missing > 0).await {
+    found.objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
+    let buffering = summarize(&found.objects, e.dest.buffer_size_mib, e.dest.buffer_interval_s, l.speed);
+    let (partitions, error_records) = if l.partition_check.is_some() {
+        (
+            partition_summaries(&found.objects, &l.name_prefix),
+            error_records(clients, &l.bucket, &found.error_objects).await,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0) && found.misplaced_lines == 0;
+    let since = e.window_start.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+    let causes = match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), tally.missing > 0).await {
         Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("cannot read the causes of delivery errors: {e}");
+        Err(err) => {
+            tracing::warn!("cannot read the causes of delivery errors: {err}");
             None
         }
     };
-    task.finish(format!(
-        "{} of {} lines found in {} objects",
-        format_count(tally.matched),
-        format_count(tally.expected),
-        format_count(objects.len() as u64)
-    ));
+    let runs = &e.runs;
     Ok(VerifyReport {
-        stream,
-        bucket,
+        stream: e.stream,
+        bucket: l.bucket,
         basis: Basis {
             runs: runs.iter().map(|r| r.run_id.clone()).collect(),
             expect_files: s.expect.clone(),
-            window_start,
+            window_start: e.window_start,
         },
         tally,
         verified,
         strict: s.strict,
-        delivered_bytes: objects.iter().map(|o| o.size).sum(),
-        layout_ok: objects.iter().all(|o| o.layout_problems.is_empty()),
-        objects,
+        delivered_bytes: found.objects.iter().map(|o| o.size).sum(),
+        layout_ok: found.objects.iter().all(|o| o.layout_problems.is_empty()),
+        objects: found.objects,
         buffering,
-        error_objects,
+        error_objects: found.error_objects,
         missing_lines,
-        waited_s,
-        bucket_missing,
-        speed,
+        waited_s: found.waited_s,
+        bucket_missing: found.bucket_missing,
+        speed: l.speed,
         partitions,
-        misplaced_lines,
-        misplaced_example,
+        misplaced_lines: found.misplaced_lines,
+        misplaced_example: found.misplaced_example,
         error_records,
         causes,
-        effective_interval_s: dest.buffer_interval_s as f64 / speed,
+        effective_interval_s: l.effective_interval_s,
         cost: (!runs.is_empty()).then(|| crate::delivery::html::Cost {
             raw_bytes: runs.iter().map(|r| r.bytes).sum(),
             billable_bytes: runs.iter().map(|r| r.billable_bytes).sum(),
@@ -625,8 +865,36 @@ pub async fn verify(
             lines: runs.iter().map(|r| r.lines).sum(),
         }),
         endpoint: clients.backend(),
-        stream_description: info.clone(),
+        stream_description: e.info,
     })
+}
+
+/// The verdict, in one line: what `-q` prints.
+pub fn verdict(r: &VerifyReport) -> String {
+    let t = &r.tally;
+    if r.verified {
+        let all =
+            if t.expected == 1 { "the 1 line".to_string() } else { format!("all {}", plural(t.expected, "line")) };
+        format!("OK: {all} arrived in s3://{}", r.bucket)
+    } else if t.missing == 0 && r.misplaced_lines > 0 {
+        format!(
+            "FAILED: every line arrived, but {} in the wrong partition",
+            plural(r.misplaced_lines, "line is|lines are")
+        )
+    } else if t.missing == 0 {
+        format!("FAILED: every line arrived, but {} duplicated (--strict)", plural(t.duplicated, "line"))
+    } else {
+        format!(
+            "FAILED: {} of {} missing{}",
+            format_count(t.missing),
+            plural(t.expected, "line"),
+            if r.strict && t.duplicated > 0 {
+                format!(", {} duplicated (--strict)", format_count(t.duplicated))
+            } else {
+                String::new()
+            }
+        )
+    }
 }
 
 /// The human report.
@@ -647,26 +915,7 @@ pub fn summary(r: &VerifyReport) -> String {
             r.speed, r.speed
         ));
     }
-    if r.verified {
-        out.push(format!("  OK: all {} lines arrived in s3://{}", format_count(t.expected), r.bucket));
-    } else if t.missing == 0 && r.misplaced_lines > 0 {
-        out.push(format!(
-            "  FAILED: all {} lines arrived, but {} are in the wrong partition",
-            format_count(t.expected),
-            format_count(r.misplaced_lines)
-        ));
-    } else {
-        out.push(format!(
-            "  FAILED: {} of {} lines missing{}",
-            format_count(t.missing),
-            format_count(t.expected),
-            if r.strict && t.duplicated > 0 {
-                format!(", {} duplicated (--strict)", format_count(t.duplicated))
-            } else {
-                String::new()
-            }
-        ));
-    }
+    out.push(format!("  {}", verdict(r)));
     out.push(format!(
         "  matched {} · missing {} · duplicated {} (at-least-once delivery) · extra {} (other runs or producers)",
         format_count(t.matched),
@@ -674,13 +923,29 @@ pub fn summary(r: &VerifyReport) -> String {
         format_count(t.duplicated),
         format_count(t.extra)
     ));
-    out.push(format!("  delivery: {} ({})", r.buffering.sentence(), format_bytes(r.delivered_bytes)));
+    out.extend(delivery_lines(r));
+    out.extend(partition_lines(r));
+    if r.bucket_missing {
+        out.push(format!("  the bucket s3://{} does not exist: nothing can be delivered to it", r.bucket));
+    }
+    if let Some(c) = &r.causes {
+        // Said when lines are missing, or when delivery succeeded only after errors.
+        if t.missing > 0 || !c.errors.is_empty() {
+            out.extend(c.lines());
+        }
+    }
+    out.join("\n")
+}
+
+/// The objects, how the hints cut them, their layout, the error output and the missing lines.
+fn delivery_lines(r: &VerifyReport) -> Vec<String> {
+    let mut out = vec![format!("  delivery: {} ({})", r.buffering.sentence(), format_bytes(r.delivered_bytes))];
     for o in r.objects.iter().take(3) {
         out.push(format!(
-            "    {}  {} · {} lines{}",
+            "    {}  {} · {}{}",
             o.key,
             format_bytes(o.size),
-            format_count(o.lines),
+            plural(o.lines, "line"),
             o.delay_s.map(|d| format!(" · buffered {d:.1} s")).unwrap_or_default()
         ));
     }
@@ -696,16 +961,16 @@ pub fn summary(r: &VerifyReport) -> String {
     } else {
         let bad: Vec<&DeliveredObject> = r.objects.iter().filter(|o| !o.layout_problems.is_empty()).collect();
         out.push(format!(
-            "  layout: {} keys deviate from Firehose's layout, e.g. {}: {}",
-            bad.len(),
+            "  layout: {} deviate from Firehose's layout, e.g. {}: {}",
+            plural(bad.len() as u64, "key"),
             bad[0].key,
             bad[0].layout_problems.join("; ")
         ));
     }
     if !r.error_objects.is_empty() {
         out.push(format!(
-            "  delivery failures: {} objects under the error prefix, e.g. {}",
-            r.error_objects.len(),
+            "  delivery failures: {} under the error prefix, e.g. {}",
+            plural(r.error_objects.len() as u64, "object"),
             r.error_objects[0]
         ));
     }
@@ -713,14 +978,20 @@ pub fn summary(r: &VerifyReport) -> String {
         out.push("  missing lines:".into());
         out.extend(r.missing_lines.iter().map(|l| format!("    {l}")));
     }
+    out
+}
+
+/// A partitioned stream's partitions, misplaced lines and error output.
+fn partition_lines(r: &VerifyReport) -> Vec<String> {
+    let mut out = Vec::new();
     if !r.partitions.is_empty() {
         out.push(format!("  partitions: {} (each line checked against its own fields)", r.partitions.len()));
         for p in r.partitions.iter().take(8) {
             out.push(format!(
-                "    {}  {} objects · {} lines · {} ({} by size, {} by interval)",
+                "    {}  {} · {} · {} ({} by size, {} by interval)",
                 if p.prefix.is_empty() { "(no prefix)" } else { &p.prefix },
-                format_count(p.objects),
-                format_count(p.lines),
+                plural(p.objects, "object"),
+                plural(p.lines, "line"),
                 format_bytes(p.bytes),
                 p.by_size,
                 p.by_interval
@@ -732,24 +1003,15 @@ pub fn summary(r: &VerifyReport) -> String {
     }
     if r.misplaced_lines > 0 {
         out.push(format!(
-            "  FAILED: {} lines are in a partition their own fields do not map to, e.g. {}",
-            format_count(r.misplaced_lines),
+            "  FAILED: {} in a partition their own fields do not map to, e.g. {}",
+            plural(r.misplaced_lines, "line is|lines are"),
             r.misplaced_example.as_deref().unwrap_or("")
         ));
     }
     for e in &r.error_records {
-        out.push(format!("  error output: {} records {} ({})", format_count(e.count), e.code, e.example));
+        out.push(format!("  error output: {} {} ({})", plural(e.count, "record"), e.code, e.example));
     }
-    if r.bucket_missing {
-        out.push(format!("  the bucket s3://{} does not exist: nothing can be delivered to it", r.bucket));
-    }
-    if let Some(c) = &r.causes {
-        // Said when lines are missing, or when delivery succeeded only after errors.
-        if t.missing > 0 || !c.errors.is_empty() {
-            out.extend(c.lines());
-        }
-    }
-    out.join("\n")
+    out
 }
 
 /// Writes the report's HTML page to `path` (atomically: a reader never sees half a page).
@@ -798,6 +1060,8 @@ pub async fn run(global: &Global, s: &VerifySettings, clients: &Clients, printer
     }
     if printer.json() {
         printer.result_json(&json!(report));
+    } else if printer.quiet() {
+        printer.result(&verdict(&report));
     } else {
         printer.result(&summary(&report));
     }

@@ -408,7 +408,7 @@ mod tests {
             last_modified: Some(t0 + chrono::Duration::seconds(at)),
             key_time: Some(t0 + chrono::Duration::milliseconds(at * 1000 - (delay * 1000.0) as i64)),
             delay_s: Some(delay),
-            flushed_by: super::super::report::flushed_by(bytes, 1, Some(delay), 60),
+            flushed_by: super::super::report::flushed_by(bytes, 1, Some(delay), 60.0),
             matched_lines: bytes / 100,
             layout_problems: vec![],
             kept_as: None,
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn the_page_is_self_contained_escaped_and_labelled() {
         let objects = vec![object("a/<b>&x", 1_048_576, 1.0, 2), object("a/c", 300_000, 61.0, 70)];
-        let buffering = summarize(&objects, 1, 60);
+        let buffering = summarize(&objects, 1, 60, 1.0);
         let tally = Tally { expected: 13_485, matched: 13_485, ..Default::default() };
         let page = Page {
             stream: "S",

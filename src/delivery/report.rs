@@ -5,7 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ui::{format_bytes, format_count};
+use crate::ui::{format_bytes, format_count, plural};
+
+/// `0.5`, `2`, `0.33`: seconds without trailing zeros.
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,13 +44,14 @@ pub struct DeliveredObject {
     pub kept_as: Option<std::path::PathBuf>,
 }
 
-/// Why an object was delivered. One that waited at least IntervalInSeconds was flushed by the interval;
-/// one delivered sooner was cut by size (it reached the hint, or the next record would have passed it — which
-/// is why a size-flushed object can be well under the hint when records arrive out of order). Without a
-/// delay, objects of at least 90 % of the hint count as size flushes.
-pub fn flushed_by(bytes: u64, size_hint_mib: i32, delay_s: Option<f64>, interval_s: i32) -> FlushedBy {
+/// Why an object was delivered. One that waited at least the interval that applied (IntervalInSeconds, or less
+/// on an emulator running faster: a fraction of a second is kept) was flushed by the interval; one delivered
+/// sooner was cut by size (it reached the hint, or the next record would have passed it — which is why a
+/// size-flushed object can be well under the hint when records arrive out of order). Without a delay, objects
+/// of at least 90 % of the hint count as size flushes.
+pub fn flushed_by(bytes: u64, size_hint_mib: i32, delay_s: Option<f64>, interval_s: f64) -> FlushedBy {
     match delay_s {
-        Some(delay) if delay >= interval_s as f64 => FlushedBy::Interval,
+        Some(delay) if delay >= interval_s => FlushedBy::Interval,
         Some(_) => FlushedBy::Size,
         None => {
             let hint = size_hint_mib.max(1) as f64 * 1024.0 * 1024.0;
@@ -57,7 +64,10 @@ pub fn flushed_by(bytes: u64, size_hint_mib: i32, delay_s: Option<f64>, interval
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Buffering {
     pub size_hint_mib: i32,
+    /// The IntervalInSeconds hint.
     pub interval_s: i32,
+    /// The interval that applied: the hint, divided by an emulator's `--speed`.
+    pub effective_interval_s: f64,
     pub objects: usize,
     pub by_size: usize,
     pub by_interval: usize,
@@ -65,7 +75,7 @@ pub struct Buffering {
     pub max_delay_by_interval_s: Option<f64>,
 }
 
-pub fn summarize(objects: &[DeliveredObject], size_hint_mib: i32, interval_s: i32) -> Buffering {
+pub fn summarize(objects: &[DeliveredObject], size_hint_mib: i32, interval_s: i32, speed: f64) -> Buffering {
     let by_size: Vec<&DeliveredObject> = objects.iter().filter(|o| o.flushed_by == FlushedBy::Size).collect();
     let by_interval: Vec<&DeliveredObject> = objects.iter().filter(|o| o.flushed_by == FlushedBy::Interval).collect();
     let mean_size_by_size =
@@ -74,6 +84,7 @@ pub fn summarize(objects: &[DeliveredObject], size_hint_mib: i32, interval_s: i3
     Buffering {
         size_hint_mib,
         interval_s,
+        effective_interval_s: interval_s as f64 / speed,
         objects: objects.len(),
         by_size: by_size.len(),
         by_interval: by_interval.len(),
@@ -83,7 +94,7 @@ pub fn summarize(objects: &[DeliveredObject], size_hint_mib: i32, interval_s: i3
 }
 
 impl Buffering {
-    /// "12 objects for hints 1 MiB / 60 s: 11 flushed by size (~1.0 MiB each), 1 by interval (after ~60 s)".
+    /// "12 objects for hints 1 MiB / 60 s: 11 flushed by size (~1.0 MiB each), 1 by interval (after ≤60 s)".
     pub fn sentence(&self) -> String {
         let mut parts = Vec::new();
         if self.by_size > 0 {
@@ -93,13 +104,22 @@ impl Buffering {
                 format_bytes(self.mean_size_by_size)
             ));
         }
+        let faster = self.effective_interval_s != self.interval_s as f64;
         if self.by_interval > 0 {
-            let after = self.max_delay_by_interval_s.map(|d| format!(" (after ≤{d:.0} s)")).unwrap_or_default();
+            let after = self
+                .max_delay_by_interval_s
+                .map(|d| if faster { format!(" (after ≤{d:.1} s)") } else { format!(" (after ≤{d:.0} s)") })
+                .unwrap_or_default();
             parts.push(format!("{} by interval{after}", format_count(self.by_interval as u64)));
         }
+        let applied = if faster {
+            format!(" ({} s at the emulator's speed)", trim_float(self.effective_interval_s))
+        } else {
+            String::new()
+        };
         format!(
-            "{} objects for hints {} MiB / {} s{}{}",
-            format_count(self.objects as u64),
+            "{} for hints {} MiB / {} s{applied}{}{}",
+            plural(self.objects as u64, "object"),
             self.size_hint_mib,
             self.interval_s,
             if parts.is_empty() { "" } else { ": " },
@@ -121,7 +141,7 @@ mod tests {
             last_modified: None,
             key_time: None,
             delay_s: Some(delay),
-            flushed_by: flushed_by(bytes, 1, Some(delay), 60),
+            flushed_by: flushed_by(bytes, 1, Some(delay), 60.0),
             matched_lines: 1,
             layout_problems: vec![],
             kept_as: None,
@@ -130,17 +150,36 @@ mod tests {
 
     #[test]
     fn objects_that_waited_the_interval_are_interval_flushes() {
-        assert_eq!(flushed_by(1_048_576, 1, Some(0.3), 60), FlushedBy::Size);
-        assert_eq!(flushed_by(400_000, 1, Some(0.3), 60), FlushedBy::Size, "cut early: the next record did not fit");
-        assert_eq!(flushed_by(400_000, 1, Some(60.2), 60), FlushedBy::Interval);
-        assert_eq!(flushed_by(1_000_000, 1, None, 60), FlushedBy::Size);
-        assert_eq!(flushed_by(400_000, 1, None, 60), FlushedBy::Interval);
+        assert_eq!(flushed_by(1_048_576, 1, Some(0.3), 60.0), FlushedBy::Size);
+        assert_eq!(flushed_by(400_000, 1, Some(0.3), 60.0), FlushedBy::Size, "cut early: the next record did not fit");
+        assert_eq!(flushed_by(400_000, 1, Some(60.2), 60.0), FlushedBy::Interval);
+        assert_eq!(flushed_by(1_000_000, 1, None, 60.0), FlushedBy::Size);
+        assert_eq!(flushed_by(400_000, 1, None, 60.0), FlushedBy::Interval);
+        // `--speed 20` with a 10 s hint: 0.5 s applies; a 1 MiB object cut after 0.05 s was cut by size.
+        assert_eq!(flushed_by(1_023_900, 1, Some(0.05), 0.5), FlushedBy::Size);
+        assert_eq!(flushed_by(20_000, 1, Some(0.52), 0.5), FlushedBy::Interval);
         let objs = [object(1_100_000, 0.1), object(1_100_000, 0.2), object(400_000, 60.4)];
-        let b = summarize(&objs, 1, 60);
+        let b = summarize(&objs, 1, 60, 1.0);
         assert_eq!((b.by_size, b.by_interval, b.mean_size_by_size), (2, 1, 1_100_000));
         assert_eq!(
             b.sentence(),
             "3 objects for hints 1 MiB / 60 s: 2 flushed by size (~1.0 MiB each), 1 by interval (after ≤60 s)"
+        );
+    }
+
+    #[test]
+    fn a_faster_emulator_says_which_interval_applied() {
+        let mut fast = object(20_000, 0.6);
+        fast.flushed_by = flushed_by(20_000, 1, Some(0.6), 0.5);
+        let b = summarize(&[object(1_100_000, 0.05), fast], 1, 10, 20.0);
+        assert_eq!(b.effective_interval_s, 0.5);
+        assert_eq!(
+            b.sentence(),
+            "2 objects for hints 1 MiB / 10 s (0.5 s at the emulator's speed): 1 flushed by size (~1.0 MiB each), 1 by interval (after ≤0.6 s)"
+        );
+        assert_eq!(
+            summarize(&[object(10, 70.0)], 1, 60, 1.0).sentence(),
+            "1 object for hints 1 MiB / 60 s: 1 by interval (after ≤70 s)"
         );
     }
 }

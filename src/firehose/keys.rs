@@ -101,6 +101,18 @@ pub fn parse_key(key: &str, stream: &str, zone: Tz) -> Result<KeyInfo, String> {
     Err(first_error.unwrap_or_else(|| format!("file name does not start with the stream name `{stream}-`")))
 }
 
+/// Which of `streams` wrote the object `key` (several streams can deliver to one bucket): the one whose name
+/// the key's file name starts with. When two names match (`A` and `X-A` both match `…/X-A-1-…`), the longer
+/// match wins, so an object is never attributed to a stream whose name merely ends another's. Time zones only
+/// shift the file name's time, never whether it parses, so UTC is used.
+pub fn owner<'a>(key: &str, streams: &[&'a str]) -> Option<&'a str> {
+    streams
+        .iter()
+        .filter_map(|s| parse_key(key, s, Tz::UTC).ok().map(|info| (info.dir.len(), *s)))
+        .min_by_key(|(dir_len, _)| *dir_len)
+        .map(|(_, s)| s)
+}
+
 /// `<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`, the part of a file name after `<stream>-`.
 fn parse_suffix(rest: &str, zone: Tz) -> Result<(u64, DateTime<Utc>, &str, &str), String> {
     let (version, rest) = rest.split_once('-').ok_or("no version after the stream name")?;
@@ -251,5 +263,14 @@ mod tests {
         }
         let long = format!("{}/s-1-{}", "x".repeat(1000), "é".repeat(300));
         assert!(parse_key(&long, "s", z).unwrap_err().chars().count() < 120);
+    }
+
+    #[test]
+    fn an_object_belongs_to_the_stream_whose_whole_name_starts_its_file_name() {
+        let key = "2026/12/02/03/X-A-1-2026-12-02-03-00-18-6fc38b73-1b2c-4d5e-8f90-0123456789ab";
+        assert_eq!(owner(key, &["A", "X-A"]), Some("X-A"));
+        assert_eq!(owner(key, &["A"]), Some("A"), "alone, `A` matches: callers pass every stream they know");
+        assert_eq!(owner(key, &["B"]), None);
+        assert_eq!(owner("not/a/delivery.txt", &["A"]), None);
     }
 }

@@ -50,6 +50,15 @@ impl PartitionBy {
         format!("{{{}}}", fields.join(", "))
     }
 
+    /// The keys of a query [`Self::query`] wrote, `None` for any other query.
+    pub fn from_query(query: &str) -> Option<Self> {
+        let inner = query.trim().strip_prefix('{')?.strip_suffix('}')?;
+        let keys: Vec<String> =
+            inner.split(',').filter_map(|f| f.split_once(':')).map(|(k, _)| k.trim().to_string()).collect();
+        let by = Self::parse(&keys).ok()?;
+        (!by.is_empty() && by.query() == query).then_some(by)
+    }
+
     /// The data prefix under `base` (the user's `--prefix`): `<base>status=!{partitionKeyFromQuery:status}/...`.
     pub fn prefix(&self, base: &str) -> String {
         let segments: String = self.0.iter().map(|k| format!("{k}=!{{partitionKeyFromQuery:{k}}}/")).collect();
@@ -76,6 +85,9 @@ mod tests {
         );
         assert!(PartitionBy::parse(&["status,nope".into()]).unwrap_err().contains("`nope`"));
         assert!(PartitionBy::parse(&["status".into(), "status".into()]).is_err());
+        assert_eq!(PartitionBy::from_query(&p.query()), Some(p));
+        assert_eq!(PartitionBy::from_query("{status: .status | tostring}"), None, "not a query setup writes");
+        assert_eq!(PartitionBy::from_query("{}"), None);
     }
 
     /// The query is valid jq, accepted by Firehose's rules with the prefix it goes with, and maps a line sent

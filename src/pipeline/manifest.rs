@@ -72,6 +72,49 @@ pub enum RunStatus {
     Failed,
 }
 
+/// Where a run's lines were acknowledged: one stream instance. Its ARN names the partition, region, account and
+/// stream; its creation time tells a stream from a same-named one created after it was deleted (on AWS, and in two
+/// emulators, whose streams share account and ARN). Without a creation time the endpoint tells them apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub stream_arn: String,
+    pub stream_created: Option<DateTime<Utc>>,
+    /// The custom endpoint (`None`: AWS).
+    pub endpoint: Option<String>,
+}
+
+impl Destination {
+    /// Whether lines acknowledged by `self` were acknowledged by `other`: the same stream instance.
+    pub fn same_stream(&self, other: &Destination) -> bool {
+        self.stream_arn == other.stream_arn
+            && match (self.stream_created, other.stream_created) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => self.endpoint == other.endpoint,
+                _ => false,
+            }
+    }
+
+    /// The same ARN (partition, region, account, name) but another instance: the stream was re-created.
+    pub fn recreated(&self, other: &Destination) -> bool {
+        self.stream_arn == other.stream_arn && self.endpoint == other.endpoint && !self.same_stream(other)
+    }
+
+    /// The text checkpoints are filed under.
+    pub fn key(&self) -> String {
+        match self.stream_created {
+            Some(t) => format!("{}\0{}", self.stream_arn, t.timestamp_millis()),
+            None => format!("{}\0{}", self.stream_arn, self.endpoint.as_deref().unwrap_or("aws")),
+        }
+    }
+
+    /// `arn:aws:firehose:us-east-2:…:deliverystream/S (created 2026-12-02 03:18:21 UTC) at http://127.0.0.1:4566`
+    pub fn describe(&self) -> String {
+        let created = self.stream_created.map(|t| format!(" (created {})", t.format("%Y-%m-%d %H:%M:%S UTC")));
+        let at = self.endpoint.as_deref().map(|e| format!(" at {e}")).unwrap_or_default();
+        format!("{}{}{at}", self.stream_arn, created.unwrap_or_default())
+    }
+}
+
 /// One input of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InputSummary {
@@ -111,6 +154,9 @@ pub struct RunManifest {
     /// Runs whose checkpoint this run continued (their lines may be duplicated in S3 up to what was in flight).
     #[serde(default)]
     pub resumed_from: Vec<String>,
+    /// The stream instance that acknowledged the lines (absent in manifests of older versions).
+    #[serde(default)]
+    pub destination: Option<Destination>,
 }
 
 impl RunManifest {
@@ -139,6 +185,7 @@ impl RunManifest {
             digest: Digest::default(),
             buffer_interval_s: None,
             resumed_from: Vec::new(),
+            destination: None,
         }
     }
 
@@ -169,6 +216,11 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 
 pub fn checkpoints_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("checkpoints")
+}
+
+/// The locks of inputs being sent (`send`), beside the checkpoints they guard.
+pub fn locks_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("locks")
 }
 
 pub fn rejects_path(state_dir: &Path, run_id: &str) -> PathBuf {
@@ -223,6 +275,26 @@ pub fn latest_run(state_dir: &Path, stream: &str) -> (Option<RunManifest>, RunLi
     let mut list = all_runs(state_dir);
     let latest = list.runs.iter().rposition(|r| r.stream == stream).map(|i| list.runs.remove(i));
     (latest, list)
+}
+
+/// The most recent run whose lines went to `destination` (runs of older versions, which did not record one, go
+/// by stream name and endpoint); otherwise the most recent run of the stream's name elsewhere, as `Err`, so the
+/// caller can say where it went.
+pub fn latest_run_to(
+    state_dir: &Path,
+    stream: &str,
+    destination: &Destination,
+) -> (std::result::Result<RunManifest, Option<RunManifest>>, RunList) {
+    let mut list = all_runs(state_dir);
+    let matches = |r: &RunManifest| match &r.destination {
+        Some(d) => d.same_stream(destination),
+        None => r.endpoint == destination.endpoint,
+    };
+    let found = match list.runs.iter().rposition(|r| r.stream == stream && matches(r)) {
+        Some(i) => Ok(list.runs.remove(i)),
+        None => Err(list.runs.iter().rposition(|r| r.stream == stream).map(|i| list.runs.remove(i))),
+    };
+    (found, list)
 }
 
 /// Appends line hashes (low 64 bits) to a run's `.hashes` file.
@@ -302,6 +374,28 @@ mod tests {
         assert_eq!((list.runs.len(), list.unreadable.len()), (3, 1));
         assert!(list.warning().unwrap().contains("broken.json"));
         assert_eq!(latest_run(dir.path(), "A").0.unwrap().run_id, "r2");
+    }
+
+    #[test]
+    fn the_latest_run_to_a_destination_skips_runs_to_other_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        let dest = |created: i64, endpoint: Option<&str>| Destination {
+            stream_arn: "arn:aws:firehose:us-east-2:000000000000:deliverystream/A".into(),
+            stream_created: Some(t(created)),
+            endpoint: endpoint.map(str::to_string),
+        };
+        let mut local = manifest("r1", "A", t(100));
+        local.destination = Some(dest(1, Some("http://127.0.0.1:4566")));
+        local.save(dir.path()).unwrap();
+        let mut other = manifest("r2", "A", t(200));
+        other.destination = Some(dest(2, Some("http://127.0.0.1:4566")));
+        other.save(dir.path()).unwrap();
+        let (found, _) = latest_run_to(dir.path(), "A", &dest(1, Some("http://127.0.0.1:4567")));
+        assert_eq!(found.unwrap().run_id, "r1", "the same instance, even on another port of a restarted emulator");
+        let (found, _) = latest_run_to(dir.path(), "A", &dest(3, None));
+        assert_eq!(found.unwrap_err().unwrap().run_id, "r2", "no run to this instance: the latest elsewhere is named");
+        assert!(dest(1, None).recreated(&dest(2, None)) && !dest(1, None).recreated(&dest(1, None)));
     }
 
     #[test]

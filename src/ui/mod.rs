@@ -294,6 +294,16 @@ pub fn format_count(n: u64) -> String {
     out
 }
 
+/// `1 object`, `2,000 objects`: a count with its noun, singular for one. Nouns with irregular plurals
+/// (`batch` → `batches`) are given as `"batch|batches"`.
+pub fn plural(n: u64, noun: &str) -> String {
+    let (one, many) = match noun.split_once('|') {
+        Some((one, many)) => (one.to_string(), many.to_string()),
+        None => (noun.to_string(), format!("{noun}s")),
+    };
+    format!("{} {}", format_count(n), if n == 1 { one } else { many })
+}
+
 /// `1.2 s`, `350 ms`, `2m 05s`.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -319,5 +329,9 @@ mod tests {
         assert_eq!(format_count(12), "12");
         assert_eq!(format_duration(Duration::from_millis(350)), "350 ms");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m 05s");
+        assert_eq!(plural(1, "object"), "1 object");
+        assert_eq!(plural(2000, "object"), "2,000 objects");
+        assert_eq!(plural(1, "batch|batches"), "1 batch");
+        assert_eq!(plural(0, "batch|batches"), "0 batches");
     }
 }

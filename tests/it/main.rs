@@ -16,4 +16,5 @@ mod partitioning;
 mod provision;
 mod report;
 mod send;
+mod together;
 mod verify;

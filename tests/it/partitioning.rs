@@ -397,14 +397,14 @@ async fn setup_partition_by_sends_json_and_verify_checks_every_line_against_its_
     support::assert_exit(&out, 1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("1 are in the wrong partition")
+        text.contains("1 line is in the wrong partition")
             && text.contains("belongs under `logs/status=200/date=2026-11-26/`"),
         "{text}"
     );
 
     // Partitioning cannot change in place; --recreate does it.
     let refused = support::cli(ep, dir.path(), &["setup", "--partition-by", "status", "--prefix", "logs/"]);
-    support::assert_exit(&refused, 1);
+    support::assert_exit(&refused, 2);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot change dynamic partitioning"));
     let recreated = support::cli(
         ep,

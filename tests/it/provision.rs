@@ -155,7 +155,7 @@ async fn changed_hints_are_applied_with_update_destination() {
 
     // Moving to another bucket is refused with the commands that would do it.
     let moved = cli(env.emu.endpoint(), dir.path(), &["setup", "--bucket", "another-bucket-name"]);
-    assert_exit(&moved, 1);
+    assert_exit(&moved, 2);
     let stderr = String::from_utf8_lossy(&moved.stderr);
     assert!(
         stderr.contains("does not move a stream")
@@ -208,6 +208,7 @@ async fn setup_rides_out_iam_propagation_with_visible_retries() {
         no_progress: true,
         state_dir: tempfile::tempdir().unwrap().path().to_path_buf(),
         settings_file: None,
+        typed: Vec::new(),
     };
     let settings = SetupSettings::resolve(&Default::default(), &Default::default()).unwrap();
     let plan = firehose_kit::commands::setup::plan(&global, &settings, &env.clients).await.unwrap();
@@ -317,7 +318,7 @@ async fn teardown_refuses_same_named_resources_it_did_not_make() {
     c.iam.get_role().role_name(ROLE).send().await.expect("role untouched");
     // Setup also refuses to take over a role it did not make.
     let setup = cli(env.emu.endpoint(), dir.path(), &["setup"]);
-    assert_exit(&setup, 1);
+    assert_exit(&setup, 2);
     assert!(String::from_utf8_lossy(&setup.stderr).contains("was not made by firehose-kit"));
     // --force removes them.
     assert_exit(&cli(env.emu.endpoint(), dir.path(), &["teardown", "--yes", "--force"]), 0);
@@ -389,4 +390,110 @@ async fn completions_are_printed_for_each_shell() {
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains("firehose-kit") && script.contains("teardown"), "{shell}");
     }
+}
+
+/// Re-running plain `setup` (what the troubleshooting guide tells users to do to repair a role) keeps every
+/// setting the user chose earlier: buffering, compression, prefixes, logging and its retention.
+#[tokio::test]
+async fn a_plain_setup_rerun_keeps_every_customised_setting() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = env.emu.endpoint();
+    let custom = [
+        "setup",
+        "--buffer-size",
+        "5",
+        "--buffer-interval",
+        "10",
+        "--compression",
+        "gzip",
+        "--prefix",
+        "logs/",
+        "--error-prefix",
+        "errors/",
+        "--log-retention",
+        "30",
+    ];
+    assert_exit(&cli(ep, dir.path(), &custom), 0);
+    let describe = || async {
+        let d =
+            env.clients.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
+        let ext = d.delivery_stream_description().unwrap().destinations()[0]
+            .extended_s3_destination_description()
+            .unwrap()
+            .clone();
+        let hints = ext.buffering_hints().unwrap();
+        (
+            hints.size_in_mbs(),
+            hints.interval_in_seconds(),
+            ext.compression_format().as_str().to_string(),
+            ext.prefix().map(str::to_string),
+            ext.error_output_prefix().map(str::to_string),
+            ext.cloud_watch_logging_options().and_then(|o| o.enabled()),
+        )
+    };
+    let before = describe().await;
+    assert_eq!(before, (Some(5), Some(10), "GZIP".into(), Some("logs/".into()), Some("errors/".into()), Some(true)));
+    // A repair: the role's inline policy drifted.
+    env.clients
+        .iam
+        .delete_role_policy()
+        .role_name(ROLE)
+        .policy_name(policy::DELIVERY_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let dry = cli(ep, dir.path(), &["setup", "--dry-run", "-o", "json"]);
+    assert_exit(&dry, 0);
+    let plan = &json_out(&dry)["plan"];
+    let stream_step = plan["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "stream").unwrap();
+    assert_eq!(stream_step["action"], "unchanged", "--dry-run shows the stream kept as it is: {plan}");
+    let out = cli(ep, dir.path(), &["setup", "-o", "json"]);
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    assert_eq!(
+        actions(&v),
+        vec![
+            ("bucket".to_string(), "unchanged".to_string()),
+            ("role".to_string(), "update".to_string()),
+            ("log group".to_string(), "unchanged".to_string()),
+            ("stream".to_string(), "unchanged".to_string()),
+        ],
+        "only the role is repaired: {v}"
+    );
+    assert_eq!(describe().await, before, "every setting unchanged");
+    let groups = env.clients.logs.describe_log_groups().send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30), "the retention too");
+    // Logging turned off stays off on a plain re-run, and `--error-logging` turns it back on.
+    assert_exit(&cli(ep, dir.path(), &["setup", "--no-error-logging"]), 0);
+    assert_exit(&cli(ep, dir.path(), &["setup"]), 0);
+    assert_eq!(describe().await.5, Some(false));
+    assert_exit(&cli(ep, dir.path(), &["setup", "--error-logging"]), 0);
+    assert_eq!(describe().await, before);
+}
+
+/// A checkpoint belongs to the stream instance that acknowledged the lines: after teardown and setup the same
+/// file is sent again, in full, with a note saying why.
+#[tokio::test]
+async fn a_file_is_sent_again_after_teardown_and_setup() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = env.emu.endpoint();
+    support::setup(ep, dir.path(), &["--buffer-interval", "1"]);
+    support::log_file(dir.path(), "access.log", 2_000, 41);
+    assert_exit(&cli(ep, dir.path(), &["send", "access.log"]), 0);
+    assert_exit(&cli(ep, dir.path(), &["teardown", "--yes"]), 0);
+    support::setup(ep, dir.path(), &["--buffer-interval", "1"]);
+    let out = cli(ep, dir.path(), &["send", "access.log", "-o", "json"]);
+    assert_exit(&out, 0);
+    assert_eq!(json_out(&out)["lines"], 2_000, "sent in full");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("deleted and created again"), "{stderr}");
+    let verified = cli(ep, dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    assert_eq!(json_out(&verified)["matched"], 2_000);
+    // Sent once to this stream: a third send has nothing to do.
+    let again = cli(ep, dir.path(), &["send", "access.log"]);
+    assert_exit(&again, 0);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already sent"));
 }

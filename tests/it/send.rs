@@ -145,7 +145,11 @@ async fn sending_to_a_missing_stream_stops_at_once_with_exit_3() {
     assert_exit(&out, 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("does not exist") && stderr.contains("hint: create it with `firehose-kit --stream Nope setup`"),
+        stderr.contains("does not exist")
+            && stderr.contains(&format!(
+                "hint: create it with `firehose-kit --endpoint-url {} --stream Nope setup`",
+                env.emu.endpoint()
+            )),
         "{stderr}"
     );
 }

@@ -185,3 +185,98 @@ async fn verify_without_a_run_explains_what_to_do() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no send run for stream `ApacheLogs`") && stderr.contains("hint:"), "{stderr}");
 }
+
+/// A send killed half-way (its checkpoint covers half the file) and the send that resumed it: verify of the
+/// two manifests counts each line once, whatever order they are named in and however often.
+#[tokio::test]
+async fn a_resumed_chain_named_as_manifests_counts_each_line_once_in_any_order() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    support::setup(env.emu.endpoint(), dir.path(), &["--buffer-interval", "1"]);
+    let path = log_file(dir.path(), "access.log", 10_000, 15);
+    let first = cli(env.emu.endpoint(), dir.path(), &["send", "access.log", "--record-size", "50000", "-o", "json"]);
+    assert_exit(&first, 0);
+    let cp_dir = dir.path().join(".firehose-kit/checkpoints");
+    let cp_path = std::fs::read_dir(&cp_dir).unwrap().next().unwrap().unwrap().path();
+    let mut cp: Value = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    cp["offset"] = text.lines().take(5000).map(|l| l.len() + 1).sum::<usize>().into();
+    cp["lines"] = 5000.into();
+    std::fs::write(&cp_path, serde_json::to_vec(&cp).unwrap()).unwrap();
+    let second = cli(env.emu.endpoint(), dir.path(), &["send", "access.log", "-o", "json"]);
+    assert_exit(&second, 0);
+    let a = json_out(&first)["manifest"].as_str().unwrap().to_string();
+    let b = json_out(&second)["manifest"].as_str().unwrap().to_string();
+    for names in [vec![&a, &b], vec![&b, &a], vec![&a, &b, &a, &b], vec![&b]] {
+        let mut args: Vec<&str> = vec!["--manifest"];
+        args.extend(names.iter().map(|s| s.as_str()));
+        let (code, r) = verify(env.emu.endpoint(), dir.path(), &args);
+        assert_eq!(code, 0, "{names:?}: {r}");
+        assert_eq!(
+            (r["expected"].as_u64(), r["matched"].as_u64(), r["missing"].as_u64(), r["duplicated"].as_u64()),
+            (Some(10_000), Some(10_000), Some(0), Some(5000)),
+            "{names:?}"
+        );
+        assert_eq!(r["basis"]["runs"].as_array().unwrap().len(), 2, "each run once: {}", r["basis"]);
+    }
+}
+
+/// `setup --recreate` with other partitioning: the previous stream's objects are not the new run's, so they are
+/// neither extra nor misplaced.
+#[tokio::test]
+async fn verify_after_a_recreate_reads_only_the_new_streams_objects() {
+    let env = support::start_with(|b| b.speed(30.0)).await; // 60 s intervals flush after 2 s
+    let dir = tempfile::tempdir().unwrap();
+    let ep = env.emu.endpoint();
+    support::setup(ep, dir.path(), &["--partition-by", "status", "--prefix", "logs/"]);
+    assert_exit(&cli(ep, dir.path(), &["send", "--generate", "5000", "--seed", "3"]), 0);
+    let (code, r) = verify(ep, dir.path(), &[]);
+    assert_eq!((code, r["matched"].as_u64()), (0, Some(5000)), "{r}");
+    support::setup(ep, dir.path(), &["--partition-by", "status,date", "--prefix", "logs/", "--recreate"]);
+    assert_exit(&cli(ep, dir.path(), &["send", "--generate", "170", "--seed", "4"]), 0);
+    let (code, r) = verify(ep, dir.path(), &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(
+        (r["expected"].as_u64(), r["matched"].as_u64(), r["misplaced_lines"].as_u64(), r["extra"].as_u64()),
+        (Some(170), Some(170), Some(0), Some(0)),
+        "{r}"
+    );
+}
+
+/// An emulator running 20× faster with a 10 s interval applies 0.5 s: objects cut at the size hint after a few
+/// milliseconds are size flushes, and the report says which interval applied.
+#[tokio::test]
+async fn flush_reasons_use_the_effective_interval_to_the_millisecond() {
+    let env = support::start_with(|b| b.speed(20.0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = env.emu.endpoint();
+    support::setup(ep, dir.path(), &["--buffer-size", "1", "--buffer-interval", "10"]);
+    log_file(dir.path(), "access.log", 20_000, 33); // ~3.6 MB
+    assert_exit(&cli(ep, dir.path(), &["send", "access.log", "--concurrency", "1"]), 0);
+    let (code, r) = verify(ep, dir.path(), &[]);
+    assert_eq!(code, 0, "{r}");
+    let b = &r["buffering"];
+    assert_eq!((b["interval_s"].as_i64(), b["effective_interval_s"].as_f64()), (Some(10), Some(0.5)), "{b}");
+    assert!(b["by_size"].as_u64().unwrap() >= 3, "~1 MiB objects are size flushes: {b}");
+    for o in r["objects"].as_array().unwrap() {
+        let (bytes, reason) = (o["bytes"].as_u64().unwrap(), o["flushed_by"].as_str().unwrap());
+        if bytes > 900 * 1024 {
+            assert_eq!(reason, "size", "{o}");
+        }
+    }
+    let text = cli(ep, dir.path(), &["verify", "--no-wait"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("hints 1 MiB / 10 s (0.5 s at the emulator's speed)"));
+}
+
+/// `-q` prints the verdict and nothing else.
+#[tokio::test]
+async fn quiet_verify_prints_only_the_verdict() {
+    let env = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    support::setup(env.emu.endpoint(), dir.path(), &["--buffer-interval", "1"]);
+    assert_exit(&cli(env.emu.endpoint(), dir.path(), &["send", "--generate", "1000"]), 0);
+    let out = cli(env.emu.endpoint(), dir.path(), &["-q", "verify"]);
+    assert_exit(&out, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("OK: all 1,000 lines arrived in s3://{DEFAULT_BUCKET}\n"));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
