@@ -437,7 +437,7 @@ pub struct DoctorArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LocalArgs {
     /// Listen address; port 0 picks a free port and prints it
-    #[arg(long, value_name = "HOST:PORT", default_value = crate::local::DEFAULT_ADDR)]
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::firehose::contract::DEFAULT_ADDR)]
     pub addr: String,
 
     /// Allow a non-loopback listen address (the emulator has no real authentication)
@@ -473,11 +473,11 @@ pub struct LocalArgs {
     pub seed: Option<u64>,
 
     /// Account id reported by STS and used in ARNs
-    #[arg(long, value_name = "ID", default_value = crate::local::DEFAULT_ACCOUNT_ID)]
+    #[arg(long, value_name = "ID", default_value = crate::firehose::contract::DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
 
     /// The secret requests must be signed with (any access key id is accepted)
-    #[arg(long, value_name = "S", default_value = crate::local::DEFAULT_SECRET)]
+    #[arg(long, value_name = "S", default_value = crate::firehose::contract::DEFAULT_SECRET)]
     pub secret: String,
 
     /// Memory for buffered records, all streams together (e.g. 256MiB, 1GiB); beyond it they stay on disk only

@@ -18,7 +18,7 @@ pub const DEFAULT_REGION: &str = "us-east-2";
 pub const DEFAULT_STATE_DIR: &str = ".firehose-kit";
 pub const DEFAULT_SETTINGS_FILE: &str = "firehose-kit.toml";
 /// `--local`: the embedded emulator's default endpoint.
-pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4566";
+pub use crate::firehose::contract::DEFAULT_ENDPOINT as LOCAL_ENDPOINT;
 use crate::firehose::limits::MAX_RECORD_BYTES;
 
 /// The settings file, as written (every key optional).

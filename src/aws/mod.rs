@@ -9,7 +9,7 @@
 
 pub mod access;
 pub mod diagnosis;
-pub mod emulator_speed;
+pub mod emulator_headers;
 pub mod error;
 pub mod firehose;
 pub mod iam;
@@ -30,8 +30,7 @@ use crate::error::Result;
 use crate::settings::{Connection, DEFAULT_REGION};
 
 /// Credentials the embedded emulator accepts (any access key id, secret `test`).
-pub const TEST_ACCESS_KEY: &str = "test";
-pub const TEST_SECRET_KEY: &str = "test";
+pub use crate::firehose::contract::{DEFAULT_SECRET as TEST_SECRET_KEY, TEST_ACCESS_KEY};
 
 /// How long one PutRecordBatch attempt may take before `send` treats it as failed and retries it.
 const PUT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +49,7 @@ pub struct Clients {
     pub region: String,
     pub endpoint_url: Option<String>,
     /// The speed a `firehose-kit local --speed N` endpoint reported (1: real timing).
-    pub speed: emulator_speed::SpeedHeader,
+    pub emulator: emulator_headers::EmulatorHeaders,
 }
 
 impl Clients {
@@ -91,15 +90,16 @@ impl Clients {
         let s3_config =
             aws_sdk_s3::config::Builder::from(&config).force_path_style(conn.endpoint_url.is_some()).build();
         // Firehose request bodies are JSON in memory: their SigV4 payload hash is computed with the fast SHA-256.
+        let emulator = emulator_headers::EmulatorHeaders::default();
         let put_config = aws_sdk_firehose::config::Builder::from(&config)
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(PUT_ATTEMPT_TIMEOUT).build())
             .interceptor(payload_hash::PrecomputedPayloadHash)
+            .interceptor(emulator.clone())
             .build();
-        let speed = emulator_speed::SpeedHeader::default();
         let firehose_config = aws_sdk_firehose::config::Builder::from(&config)
             .interceptor(payload_hash::PrecomputedPayloadHash)
-            .interceptor(speed.clone())
+            .interceptor(emulator.clone())
             .build();
         Ok(Clients {
             firehose: aws_sdk_firehose::Client::from_conf(firehose_config),
@@ -110,7 +110,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(&config),
             region,
             endpoint_url: conn.endpoint_url.clone(),
-            speed,
+            emulator,
         })
     }
 

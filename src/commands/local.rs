@@ -40,6 +40,9 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
             "another emulator or LocalStack may be using the port: stop it, or pick another with --addr 127.0.0.1:0",
         ),
         StartError::NotLoopback(_) | StartError::BadAddr(_) => Error::usage(e.to_string()),
+        StartError::InUse { .. } => Error::usage(e.to_string()).with_hint(
+            "two emulators on one data dir would deliver the same records twice: stop the other one, or give this one its own --data-dir",
+        ),
         other => Error::failed(format!(
             "{other}: {}",
             std::error::Error::source(&other).map(|s| s.to_string()).unwrap_or_default()

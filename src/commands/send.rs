@@ -39,7 +39,7 @@ use crate::pipeline::manifest::{self, Destination, Digest, HashWriter, InputSumm
 use crate::pipeline::reader::{self, Event, Input, ReaderConfig, Reject, Rejects, Source};
 use crate::pipeline::records::{Batch, Record, billable, rebatch};
 use crate::settings::{Global, SendSettings};
-use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count, format_duration};
+use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count, format_duration, plural};
 
 /// What a send did; also the JSON document of `send -o json`.
 #[derive(Debug, Clone, Serialize)]
@@ -74,22 +74,48 @@ pub struct SendReport {
     /// A partitioned stream: ingestion and dynamic partitioning's charges for this send (us-east-1 prices).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitioned_cost: Option<crate::firehose::billing::PartitionedCost>,
+    /// The last error a record or a call got (`code: message`).
+    pub last_error: Option<String>,
+    /// The emulator's latest storage error, when the endpoint announced one (a full disk).
+    pub storage_error: Option<String>,
+    /// What to do about records given up, in words that fit the last error.
+    pub hint: Option<String>,
+}
+
+/// What to do when records were given up, from the last error they got: wait out a quota, free the emulator's
+/// disk, restart an endpoint, and in every case run the same send again (it resumes after what was
+/// acknowledged).
+fn give_up_hint(last_error: Option<&str>, storage_error: Option<&str>, resend: &str) -> String {
+    let again = format!("run `{resend}` again: it resumes after the last acknowledged line");
+    let error = last_error.unwrap_or("");
+    if let Some(storage) = storage_error {
+        return format!(
+            "the endpoint could not store the records ({storage}): free disk space where it keeps its data, then {again}"
+        );
+    }
+    if error.contains("ServiceUnavailableException") || error.contains("Slow down") {
+        return format!(
+            "the stream's throughput quota was exceeded the whole time: lower --rate or --concurrency, or raise the quota, then {again}"
+        );
+    }
+    if error.contains("dispatch failure") || error.contains("connection") || error.contains("unreachable") {
+        return format!("the endpoint stopped answering: check that it is up, then {again}");
+    }
+    if error.contains("InternalFailure") {
+        return format!("the service failed to store the records: {again}, later");
+    }
+    again
 }
 
 /// Expands FILE arguments (globs, `-`) into inputs; every problem is a usage error before anything is sent.
 pub fn resolve_inputs(s: &SendSettings) -> Result<Vec<Input>> {
     if let Some(lines) = s.generate {
-        return Ok(vec![Input {
-            name: "generated".into(),
-            source: Source::Generate { lines, seed: s.seed },
-            start_offset: 0,
-            start_lines: 0,
-        }]);
+        return Ok(vec![Input::new("generated".into(), Source::Generate { lines, seed: s.seed })]);
     }
     let mut inputs = Vec::new();
     for arg in &s.inputs {
         if arg == "-" {
-            inputs.push(Input { name: "stdin".into(), source: Source::Stdin, start_offset: 0, start_lines: 0 });
+            inputs.push(Input::new("stdin".into(), Source::Stdin));
             continue;
         }
         let paths: Vec<PathBuf> = if arg.contains(['*', '?', '[']) {
@@ -111,12 +137,7 @@ pub fn resolve_inputs(s: &SendSettings) -> Result<Vec<Input>> {
                     .with_hint(format!("to send the files in it, use a glob: `{}/*.log`", path.display())));
             }
             let gzip = path.extension().is_some_and(|e| e == "gz");
-            inputs.push(Input {
-                name: path.display().to_string(),
-                source: Source::File { path, gzip },
-                start_offset: 0,
-                start_lines: 0,
-            });
+            inputs.push(Input::new(path.display().to_string(), Source::File { path, gzip }));
         }
     }
     Ok(inputs)
@@ -215,6 +236,8 @@ struct Tally {
     billable: u64,
     billable_one: u64,
     digest: Digest,
+    /// The last error a record or a call got (`code: message`), for the summary of a run that gives up.
+    last_error: Option<String>,
 }
 
 /// A batch waiting to be (re)sent.
@@ -399,9 +422,9 @@ impl Sender {
                 self.gate.spend(batch.data_bytes(), now);
                 Some(batch)
             }
-            Some(Event::Opened { input, name, path, identity, start_offset, start_lines }) => {
+            Some(Event::Opened { input, name, path, identity, start_offset, start_lines, acked }) => {
                 let path = path.and_then(|p| std::fs::canonicalize(p).ok());
-                let tracker = AckTracker::new(start_offset, start_lines);
+                let tracker = AckTracker::resume(start_offset, start_lines, &acked);
                 let state = InputState { name, path, identity, tracker, resumed_at: start_offset, lines: 0, bytes: 0 };
                 self.states.insert(input, state);
                 None
@@ -469,6 +492,10 @@ impl Sender {
                             if code.flatten().is_some_and(entry_is_throttled) {
                                 throttled += 1;
                             }
+                            if let Some(r) = responses.get(i) {
+                                let code = r.error_code().unwrap_or("no answer for the entry");
+                                self.t.last_error = Some(format!("{code}: {}", r.error_message().unwrap_or("")));
+                            }
                             failed.push(record);
                         }
                     }
@@ -501,22 +528,19 @@ impl Sender {
             }
             Err(err) => match classify(&err) {
                 class @ (RetryClass::Throttled | RetryClass::Transient) => {
+                    let code = err.code().unwrap_or("transport error").to_string();
+                    let cause = sdk_error("PutRecordBatch", err).causes().join(": ");
+                    self.t.last_error = Some(cause.clone());
                     if class == RetryClass::Throttled {
                         self.t.throttled += batch.records.len() as u64;
                         self.concurrency.on_throttled();
                         self.gate.on_response(0, true, now);
                     }
                     self.t.retried_calls += 1;
-                    tracing::debug!(
-                        "PutRecordBatch failed ({}), retrying the batch",
-                        err.code().unwrap_or("transport error")
-                    );
+                    tracing::debug!("PutRecordBatch failed ({code}), retrying the batch");
                     if self.last_progress.elapsed() >= self.retry_timeout {
-                        let reason = format!(
-                            "no record accepted for {}s; last error: {}",
-                            self.retry_timeout.as_secs(),
-                            sdk_error("PutRecordBatch", err).causes().join(": ")
-                        );
+                        let reason =
+                            format!("no record accepted for {}s; last error: {cause}", self.retry_timeout.as_secs());
                         self.retry_queue.push(Queued { ready: now, batch, attempt: attempt + 1 });
                         self.give_up(reason);
                     } else {
@@ -635,6 +659,7 @@ impl Sender {
                     identity: identity.clone(),
                     offset: st.tracker.contiguous(),
                     lines: st.tracker.lines(),
+                    ahead: st.tracker.ahead(),
                     run_id: run.run_id.clone(),
                     destination: run.destination.clone(),
                 };
@@ -898,7 +923,25 @@ pub async fn send(
             .partitioning
             .as_ref()
             .map(|_| crate::firehose::billing::partitioned_cost(t.billable, t.bytes)),
+        hint: (t.failed_records > 0).then(|| {
+            give_up_hint(
+                t.last_error.as_deref(),
+                clients.emulator.storage_error().as_deref(),
+                &resend_command(global, s),
+            )
+        }),
+        last_error: t.last_error,
+        storage_error: clients.emulator.storage_error(),
     })
+}
+
+/// The command that sends the same inputs to the same stream again.
+fn resend_command(global: &Global, s: &SendSettings) -> String {
+    let inputs = match s.generate {
+        Some(n) => format!("--generate {n}"),
+        None => s.inputs.iter().map(|i| crate::settings::shell_word(i)).collect::<Vec<_>>().join(" "),
+    };
+    global.command(&format!("send {inputs}"))
 }
 
 fn nothing_to_send(stream: &str, already_sent: Vec<String>, one_line_per_record: bool) -> SendReport {
@@ -927,6 +970,9 @@ fn nothing_to_send(stream: &str, already_sent: Vec<String>, one_line_per_record:
         resumed: Vec::new(),
         already_sent,
         partitioned_cost: None,
+        last_error: None,
+        storage_error: None,
+        hint: None,
     }
 }
 
@@ -936,8 +982,8 @@ pub fn summary(r: &SendReport) -> String {
         return format!("nothing sent to `{}`: every input was already sent (--from-start sends again)", r.stream);
     }
     let mut out = vec![format!(
-        "sent {} lines ({}) to `{}` in {}: {:.1} MB/s, {} lines/s",
-        format_count(r.lines),
+        "sent {} ({}) to `{}` in {}: {:.1} MB/s, {} lines/s",
+        plural(r.lines, "line"),
         format_bytes(r.bytes),
         r.stream,
         format_duration(Duration::from_millis(r.duration_ms as u64)),
@@ -950,11 +996,11 @@ pub fn summary(r: &SendReport) -> String {
         "lines packed up to the record size".to_string()
     };
     out.push(format!(
-        "  {} records ({packing}) in {} batches · {} entries resent · {} calls retried · {} throttled",
-        format_count(r.records),
-        format_count(r.batches),
-        format_count(r.retried_records),
-        format_count(r.retried_calls),
+        "  {} ({packing}) in {} · {} resent · {} retried · {} throttled",
+        plural(r.records, "record"),
+        plural(r.batches, "batch|batches"),
+        plural(r.retried_records, "entry|entries"),
+        plural(r.retried_calls, "call"),
         format_count(r.throttled)
     ));
     let ratio =
@@ -973,15 +1019,26 @@ pub fn summary(r: &SendReport) -> String {
     }
     if r.rejected_lines > 0 || r.failed_records > 0 {
         out.push(format!(
-            "  NOT SENT: {} lines rejected{} — see {}",
-            format_count(r.rejected_lines),
+            "  NOT SENT: {} rejected{} — see {}",
+            plural(r.rejected_lines, "line"),
             if r.failed_records > 0 {
-                format!(" ({} records given up after --retry-timeout)", format_count(r.failed_records))
+                format!(" ({} given up after --retry-timeout)", plural(r.failed_records, "record"))
             } else {
                 String::new()
             },
             r.rejects.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
         ));
+    }
+    if r.failed_records > 0 {
+        if let Some(e) = &r.last_error {
+            out.push(format!("  last error: {e}"));
+        }
+        if let Some(e) = &r.storage_error {
+            out.push(format!("  the endpoint reported a storage error: {e}"));
+        }
+        if let Some(h) = &r.hint {
+            out.push(format!("  hint: {h}"));
+        }
     }
     if let Some(m) = &r.manifest {
         out.push(format!("  run {} · manifest {}", r.run_id, m.display()));

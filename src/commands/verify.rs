@@ -555,7 +555,7 @@ fn layout(e: &Expectations, clients: &Clients, reporter: &dyn Reporter) -> Resul
         }
         None => None,
     };
-    let speed = clients.speed.speed();
+    let speed = clients.emulator.speed();
     Ok(Layout {
         bucket: dest.bucket().to_string(),
         extension: dest.extension(),

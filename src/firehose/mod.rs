@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod billing;
+pub mod contract;
 pub mod emulated;
 pub mod failures;
 pub mod field_query;

@@ -10,6 +10,7 @@
 
 pub mod firehose;
 pub mod iam;
+pub mod json;
 pub mod logs;
 pub mod query;
 pub mod s3;
@@ -25,12 +26,7 @@ use tokio::sync::oneshot;
 
 pub use self::firehose::quota::{Quota, QuotaSpec};
 
-/// The emulator's default listen address, as LocalStack's.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:4566";
-/// The account id the emulator reports by default.
-pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
-/// The secret every request must be signed with by default (any access key id is accepted).
-pub const DEFAULT_SECRET: &str = "test";
+pub use crate::firehose::contract::{DEFAULT_ACCOUNT_ID, DEFAULT_ADDR, DEFAULT_SECRET};
 
 /// Everything that can go wrong starting the emulator.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +49,9 @@ pub enum StartError {
     },
     #[error("cannot start the emulator runtime")]
     Runtime(#[source] std::io::Error),
+    /// Another emulator holds the data dir (two would deliver the same journals twice).
+    #[error("the data dir `{}` is in use by another emulator ({holder})", dir.display())]
+    InUse { dir: PathBuf, holder: String },
 }
 
 /// Emulator settings; see the `local` command for their meaning.
@@ -236,10 +235,12 @@ impl EmulatorBuilder {
             .spawn(move || {
                 runtime.block_on(async move {
                     match open(&thread_config, &thread_dir, addr).await {
-                        Ok((listener, services)) => {
+                        Ok((listener, services, lock)) => {
                             let local = listener.local_addr().expect("bound listener has an address");
+                            lock.announce(&format!("pid {}, http://{local}", std::process::id()));
                             let _ = ready_tx.send(Ok((local, services.firehose.clone())));
                             server::serve(listener, services, shutdown_rx).await;
+                            drop(lock);
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -265,13 +266,49 @@ impl EmulatorBuilder {
     }
 }
 
+/// The data dir's lock (`<data dir>/emulator.lock`), held while the emulator runs: an OS lock, released when the
+/// process ends however it ends, so a crash never leaves it behind.
+struct DataDirLock {
+    file: std::fs::File,
+}
+
+impl DataDirLock {
+    fn take(dir: &Path) -> Result<Self, StartError> {
+        let path = dir.join("emulator.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDirLock { file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+                let holder = if holder.is_empty() { "starting up".to_string() } else { holder };
+                Err(StartError::InUse { dir: dir.to_path_buf(), holder })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
+        }
+    }
+
+    /// Says who holds the lock (read by a second emulator that is refused it).
+    fn announce(&self, holder: &str) {
+        use std::io::{Seek, Write};
+        let mut f = &self.file;
+        let _ = f.set_len(0).and_then(|_| f.seek(std::io::SeekFrom::Start(0))).and_then(|_| writeln!(f, "{holder}"));
+    }
+}
+
 async fn open(
     config: &EmulatorConfig,
     data_dir: &Path,
     addr: SocketAddr,
-) -> Result<(tokio::net::TcpListener, Arc<server::Services>), StartError> {
+) -> Result<(tokio::net::TcpListener, Arc<server::Services>, DataDirLock), StartError> {
     let dir_err = |source| StartError::DataDir { path: data_dir.to_path_buf(), source };
     std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+    let lock = DataDirLock::take(data_dir)?;
     let store = Arc::new(s3::Store::open(&data_dir.join("s3")).map_err(|e| dir_err(std::io::Error::other(e)))?);
     let iam = Arc::new(
         iam::Iam::open(data_dir.join("iam"), config.account_id.clone(), config.iam_propagation_delay)
@@ -298,12 +335,19 @@ async fn open(
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
     builder.set_auth(s3::FixedSecret(config.secret.clone()));
     builder.set_host(s3::host::EmulatorHost::new(config.hostname.clone()));
-    let services =
-        Arc::new(server::Services { s3: builder.build(), firehose, iam, logs, secret: config.secret.clone(), speed });
+    let services = Arc::new(server::Services {
+        s3: builder.build(),
+        firehose,
+        iam,
+        logs,
+        secret: config.secret.clone(),
+        speed,
+        retry_horizon: config.delivery_retry_horizon,
+    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
-    Ok((listener, services))
+    Ok((listener, services, lock))
 }
 
 /// A running emulator. Dropping it stops the server without waiting; call [`EmulatorHandle::shutdown`] to flush
@@ -325,6 +369,11 @@ impl EmulatorHandle {
     /// failed object is kept and retried.
     pub fn delivery_failures(&self) -> u64 {
         self.firehose.delivery_failures()
+    }
+
+    /// The emulator's own storage errors so far (a full disk): journal appends refused, object writes failed.
+    pub fn storage_errors(&self) -> u64 {
+        self.firehose.storage_errors()
     }
 
     /// Records dropped after the delivery retry horizon, across all streams.

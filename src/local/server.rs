@@ -36,6 +36,8 @@ pub struct Services {
     pub secret: String,
     /// `--speed`, announced in every answer's `x-firehose-kit-speed` header when it is not 1.
     pub speed: f64,
+    /// `--delivery-retry-horizon`, announced when it is not AWS's 24 hours.
+    pub retry_horizon: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +214,15 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
     if svc.speed != 1.0
         && let Ok(v) = HeaderValue::from_str(&svc.speed.to_string())
     {
-        resp.headers_mut().insert("x-firehose-kit-speed", v);
+        resp.headers_mut().insert(crate::firehose::contract::SPEED_HEADER, v);
+    }
+    if svc.retry_horizon != crate::firehose::failures::RETRY_HORIZON
+        && let Ok(v) = HeaderValue::from_str(&svc.retry_horizon.as_secs_f64().to_string())
+    {
+        resp.headers_mut().insert(crate::firehose::contract::RETRY_HORIZON_HEADER, v);
+    }
+    if let Some(v) = svc.firehose.storage_error().and_then(|e| HeaderValue::from_str(&e).ok()) {
+        resp.headers_mut().insert(crate::firehose::contract::STORAGE_ERROR_HEADER, v);
     }
     tracing::info!(target: "firehose_kit::local::request", "{label} → {} in {:.1} ms", resp.status().as_u16(), started.elapsed().as_secs_f64() * 1e3);
     Ok(resp)

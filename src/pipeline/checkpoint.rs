@@ -14,6 +14,15 @@ use crate::error::{Error, Result};
 use crate::ui::format_count;
 use crate::util::persist;
 
+/// A range of an input acknowledged beyond the contiguous prefix (batches complete out of order): a resumed
+/// send skips it, so a run that gave up or was stopped is resumed without sending anything twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckedRange {
+    pub start: u64,
+    pub end: u64,
+    pub lines: u64,
+}
+
 /// Tracks acknowledged byte ranges of one input and the contiguous prefix they form.
 #[derive(Debug, Clone)]
 pub struct AckTracker {
@@ -28,6 +37,20 @@ pub struct AckTracker {
 impl AckTracker {
     pub fn new(start: u64, lines: u64) -> Self {
         AckTracker { contiguous: start, lines, ahead: BTreeMap::new() }
+    }
+
+    /// A tracker resuming at `start` with `ranges` already acknowledged after it.
+    pub fn resume(start: u64, lines: u64, ranges: &[AckedRange]) -> Self {
+        let mut t = AckTracker::new(start, lines);
+        for r in ranges {
+            t.complete(r.start, r.end, r.lines);
+        }
+        t
+    }
+
+    /// The acknowledged ranges after the contiguous prefix, in order.
+    pub fn ahead(&self) -> Vec<AckedRange> {
+        self.ahead.iter().map(|(&start, &(end, lines))| AckedRange { start, end, lines }).collect()
     }
 
     /// Marks `[start, end)`, holding `lines` lines, acknowledged. Ranges never overlap (each byte is sent once
@@ -125,6 +148,9 @@ pub struct Checkpoint {
     pub lines: u64,
     /// The run that acknowledged them.
     pub run_id: String,
+    /// Ranges after `offset` acknowledged too (out of order), skipped by a resumed send.
+    #[serde(default)]
+    pub ahead: Vec<AckedRange>,
     /// The stream instance that acknowledged them (absent in checkpoints of older versions, which are not
     /// trusted).
     #[serde(default)]
@@ -304,7 +330,7 @@ pub fn plan_resume(
             plan.already_sent.push(input.name.clone());
             continue;
         }
-        if cp.offset > 0 {
+        if cp.offset > 0 || !cp.ahead.is_empty() {
             plan.notes.push(format!(
                 "{}: resuming after line {} (byte {}), acknowledged by run {}",
                 input.name,
@@ -314,6 +340,7 @@ pub fn plan_resume(
             ));
             input.start_offset = cp.offset;
             input.start_lines = cp.lines;
+            input.acked = cp.ahead.clone();
             plan.resumed.push(input.name.clone());
             if !plan.resumed_from.contains(&cp.run_id) {
                 plan.resumed_from.push(cp.run_id.clone());
@@ -371,8 +398,12 @@ mod tests {
         t.complete(0, 50, 1);
         assert_eq!(t.contiguous(), 350, "old ranges change nothing");
         t.complete(400, 500, 1);
+        assert_eq!(t.ahead(), vec![AckedRange { start: 400, end: 500, lines: 1 }]);
+        let resumed = AckTracker::resume(t.contiguous(), t.lines(), &t.ahead());
+        assert_eq!((resumed.contiguous(), resumed.ahead().len()), (350, 1), "a resume knows what is acked ahead");
         t.complete(350, 400, 1);
         assert_eq!((t.contiguous(), t.lines()), (500, 23));
+        assert!(t.ahead().is_empty());
     }
 
     #[test]
@@ -412,6 +443,7 @@ mod tests {
             offset: 4,
             lines: 1,
             run_id: "r".into(),
+            ahead: Vec::new(),
             destination: Some(dest("S", 1)),
         };
         let cps = dir.path().join("cps");
@@ -440,24 +472,13 @@ mod tests {
                 offset,
                 lines: offset / 2,
                 run_id: "r1".into(),
+                ahead: Vec::new(),
                 destination: Some(dest("S", 1)),
             };
             cp.save(&cps).unwrap();
         }
-        let input = |p: &Path| Input {
-            name: p.display().to_string(),
-            source: Source::File { path: p.to_path_buf(), gzip: false },
-            start_offset: 0,
-            start_lines: 0,
-        };
-        let all = || {
-            vec![
-                input(&full),
-                input(&half),
-                input(&fresh),
-                Input { name: "stdin".into(), source: Source::Stdin, start_offset: 0, start_lines: 0 },
-            ]
-        };
+        let input = |p: &Path| Input::new(p.display().to_string(), Source::File { path: p.to_path_buf(), gzip: false });
+        let all = || vec![input(&full), input(&half), input(&fresh), Input::new("stdin".into(), Source::Stdin)];
         let plan = plan_resume(all(), &cps, &dest("S", 1), "S", false, false).unwrap();
         assert_eq!(plan.already_sent, vec![full.display().to_string()]);
         assert_eq!(plan.resumed, vec![half.display().to_string()]);
@@ -494,12 +515,7 @@ mod tests {
             "stream": "S", "path": file, "identity": identity(&file).unwrap(), "offset": 4, "lines": 2, "run_id": "old",
         });
         std::fs::write(legacy_path(&cps, "S", &file), legacy.to_string()).unwrap();
-        let input = || Input {
-            name: "a.log".into(),
-            source: Source::File { path: file.clone(), gzip: false },
-            start_offset: 0,
-            start_lines: 0,
-        };
+        let input = || Input::new("a.log".into(), Source::File { path: file.clone(), gzip: false });
         let plan = plan_resume(vec![input()], &cps, &dest("S", 1), "S", false, false).unwrap();
         assert_eq!(plan.inputs[0].start_offset, 0, "sent in full");
         assert!(plan.notes[0].contains("older firehose-kit"), "{:?}", plan.notes);

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod control;
+pub mod follow;
 pub mod framing;
 pub mod manifest;
 pub mod reader;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::checkpoint::{FileIdentity, identity};
+use super::checkpoint::{AckedRange, FileIdentity, identity};
 use super::framing::{Framer, Next};
 use super::manifest::line_hash;
 use super::records::{Batch, Batcher, MAX_RECORD_BYTES, Packer, Span};
@@ -36,6 +36,15 @@ pub struct Input {
     /// Resume point: byte offset (of the decompressed stream for `.gz`) and lines before it.
     pub start_offset: u64,
     pub start_lines: u64,
+    /// Ranges after the resume point that were acknowledged already: their lines are not sent again.
+    pub acked: Vec<AckedRange>,
+}
+
+impl Input {
+    /// An input read from its start.
+    pub fn new(name: String, source: Source) -> Self {
+        Input { name, source, start_offset: 0, start_lines: 0, acked: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +71,8 @@ pub enum Event {
         identity: Option<FileIdentity>,
         start_offset: u64,
         start_lines: u64,
+        /// Ranges after the start already acknowledged (a resumed send).
+        acked: Vec<AckedRange>,
     },
     Batch(Batch),
     /// Lines that will never be sent (rejected); their range counts as done for checkpoints.
@@ -186,28 +197,69 @@ pub fn generator_for(lines: u64, seed: Option<u64>) -> Generator {
     Generator::new(seed, Format::Combined, start, gap_ms)
 }
 
-fn open(input: &Input) -> std::io::Result<(Box<dyn Read + Send>, Option<FileIdentity>)> {
+/// An opened input: its bytes from the resume point, its identity (files), and, for a followed plain file, the
+/// flag its guard sets when the file is truncated or rewritten in place.
+struct Opened {
+    reader: Box<dyn Read + Send>,
+    identity: Option<FileIdentity>,
+    truncated: Option<Arc<AtomicBool>>,
+}
+
+fn open(input: &Input, follow: bool) -> std::io::Result<Opened> {
+    let plain = |reader: Box<dyn Read + Send>| Opened { reader, identity: None, truncated: None };
     match &input.source {
-        Source::Stdin => Ok((Box::new(std::io::stdin()), None)),
-        Source::Generate { lines, seed } => {
-            let reader =
-                GeneratedReader { generator: generator_for(*lines, *seed), remaining: *lines, buf: Vec::new(), pos: 0 };
-            Ok((Box::new(reader), None))
-        }
+        Source::Stdin => Ok(plain(Box::new(std::io::stdin()))),
+        Source::Generate { lines, seed } => Ok(plain(Box::new(GeneratedReader {
+            generator: generator_for(*lines, *seed),
+            remaining: *lines,
+            buf: Vec::new(),
+            pos: 0,
+        }))),
         Source::File { path, gzip } => {
-            let id = identity(path)?;
+            let identity = Some(identity(path)?);
             let mut file = File::open(path)?;
             if *gzip {
                 let mut decoder =
                     flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, file));
                 std::io::copy(&mut (&mut decoder).take(input.start_offset), &mut std::io::sink())?;
-                Ok((Box::new(decoder), Some(id)))
-            } else {
-                file.seek(std::io::SeekFrom::Start(input.start_offset))?;
-                Ok((Box::new(file), Some(id)))
+                return Ok(Opened { reader: Box::new(decoder), identity, truncated: None });
             }
+            file.seek(std::io::SeekFrom::Start(input.start_offset))?;
+            if !follow {
+                return Ok(Opened { reader: Box::new(file), identity, truncated: None });
+            }
+            let (guarded, truncated) = super::follow::Guarded::new(file, input.start_offset)?;
+            Ok(Opened { reader: Box::new(guarded), identity, truncated: Some(truncated) })
         }
     }
+}
+
+/// Lines of an input already acknowledged (a resumed send): skipped, not sent twice.
+struct Acked<'a> {
+    ranges: &'a [AckedRange],
+}
+
+impl Acked<'_> {
+    /// Whether the line `[start, end)` lies in an acknowledged range (ranges are sorted; lines come in order).
+    fn covers(&mut self, start: u64, end: u64) -> bool {
+        while let Some(r) = self.ranges.first() {
+            if r.end <= start {
+                self.ranges = &self.ranges[1..];
+                continue;
+            }
+            return r.start <= start && end <= r.end;
+        }
+        false
+    }
+}
+
+/// How a followed file instance was replaced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replaced {
+    /// Renamed away, another file under its name: what the old one still holds is read first.
+    Rotated,
+    /// Truncated (copytruncate) or rewritten in place: its new content is read from its start.
+    Truncated,
 }
 
 struct Producer {
@@ -296,6 +348,9 @@ impl Producer {
                 std::thread::sleep(wait);
             }
         }
+        // A followed file refilled after copytruncate by a writer without O_APPEND starts with a hole: NUL bytes
+        // that are no log's content.
+        let bytes = if self.config.follow { &bytes[bytes.iter().take_while(|b| **b == 0).count()..] } else { bytes };
         let content: &[u8] = if self.config.json {
             let raw = &bytes[..bytes.len() - 1];
             match parse_line(raw) {
@@ -344,45 +399,43 @@ impl Producer {
         Ok(())
     }
 
-    /// Reads one input (one file instance) until its end, or, when following, until it is rotated away.
-    /// Returns the next file instance to read when a rotation or truncation was seen.
+    /// Reads one input (one file instance) until its end, or, when following, until it is rotated away or
+    /// truncated. Returns the next file instance to read when that happened.
     fn read_input(&mut self, input: &Input) -> std::result::Result<Option<Input>, Halt> {
         let index = self.next_input;
         self.next_input += 1;
-        let (reader, id) = match open(input) {
-            Ok(x) => x,
-            Err(e) => {
-                let path = match &input.source {
-                    Source::File { path, .. } => path.clone(),
-                    _ => PathBuf::from(&input.name),
-                };
-                self.send(Event::Failed(Error::Input { path, source: e }))?;
-                return Err(Halt::Stopped);
-            }
-        };
         let path = match &input.source {
             Source::File { path, .. } => Some(path.clone()),
             _ => None,
+        };
+        let follow = self.config.follow && matches!(input.source, Source::File { gzip: false, .. });
+        let opened = match open(input, follow) {
+            Ok(x) => x,
+            Err(e) => {
+                let path = path.unwrap_or_else(|| PathBuf::from(&input.name));
+                self.send(Event::Failed(Error::Input { path, source: e }))?;
+                return Err(Halt::Stopped);
+            }
         };
         self.send(Event::Opened {
             input: index,
             name: input.name.clone(),
             path: path.clone(),
-            identity: id.clone(),
+            identity: opened.identity.clone(),
             start_offset: input.start_offset,
             start_lines: input.start_lines,
+            acked: input.acked.clone(),
         })?;
         let max_line = self.config.record_size.min(MAX_RECORD_BYTES);
-        let follow = self.config.follow && path.is_some();
-        let mut framer = Framer::new(reader, max_line, input.start_offset, input.start_lines);
+        let mut framer = Framer::new(opened.reader, max_line, input.start_offset, input.start_lines);
+        let mut acked = Acked { ranges: &input.acked };
         let (mut lines, mut bytes) = (0u64, 0u64);
-        // Set once a followed file was rotated or truncated: read what the old instance still holds, then move on.
-        let mut draining: Option<&'static str> = None;
+        let mut replaced: Option<Replaced> = None;
         loop {
             if self.stopped() {
                 return Err(Halt::Stopped);
             }
-            let next = match framer.next(!follow || draining.is_some()) {
+            let next = match framer.next(!follow || replaced.is_some()) {
                 Ok(n) => n,
                 Err(e) => {
                     let path = path.clone().unwrap_or_else(|| PathBuf::from(&input.name));
@@ -391,6 +444,7 @@ impl Producer {
                 }
             };
             match next {
+                Next::Line(line) if acked.covers(line.start, line.end) => {}
                 Next::Line(line) => {
                     lines += 1;
                     bytes += line.bytes.len() as u64;
@@ -406,36 +460,52 @@ impl Producer {
                     self.send(Event::Finished { input: index, lines, bytes })?;
                     return Ok(None);
                 }
-                Next::End if draining.is_some() => {
-                    self.send(Event::Finished { input: index, lines, bytes })?;
-                    tracing::info!(
-                        "{} was {}: reading the new file from its start",
-                        input.name,
-                        draining.unwrap_or_default()
-                    );
-                    return Ok(Some(Input {
-                        name: input.name.clone(),
-                        source: input.source.clone(),
-                        start_offset: 0,
-                        start_lines: 0,
-                    }));
-                }
                 Next::End => {
-                    self.flush_if_lingering()?;
-                    std::thread::sleep(Duration::from_millis(200));
-                    let path = path.as_ref().expect("following a file");
-                    // A failed identity means the file was renamed away and the new one is not there yet.
-                    let rotated = matches!((&id, identity(path)), (Some(old), Ok(new)) if old.dev != new.dev || old.ino != new.ino);
-                    let truncated = std::fs::metadata(path).is_ok_and(|m| m.len() < framer.offset());
-                    if rotated {
-                        draining = Some("rotated");
-                    } else if truncated {
-                        draining = Some("truncated");
+                    let truncated = opened.truncated.as_ref().is_some_and(|t| t.load(Ordering::Relaxed));
+                    replaced = replaced.or(truncated.then_some(Replaced::Truncated));
+                    if replaced.is_none() {
+                        self.flush_if_lingering()?;
+                        std::thread::sleep(Duration::from_millis(200));
+                        replaced = rotated(path.as_deref(), opened.identity.as_ref());
+                        framer.resume_after_eof();
+                        continue;
                     }
-                    framer.resume_after_eof();
+                    self.send(Event::Finished { input: index, lines, bytes })?;
+                    return Ok(Some(self.after_replacement(input, replaced)));
                 }
             }
         }
+    }
+
+    /// The next instance of a followed file: the new file after a rotation, from its start; the same file after
+    /// a truncation, from where its new content starts.
+    fn after_replacement(&self, input: &Input, replaced: Option<Replaced>) -> Input {
+        let mut next = Input::new(input.name.clone(), input.source.clone());
+        if replaced == Some(Replaced::Truncated)
+            && let Source::File { path, .. } = &input.source
+        {
+            next.start_offset = super::follow::content_start(path).unwrap_or(0);
+            if next.start_offset > 0 {
+                tracing::info!(
+                    "{}: truncated and refilled by a writer without O_APPEND: skipping its {} leading NUL bytes",
+                    input.name,
+                    next.start_offset
+                );
+            }
+        }
+        let how = if replaced == Some(Replaced::Rotated) { "rotated" } else { "truncated" };
+        tracing::info!("{} was {how}: reading the new content from its start", input.name);
+        next
+    }
+}
+
+/// Whether the followed file was renamed away (another file, or none yet, under its name).
+fn rotated(path: Option<&std::path::Path>, id: Option<&FileIdentity>) -> Option<Replaced> {
+    let (path, old) = (path?, id?);
+    // A failed identity means the file was renamed away and the new one is not there yet.
+    match identity(path) {
+        Ok(new) if old.dev != new.dev || old.ino != new.ino => Some(Replaced::Rotated),
+        _ => None,
     }
 }
 
@@ -522,8 +592,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"one\r\ntwo\n\nthree").unwrap();
-        let input =
-            Input { name: "a.log".into(), source: Source::File { path, gzip: false }, start_offset: 0, start_lines: 0 };
+        let input = Input::new("a.log".into(), Source::File { path, gzip: false });
         let (events, rejects, _d) = run(vec![input], config(false));
         let b = batches(&events);
         assert_eq!(b.len(), 1);
@@ -552,6 +621,7 @@ mod tests {
             source: Source::File { path, gzip: true },
             start_offset: 6,
             start_lines: 1,
+            acked: Vec::new(),
         };
         let (events, _, _d) = run(vec![input], config(false));
         assert_eq!(batches(&events)[0].records[0].data, b"second\n");
@@ -564,8 +634,7 @@ mod tests {
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 12\ngarbage\n")
             .unwrap();
-        let input =
-            Input { name: "a.log".into(), source: Source::File { path, gzip: false }, start_offset: 0, start_lines: 0 };
+        let input = Input::new("a.log".into(), Source::File { path, gzip: false });
         let (events, rejects, _d) = run(vec![input], config(true));
         let data = String::from_utf8(batches(&events)[0].records[0].data.clone()).unwrap();
         let v: serde_json::Value = serde_json::from_str(data.trim_end()).unwrap();
@@ -586,14 +655,26 @@ mod tests {
 
     #[test]
     fn generated_input_yields_the_requested_number_of_lines() {
-        let input = Input {
-            name: "generated".into(),
-            source: Source::Generate { lines: 1234, seed: Some(1) },
-            start_offset: 0,
-            start_lines: 0,
-        };
+        let input = Input::new("generated".into(), Source::Generate { lines: 1234, seed: Some(1) });
         let (events, _, _d) = run(vec![input], config(false));
         let lines: u64 = batches(&events).iter().map(|b| b.lines()).sum();
         assert_eq!(lines, 1234);
+    }
+
+    #[test]
+    fn a_resumed_input_skips_the_ranges_acknowledged_ahead_of_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"a\nb\nc\nd\ne\n").unwrap();
+        let input = Input {
+            name: "a.log".into(),
+            source: Source::File { path, gzip: false },
+            start_offset: 2,
+            start_lines: 1,
+            acked: vec![AckedRange { start: 4, end: 6, lines: 1 }, AckedRange { start: 8, end: 10, lines: 1 }],
+        };
+        let (events, _, _d) = run(vec![input], config(false));
+        assert_eq!(batches(&events)[0].records[0].data, b"b\nd\n", "c and e were acknowledged already");
+        assert!(events.iter().any(|e| matches!(e, Event::Finished { lines: 2, .. })));
     }
 }

@@ -397,3 +397,48 @@ pub async fn try_put_record(
     let record = Record::builder().data(Blob::new(data.into())).build().expect("data is set");
     c.firehose.put_record().delivery_stream_name(stream).record(record).send().await
 }
+
+/// Starts `firehose-kit local` on `data_dir` with extra options, its standard error going to `stderr_file`, and
+/// (when `file_size_limit` is given, in bytes) no file it writes allowed to grow past that size, as a full disk
+/// would refuse it: writes fail with EFBIG (SIGXFSZ is ignored, as a server would). Returns it and its endpoint.
+pub fn spawn_local_limited(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    stderr_file: &std::path::Path,
+    file_size_limit: Option<u64>,
+) -> (Process, String) {
+    let exe = env!("CARGO_BIN_EXE_firehose-kit");
+    let mut args: Vec<String> = ["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--data-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(data_dir.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    // `ulimit -f` counts 512-byte blocks in dash (Debian's sh) and POSIX shells.
+    let limit = match file_size_limit {
+        Some(bytes) => format!("ulimit -f {} && trap '' XFSZ && ", bytes / 512),
+        None => String::new(),
+    };
+    let script = format!("{limit}exec \"$0\" \"$@\"");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(stderr_file).unwrap())
+        .spawn()
+        .expect("spawn firehose-kit local");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let endpoint = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| {
+            panic!("no endpoint in {line:?}: {}", std::fs::read_to_string(stderr_file).unwrap_or_default())
+        })
+        .to_string();
+    (Process(child), endpoint)
+}

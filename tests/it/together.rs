@@ -128,3 +128,120 @@ async fn two_concurrent_sends_of_one_file_deliver_each_line_once() {
         (Some(100_000), Some(0), Some(0))
     );
 }
+
+/// The emulator's disk fills up (every file it writes is limited to a few MiB, as a full disk would refuse
+/// more): send gives up with the cause and what to do in its summary, the emulator warns, and once there is
+/// room again the resumed send delivers every line exactly once.
+#[tokio::test]
+async fn a_full_disk_stops_send_with_its_cause_and_a_resume_delivers_every_line_once() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("emulator.log");
+    log_file(dir.path(), "access.log", 100_000, 81); // ~18 MB
+    let (mut emulator, ep) = support::spawn_local_limited(data.path(), &[], &log, Some(6 << 20));
+    support::setup(&ep, dir.path(), &["--buffer-interval", "1"]);
+    let out = cli(&ep, dir.path(), &["send", "access.log", "--retry-timeout", "3s"]);
+    assert_exit(&out, 1);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("NOT SENT:"), "{summary}");
+    assert!(summary.contains("last error: InternalFailure: emulator storage error"), "the cause: {summary}");
+    assert!(summary.contains("File too large") || summary.contains("No space left"), "{summary}");
+    assert!(summary.contains("free disk space") && summary.contains("send access.log` again"), "what to do: {summary}");
+    let status = cli(&ep, dir.path(), &["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("storage error"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let warned = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        warned.contains("storage error, journal") && warned.contains("InternalFailure"),
+        "the emulator warned: {warned}"
+    );
+    emulator.0.kill().unwrap();
+    emulator.0.wait().unwrap();
+
+    // Room again: the same data dir, no limit; the resumed send sends only what was not acknowledged.
+    let (_emulator, ep) = support::spawn_local_limited(data.path(), &[], &log, None);
+    let resumed = cli(&ep, dir.path(), &["send", "access.log"]);
+    assert_exit(&resumed, 0);
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming after line"));
+    let out = cli(&ep, dir.path(), &["verify", "--expect", "access.log", "--strict", "-o", "json"]);
+    assert_exit(&out, 0);
+    let v = json_out(&out);
+    assert_eq!(
+        (v["matched"].as_u64(), v["duplicated"].as_u64(), v["extra"].as_u64()),
+        (Some(100_000), Some(0), Some(0))
+    );
+}
+
+/// logrotate's copytruncate while `send --follow` runs, the writer refilling the file past the old offset at
+/// once (a busy server): with a writer that appends (O_APPEND) and with one that keeps its offset (leaving a
+/// hole of NUL bytes), every line arrives once and nothing is read from the middle of the new content.
+#[tokio::test]
+async fn follow_loses_nothing_under_copytruncate_with_an_immediate_refill() {
+    use std::io::Write;
+    for append in [true, false] {
+        let env = start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let ep = env.emu.endpoint();
+        support::setup(ep, dir.path(), &["--buffer-interval", "1"]);
+        let all = std::fs::read(log_file(dir.path(), "all.log", 30_000, 91)).unwrap();
+        let cut =
+            |n: usize| all.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(n - 1).map(|(i, _)| i + 1).unwrap();
+        let (first, second, third) = (&all[..cut(10_000)], &all[cut(10_000)..cut(20_000)], &all[cut(20_000)..]);
+        let path = dir.path().join("access.log");
+        let mut writer = std::fs::OpenOptions::new().create(true).write(true).append(append).open(&path).unwrap();
+        writer.write_all(first).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+        cmd.args(["--endpoint-url", ep, "send", "access.log", "--follow", "--linger", "100ms"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        test_env(&mut cmd);
+        let follower = support::Process(cmd.spawn().unwrap());
+        support::wait_for_lines(&env.clients, DEFAULT_BUCKET, 10_000).await;
+        // copytruncate, and the writer goes on at once: the file is past the old offset before the next poll.
+        std::fs::copy(&path, dir.path().join("access.log.1")).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        writer.write_all(second).unwrap();
+        writer.write_all(third).unwrap();
+        support::wait_for_lines(&env.clients, DEFAULT_BUCKET, 30_000).await;
+        Command::new("kill").args(["-INT", &follower.0.id().to_string()]).status().unwrap();
+        let mut follower = follower;
+        assert!(follower.0.wait().unwrap().success(), "append {append}");
+        let out = cli(ep, dir.path(), &["verify", "--expect", "all.log", "-o", "json"]);
+        let v = json_out(&out);
+        assert_eq!(
+            (v["matched"].as_u64(), v["missing"].as_u64(), v["duplicated"].as_u64(), v["extra"].as_u64()),
+            (Some(30_000), Some(0), Some(0), Some(0)),
+            "append {append}: {v}"
+        );
+    }
+}
+
+/// Two emulators on one data dir would deliver the same journals twice: the second refuses to start (exit 2),
+/// naming the first's process and address; once the first is gone (killed, even), the dir is free again.
+#[tokio::test]
+async fn a_second_emulator_on_a_used_data_dir_exits_2_naming_the_first() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut first, endpoint) = support::spawn_local(data.path());
+    let out = support::cli_plain(
+        data.path(),
+        &["local", "--addr", "127.0.0.1:0", "--data-dir", &data.path().display().to_string()],
+    );
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another emulator")
+            && stderr.contains(&format!("pid {}", first.0.id()))
+            && stderr.contains(&endpoint),
+        "{stderr}"
+    );
+    // In-process too, and a kill -9 leaves no stale lock.
+    let embedded = firehose_kit::local::Emulator::builder().addr("127.0.0.1:0").data_dir(data.path()).start().await;
+    assert!(matches!(embedded, Err(firehose_kit::local::StartError::InUse { .. })));
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let (_second, _) = support::spawn_local(data.path());
+}

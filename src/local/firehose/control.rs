@@ -6,11 +6,11 @@ use super::model::{
     CreateInput, CreateOutput, DESTINATION_ID, Encryption, EncryptionCallInput, ListInput, ListOutput, ListTagsInput,
     ListTagsOutput, NameInput, StreamState, TagInput, TagOutput, UntagInput, UpdateInput,
 };
-use super::wire::{self, ApiError, Empty};
 use super::{Firehose, Stream, stream_key, target_of, validate};
 use crate::firehose::limits::MAX_TAGS;
 use crate::firehose::names::arn_partition;
 use crate::firehose::types::{EncryptionStatus, StreamStatus};
+use crate::local::json::{self as wire, ApiError, Empty};
 use crate::local::s3::store::now_ms;
 
 impl Firehose {

@@ -11,9 +11,9 @@ use super::engine::Runtime;
 use super::model::Lifecycle;
 use super::quota::Refusal;
 use super::validate;
-use super::wire::{self, ApiError};
 use crate::firehose::limits::{MAX_BATCH_RECORDS, MAX_RECORD_BYTES, batch_data_fits};
 use crate::firehose::types::{EncryptionStatus, StreamStatus};
+use crate::local::json::{self as wire, ApiError};
 use crate::local::s3::store::now_ms;
 
 #[derive(Deserialize)]
@@ -183,19 +183,28 @@ fn decoded_len(b64: &[u8]) -> usize {
 /// is quicker than handing it to the blocking pool and back. Larger batches go to the blocking pool.
 const INLINE_JOURNAL_BYTES: usize = 256 * 1024;
 
-/// Journals and buffers the records at `spans` of `data` (acknowledgeable once this returns).
+/// Journals and buffers the records at `spans` of `data` (acknowledgeable once this returns). A journal that
+/// cannot take them (a full disk) refuses the call with InternalFailure, which producers retry, and the
+/// emulator warns about it.
 async fn accept(
     rt: Arc<Runtime>,
     spans: Vec<std::ops::Range<usize>>,
     data: Vec<u8>,
+    storage: &super::storage::StorageErrors,
 ) -> Result<super::engine::Accepted, ApiError> {
     let inline = data.len() < INLINE_JOURNAL_BYTES;
+    let runtime = rt.clone();
     let run = move || {
         let records: Vec<&[u8]> = spans.iter().map(|s| &data[s.clone()]).collect();
-        rt.accept(&records, now_ms())
+        runtime.accept(&records, now_ms())
     };
     let result = if inline { run() } else { tokio::task::spawn_blocking(run).await.map_err(ApiError::internal)? };
-    result.map_err(ApiError::internal)
+    result.map_err(|e| {
+        let (stream, dir) = rt.describe();
+        let what = format!("the journal under {}: {e}", dir.display());
+        storage.record(&stream, "journal", &what, "the call was answered InternalFailure (nothing acknowledged)");
+        ApiError::internal(e)
+    })
 }
 
 /// Decodes one record's base64 with SIMD code, appending it to `out` (into its spare capacity: the batch's buffer
@@ -257,7 +266,7 @@ impl Firehose {
         if let Some(refusal) = self.faults.lock().expect("faults lock").roll() {
             return Err(ApiError::new("ServiceUnavailableException", refusal.message()));
         }
-        let accepted = accept(rt, std::iter::once(0..data.len()).collect(), data).await?;
+        let accepted = accept(rt, std::iter::once(0..data.len()).collect(), data, &self.gate.storage).await?;
         let end = accepted.ends.first().copied().unwrap_or_default();
         wire::ok(&PutRecordOutput { record_id: RecordId { incarnation: &incarnation, end_offset: end }, encrypted })
     }
@@ -316,7 +325,11 @@ impl Firehose {
         }
         let accepted_spans: Vec<std::ops::Range<usize>> =
             spans.iter().zip(&refusals).filter(|(_, r)| r.is_none()).map(|(s, _)| s.clone()).collect();
-        let ends = if accepted_spans.is_empty() { Vec::new() } else { accept(rt, accepted_spans, data).await?.ends };
+        let ends = if accepted_spans.is_empty() {
+            Vec::new()
+        } else {
+            accept(rt, accepted_spans, data, &self.gate.storage).await?.ends
+        };
         let mut ends = ends.into_iter();
         let responses: Vec<Entry> = refusals
             .iter()

@@ -276,6 +276,11 @@ impl Runtime {
         }
     }
 
+    /// The stream (or partition) this runtime delivers for, and its journal directory.
+    pub fn describe(&self) -> (String, PathBuf) {
+        (self.inner.lock().expect("runtime lock").target.stream.clone(), self.dir.clone())
+    }
+
     /// Applies the quota to a request; `false` means the whole call is throttled.
     pub fn admit_request(&self) -> bool {
         let mut inner = self.inner.lock().expect("runtime lock");
@@ -642,11 +647,15 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Failu
     let target = &sealed.target;
     let key = object_key(target, sealed.oldest_ms);
     rt.gate.check(target, store, &key)?;
-    write_object(rt, store, sealed, key).map_err(|e| match e {
+    write_object(rt, store, sealed, key.clone()).map_err(|e| match e {
         StoreError::NoSuchBucket => {
             Failure::new("S3.NoSuchBucket", format!("the bucket {} does not exist", target.bucket))
         }
-        other => Failure::new("InternalError", format!("storage error: {other}")),
+        other => {
+            let what = format!("writing s3://{}/{key} (under {}): {other}", target.bucket, rt.dir.display());
+            rt.gate.storage.record(&target.stream, "delivery", &what, "the object is kept and retried");
+            Failure::new("InternalError", format!("storage error: {other}"))
+        }
     })
 }
 

@@ -89,6 +89,8 @@ pub struct Gate {
     pub dropped_records: AtomicU64,
     /// Error events written to CloudWatch Logs.
     pub logged: AtomicU64,
+    /// The emulator's own storage failures (journal appends, object writes).
+    pub storage: super::storage::StorageErrors,
 }
 
 impl Gate {
@@ -113,6 +115,7 @@ impl Gate {
             failures: AtomicU64::new(0),
             dropped_records: AtomicU64::new(0),
             logged: AtomicU64::new(0),
+            storage: Default::default(),
         }
     }
 

@@ -98,8 +98,8 @@ impl Journal {
         records: impl Iterator<Item = &'a [u8]> + Clone,
     ) -> std::io::Result<Vec<u64>> {
         if self.end - self.segment_start >= SEGMENT_BYTES {
-            self.segment_start = self.end;
             self.file = OpenOptions::new().create(true).append(true).open(self.dir.join(segment_name(self.end)))?;
+            self.segment_start = self.end;
         }
         // Headers are built in one small buffer and written with the records' own bytes in vectored writes: no
         // copy of the (up to 4 MiB) batch is made.
@@ -117,7 +117,15 @@ impl Journal {
             slices.push(IoSlice::new(header));
             slices.push(IoSlice::new(record));
         }
-        write_all_vectored(&mut self.file, &mut slices)?;
+        if let Err(e) = write_all_vectored(&mut self.file, &mut slices) {
+            // A partial write (a full disk) must not stay: the records were not acknowledged, and a later append
+            // after a torn frame would be unreadable. Cut the segment back to its last whole frame.
+            let path = self.dir.join(segment_name(self.segment_start));
+            if let Err(cut) = self.file.set_len(self.end - self.segment_start) {
+                tracing::error!("cannot cut `{}` back after a failed write: {cut}", path.display());
+            }
+            return Err(std::io::Error::new(e.kind(), format!("appending to `{}`: {e}", path.display())));
+        }
         self.end = offset;
         Ok(ends)
     }

@@ -22,8 +22,8 @@ pub mod gate;
 pub mod journal;
 pub mod model;
 pub mod quota;
+pub mod storage;
 pub mod validate;
-pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,7 +36,6 @@ use http::Response;
 use self::engine::{Runtime, Target};
 use self::model::{Lifecycle, StreamState};
 use self::quota::{Faults, Limiter, Quota};
-use self::wire::ApiError;
 use super::iam::Iam;
 use super::logs::Logs;
 use super::s3::Store;
@@ -44,6 +43,7 @@ use super::s3::store::now_ms;
 use crate::firehose::partitioning::Partitioner;
 use crate::firehose::prefix::Prefixes;
 use crate::firehose::types::{Compression, StreamStatus};
+use crate::local::json::ApiError;
 use crate::util::persist;
 
 /// Settings of the Firehose part of the emulator.
@@ -200,6 +200,16 @@ impl Firehose {
         )
     }
 
+    /// The latest storage error of the past few minutes, as the response header announces it.
+    pub fn storage_error(&self) -> Option<String> {
+        self.gate.storage.recent()
+    }
+
+    /// Storage errors so far (journal appends refused, object writes failed).
+    pub fn storage_errors(&self) -> u64 {
+        self.gate.storage.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Delivery attempts that failed so far (each failed object is kept and retried).
     pub fn delivery_failures(&self) -> u64 {
         self.gate.failures.load(std::sync::atomic::Ordering::Relaxed)
@@ -300,7 +310,7 @@ impl Firehose {
                 format!("operation {other} is not modelled by the firehose-kit emulator"),
             )),
         };
-        wire::response(result)
+        crate::local::json::response(result)
     }
 
     /// Runs `f` on a stream that exists (not gone) without changing anything.

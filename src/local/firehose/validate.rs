@@ -14,7 +14,7 @@ use crate::firehose::prefix::{self, Prefixes};
 use crate::firehose::types::Compression;
 
 use super::model::{Destination, DestinationInput, EncryptionInput, Tag};
-use super::wire::{ApiError, null_violation};
+use crate::local::json::{ApiError, null_violation};
 
 /// A `DeliveryStreamName` member.
 pub fn stream_name(name: Option<&str>) -> Result<String, ApiError> {

@@ -1,5 +1,6 @@
-//! The Firehose wire protocol of the emulator: JSON 1.1 errors (`{"__type": code, "message": ...}` with their
-//! HTTP status) and responses serialized from typed structs.
+//! The JSON 1.1 protocol every JSON service of the emulator speaks (Firehose, CloudWatch Logs, and those to
+//! come): errors as `{"__type": code, "message": ...}` with their HTTP status, inputs parsed into typed structs
+//! and responses serialized from them.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
