@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/firehose-kit
 
-.PHONY: build demo test test-compat test-aws report-screenshot lint lint-templates fmt bench install clean docs
+.PHONY: build demo test test-compat test-aws report-screenshot lint lint-templates fmt bench soak install clean docs
 
 build:
 	$(CARGO) build --release --locked
@@ -48,6 +48,14 @@ fmt:
 bench: build
 	$(CARGO) build --release --locked --example loadgen
 	./bench/run
+
+# Long runs, not in CI: the crash loop with SOAK_KILLS kills (500), then SOAK_MINUTES (10) of load with delivery
+# failures on and off, sampling the emulator's memory, descriptors, threads and state; writes docs/soak.svg and
+# the soak section of docs/benchmarks.md.
+soak: build
+	$(CARGO) build --release --locked --example soak
+	FIREHOSE_KIT_CRASH_KILLS=$${SOAK_KILLS:-500} $(CARGO) test --release --locked --test it crash:: -- --nocapture
+	./target/release/examples/soak target/release/firehose-kit
 
 # Regenerates docs/cli.md from the command-line definitions (a test keeps them equal).
 docs:

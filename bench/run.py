@@ -8,7 +8,8 @@ BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB), BENCH_MA
 SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
 RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
 BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
-BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto) or BENCH_ONLY=partitioning.
+BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning or
+BENCH_ONLY=fsync (`local --fsync` against the default).
 """
 import datetime
 import json
@@ -267,6 +268,38 @@ def partitioning(emu):
     }
 
 
+def durability(default_proc, default):
+    """`send` and client (c) against the default emulator and one started with `--fsync` (every acknowledged
+    record synced to disk before the answer, every delivery's progress synced): what surviving a machine crash,
+    not only a killed process, costs."""
+    path = generate("fsync.log", 300_000, 7)
+    fsync_proc, fsync = start_local("emu-fsync", "--fsync")
+    sends = {"default": [], "fsync": []}
+    batches = {"default": [], "fsync": []}
+    for name, endpoint in (("default", default), ("fsync", fsync)):
+        kit(endpoint, "--stream", "Durable", "setup", "--bucket", f"bench-durable-{name}", "--buffer-size", "128",
+            "--buffer-interval", "60", state=f"s-durable-{name}")
+    for i in range(RUNS):
+        for name, endpoint in (("default", default), ("fsync", fsync)):
+            log(f"durability: send and (c) against the {name} emulator, run {i + 1}/{RUNS}")
+            r = kit(endpoint, "--stream", "Durable", "send", path, "--from-start", state=f"s-durable-{name}")
+            sends[name].append(r["mb_per_s"])
+            batches[name].append(python_contender("batch_producer.py", endpoint, "Durable", path)[0])
+    os.remove(path)
+    return {k: {"send_mb_s": stats(sends[k]), "batch_lines_s": stats(batches[k])} for k in sends}
+
+
+def durability_rows(d):
+    send_ratio = d["fsync"]["send_mb_s"]["median"] / d["default"]["send_mb_s"]["median"]
+    batch_ratio = d["fsync"]["batch_lines_s"]["median"] / d["default"]["batch_lines_s"]["median"]
+    return [
+        ("durability: send (57 MB) to `local --fsync` vs the default", f"{fmt(d['fsync']['send_mb_s'], ' MB/s')} vs {fmt(d['default']['send_mb_s'], ' MB/s')}",
+         f"{send_ratio:.2f}× (4 MiB batches: one sync per batch)"),
+        ("durability: (c) boto3 500 lines/call to `local --fsync` vs the default", f"{fmt(d['fsync']['batch_lines_s'], ' lines/s', 0)} vs {fmt(d['default']['batch_lines_s'], ' lines/s', 0)}",
+         f"{batch_ratio:.2f}× (one sync per call of ~90 KB)"),
+    ]
+
+
 def partitioning_rows(p):
     c = p["cost"]
     return [
@@ -281,6 +314,16 @@ def partitioning_rows(p):
 def main():
     if os.environ.get("BENCH_ONLY") == "cpu":
         return cpu_only()
+    if os.environ.get("BENCH_ONLY") == "fsync":
+        shutil.rmtree(WORK, ignore_errors=True)
+        os.makedirs(WORK)
+        proc, emu = start_local("emu")
+        rows = durability_rows(durability(proc, emu))
+        width = max(len(a) for a, _, _ in rows)
+        for a, b, note in rows:
+            print(f"{a:<{width}}  {b}  — {note}")
+        print(f"({cpu_model()}, {sha_extensions()})")
+        return
     if os.environ.get("BENCH_ONLY") == "partitioning":
         os.makedirs(WORK, exist_ok=True)
         _, emu = start_local("emu-partitioning")
@@ -361,6 +404,7 @@ def main():
     }
 
     results["partitioning"] = partitioning(emu)
+    results["durability"] = durability(emu_proc, emu)
 
     # Verify throughput and peak memory at 1 M and 4 M delivered lines.
     verify = {}
@@ -467,6 +511,7 @@ def report(r, big_mb):
     ]
     rows += cpu_rows(r, big_mb)
     rows += partitioning_rows(r["partitioning"])
+    rows += durability_rows(r["durability"])
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
         once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \
@@ -531,6 +576,12 @@ How to read it:
   buffering, answering); "with delivery" sends to a stream with the demo's 1 MiB / 60 s hints, so every run
   also writes about 55 objects and computes their MD5 ETags. moto writes one object per call and computes the
   ETag only when it is first read. `BENCH_ONLY=cpu` runs only these rows.
+- **durability**: the default emulator answers once a record is in its journal in the page cache, which
+  survives a killed process (kill -9) but not a machine crash; `local --fsync` syncs each journal append before
+  answering (and each delivery's intent and progress, and the objects, before they count), so acknowledged
+  records survive a power loss too. The rows compare both on the same input in one run: a send of packed 4 MiB
+  batches, and client (c)'s many small calls, where one sync per call weighs most. `BENCH_ONLY=fsync` runs only
+  these rows.
 """
     try:
         with open(DOC) as f:

@@ -137,22 +137,33 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the S3 bucket, IAM role and Direct Put stream; wait until ACTIVE (safe to re-run)
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "On an existing stream a setting you leave out keeps the stream's value: re-running setup repairs the
+role, bucket and error log without changing buffering or anything else you chose.
+
+Examples:
   firehose-kit setup                                  # defaults: ApacheLogs, 1 MiB / 60 s, no compression
   firehose-kit setup --dry-run                        # show the plan and the exact policy documents
   firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
-  firehose-kit --local setup --stream Demo --buffer-interval 10")]
+  firehose-kit --local setup --stream Demo --buffer-interval 10"
+    )]
     Setup(SetupArgs),
 
     /// Send Apache log lines (files, stdin or generated) into the stream, packed into records, nothing lost
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "A file is resumed after the lines its last send to this stream got acknowledged (a checkpoint per
+file and stream instance; --from-start ignores it). A second send of a file that another send is sending to the
+same stream waits for it, then sends only what it did not. --follow survives rotation and copytruncate.
+
+Examples:
   firehose-kit send access.log                       # pack lines into records, batch, retry failed entries
   firehose-kit send 'logs/*.log.gz'                  # globs; .gz files are read transparently
   tail -F access.log | firehose-kit send -            # standard input
   firehose-kit send --generate 100000                # generated Apache combined lines
   firehose-kit send access.log --format json         # one JSON object per line
   firehose-kit send access.log --rate 50             # play the file like a live log, 50 lines/s
-  firehose-kit send access.log --follow              # keep shipping as the file grows (and rotates)")]
+  firehose-kit send access.log --follow              # keep shipping as the file grows (and rotates)"
+    )]
     Send(SendArgs),
 
     /// Prove every sent line arrived in S3; report missing, duplicated and extra lines and the buffering
@@ -209,7 +220,7 @@ Then, in another shell:
     #[command(after_help = "Examples:
   firehose-kit generate --lines 1000 > access.log
   firehose-kit generate --rate 20 --format common     # endless, 20 lines/s
-  firehose-kit generate --lines 10 --seed 42          # the same lines every time")]
+  firehose-kit generate --lines 10 --seed 42 --start 2026-01-01T00:00:00Z   # the same lines every time")]
     Generate(GenerateArgs),
 
     /// Print a shell completion script
@@ -232,19 +243,21 @@ pub enum Compression {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct SetupArgs {
-    /// Destination bucket [default: firehose-kit-<account-id>-<region>]
+    /// Destination bucket [new stream: firehose-kit-ACCOUNT-REGION; an existing stream keeps its bucket]
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
 
-    /// Buffering hint: deliver when this many MiB are buffered (1–128) [default: 1]
+    /// Buffering hint: deliver when this many MiB are buffered (1–128) [new stream: 1, or 64 partitioned; an
+    /// existing stream keeps its value]
     #[arg(long, value_name = "MIB")]
     pub buffer_size: Option<u32>,
 
-    /// Buffering hint: deliver when the oldest record is this old (0–900 s, whole seconds: `60`, `5m`) [default: 60]
+    /// Buffering hint: deliver when the oldest record is this old (0–900 s, whole seconds: `60`, `5m`) [new
+    /// stream: 60; an existing stream keeps its value]
     #[arg(long, value_name = "DURATION", value_parser = parse_whole_seconds)]
     pub buffer_interval: Option<std::time::Duration>,
 
-    /// Compression of delivered objects [default: none]
+    /// Compression of delivered objects [new stream: none; an existing stream keeps its value]
     #[arg(long, value_enum)]
     pub compression: Option<Compression>,
 
@@ -280,7 +293,8 @@ pub struct SetupArgs {
     #[arg(long)]
     pub error_logging: bool,
 
-    /// Days CloudWatch Logs keeps the error log (1, 3, 5, 7, 14, 30, 60, 90, ... 3653) [default: 14]
+    /// Days CloudWatch Logs keeps the error log (1, 3, 5, 7, 14, 30, 60, 90, ... 3653) [new log group: 14; an
+    /// existing one keeps its retention]
     #[arg(long, value_name = "DAYS")]
     pub log_retention: Option<i32>,
 
@@ -411,7 +425,7 @@ pub struct TeardownArgs {
     #[arg(long)]
     pub no_wait: bool,
 
-    /// Bucket to remove [default: firehose-kit-<account-id>-<region>, or the stream's destination]
+    /// Bucket to remove [default: the stream's destination, or firehose-kit-ACCOUNT-REGION]
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
 }
@@ -501,6 +515,11 @@ pub struct LocalArgs {
     #[arg(long, value_name = "N", default_value_t = crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub partition_limit: usize,
 
+    /// Sync every acknowledged record (and each delivery's progress) to disk before answering: they then survive a
+    /// machine crash or power loss, not only a killed emulator (slower; see docs/benchmarks.md)
+    #[arg(long)]
+    pub fsync: bool,
+
     /// Run buffering intervals, retry backoff and lifecycle delays N times faster (1 = AWS timing), so real
     /// settings (60 s intervals) finish quickly in tests and demos
     #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_speed)]
@@ -544,7 +563,7 @@ fn parse_size(s: &str) -> Result<ByteSize, String> {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct DemoArgs {
-    /// Generated lines to send [default: 200000]
+    /// Generated lines to send
     #[arg(long, value_name = "N", default_value_t = 200_000)]
     pub lines: u64,
 
@@ -582,9 +601,14 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
-    /// Seed for repeatable output
+    /// Seed for repeatable requests (clients, paths, statuses, sizes); timestamps still follow the clock unless
+    /// --start fixes them too
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// The first line's timestamp (RFC 3339, e.g. 2026-01-01T00:00:00Z): with --seed, the same lines every time
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "rate")]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Apache log format
     #[arg(long, value_enum, default_value = "combined")]
@@ -657,6 +681,13 @@ pub fn parse_whole_seconds(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("`{s}` is not a whole number of seconds"));
     }
     Ok(d)
+}
+
+/// An RFC 3339 time.
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-01-01T00:00:00Z: {e}"))
 }
 
 fn finite(s: &str) -> Result<f64, String> {

@@ -104,6 +104,17 @@ impl Error {
         self
     }
 
+    /// Rewrites the hint this error carries (its own, not the fixed ones of input errors).
+    pub fn map_hint(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        if let Error::Usage { hint: Some(h), .. }
+        | Error::Failed { hint: Some(h), .. }
+        | Error::Aws { hint: Some(h), .. } = &mut self
+        {
+            *h = f(h);
+        }
+        self
+    }
+
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } | Error::Aws { hint, .. } => hint.as_deref(),

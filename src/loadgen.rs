@@ -33,6 +33,9 @@ pub struct LoadSpec {
     pub duration: Duration,
 }
 
+/// Where a run stops early: the load ends when this is cancelled (or at the spec's duration).
+pub type Stop = tokio_util::sync::CancellationToken;
+
 /// What happened.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
@@ -63,6 +66,8 @@ pub struct DeliveryCheck {
     pub duplicated: u64,
     /// Delivered records nobody acknowledged (a refused entry must never be delivered).
     pub unexpected: u64,
+    /// Records of calls that got no answer (the endpoint died mid-call), delivered: allowed, once.
+    pub unanswered_delivered: u64,
 }
 
 impl DeliveryCheck {
@@ -73,6 +78,14 @@ impl DeliveryCheck {
 
 /// Acknowledged record ids, per stream: `client << 40 | seq`.
 pub type Acked = HashMap<String, Vec<u64>>;
+
+/// What the clients know of their records: acknowledged, or sent in a call that got no answer (the endpoint
+/// died or the connection broke: they may or may not have been stored, and are never sent again).
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    pub acked: Acked,
+    pub unanswered: Acked,
+}
 
 fn record_id(client: usize, seq: u64) -> u64 {
     ((client as u64) << 40) | seq
@@ -94,11 +107,19 @@ fn parse_id(line: &[u8]) -> Option<u64> {
 struct Shared {
     report: LoadReport,
     latencies_ms: Vec<f64>,
-    acked: Acked,
+    outcomes: Outcomes,
 }
 
 /// Runs the load; returns the report and the acknowledged ids.
 pub async fn run(clients: &Clients, spec: &LoadSpec) -> (LoadReport, Acked) {
+    let (report, outcomes) = run_until(clients, spec, Stop::new()).await;
+    (report, outcomes.acked)
+}
+
+/// Runs the load until `stop` (or the spec's duration); calls that fail without an answer (an endpoint being
+/// killed and restarted) do not stop a client: their records are noted as unanswered and it goes on, after a
+/// short pause.
+pub async fn run_until(clients: &Clients, spec: &LoadSpec, stop: Stop) -> (LoadReport, Outcomes) {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let started = Instant::now();
     let deadline = started + spec.duration;
@@ -107,8 +128,8 @@ pub async fn run(clients: &Clients, spec: &LoadSpec) -> (LoadReport, Acked) {
     for (stream, &n) in spec.streams.iter().zip(&spec.clients_per_stream) {
         for _ in 0..n {
             let (c, stream, shared, spec) = (clients.put.clone(), stream.clone(), shared.clone(), spec.clone());
-            let id = client;
-            tasks.push(tokio::spawn(async move { one_client(c, id, stream, spec, deadline, shared).await }));
+            let (id, stop) = (client, stop.clone());
+            tasks.push(tokio::spawn(async move { one_client(c, id, stream, spec, deadline, shared, stop).await }));
             client += 1;
         }
     }
@@ -130,7 +151,107 @@ pub async fn run(clients: &Clients, spec: &LoadSpec) -> (LoadReport, Acked) {
     r.mb_per_s = r.bytes as f64 / 1e6 / seconds;
     r.batch_p50_ms = pct(0.50);
     r.batch_p99_ms = pct(0.99);
-    (s.report, s.acked)
+    (s.report, s.outcomes)
+}
+
+/// What one call did to the pending records: which were accepted, how many were refused by the quota (to
+/// resend), and an error: answered (the records were refused) or unanswered (the endpoint died mid-call: they
+/// may or may not have been stored).
+struct CallOutcome {
+    accepted: Vec<usize>,
+    refused: usize,
+    error: Option<(String, bool)>,
+}
+
+/// One PutRecord (of the first pending record) or PutRecordBatch (of all of them).
+async fn call(c: &aws_sdk_firehose::Client, stream: &str, pending: &[(u64, Vec<u8>)], single: bool) -> CallOutcome {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let failed = |what: &str, unanswered: bool, e: crate::Error| CallOutcome {
+        accepted: vec![],
+        refused: 0,
+        error: Some((format!("{what}: {}", e.causes().join(": ")), unanswered)),
+    };
+    if single {
+        let r = Record::builder().data(Blob::new(pending[0].1.clone())).build().expect("data is set");
+        return match c.put_record().delivery_stream_name(stream).record(r).send().await {
+            Ok(_) => CallOutcome { accepted: vec![0], refused: 0, error: None },
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_service_unavailable_exception()) => {
+                CallOutcome { accepted: vec![], refused: 1, error: None }
+            }
+            Err(e) => {
+                let unanswered = !matches!(e, SdkError::ServiceError(_));
+                failed("PutRecord", unanswered, crate::aws::sdk_error("PutRecord", e))
+            }
+        };
+    }
+    let records: Vec<Record> = pending
+        .iter()
+        .map(|(_, d)| Record::builder().data(Blob::new(d.clone())).build().expect("data is set"))
+        .collect();
+    match c.put_record_batch().delivery_stream_name(stream).set_records(Some(records)).send().await {
+        Ok(out) => {
+            let mut outcome = CallOutcome { accepted: vec![], refused: 0, error: None };
+            for (i, entry) in out.request_responses().iter().enumerate() {
+                match entry.error_code() {
+                    None => outcome.accepted.push(i),
+                    Some(code) if entry_is_throttled(code) => outcome.refused += 1,
+                    Some(code) => outcome.error = Some((format!("entry failed with {code}"), false)),
+                }
+            }
+            outcome
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_service_unavailable_exception()) => {
+            CallOutcome { accepted: vec![], refused: pending.len(), error: None }
+        }
+        Err(e) => {
+            let unanswered = !matches!(e, SdkError::ServiceError(_));
+            failed("PutRecordBatch", unanswered, crate::aws::sdk_error("PutRecordBatch", e))
+        }
+    }
+}
+
+/// Counts one call's outcome; the records of a call that failed otherwise than by throttling are abandoned
+/// (never resent, so they cannot duplicate), noted as unanswered when no answer came.
+fn record_outcome(
+    shared: &Mutex<Shared>,
+    (id, stream, single): (usize, &str, bool),
+    pending: &mut Vec<(u64, Vec<u8>)>,
+    outcome: &CallOutcome,
+    latency_ms: f64,
+) {
+    let mut s = shared.lock().expect("load lock");
+    if single {
+        s.report.record_calls += 1;
+    } else {
+        s.report.batch_calls += 1;
+        s.latencies_ms.push(latency_ms);
+    }
+    s.report.throttled += outcome.refused as u64;
+    s.report.records += outcome.accepted.len() as u64;
+    s.report.bytes += outcome.accepted.iter().map(|&i| pending[i].1.len() as u64).sum::<u64>();
+    *s.report.per_stream.entry(stream.to_string()).or_default() += outcome.accepted.len() as u64;
+    let ids: Vec<u64> = outcome.accepted.iter().map(|&i| record_id(id, pending[i].0)).collect();
+    s.outcomes.acked.entry(stream.to_string()).or_default().extend(ids);
+    if let Some((e, unanswered)) = &outcome.error {
+        if s.report.errors.len() < 20 {
+            s.report.errors.push(e.clone());
+        }
+        if *unanswered {
+            let ids = pending.iter().map(|(seq, _)| record_id(id, *seq));
+            s.outcomes.unanswered.entry(stream.to_string()).or_default().extend(ids);
+        }
+        pending.clear();
+        return;
+    }
+    // Keep only what was refused, to resend it.
+    let mut keep = 0;
+    for i in 0..pending.len() {
+        if !outcome.accepted.contains(&i) {
+            pending.swap(keep, i);
+            keep += 1;
+        }
+    }
+    pending.truncate(keep);
 }
 
 async fn one_client(
@@ -140,95 +261,27 @@ async fn one_client(
     spec: LoadSpec,
     deadline: Instant,
     shared: Arc<Mutex<Shared>>,
+    stop: Stop,
 ) {
     let single = id % 4 == 3;
     let pace = spec.paced.iter().find(|(s, _)| *s == stream).map(|(_, d)| *d);
     let mut seq = 0u64;
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut backoff = Duration::from_millis(20);
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stop.is_cancelled() {
         let want = if single { 1 } else { spec.batch_records };
         while pending.len() < want {
             pending.push((seq, record(id, seq, spec.record_size)));
             seq += 1;
         }
         let call_started = Instant::now();
-        let (accepted, refused, error): (Vec<usize>, usize, Option<String>) = if single {
-            let r = Record::builder().data(Blob::new(pending[0].1.clone())).build().expect("data is set");
-            match c.put_record().delivery_stream_name(&stream).record(r).send().await {
-                Ok(_) => (vec![0], 0, None),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_service_unavailable_exception()) => {
-                    (vec![], 1, None)
-                }
-                Err(e) => (
-                    vec![],
-                    0,
-                    Some(format!("PutRecord: {}", crate::aws::sdk_error("PutRecord", e).causes().join(": "))),
-                ),
-            }
-        } else {
-            let records: Vec<Record> = pending
-                .iter()
-                .map(|(_, d)| Record::builder().data(Blob::new(d.clone())).build().expect("data is set"))
-                .collect();
-            match c.put_record_batch().delivery_stream_name(&stream).set_records(Some(records)).send().await {
-                Ok(out) => {
-                    let mut accepted = Vec::new();
-                    let mut refused = 0;
-                    let mut error = None;
-                    for (i, entry) in out.request_responses().iter().enumerate() {
-                        match entry.error_code() {
-                            None => accepted.push(i),
-                            Some(code) if entry_is_throttled(code) => refused += 1,
-                            Some(code) => error = Some(format!("entry failed with {code}")),
-                        }
-                    }
-                    (accepted, refused, error)
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_service_unavailable_exception()) => {
-                    (vec![], pending.len(), None)
-                }
-                Err(e) => (
-                    vec![],
-                    0,
-                    Some(format!("PutRecordBatch: {}", crate::aws::sdk_error("PutRecordBatch", e).causes().join(": "))),
-                ),
-            }
-        };
+        let outcome = call(&c, &stream, &pending, single).await;
         let latency_ms = call_started.elapsed().as_secs_f64() * 1000.0;
-        {
-            let mut s = shared.lock().expect("load lock");
-            if single {
-                s.report.record_calls += 1;
-            } else {
-                s.report.batch_calls += 1;
-                s.latencies_ms.push(latency_ms);
-            }
-            s.report.throttled += refused as u64;
-            s.report.records += accepted.len() as u64;
-            s.report.bytes += accepted.iter().map(|&i| pending[i].1.len() as u64).sum::<u64>();
-            *s.report.per_stream.entry(stream.clone()).or_default() += accepted.len() as u64;
-            let ids: Vec<u64> = accepted.iter().map(|&i| record_id(id, pending[i].0)).collect();
-            s.acked.entry(stream.clone()).or_default().extend(ids);
-            if let Some(e) = error {
-                if s.report.errors.len() < 20 {
-                    s.report.errors.push(e);
-                }
-                // An unknown outcome: those records are abandoned (never resent), so they cannot duplicate.
-                pending.clear();
-                continue;
-            }
-        }
-        // Keep only what was refused, to resend it; back off while throttled.
-        let mut keep = 0;
-        for i in 0..pending.len() {
-            if !accepted.contains(&i) {
-                pending.swap(keep, i);
-                keep += 1;
-            }
-        }
-        pending.truncate(keep);
-        if refused > 0 {
+        record_outcome(&shared, (id, &stream, single), &mut pending, &outcome, latency_ms);
+        if outcome.error.is_some() {
+            // The endpoint may be down (restarting): a short pause, then new records.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        } else if outcome.refused > 0 {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(500));
         } else {
@@ -248,6 +301,18 @@ pub async fn check_delivery(
     acked: &Acked,
     wait: Duration,
 ) -> crate::Result<DeliveryCheck> {
+    let outcomes = Outcomes { acked: acked.clone(), unanswered: Acked::new() };
+    check_outcomes(clients, bucket, &outcomes, wait).await
+}
+
+/// [`check_delivery`] when some calls got no answer: their records may be delivered, at most once.
+pub async fn check_outcomes(
+    clients: &Clients,
+    bucket: &str,
+    outcomes: &Outcomes,
+    wait: Duration,
+) -> crate::Result<DeliveryCheck> {
+    let acked = &outcomes.acked;
     for stream in acked.keys() {
         let info = crate::aws::firehose::describe(&clients.firehose, stream)
             .await?
@@ -268,6 +333,9 @@ pub async fn check_delivery(
         for (stream, list) in acked {
             ids.insert(stream.as_str(), list.iter().copied().collect());
         }
+        let unanswered: std::collections::HashSet<(&str, u64)> =
+            outcomes.unanswered.iter().flat_map(|(s, l)| l.iter().map(move |id| (s.as_str(), *id))).collect();
+        let mut unanswered_seen: HashMap<(&str, u64), u32> = HashMap::new();
         for o in crate::aws::s3::list_objects(&clients.s3, bucket, "").await? {
             let stream = o.key.rsplit('/').next().and_then(|n| acked.keys().find(|s| n.starts_with(&format!("{s}-"))));
             let Some(stream) = stream else { continue };
@@ -288,6 +356,9 @@ pub async fn check_delivery(
                 delivered += 1;
                 match parse_id(line) {
                     Some(id) if ids[stream.as_str()].contains(&id) => *seen.entry(id).or_default() += 1,
+                    Some(id) if unanswered.contains(&(stream.as_str(), id)) => {
+                        *unanswered_seen.entry((stream.as_str(), id)).or_default() += 1
+                    }
                     _ => unexpected += 1,
                 }
             }
@@ -296,8 +367,9 @@ pub async fn check_delivery(
             acknowledged: expected,
             delivered,
             missing: expected - seen.len() as u64,
-            duplicated: seen.values().map(|n| (*n as u64).saturating_sub(1)).sum(),
+            duplicated: seen.values().chain(unanswered_seen.values()).map(|n| (*n as u64).saturating_sub(1)).sum(),
             unexpected,
+            unanswered_delivered: unanswered_seen.len() as u64,
         };
         if check.missing == 0 || Instant::now() >= deadline {
             return Ok(check);

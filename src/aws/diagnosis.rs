@@ -37,7 +37,7 @@ impl Causes {
         let mut out = Vec::new();
         match &self.error_logging {
             None => out.push(
-                "  error logging is not enabled on this stream: the cause cannot be seen (re-run `firehose-kit setup` to enable it)"
+                "  error logging is not enabled on this stream: the cause cannot be seen (`firehose-kit setup --error-logging` turns it on)"
                     .into(),
             ),
             Some(l) if !self.log_readable => {
@@ -78,6 +78,37 @@ impl Causes {
     }
 }
 
+/// What is true now of errors that stopped being true: the role allows delivery again (or the bucket is back),
+/// unless the bucket is (still) missing; and data retained longer than the retry horizon is gone.
+async fn now_deliverable(clients: &Clients, dest: &DestinationSpec, errors: &[ErrorSummary]) -> Result<String> {
+    if super::s3::bucket_state(&clients.s3, dest.bucket()).await? != super::s3::BucketState::Exists {
+        return Ok(format!(
+            "the role allows delivery, but the bucket {} does not exist now: nothing can be delivered until it is created again (`firehose-kit setup` does it)",
+            dest.bucket()
+        ));
+    }
+    let horizon = clients.emulator.retry_horizon();
+    let first = errors.iter().map(|e| e.first).min();
+    let last = errors.iter().map(|e| e.last).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+        _ => std::time::Duration::ZERO,
+    };
+    let horizon_text = crate::ui::format_duration(horizon);
+    let now = if errors.iter().any(|e| e.code == "S3.AccessDenied") {
+        "the role allows delivery now"
+    } else {
+        "the bucket exists now"
+    };
+    Ok(if span >= horizon {
+        format!(
+            "{now}, but delivery failed for longer than Firehose retries ({horizon_text}): data that arrived more than {horizon_text} before the repair was dropped and will not arrive (send it again); what arrived since is delivered"
+        )
+    } else {
+        format!("{now}: the errors predate a repair, and the retained data is being delivered")
+    })
+}
+
 /// Reads the error log of `stream` between `since` and `until`; `data_missing` says whether lines are missing
 /// (then the role is checked even when nothing could be read from the log).
 pub async fn causes(
@@ -116,12 +147,10 @@ pub async fn causes(
         let access = role_access(clients, &account_id, &dest.role_arn, dest.bucket(), &needs).await?;
         c.untrusted = access.exists && !access.trusts_firehose;
         c.lacking = access.lacking().cloned().collect();
-        if denied && c.lacking.is_empty() && !c.untrusted {
-            c.notes.push(
-                "the role allows delivery now: the errors predate a repair, and retained data is being delivered"
-                    .into(),
-            );
-        }
+    }
+    let repaired = c.lacking.is_empty() && !c.untrusted;
+    if repaired && (denied || c.errors.iter().any(|e| e.code == "S3.NoSuchBucket")) {
+        c.notes.push(now_deliverable(clients, dest, &c.errors).await?);
     }
     if data_missing && !c.errors.is_empty() {
         c.notes.push(

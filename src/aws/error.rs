@@ -29,7 +29,7 @@ where
             } else if dispatch.is_timeout() {
                 (None, "the endpoint did not answer in time".to_string(), Some(ENDPOINT_HINT.to_string()))
             } else {
-                (None, format!("cannot reach the endpoint: {}", innermost(&err)), Some(ENDPOINT_HINT.to_string()))
+                (None, format!("{UNREACHABLE}: {}", innermost(&err)), Some(ENDPOINT_HINT.to_string()))
             }
         }
         SdkError::TimeoutError(_) => (None, "the request timed out".to_string(), Some(ENDPOINT_HINT.to_string())),
@@ -49,6 +49,9 @@ where
 
 const CREDENTIALS_HINT: &str = "configure credentials with `aws configure` or `AWS_PROFILE`; to try without an AWS account run `firehose-kit demo`, or use `--local` with `firehose-kit local`";
 const ENDPOINT_HINT: &str = "check --endpoint-url / AWS_ENDPOINT_URL and that the service is running (for the embedded emulator: `firehose-kit local`)";
+
+/// The first words of the cause of an endpoint nothing answers at.
+pub const UNREACHABLE: &str = "cannot reach the endpoint";
 
 fn hint_for_code(code: &str) -> Option<String> {
     let hint = match code {

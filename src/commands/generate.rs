@@ -19,8 +19,9 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     };
     // Counted output spreads its timestamps over the recent past so the last line is about now.
     let gap_ms = args.rate.map(|r| 1000.0 / r).unwrap_or(5.0);
-    let start = match (args.lines, args.rate) {
-        (Some(n), None) => {
+    let start = match (args.start, args.lines, args.rate) {
+        (Some(start), _, _) => start,
+        (None, Some(n), None) => {
             chrono::Utc::now() - chrono::Duration::milliseconds((n as f64 * gap_ms).min(3_600_000.0) as i64)
         }
         _ => chrono::Utc::now(),

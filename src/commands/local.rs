@@ -30,6 +30,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         delivery_retry_horizon: args.delivery_retry_horizon,
         partition_limit: args.partition_limit,
         speed: args.speed,
+        fsync: args.fsync,
     };
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(

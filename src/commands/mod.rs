@@ -33,7 +33,34 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let (file, path) = settings::load_file(cli.global.config.as_deref())?;
     let global = Global::resolve(&cli.global, &file, path)?;
-    let printer = Printer::new(global.output, global.quiet, global.verbose, global.no_progress);
+    let printer =
+        Printer::new(global.output, global.quiet, global.verbose, global.no_progress).with_commands(global.command(""));
+    let prefix = global.command("");
+    let connection = global.connection.clone();
+    // Every command a hint names runs as printed: with this invocation's global options.
+    dispatch(cli, file, global, printer)
+        .await
+        .map_err(|e| unreachable_hint(e, &connection).map_hint(|h| crate::ui::runnable(h, &prefix)))
+}
+
+/// An endpoint nothing answers at: say which (with `--local`, the emulator's default port) and how to start it.
+fn unreachable_hint(e: Error, connection: &settings::Connection) -> Error {
+    let unreachable = matches!(&e, Error::Aws { detail, .. } if detail.starts_with(crate::aws::error::UNREACHABLE));
+    let Some(url) = connection.endpoint_url.as_deref().filter(|_| unreachable) else { return e };
+    let hint = if url == settings::LOCAL_ENDPOINT && connection.test_credentials {
+        format!(
+            "--local talks to the emulator at {url} (port 4566), and nothing answers there: start it with `firehose-kit local` in another terminal (or run `firehose-kit demo`, which starts its own)"
+        )
+    } else {
+        format!(
+            "nothing answers at {url}: start the service there, or point --endpoint-url at where it runs (`firehose-kit local --addr` prints its address)"
+        )
+    };
+    e.with_hint(hint)
+}
+
+/// Runs a command that needs settings and clients.
+async fn dispatch(cli: Cli, file: settings::FileSettings, global: Global, printer: Printer) -> Result<ExitCode> {
     match cli.command {
         Command::Local(args) => local::run(&args, &global, &printer).await,
         Command::Generate(_) | Command::Completions { .. } => unreachable!("handled above"),
@@ -72,7 +99,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 crate::util::signal::wait_for_signal().await;
                 on_signal.cancel();
             });
-            let (backend, connection) = if cli.global.explicit_backend {
+            // A typed --profile, --endpoint-url or --local, or an endpoint from AWS_ENDPOINT_URL or the settings
+            // file, is where the demo runs; otherwise it starts its own emulator (an exported AWS_PROFILE alone
+            // never sends a demo to a real account).
+            let (backend, connection) = if cli.global.explicit_backend || global.connection.endpoint_url.is_some() {
                 (demo::Backend::External, global.connection.clone())
             } else {
                 // A partitioned demo needs 60 s intervals (AWS's minimum): run them 12× faster, as 5 s.

@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::util::persist::Durability;
+
 pub use self::firehose::quota::{Quota, QuotaSpec};
 
 pub use crate::firehose::contract::{DEFAULT_ACCOUNT_ID, DEFAULT_ADDR, DEFAULT_SECRET};
@@ -81,6 +83,9 @@ pub struct EmulatorConfig {
     pub partition_limit: usize,
     /// `--speed`: buffering intervals, retry backoff and lifecycle delays run this many times faster.
     pub speed: f64,
+    /// `--fsync`: every acknowledged record, and every delivery's progress, is synced to disk before it counts,
+    /// so it survives a machine crash too (by default, a killed process).
+    pub fsync: bool,
 }
 
 /// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
@@ -106,6 +111,7 @@ impl Default for EmulatorConfig {
             delivery_retry_horizon: crate::firehose::failures::RETRY_HORIZON,
             partition_limit: crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT,
             speed: 1.0,
+            fsync: false,
         }
     }
 }
@@ -194,6 +200,12 @@ impl EmulatorBuilder {
     /// Buffering intervals, retry backoff and lifecycle delays run `n` times faster (1 = AWS timing).
     pub fn speed(mut self, n: f64) -> Self {
         self.config.speed = n;
+        self
+    }
+
+    /// Acknowledged records survive a machine crash, not only a killed process (see [`EmulatorConfig::fsync`]).
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.config.fsync = on;
         self
     }
 
@@ -309,7 +321,12 @@ async fn open(
     let dir_err = |source| StartError::DataDir { path: data_dir.to_path_buf(), source };
     std::fs::create_dir_all(data_dir).map_err(dir_err)?;
     let lock = DataDirLock::take(data_dir)?;
-    let store = Arc::new(s3::Store::open(&data_dir.join("s3")).map_err(|e| dir_err(std::io::Error::other(e)))?);
+    let durability = if config.fsync { Durability::Machine } else { Durability::Process };
+    let store = Arc::new(
+        s3::Store::open(&data_dir.join("s3"))
+            .map_err(|e| dir_err(std::io::Error::other(e)))?
+            .with_durability(durability),
+    );
     let iam = Arc::new(
         iam::Iam::open(data_dir.join("iam"), config.account_id.clone(), config.iam_propagation_delay)
             .map_err(dir_err)?,
@@ -329,6 +346,7 @@ async fn open(
         retry_horizon: config.delivery_retry_horizon,
         partition_limit: config.partition_limit,
         speed,
+        durability,
     };
     let firehose =
         Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone()).map_err(dir_err)?);

@@ -46,6 +46,41 @@ pub struct Printer {
     bars: bool,
     plain_progress: bool,
     multi: MultiProgress,
+    /// `firehose-kit` with the global options of this invocation: every command printed in backticks gets them
+    /// (see [`runnable`]).
+    command: Option<Arc<str>>,
+}
+
+/// Makes the commands in `text` run as printed: each backticked `firehose-kit <command>` gets the global
+/// options of this invocation (`prefix`, e.g. `firehose-kit --local --stream S`), unless it already has global
+/// options or is one whose meaning they would change (`local`, `demo`, `generate`, `completions` start their own
+/// things). Hints anywhere in the code can then name a command plainly and be right for this stream, backend
+/// and state dir.
+pub fn runnable(text: &str, prefix: &str) -> String {
+    const START: &str = "`firehose-kit ";
+    if prefix == "firehose-kit" || !text.contains(START) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        let after = &rest[at + START.len()..];
+        out.push_str(&rest[..at]);
+        let standalone = ["local", "demo", "generate", "completions"]
+            .iter()
+            .any(|c| after.strip_prefix(c).is_some_and(|r| r.starts_with([' ', '`'])));
+        if after.starts_with("--") || standalone {
+            // Global options given already: the command stays as it is.
+            out.push_str(START);
+        } else {
+            out.push('`');
+            out.push_str(prefix);
+            out.push(' ');
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Printer {
@@ -58,7 +93,20 @@ impl Printer {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Printer { format, quiet, bars, plain_progress, multi }
+        Printer { format, quiet, bars, plain_progress, multi, command: None }
+    }
+
+    /// Commands printed in backticks get the global options of `prefix` (see [`runnable`]).
+    pub fn with_commands(mut self, prefix: String) -> Self {
+        self.command = Some(prefix.into());
+        self
+    }
+
+    fn runnable(&self, text: &str) -> String {
+        match &self.command {
+            Some(prefix) => runnable(text, prefix),
+            None => text.to_string(),
+        }
     }
 
     /// A printer that shows nothing but results (tests, nested commands).
@@ -69,6 +117,7 @@ impl Printer {
             bars: false,
             plain_progress: false,
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            command: None,
         }
     }
 
@@ -84,7 +133,7 @@ impl Printer {
     pub fn result(&self, text: &str) {
         if !self.json() {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            let _ = writeln!(out, "{}", self.runnable(text));
         }
     }
 
@@ -99,7 +148,8 @@ impl Printer {
     /// A status line on stderr.
     pub fn status(&self, message: &str) {
         if !self.quiet {
-            let _ = self.multi.println(message);
+            let message = self.runnable(message);
+            let _ = self.multi.println(&message);
             if !self.bars {
                 eprintln!("{message}");
             }
@@ -157,7 +207,7 @@ impl Reporter for Printer {
     }
 
     fn warn(&self, message: &str) {
-        let line = format!("warning: {message}");
+        let line = format!("warning: {}", self.runnable(message));
         if self.bars {
             let _ = self.multi.println(&line);
         } else {
@@ -216,14 +266,19 @@ impl PlainTask {
     fn maybe_print(&self, state: &mut PlainState) {
         if self.periodic && state.last_print.elapsed() >= PLAIN_EVERY {
             state.last_print = Instant::now();
-            let progress = match (state.total, self.unit) {
-                (Some(t), Unit::Bytes) => {
-                    format!("{}/{} ", format_bytes(state.pos), format_bytes(t))
-                }
-                (Some(t), Unit::Items) => format!("{}/{} ", state.pos, t),
-                (None, _) => String::new(),
+            let show = |n: u64| match self.unit {
+                Unit::Bytes => format_bytes(n),
+                Unit::Items => format_count(n),
             };
-            eprintln!("{}: {progress}{}", self.label, state.message);
+            let progress = match state.total {
+                Some(t) if t > 0 && state.pos <= t => {
+                    format!("{} of {} ({:.0}%)", show(state.pos), show(t), state.pos as f64 * 100.0 / t as f64)
+                }
+                _ if state.pos > 0 => format!("{} so far", show(state.pos)),
+                _ => String::new(),
+            };
+            let sep = if progress.is_empty() || state.message.is_empty() { "" } else { "; " };
+            eprintln!("{}: {progress}{sep}{}", self.label, state.message);
         }
     }
 }
@@ -330,6 +385,17 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(350)), "350 ms");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m 05s");
         assert_eq!(plural(1, "object"), "1 object");
+        let p = "firehose-kit --local --stream S";
+        assert_eq!(
+            runnable("re-run `firehose-kit setup`; or `firehose-kit --region x verify`", p),
+            "re-run `firehose-kit --local --stream S setup`; or `firehose-kit --region x verify`"
+        );
+        assert_eq!(runnable("`firehose-kit setup`", "firehose-kit"), "`firehose-kit setup`");
+        assert_eq!(
+            runnable("start `firehose-kit local` or `firehose-kit demo`", p),
+            "start `firehose-kit local` or `firehose-kit demo`"
+        );
+        assert_eq!(runnable("no command", p), "no command");
         assert_eq!(plural(2000, "object"), "2,000 objects");
         assert_eq!(plural(1, "batch|batches"), "1 batch");
         assert_eq!(plural(0, "batch|batches"), "0 batches");

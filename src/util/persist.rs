@@ -1,8 +1,9 @@
 //! Crash-safe small-file persistence (emulator state, run manifests, checkpoints): write to a temporary file, then rename over the target.
 //!
 //! A rename is atomic on POSIX file systems, so a process killed at any point leaves either the old or the new
-//! document, never a torn one. No fsync: the emulator's durability promise is against the process being killed
-//! (SIGKILL), not against the machine losing power, and page-cache writes survive a killed process.
+//! document, never a torn one. By default nothing is synced ([`Durability::Process`]): page-cache writes survive
+//! a killed process. [`Durability::Machine`] (the emulator's `--fsync`) also survives a machine crash: the
+//! file's data is synced before the rename and its directory after it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,20 +11,55 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// What a write must survive before it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A killed process: the page cache keeps the data.
+    #[default]
+    Process,
+    /// A machine crash or power loss: data and directory entries are synced to disk.
+    Machine,
+}
+
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_as(path, bytes, Durability::Process)
+}
+
+/// [`write_atomic`], synced as `durability` asks.
+pub fn write_atomic_as(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
     let tmp = tmp_path(path);
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
+        if durability == Durability::Machine {
+            file.sync_data()?;
+        }
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    if durability == Durability::Machine {
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+/// Syncs the directory holding `path` (its entries: a rename or a new file in it).
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    write_json_as(path, value, Durability::Process)
+}
+
+/// [`write_json`], synced as `durability` asks.
+pub fn write_json_as<T: Serialize>(path: &Path, value: &T, durability: Durability) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    write_atomic(path, &bytes)
+    write_atomic_as(path, &bytes, durability)
 }
 
 /// Reads a JSON document; `Ok(None)` when the file does not exist.

@@ -91,12 +91,10 @@ async fn a_role_without_put_object_is_explained_and_repaired_by_setup() {
     let out = cli(ep, dir.path(), &["verify", "--expect", &file, "--wait", "2"]);
     assert_exit(&out, 1);
     let said = text(&out);
-    for expected in [
-        "FAILED: 20,000 of 20,000 lines missing",
-        "S3.AccessDenied",
-        "the role lacks s3:PutObject",
-        "firehose-kit setup",
-    ] {
+    let repair = format!("`firehose-kit --endpoint-url {ep} setup`");
+    for expected in
+        ["FAILED: 20,000 of 20,000 lines missing", "S3.AccessDenied", "the role lacks s3:PutObject", repair.as_str()]
+    {
         assert!(said.contains(expected), "{expected} missing from:\n{said}");
     }
     let v = json_out(&cli(ep, dir.path(), &["verify", "--expect", &file, "--no-wait", "-o", "json"]));

@@ -6,6 +6,7 @@ mod support;
 
 mod aws;
 mod compat;
+mod crash;
 mod demo;
 mod emulator;
 mod failures;

@@ -407,11 +407,22 @@ pub fn spawn_local_limited(
     stderr_file: &std::path::Path,
     file_size_limit: Option<u64>,
 ) -> (Process, String) {
+    try_spawn_local(data_dir, extra, stderr_file, file_size_limit).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`spawn_local_limited`], returning why it did not start (its standard error) instead of panicking. Without
+/// `--addr` in `extra`, it listens on a free port.
+pub fn try_spawn_local(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    stderr_file: &std::path::Path,
+    file_size_limit: Option<u64>,
+) -> Result<(Process, String), String> {
     let exe = env!("CARGO_BIN_EXE_firehose-kit");
-    let mut args: Vec<String> = ["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--data-dir"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = ["local", "--create-delay", "0s", "--data-dir"].iter().map(|s| s.to_string()).collect();
+    if !extra.contains(&"--addr") {
+        args.splice(1..1, ["--addr".to_string(), "127.0.0.1:0".to_string()]);
+    }
     args.push(data_dir.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     // `ulimit -f` counts 512-byte blocks in dash (Debian's sh) and POSIX shells.
@@ -427,18 +438,15 @@ pub fn spawn_local_limited(
         .args(&args)
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(stderr_file).unwrap())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(stderr_file).unwrap())
         .spawn()
         .expect("spawn firehose-kit local");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let endpoint = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| {
-            panic!("no endpoint in {line:?}: {}", std::fs::read_to_string(stderr_file).unwrap_or_default())
-        })
-        .to_string();
-    (Process(child), endpoint)
+    let process = Process(child);
+    match line.split_whitespace().find(|w| w.starts_with("http://")) {
+        Some(endpoint) => Ok((process, endpoint.to_string())),
+        None => Err(format!("no endpoint in {line:?}: {}", std::fs::read_to_string(stderr_file).unwrap_or_default())),
+    }
 }

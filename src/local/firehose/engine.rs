@@ -167,6 +167,10 @@ pub struct Runtime {
     budget: Arc<MemoryBudget>,
     /// Set on a partitioned stream's runtime: its records go to these, never to its own journal.
     partitions: Option<Mutex<Partitions>>,
+    /// Every record before this journal offset is in S3 (or dropped): what `delivered.json` says, kept here so a
+    /// failure to rewrite that file after an object landed can neither deliver the object again nor roll the
+    /// file's offset back.
+    delivered: std::sync::atomic::AtomicU64,
 }
 
 /// Records accepted into the journal: their end offsets (used as record ids).
@@ -201,13 +205,23 @@ impl Runtime {
         gate: Arc<Gate>,
         budget: Arc<MemoryBudget>,
     ) -> std::io::Result<Arc<Self>> {
-        let journal = Journal::open(&dir)?;
+        let durability = gate.durability;
+        let mut journal = Journal::open(&dir, durability)?;
         let mut progress = journal::read_progress(&dir)?;
         if let Some(pending) = progress.pending.take() {
             if store.contains(&pending.bucket, &pending.key) {
                 progress.offset = pending.end;
             }
-            journal::write_progress(&dir, &progress)?;
+            journal::write_progress(&dir, &progress, durability)?;
+        }
+        if progress.offset > journal.end() {
+            tracing::warn!(
+                "journal `{}` ends at {} but records up to {} were delivered: new records continue after them",
+                dir.display(),
+                journal.end(),
+                progress.offset
+            );
+            journal.skip_to(progress.offset)?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let partitions = target.partitioning.is_some().then(|| {
@@ -230,6 +244,7 @@ impl Runtime {
             gate,
             budget,
             partitions,
+            delivered: std::sync::atomic::AtomicU64::new(progress.offset),
         });
         // A partitioned stream's records live in its partitions' journals: restart each of them.
         if let Some(parts) = &rt.partitions {
@@ -638,7 +653,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Gives up on a sealed buffer: its records are past the journal's delivered offset, as if delivered.
 fn discard(rt: &Runtime, sealed: &Sealed) -> std::io::Result<()> {
-    journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None })?;
+    rt.delivered.store(sealed.end_offset, Ordering::SeqCst);
+    journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None }, rt.gate.durability)?;
     rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset)
 }
 
@@ -659,11 +675,16 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Failu
     })
 }
 
+/// Writes one object: the intent (the object's key and the journal offset it covers) first, then the object,
+/// then the progress. Once the object is committed the delivery has happened, whatever follows: a progress
+/// file that cannot be rewritten then is a storage error to warn about, not a failed delivery to retry (a retry
+/// would write the object again). After a kill the intent says whether the object landed.
 fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Result<String, StoreError> {
     let target = &sealed.target;
     let pending = Pending { end: sealed.end_offset, bucket: target.bucket.clone(), key: key.clone() };
-    let previous = journal::read_progress(&rt.dir)?.offset;
-    journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) })?;
+    let previous = rt.delivered.load(Ordering::SeqCst);
+    let durability = rt.gate.durability;
+    journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) }, durability)?;
     let attrs = PutAttrs { content_type: Some("application/octet-stream".into()), ..Default::default() };
     let result = store.begin_write(&target.bucket).and_then(|mut writer| {
         // The records stream into the object (through gzip when asked) from memory or from the journal; a
@@ -684,12 +705,24 @@ fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Re
     });
     match result {
         Ok(_) => {
-            journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None })?;
-            rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset)?;
+            rt.delivered.store(sealed.end_offset, Ordering::SeqCst);
+            let done = Progress { offset: sealed.end_offset, pending: None };
+            let recorded = journal::write_progress(&rt.dir, &done, durability)
+                .and_then(|_| rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset));
+            if let Err(e) = recorded {
+                let what =
+                    format!("recording the delivery of s3://{}/{key} under {}: {e}", target.bucket, rt.dir.display());
+                rt.gate.storage.record(
+                    &target.stream,
+                    "delivery",
+                    &what,
+                    "the object is delivered; its intent record stays",
+                );
+            }
             Ok(key)
         }
         Err(e) => {
-            journal::write_progress(&rt.dir, &Progress { offset: previous, pending: None })?;
+            journal::write_progress(&rt.dir, &Progress { offset: previous, pending: None }, durability)?;
             Err(e)
         }
     }
@@ -823,13 +856,13 @@ mod tests {
         let store = Arc::new(Store::open(&dir.path().join("s3")).unwrap());
         store.create_bucket("b", None).unwrap();
         let jdir = dir.path().join("journal");
-        let mut j = Journal::open(&jdir).unwrap();
+        let mut j = Journal::open(&jdir, Default::default()).unwrap();
         let ends = j.append(1, [b"a".as_slice(), b"b".as_slice()].into_iter()).unwrap();
         drop(j);
         // Killed after the object was written but before the progress was advanced.
         store.put_bytes("b", "landed", b"ab", PutAttrs::default()).unwrap();
         let pending = Pending { end: ends[1], bucket: "b".into(), key: "landed".into() };
-        journal::write_progress(&jdir, &Progress { offset: 0, pending: Some(pending) }).unwrap();
+        journal::write_progress(&jdir, &Progress { offset: 0, pending: Some(pending) }, Default::default()).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let runtime = Runtime::start(

@@ -91,6 +91,8 @@ pub struct Gate {
     pub logged: AtomicU64,
     /// The emulator's own storage failures (journal appends, object writes).
     pub storage: super::storage::StorageErrors,
+    /// What journal appends and delivery progress must survive (`local --fsync`: a machine crash).
+    pub durability: crate::util::persist::Durability,
 }
 
 impl Gate {
@@ -116,6 +118,7 @@ impl Gate {
             dropped_records: AtomicU64::new(0),
             logged: AtomicU64::new(0),
             storage: Default::default(),
+            durability: Default::default(),
         }
     }
 

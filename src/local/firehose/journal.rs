@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::persist;
+use crate::util::persist::{self, Durability};
 
 /// Bytes of a frame header: u32 length + i64 arrival time.
 pub const FRAME_HEADER: u64 = 12;
@@ -52,6 +52,8 @@ pub struct Journal {
     segment_start: u64,
     /// Offset just after the last appended frame.
     end: u64,
+    /// `Machine` (`local --fsync`): each append is synced before it returns (and so before the ack).
+    durability: Durability,
 }
 
 fn segment_name(start: u64) -> String {
@@ -74,17 +76,46 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 impl Journal {
     /// Opens the journal in `dir` for appending after its last complete frame (a torn final frame, left by a
     /// kill in the middle of a write that was therefore never acknowledged, is cut off).
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
+    pub fn open(dir: &Path, durability: Durability) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let starts = segments(dir)?;
         let segment_start = starts.last().copied().unwrap_or(0);
         let path = dir.join(segment_name(segment_start));
         let valid = if path.exists() { valid_length(&path)? } else { 0 };
         if path.exists() {
+            let len = std::fs::metadata(&path)?.len();
+            if len > valid {
+                tracing::warn!(
+                    "journal `{}`: cutting {} bytes of a frame whose write was interrupted (never acknowledged) after offset {}",
+                    path.display(),
+                    len - valid,
+                    segment_start + valid
+                );
+            }
             OpenOptions::new().write(true).open(&path)?.set_len(valid)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(Journal { dir: dir.to_path_buf(), file, segment_start, end: segment_start + valid })
+        if durability == Durability::Machine {
+            file.sync_all()?;
+            persist::sync_parent(&path)?;
+        }
+        Ok(Journal { dir: dir.to_path_buf(), file, segment_start, end: segment_start + valid, durability })
+    }
+
+    /// Continues the journal at `offset` (past its end) in a new segment: appended records then get offsets past
+    /// what the delivery progress already covers, whatever happened to the journal's tail.
+    pub fn skip_to(&mut self, offset: u64) -> std::io::Result<()> {
+        if offset <= self.end {
+            return Ok(());
+        }
+        let path = self.dir.join(segment_name(offset));
+        self.file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if self.durability == Durability::Machine {
+            persist::sync_parent(&path)?;
+        }
+        self.segment_start = offset;
+        self.end = offset;
+        Ok(())
     }
 
     pub fn end(&self) -> u64 {
@@ -98,7 +129,11 @@ impl Journal {
         records: impl Iterator<Item = &'a [u8]> + Clone,
     ) -> std::io::Result<Vec<u64>> {
         if self.end - self.segment_start >= SEGMENT_BYTES {
-            self.file = OpenOptions::new().create(true).append(true).open(self.dir.join(segment_name(self.end)))?;
+            let path = self.dir.join(segment_name(self.end));
+            self.file = OpenOptions::new().create(true).append(true).open(&path)?;
+            if self.durability == Durability::Machine {
+                persist::sync_parent(&path)?;
+            }
             self.segment_start = self.end;
         }
         // Headers are built in one small buffer and written with the records' own bytes in vectored writes: no
@@ -125,6 +160,9 @@ impl Journal {
                 tracing::error!("cannot cut `{}` back after a failed write: {cut}", path.display());
             }
             return Err(std::io::Error::new(e.kind(), format!("appending to `{}`: {e}", path.display())));
+        }
+        if self.durability == Durability::Machine {
+            self.file.sync_data()?;
         }
         self.end = offset;
         Ok(ends)
@@ -259,8 +297,8 @@ pub fn read_progress(dir: &Path) -> std::io::Result<Progress> {
     Ok(persist::read_json(&dir.join("delivered.json"))?.unwrap_or_default())
 }
 
-pub fn write_progress(dir: &Path, progress: &Progress) -> std::io::Result<()> {
-    persist::write_json(&dir.join("delivered.json"), progress)
+pub fn write_progress(dir: &Path, progress: &Progress, durability: Durability) -> std::io::Result<()> {
+    persist::write_json_as(&dir.join("delivered.json"), progress, durability)
 }
 
 #[cfg(test)]
@@ -270,7 +308,7 @@ mod tests {
     #[test]
     fn appended_records_read_back_after_reopen_and_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
+        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
         let ends = j.append(7, [b"ab".as_slice(), b"".as_slice(), b"xyz".as_slice()].into_iter()).unwrap();
         assert_eq!(ends, vec![14, 26, 41]);
         drop(j);
@@ -280,7 +318,7 @@ mod tests {
         f.write_all(&100u32.to_le_bytes()).unwrap();
         f.write_all(&[0u8; 11]).unwrap();
         drop(f);
-        let mut j = Journal::open(dir.path()).unwrap();
+        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
         assert_eq!(j.end(), 41);
         j.append(8, [b"q".as_slice()].into_iter()).unwrap();
         let all = read_from(dir.path(), 0).unwrap();
@@ -301,7 +339,7 @@ mod tests {
     #[test]
     fn a_batch_of_more_frames_than_one_vectored_write_takes_is_written_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
+        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
         let records: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_le_bytes().repeat(1 + (i % 5) as usize)).collect();
         j.append(3, records.iter().map(Vec::as_slice)).unwrap();
         let back: Vec<Vec<u8>> = read_from(dir.path(), 0).unwrap().into_iter().map(|e| e.data).collect();
@@ -311,7 +349,7 @@ mod tests {
     #[test]
     fn ranges_are_copied_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
+        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
         let big = vec![7u8; SEGMENT_BYTES as usize];
         let first = j.append(1, [big.as_slice()].into_iter()).unwrap();
         let second = j.append(2, [b"tail".as_slice()].into_iter()).unwrap();
@@ -330,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_progress(dir.path()).unwrap(), Progress::default());
         let p = Progress { offset: 5, pending: Some(Pending { end: 9, bucket: "b".into(), key: "k".into() }) };
-        write_progress(dir.path(), &p).unwrap();
+        write_progress(dir.path(), &p, Durability::Process).unwrap();
         assert_eq!(read_progress(dir.path()).unwrap(), p);
     }
 }

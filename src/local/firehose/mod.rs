@@ -66,6 +66,8 @@ pub struct FirehoseConfig {
     pub partition_limit: usize,
     /// `--speed`: buffering intervals and retry backoff run this many times faster (1 = AWS timing).
     pub speed: f64,
+    /// `--fsync`: acknowledged records and delivery progress survive a machine crash.
+    pub durability: crate::util::persist::Durability,
 }
 
 /// Settings for unit tests: AWS timing, no quota, no faults.
@@ -84,6 +86,7 @@ pub fn test_config() -> FirehoseConfig {
         retry_horizon: crate::firehose::failures::RETRY_HORIZON,
         partition_limit: crate::firehose::partitioning::DEFAULT_PARTITION_LIMIT,
         speed: 1.0,
+        durability: Default::default(),
     }
 }
 
@@ -157,7 +160,7 @@ impl Firehose {
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
         let faults = Mutex::new(Faults::new(config.fail_rate, config.seed));
         let budget = Arc::new(engine::MemoryBudget::new(config.memory_limit));
-        let gate = Arc::new(gate::Gate::new(
+        let mut gate = gate::Gate::new(
             iam.clone(),
             logs,
             config.account_id.clone(),
@@ -165,7 +168,9 @@ impl Firehose {
             config.seed,
             config.retry_horizon,
             config.speed,
-        ));
+        );
+        gate.durability = config.durability;
+        let gate = Arc::new(gate);
         let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget };
         let mut streams = BTreeMap::new();
         for state in states {
@@ -227,7 +232,8 @@ impl Firehose {
 
     fn save(&self, streams: &BTreeMap<String, Stream>) -> Result<(), ApiError> {
         let states: Vec<&StreamState> = streams.values().map(|s| &s.state).collect();
-        persist::write_json(&self.config.dir.join("streams.json"), &states).map_err(ApiError::internal)
+        persist::write_json_as(&self.config.dir.join("streams.json"), &states, self.config.durability)
+            .map_err(ApiError::internal)
     }
 
     /// The stream's encryption status now: ENABLING and DISABLING last as long as CREATING does.

@@ -94,6 +94,8 @@ pub struct ListPage {
 pub struct Store {
     root: PathBuf,
     buckets: RwLock<BTreeMap<String, Bucket>>,
+    /// What a committed object must survive (`local --fsync`: a machine crash).
+    durability: persist::Durability,
 }
 
 pub fn now_ms() -> i64 {
@@ -125,7 +127,13 @@ impl Store {
             let objects = load_objects(&dir.join("objects"))?;
             buckets.insert(name, Bucket { config, objects });
         }
-        Ok(Store { root: root.to_path_buf(), buckets: RwLock::new(buckets) })
+        Ok(Store { root: root.to_path_buf(), buckets: RwLock::new(buckets), durability: Default::default() })
+    }
+
+    /// Objects committed from now on are synced as `durability` asks.
+    pub fn with_durability(mut self, durability: persist::Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     fn bucket_dir(&self, bucket: &str) -> PathBuf {
@@ -212,7 +220,7 @@ impl Store {
         writer: ObjectWriter,
         attrs: PutAttrs,
     ) -> Result<ObjectMeta, StoreError> {
-        let (tmp_path, file_name, size, digest) = writer.finish()?;
+        let (tmp_path, file_name, size, digest) = writer.finish(self.durability)?;
         let etag = hex::encode(digest);
         self.commit_file(bucket, key, tmp_path, file_name, size, etag, attrs)
     }
@@ -248,7 +256,7 @@ impl Store {
             checksums: attrs.checksums,
             file: file_name,
         };
-        persist::write_json(&dir.join(format!("{hash}.json")), &meta)?;
+        persist::write_json_as(&dir.join(format!("{hash}.json")), &meta, self.durability)?;
         if let Some(old) = b.objects.insert(key.to_string(), meta.clone()) {
             let _ = std::fs::remove_file(dir.join(old.file));
         }
@@ -370,7 +378,7 @@ impl Store {
             writer.size += std::fs::metadata(path)?.len();
             md5_of_md5s.update(part_md5);
         }
-        let (tmp_path, file_name, size, _) = writer.finish()?;
+        let (tmp_path, file_name, size, _) = writer.finish(self.durability)?;
         let etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), parts.len());
         self.commit_file(bucket, key, tmp_path, file_name, size, etag, attrs)
     }
@@ -414,8 +422,11 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
-    fn finish(mut self) -> Result<(PathBuf, String, u64, [u8; 16]), StoreError> {
+    fn finish(mut self, durability: persist::Durability) -> Result<(PathBuf, String, u64, [u8; 16]), StoreError> {
         self.file.flush()?;
+        if durability == persist::Durability::Machine {
+            self.file.get_ref().sync_data()?;
+        }
         Ok((self.path, self.file_name, self.size, self.md5.finalize().into()))
     }
 
