@@ -39,7 +39,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Settings file (default: ./firehose-kit.toml when present; the original demo's config.json is accepted)
+    /// Settings file (default: ./firehose-kit.toml when present; the original demo's config.json is accepted when
+    /// named here)
     #[arg(short = 'c', long, env = "FIREHOSE_KIT_CONFIG", hide_env_values = true, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -327,7 +328,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", conflicts_with = "files")]
     pub generate: Option<u64>,
 
-    /// Seed for --generate (the same lines every time)
+    /// Seed for --generate (the same requests every time; timestamps follow the clock)
     #[arg(long, value_name = "N", requires = "generate")]
     pub seed: Option<u64>,
 

@@ -366,9 +366,9 @@ impl SetupSettings {
         Ok(())
     }
 
-    /// Checks the buffering a partitioned stream will have against AWS's minimums; the message names only the
-    /// value that is too small, and the hint gives values setup accepts.
-    pub fn check_partition_minimums(size_mib: u32, interval_s: u32) -> Result<()> {
+    /// Checks the buffering a stream partitioned by `keys` will have against AWS's minimums; the message names
+    /// only the value that is too small, and the hint is a setup command with values it accepts.
+    pub fn check_partition_minimums(size_mib: u32, interval_s: u32, keys: &str) -> Result<()> {
         use crate::firehose::partitioning::{MIN_INTERVAL_S, MIN_SIZE_MIB};
         let mut low = Vec::new();
         if (size_mib as i64) < MIN_SIZE_MIB {
@@ -385,7 +385,7 @@ impl SetupSettings {
             low.join(" and ")
         ))
         .with_hint(format!(
-            "use --buffer-size {} --buffer-interval {}, or leave them out on a new stream (each partition buffers separately)",
+            "each partition buffers separately: `firehose-kit setup --partition-by {keys} --buffer-size {} --buffer-interval {}` (a new stream gets these when you leave them out)",
             size_mib.max(MIN_SIZE_MIB as u32),
             interval_s.max(MIN_INTERVAL_S as u32)
         )))
@@ -742,9 +742,14 @@ mod tests {
         );
         assert_eq!(default_buffering(false), (1, 60));
         assert_eq!(default_buffering(true), (64, 60));
-        let err = SetupSettings::check_partition_minimums(64, 30).unwrap_err();
+        let err = SetupSettings::check_partition_minimums(64, 30, "status").unwrap_err();
         assert!(err.to_string().contains("at least 60 s (not 30 s)") && !err.to_string().contains("MiB"), "{err}");
-        assert!(err.hint().unwrap().contains("--buffer-size 64 --buffer-interval 60"), "{err:?}");
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("`firehose-kit setup --partition-by status --buffer-size 64 --buffer-interval 60`"),
+            "{err:?}"
+        );
         assert_eq!(err.exit_code() as i32, 2);
     }
 

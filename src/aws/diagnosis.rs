@@ -109,15 +109,23 @@ async fn now_deliverable(clients: &Clients, dest: &DestinationSpec, errors: &[Er
     })
 }
 
-/// Reads the error log of `stream` between `since` and `until`; `data_missing` says whether lines are missing
-/// (then the role is checked even when nothing could be read from the log).
+/// What verify asks about: lines are missing (then the role is checked even when nothing could be read from the
+/// log), and when the oldest of the data was sent (data older than the retry horizon cannot arrive any more).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Missing {
+    pub lines: bool,
+    pub sent_before: Option<DateTime<Utc>>,
+}
+
+/// Reads the error log of `stream` between `since` and `until`, and says what the errors mean now.
 pub async fn causes(
     clients: &Clients,
     dest: &DestinationSpec,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-    data_missing: bool,
+    missing: Missing,
 ) -> Result<Causes> {
+    let data_missing = missing.lines;
     let mut c = Causes {
         error_logging: dest.error_logging.clone(),
         log_readable: false,
@@ -148,15 +156,30 @@ pub async fn causes(
         c.untrusted = access.exists && !access.trusts_firehose;
         c.lacking = access.lacking().cloned().collect();
     }
+    let horizon = clients.emulator.retry_horizon();
+    // Missing lines sent longer ago than Firehose retries failed deliveries were dropped: they cannot arrive.
+    // Without runs (`--expect`), the data that failed first arrived up to the interval before the first error.
+    let interval = chrono::Duration::milliseconds(
+        (dest.buffer_interval_s.max(0) as f64 / clients.emulator.speed() * 1000.0) as i64,
+    );
+    let oldest = missing.sent_before.or_else(|| c.errors.iter().map(|e| e.first - interval).min());
+    let dropped = data_missing
+        && !c.errors.is_empty()
+        && oldest.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() > horizon);
     let repaired = c.lacking.is_empty() && !c.untrusted;
-    if repaired && (denied || c.errors.iter().any(|e| e.code == "S3.NoSuchBucket")) {
+    if dropped {
+        c.notes.push(format!(
+            "the missing lines were sent more than {} ago, longer than Firehose retries failed deliveries: they were dropped and will not arrive, even now that delivery works; send them again",
+            crate::ui::format_duration(horizon)
+        ));
+    } else if repaired && (denied || c.errors.iter().any(|e| e.code == "S3.NoSuchBucket")) {
         c.notes.push(now_deliverable(clients, dest, &c.errors).await?);
     }
-    if data_missing && !c.errors.is_empty() {
-        c.notes.push(
-            "Firehose keeps retrying failed deliveries for up to 24 hours, then drops the data: fix the cause and the retained lines arrive; lines older than that are lost"
-                .into(),
-        );
+    if data_missing && !c.errors.is_empty() && !dropped {
+        let horizon = crate::ui::format_duration(clients.emulator.retry_horizon());
+        c.notes.push(format!(
+            "Firehose keeps retrying failed deliveries for up to {horizon}, then drops the data: fix the cause and the retained lines arrive; lines older than that are lost"
+        ));
     }
     Ok(c)
 }

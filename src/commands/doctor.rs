@@ -159,7 +159,8 @@ pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> R
         s3::BucketState::Missing => out.push(problem(
             "bucket",
             format!(
-                "bucket `{bucket}` does not exist: deliveries fail with S3.NoSuchBucket and data is dropped after 24 h"
+                "bucket `{bucket}` does not exist: deliveries fail with S3.NoSuchBucket and data is dropped after {}",
+                crate::ui::format_duration(clients.emulator.retry_horizon())
             ),
             format!("recreate it ({setup_hint})"),
         )),

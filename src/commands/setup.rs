@@ -377,8 +377,8 @@ fn desired_destination(
     let size = s.buffer_size_mib.or(inherit.map(|c| c.buffer_size_mib.max(0) as u32)).unwrap_or(default_size);
     let interval =
         s.buffer_interval_s.or(inherit.map(|c| c.buffer_interval_s.max(0) as u32)).unwrap_or(default_interval);
-    if partitioned {
-        SetupSettings::check_partition_minimums(size, interval)?;
+    if let Some(by) = partition_query.as_deref().and_then(PartitionBy::from_query) {
+        SetupSettings::check_partition_minimums(size, interval, &by.0.join(","))?;
     }
     let compression = match s.compression {
         Some(c) => compression_of(c),
@@ -676,10 +676,11 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
     } else {
         let status = outcome.status.as_deref().unwrap_or("created (not waited for)");
         printer.result(&format!(
-            "stream `{}` {status}: {}\nnext: `{}` then `{}`",
+            "stream `{}` {status}: {}\nnext: send your logs (`{}`, or try `{}`), then `{}`",
             outcome.plan.stream,
             outcome.stream_arn.as_deref().unwrap_or(""),
-            global.command("send FILE"),
+            global.command("send /var/log/apache2/access.log"),
+            global.command("send --generate 10000"),
             global.command("verify"),
         ));
     }

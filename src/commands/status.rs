@@ -99,8 +99,10 @@ pub async fn status(global: &Global, clients: &Clients, printer: &Printer) -> Re
         None => None,
     };
     let horizon = clients.emulator.retry_horizon();
-    let (failing_since, dropped_before) =
-        waiting(errors.as_deref(), delivered.as_ref().and_then(|d| d.newest), horizon, now);
+    // Data is buffered up to the interval before its first delivery attempt (and error).
+    let interval = dest.as_ref().map(|d| d.buffer_interval_s.max(0) as f64 / clients.emulator.speed()).unwrap_or(0.0);
+    let newest = delivered.as_ref().and_then(|d| d.newest);
+    let (failing_since, dropped_before) = waiting(errors.as_deref(), newest, horizon, interval, now);
     Ok(StatusReport {
         stream: info.name.clone(),
         arn: info.arn.clone(),
@@ -143,12 +145,13 @@ async fn delivered(clients: &Clients, d: &DestinationSpec, stream: &str) -> Resu
 }
 
 /// While errors keep coming (the last within two minutes) and no object is newer than the last error,
-/// undelivered data is at least as old as the first error. Once delivery has failed for longer than the
-/// retry horizon, data that arrived more than the horizon ago has been dropped.
+/// undelivered data is at least as old as the first error (and arrived up to `interval_s` before it). Once
+/// that is longer ago than the retry horizon, data that arrived more than the horizon ago has been dropped.
 fn waiting(
     errors: Option<&[ErrorSummary]>,
     newest_object: Option<DateTime<Utc>>,
     horizon: std::time::Duration,
+    interval_s: f64,
     now: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let Some(list) = errors else { return (None, None) };
@@ -160,7 +163,8 @@ fn waiting(
         return (None, None);
     }
     let horizon = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::hours(24));
-    let dropped = (now - first > horizon).then(|| now - horizon);
+    let arrived = first - chrono::Duration::milliseconds((interval_s * 1000.0) as i64);
+    let dropped = (now - arrived > horizon).then(|| now - horizon);
     (Some(first), dropped)
 }
 

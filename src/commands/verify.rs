@@ -145,9 +145,8 @@ fn latest_run(global: &Global, destination: &Destination, reporter: &dyn Reporte
                 ));
             }
             Err(err.with_hint(format!(
-                "send something first (`{}`), name a run (`--run ID`, `--manifest FILE`), or compare with the source files (`{}`)",
-                global.command("send FILE"),
-                global.command("verify --expect FILE")
+                "send something to it first (`{}`), name a run with --run or --manifest, or compare with the files you sent with --expect",
+                global.command("send --generate 10000"),
             )))
         }
     }
@@ -460,9 +459,8 @@ async fn expectations(
             manifest::runs_dir(&global.state_dir).display()
         ))
         .with_hint(format!(
-            "send something first (`{}`), or compare with the source files: `{}`",
-            global.command("send FILE"),
-            global.command("verify --expect FILE")
+            "send something first (`{}`), or compare with the files another producer sent: verify --expect FILE",
+            global.command("send --generate 10000"),
         )));
     }
     let stream = match named.first() {
@@ -822,8 +820,20 @@ async fn conclude(
         (Vec::new(), Vec::new())
     };
     let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0) && found.misplaced_lines == 0;
-    let since = e.window_start.unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
-    let causes = match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), tally.missing > 0).await {
+    // Errors logged before the runs started concern other data: the window starts with the first run (or
+    // --since, or the last day).
+    let since = e
+        .runs
+        .iter()
+        .map(|r| r.started)
+        .min()
+        .or(e.window_start)
+        .unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+    let missing = crate::aws::diagnosis::Missing {
+        lines: tally.missing > 0,
+        sent_before: e.runs.iter().filter_map(|r| r.ended).min(),
+    };
+    let causes = match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), missing).await {
         Ok(c) => Some(c),
         Err(err) => {
             tracing::warn!("cannot read the causes of delivery errors: {err}");
@@ -939,7 +949,7 @@ pub fn summary(r: &VerifyReport) -> String {
 
 /// The objects, how the hints cut them, their layout, the error output and the missing lines.
 fn delivery_lines(r: &VerifyReport) -> Vec<String> {
-    let mut out = vec![format!("  delivery: {} ({})", r.buffering.sentence(), format_bytes(r.delivered_bytes))];
+    let mut out = vec![format!("  delivery: {} in {}", format_bytes(r.delivered_bytes), r.buffering.sentence())];
     for o in r.objects.iter().take(3) {
         out.push(format!(
             "    {}  {} · {}{}",

@@ -45,7 +45,7 @@ pub const CODES: [Code; 10] = [
     Code {
         code: "S3.NoSuchBucket",
         message: "The specified bucket does not exist. Create the bucket or use a different bucket that does exist.",
-        hint: "the destination bucket is gone: recreate it (re-run `firehose-kit setup`) before the data's 24 h retention ends",
+        hint: "the destination bucket is gone: recreate it (re-run `firehose-kit setup`) before the retained data is dropped",
     },
     Code {
         code: "S3.KMS.NotFoundException",

@@ -236,7 +236,7 @@ impl Task for BarTask {
     }
 }
 
-/// Progress for non-terminals: a plain line every few seconds.
+/// Progress for non-terminals: a plain line every few seconds, starting with `… `.
 struct PlainTask {
     label: String,
     unit: Unit,
@@ -278,16 +278,16 @@ impl PlainTask {
                 _ => String::new(),
             };
             let sep = if progress.is_empty() || state.message.is_empty() { "" } else { "; " };
-            eprintln!("{}: {progress}{sep}{}", self.label, state.message);
+            // `… `: a progress line (on a terminal, a bar that goes away), not a result.
+            eprintln!("… {}: {progress}{sep}{}", self.label, state.message);
         }
     }
 }
 
 impl Task for PlainTask {
     fn set_position(&self, pos: u64) {
-        let mut s = self.state.lock().expect("plain task lock");
-        s.pos = pos;
-        self.maybe_print(&mut s);
+        // Printed with the next message, so the position and the message of a line agree.
+        self.state.lock().expect("plain task lock").pos = pos;
     }
     fn set_total(&self, total: u64) {
         self.state.lock().expect("plain task lock").total = Some(total);
@@ -359,15 +359,20 @@ pub fn plural(n: u64, noun: &str) -> String {
     format!("{} {}", format_count(n), if n == 1 { one } else { many })
 }
 
-/// `1.2 s`, `350 ms`, `2m 05s`.
+/// `1.2 s`, `350 ms`, `2m 05s`, `1h 05m`, `24 h`.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
+    let whole = d.as_secs();
     if secs < 1.0 {
         format!("{:.0} ms", secs * 1000.0)
     } else if secs < 60.0 {
         format!("{secs:.1} s")
+    } else if whole < 3600 {
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else if whole % 3600 < 60 {
+        format!("{} h", whole / 3600)
     } else {
-        format!("{}m {:02}s", d.as_secs() / 60, d.as_secs() % 60)
+        format!("{}h {:02}m", whole / 3600, whole % 3600 / 60)
     }
 }
 
@@ -384,6 +389,8 @@ mod tests {
         assert_eq!(format_count(12), "12");
         assert_eq!(format_duration(Duration::from_millis(350)), "350 ms");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m 05s");
+        assert_eq!(format_duration(Duration::from_secs(86_400)), "24 h");
+        assert_eq!(format_duration(Duration::from_secs(3_900)), "1h 05m");
         assert_eq!(plural(1, "object"), "1 object");
         let p = "firehose-kit --local --stream S";
         assert_eq!(

@@ -166,6 +166,7 @@ async fn an_input_that_breaks_mid_file_fails_the_run_with_exit_1_and_says_so_in_
 
 #[tokio::test]
 async fn local_wins_over_an_exported_endpoint() {
+    let _port = support::DEFAULT_PORT.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // The emulator where --local points; a dead endpoint in the environment.
     let emu = firehose_kit::local::Emulator::builder().addr(firehose_kit::local::DEFAULT_ADDR).start().await;

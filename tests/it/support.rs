@@ -10,6 +10,9 @@ use firehose_kit::local::{EmulatorBuilder, EmulatorHandle};
 use firehose_kit::settings::Connection;
 
 pub const REGION: &str = "us-east-2";
+
+/// Held by the tests that listen on the emulator's default port, 4566 (one at a time).
+pub static DEFAULT_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub const ACCOUNT: &str = "000000000000";
 
 /// An emulator plus clients for it.
