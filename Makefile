@@ -10,8 +10,10 @@ build:
 demo: build
 	$(BIN) demo
 
+# Every crate of the workspace: unit tests, the integration tests (tests/it), the emulator's doctests and its
+# example of testing a producer (crates/emulator/examples/producer.rs).
 test:
-	$(CARGO) test --locked
+	$(CARGO) test --workspace --locked
 
 # Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm), the HTML report in
 # headless Chromium (apt-get install chromium; screenshot in target/report-screenshot.png), and the full
@@ -30,14 +32,15 @@ report-screenshot: build
 		2>target/report-screenshot/chromium.log
 
 # The real-AWS acceptance test (setup → send → verify → doctor → teardown with unique names, always cleaned up).
-# Uses the standard credential chain and AWS_REGION; without credentials it says so and does nothing.
+# Uses the standard credential chain and AWS_REGION; without credentials it fails with "no AWS credentials: nothing
+# was tested" (exit non-zero: a green run means AWS was tested).
 # Permissions: templates/operator-policy.json. See docs/aws.md.
 test-aws:
 	$(CARGO) test --locked --test it aws_acceptance -- --ignored --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --locked --all-targets -- -D warnings
 
 lint-templates:
 	@if [ -f templates/cloudformation.yaml ]; then cfn-lint templates/cloudformation.yaml; fi

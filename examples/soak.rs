@@ -2,9 +2,12 @@
 //! delivery failures are switched on and off (every other minute the delivery roles lose their inline policy, so
 //! every delivery attempt fails with `S3.AccessDenied` and is logged to CloudWatch Logs; then setup repairs
 //! them). Every 5 s it samples the emulator's resident memory, open file descriptors, threads and the size of its
-//! state (journals, logs, metadata; delivered objects are counted apart: they are the data). Afterwards every
-//! acknowledged record must be delivered exactly once, and each series must stay bounded: its slope after the
-//! first fifth (warm-up) near zero. It also times PutLogEvents of one event on an empty log stream and on one
+//! state (journals and metadata; delivered objects and CloudWatch Logs events are counted apart: they are data
+//! the services keep). The emulator runs with `--memory-limit 32MiB`, so the bound on buffered records is reached
+//! during warm-up. Afterwards every acknowledged record must be delivered exactly once, and each series must stay
+//! bounded: the load is periodic (one failing minute, one healthy), so a series is judged by its peak in each
+//! two-minute cycle after the first, and the slope of those peaks must be near zero (a straight-line slope over a
+//! sawtooth of 64 MiB journal segments depends on where the run happens to stop; it is reported too). It also times PutLogEvents of one event on an empty log stream and on one
 //! holding 100,000 events (six days of a failing stream's errors), to show the cost per event does not grow.
 //!
 //! Writes `docs/soak.svg` and the soak section of `docs/benchmarks.md`; prints one JSON document. Usage:
@@ -32,6 +35,7 @@ struct Sample {
     threads: u64,
     state_mib: f64,
     objects_mib: f64,
+    logs_mib: f64,
     failing: bool,
 }
 
@@ -67,15 +71,33 @@ fn dir_bytes(dir: &Path) -> u64 {
 fn sample(pid: u32, data: &Path, started: Instant, failing: bool) -> Sample {
     let all = dir_bytes(data) as f64;
     let objects = dir_bytes(&data.join("s3")) as f64;
+    let logs = dir_bytes(&data.join("logs")) as f64;
     Sample {
         seconds: started.elapsed().as_secs_f64(),
         rss_mib: proc_status(pid, "VmRSS:") as f64 / 1024.0,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0),
         threads: proc_status(pid, "Threads:"),
-        state_mib: (all - objects) / 1048576.0,
+        state_mib: (all - objects - logs) / 1048576.0,
         objects_mib: objects / 1048576.0,
+        logs_mib: logs / 1048576.0,
         failing,
     }
+}
+
+/// The length of one failure cycle (a failing minute, then a healthy one).
+const CYCLE_S: f64 = 120.0;
+
+/// The peak of `f` in each complete cycle after the first (warm-up), as (cycle midpoint s, peak).
+fn cycle_peaks(samples: &[Sample], f: fn(&Sample) -> f64) -> Vec<(f64, f64)> {
+    let end = samples.last().map_or(0.0, |s| s.seconds);
+    let cycles = (end / CYCLE_S).floor() as usize;
+    (1..cycles)
+        .map(|c| {
+            let (from, to) = (c as f64 * CYCLE_S, (c + 1) as f64 * CYCLE_S);
+            let peak = samples.iter().filter(|s| s.seconds >= from && s.seconds < to).map(f).fold(0.0, f64::max);
+            (from + CYCLE_S / 2.0, peak)
+        })
+        .collect()
 }
 
 /// Least-squares slope of `y` over minutes.
@@ -104,7 +126,8 @@ fn kit(bin: &Path, endpoint: &str, args: &[&str]) {
 
 fn start_emulator(bin: &Path, data: &Path) -> (Child, String) {
     let mut child = Command::new(bin)
-        .args(["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--speed", "10", "--data-dir"])
+        .args(["local", "--addr", "127.0.0.1:0", "--create-delay", "0s", "--speed", "10", "--memory-limit", "32MiB"])
+        .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -169,7 +192,7 @@ fn chart(samples: &[Sample], path: &Path) -> Result<(), Box<dyn std::error::Erro
         ("resident memory (MiB)", |s| s.rss_mib, RGBColor(0x1f, 0x6f, 0xb4)),
         ("open file descriptors", |s| s.fds as f64, RGBColor(0x2c, 0xa0, 0x2c)),
         ("threads", |s| s.threads as f64, RGBColor(0x94, 0x67, 0xbd)),
-        ("state on disk (MiB; objects apart)", |s| s.state_mib, RGBColor(0xe0, 0x7b, 0x10)),
+        ("state on disk (MiB; objects and logs apart)", |s| s.state_mib, RGBColor(0xe0, 0x7b, 0x10)),
     ];
     for (panel, (title, value, color)) in panels.iter().zip(series) {
         let y_max = samples.iter().map(value).fold(1.0, f64::max) * 1.2;
@@ -179,7 +202,8 @@ fn chart(samples: &[Sample], path: &Path) -> Result<(), Box<dyn std::error::Erro
             .x_label_area_size(30)
             .y_label_area_size(48)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-        c.configure_mesh().x_desc("minutes").light_line_style(RGBColor(235, 235, 235)).draw()?;
+        // Bold grid lines only: the light ones would be most of the file.
+        c.configure_mesh().x_desc("minutes").light_line_style(TRANSPARENT).draw()?;
         // Failure windows shaded.
         let mut start = None;
         for s in samples.iter().chain(std::iter::once(&Sample { failing: false, ..samples[samples.len() - 1].clone() }))
@@ -212,38 +236,53 @@ fn write_section(doc: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(doc, new)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let bin = PathBuf::from(std::env::args().nth(1).ok_or("usage: soak FIREHOSE_KIT_BINARY")?);
-    let minutes: f64 = std::env::var("SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(10.0);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let work = tempfile::tempdir()?;
-    let data = work.path().join("data");
-    let (mut emulator, endpoint) = start_emulator(&bin, &data);
-    let pid = emulator.id();
-    let connection = Connection {
-        profile: None,
-        region: Some("us-east-2".into()),
-        endpoint_url: Some(endpoint.clone()),
-        test_credentials: true,
-    };
-    let clients = firehose_kit::aws::Clients::connect(&connection).await?;
-    for s in STREAMS {
-        kit(&bin, &endpoint, &["--stream", s, "setup", "--buffer-size", "1", "--buffer-interval", "10"]);
+/// Everything a soak run measured.
+struct Soak {
+    minutes: f64,
+    samples: Vec<Sample>,
+    load: loadgen::LoadReport,
+    check: loadgen::DeliveryCheck,
+    logged: usize,
+    cost_empty: f64,
+    cost_full: f64,
+    peaks: Slopes,
+    straight: Slopes,
+}
+
+impl Soak {
+    fn passed(&self) -> bool {
+        let p = &self.peaks;
+        let bounded = p.fds_per_min.abs() < 1.0
+            && p.threads_per_min.abs() < 1.0
+            && p.rss_mib_per_min.abs() < 2.0
+            && p.state_mib_per_min.abs() < 2.0;
+        bounded && self.check.exactly_once()
     }
-    let spec = LoadSpec {
-        streams: STREAMS.iter().map(|s| s.to_string()).collect(),
-        clients_per_stream: vec![2, 2],
-        batch_records: 200,
-        record_size: 300,
-        paced: STREAMS.iter().map(|s| (s.to_string(), Duration::from_millis(100))).collect(),
-        duration: Duration::from_secs_f64(minutes * 60.0 + 3600.0),
+}
+
+/// The slopes of `samples`: of the cycle peaks (the verdict), and straight through every sample after warm-up.
+fn slopes(samples: &[Sample]) -> (Slopes, Slopes) {
+    let peaks = |f: fn(&Sample) -> f64| slope(&cycle_peaks(samples, f));
+    let warm: Vec<&Sample> = samples.iter().filter(|s| s.seconds >= CYCLE_S).collect();
+    let line = |f: fn(&Sample) -> f64| slope(&warm.iter().map(|s| (s.seconds, f(s))).collect::<Vec<_>>());
+    let of = |g: &dyn Fn(fn(&Sample) -> f64) -> f64| Slopes {
+        rss_mib_per_min: g(|s| s.rss_mib),
+        fds_per_min: g(|s| s.fds as f64),
+        threads_per_min: g(|s| s.threads as f64),
+        state_mib_per_min: g(|s| s.state_mib),
     };
-    let stop = loadgen::Stop::new();
-    let load = tokio::spawn({
-        let (clients, stop) = (clients.clone(), stop.clone());
-        async move { loadgen::run_until(&clients, &spec, stop).await }
-    });
+    (of(&peaks), of(&line))
+}
+
+/// Samples the emulator every 5 s for `minutes` while the delivery roles lose their policy every other minute
+/// (and setup repairs them), and returns the samples; the roles are repaired at the end.
+async fn sample_while_failing(
+    bin: &Path,
+    endpoint: &str,
+    clients: &firehose_kit::aws::Clients,
+    (pid, data): (u32, &Path),
+    minutes: f64,
+) -> Result<Vec<Sample>, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut failing = false;
@@ -256,22 +295,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let role = format!("firehose-kit-{s}-delivery");
                     clients.iam.delete_role_policy().role_name(&role).policy_name("s3-delivery").send().await?;
                 } else {
-                    kit(&bin, &endpoint, &["--stream", s, "setup"]);
+                    kit(bin, endpoint, &["--stream", s, "setup"]);
                 }
             }
             failing = want_failing;
         }
-        samples.push(sample(pid, &data, started, failing));
+        samples.push(sample(pid, data, started, failing));
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    stop.cancel();
-    let (report, outcomes) = load.await?;
-    if failing {
-        for s in STREAMS {
-            kit(&bin, &endpoint, &["--stream", s, "setup"]);
-        }
-    }
-    let check = loadgen::check_outcomes(&clients, BUCKET, &outcomes, Duration::from_secs(180)).await?;
+    Ok(samples)
+}
+
+/// Delivery errors logged to each stream's error log group.
+async fn count_logged(clients: &firehose_kit::aws::Clients) -> Result<usize, Box<dyn std::error::Error>> {
     let mut logged = 0usize;
     for s in STREAMS {
         let mut token = None;
@@ -290,78 +326,131 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let cost_empty = put_log_cost(&clients, "empty", 0, 200).await;
-    let cost_full = put_log_cost(&clients, "full", 100_000, 200).await;
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    Ok(logged)
+}
 
-    let warm = samples.iter().skip(samples.len() / 5);
-    let pts = |f: fn(&Sample) -> f64| warm.clone().map(|s| (s.seconds, f(s))).collect::<Vec<_>>();
-    let slopes = Slopes {
-        rss_mib_per_min: slope(&pts(|s| s.rss_mib)),
-        fds_per_min: slope(&pts(|s| s.fds as f64)),
-        threads_per_min: slope(&pts(|s| s.threads as f64)),
-        state_mib_per_min: slope(&pts(|s| s.state_mib)),
-    };
-    let svg = root.join("docs/soak.svg");
-    chart(&samples, &svg)?;
-    let max = |f: fn(&Sample) -> f64| samples.iter().map(f).fold(0.0, f64::max);
-    let bounded = slopes.fds_per_min.abs() < 1.0
-        && slopes.threads_per_min.abs() < 1.0
-        && slopes.rss_mib_per_min.abs() < 2.0
-        && slopes.state_mib_per_min.abs() < 2.0;
-    let passed = bounded && check.exactly_once();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
             c.lines()
                 .find(|l| l.starts_with("model name"))
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
-        .unwrap_or_default();
-    let section = format!(
-        "## Soak: {minutes:.0} minutes under load, failures on and off\n\n\
+        .unwrap_or_default()
+}
+
+/// The soak section of docs/benchmarks.md.
+fn section(r: &Soak) -> String {
+    let cpu = cpu_model();
+    let max = |f: fn(&Sample) -> f64| r.samples.iter().map(f).fold(0.0, f64::max);
+    format!(
+        "## Soak: {:.0} minutes under load, failures on and off\n\n\
 `make soak` ({}, {cpu}): `firehose-kit local --speed 10` under four producers ({} records acknowledged, {:.1} MB/s), \
 every other minute with the delivery roles stripped of their policy (every delivery fails with S3.AccessDenied, \
-is retried and logged) and then repaired by setup. Sampled every 5 s; slopes after the first fifth (warm-up).\n\n\
+is retried and logged) and then repaired by setup; `--memory-limit 32MiB`. Sampled every 5 s. The load is periodic, \
+so a series is judged by its peak in each two-minute cycle after the first (warm-up): the slope of those peaks \
+must be near zero. The straight-line slope over every sample after warm-up is shown beside it; journals grow in \
+64 MiB segments, so that one swings with where the run stops.\n\n\
 ![Resident memory, file descriptors, threads and state on disk over the soak; failure minutes shaded](soak.svg)\n\n\
-| series | peak | slope after warm-up |\n|---|---|---|\n\
-| resident memory | {:.0} MiB | {:+.2} MiB/min |\n\
-| open file descriptors | {:.0} | {:+.2} /min |\n\
-| threads | {:.0} | {:+.2} /min |\n\
-| state on disk (journals, logs, metadata) | {:.1} MiB | {:+.2} MiB/min |\n\
-| delivered objects on disk | {:.0} MiB | (the data) |\n\n\
+| series | peak | slope of cycle peaks | straight-line slope |\n|---|---|---|---|\n\
+| resident memory | {:.0} MiB | {:+.2} MiB/min | {:+.2} MiB/min |\n\
+| open file descriptors | {:.0} | {:+.2} /min | {:+.2} /min |\n\
+| threads | {:.0} | {:+.2} /min | {:+.2} /min |\n\
+| state on disk (journals, metadata) | {:.1} MiB | {:+.2} MiB/min | {:+.2} MiB/min |\n\
+| CloudWatch Logs events on disk | {:.1} MiB | (the data) | |\n\
+| delivered objects on disk | {:.0} MiB | (the data) | |\n\n\
 Delivery: {} of {} acknowledged records delivered, {} duplicated, {} missing ({}); {} delivery errors logged. \
 CloudWatch Logs: one PutLogEvents of one event took {:.2} ms on an empty log stream and {:.2} ms on one holding \
 100,000 events (six days of a failing stream's errors): the events are appended, never the whole log rewritten. \
 Verdict: **{}**.",
-        if minutes >= 10.0 { "the full run" } else { "a short run" },
-        report.records,
-        report.mb_per_s,
+        r.minutes,
+        if r.minutes >= 10.0 { "the full run" } else { "a short run" },
+        r.load.records,
+        r.load.mb_per_s,
         max(|s| s.rss_mib),
-        slopes.rss_mib_per_min,
+        r.peaks.rss_mib_per_min,
+        r.straight.rss_mib_per_min,
         max(|s| s.fds as f64),
-        slopes.fds_per_min,
+        r.peaks.fds_per_min,
+        r.straight.fds_per_min,
         max(|s| s.threads as f64),
-        slopes.threads_per_min,
+        r.peaks.threads_per_min,
+        r.straight.threads_per_min,
         max(|s| s.state_mib),
-        slopes.state_mib_per_min,
+        r.peaks.state_mib_per_min,
+        r.straight.state_mib_per_min,
+        max(|s| s.logs_mib),
         max(|s| s.objects_mib),
-        check.delivered,
-        check.acknowledged,
-        check.duplicated,
-        check.missing,
-        if check.exactly_once() { "exactly once" } else { "NOT exactly once" },
-        logged,
-        cost_empty * 1000.0,
-        cost_full * 1000.0,
-        if passed { "bounded, every acknowledged record delivered once" } else { "FAILED" },
-    );
-    write_section(&root.join("docs/benchmarks.md"), &section)?;
+        r.check.delivered,
+        r.check.acknowledged,
+        r.check.duplicated,
+        r.check.missing,
+        if r.check.exactly_once() { "exactly once" } else { "NOT exactly once" },
+        r.logged,
+        r.cost_empty * 1000.0,
+        r.cost_full * 1000.0,
+        if r.passed() { "bounded, every acknowledged record delivered once" } else { "FAILED" },
+    )
+}
+
+/// Runs the load and the failures against a fresh emulator, then checks delivery and times CloudWatch Logs.
+async fn soak(bin: &Path, minutes: f64) -> Result<Soak, Box<dyn std::error::Error>> {
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("data");
+    let (mut emulator, endpoint) = start_emulator(bin, &data);
+    let connection = Connection {
+        profile: None,
+        region: Some("us-east-2".into()),
+        endpoint_url: Some(endpoint.clone()),
+        test_credentials: true,
+    };
+    let clients = firehose_kit::aws::Clients::connect(&connection).await?;
+    for s in STREAMS {
+        kit(bin, &endpoint, &["--stream", s, "setup", "--buffer-size", "1", "--buffer-interval", "10"]);
+    }
+    let spec = LoadSpec {
+        streams: STREAMS.iter().map(|s| s.to_string()).collect(),
+        clients_per_stream: vec![2, 2],
+        batch_records: 200,
+        record_size: 300,
+        paced: STREAMS.iter().map(|s| (s.to_string(), Duration::from_millis(100))).collect(),
+        duration: Duration::from_secs_f64(minutes * 60.0 + 3600.0),
+    };
+    let stop = loadgen::Stop::new();
+    let load = tokio::spawn({
+        let (clients, stop) = (clients.clone(), stop.clone());
+        async move { loadgen::run_until(&clients, &spec, stop).await }
+    });
+    let samples = sample_while_failing(bin, &endpoint, &clients, (emulator.id(), &data), minutes).await?;
+    stop.cancel();
+    let (load, outcomes) = load.await?;
+    for s in STREAMS {
+        kit(bin, &endpoint, &["--stream", s, "setup"]);
+    }
+    let check = loadgen::check_outcomes(&clients, BUCKET, &outcomes, Duration::from_secs(180)).await?;
+    let logged = count_logged(&clients).await?;
+    let cost_empty = put_log_cost(&clients, "empty", 0, 200).await;
+    let cost_full = put_log_cost(&clients, "full", 100_000, 200).await;
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    let (peaks, straight) = slopes(&samples);
+    Ok(Soak { minutes, samples, load, check, logged, cost_empty, cost_full, peaks, straight })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let bin = PathBuf::from(std::env::args().nth(1).ok_or("usage: soak FIREHOSE_KIT_BINARY")?);
+    let minutes: f64 = std::env::var("SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(10.0);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let r = soak(&bin, minutes).await?;
+    chart(&r.samples, &root.join("docs/soak.svg"))?;
+    write_section(&root.join("docs/benchmarks.md"), &section(&r))?;
     println!(
         "{}",
-        serde_json::json!({"passed": passed, "slopes": slopes, "check": check, "load": report, "samples": samples.len(),
-            "put_log_events_s": {"empty": cost_empty, "holding_100k": cost_full}})
+        serde_json::json!({"passed": r.passed(), "slopes": r.peaks, "straight_slopes": r.straight, "check": r.check,
+            "load": r.load, "samples": r.samples.len(),
+            "put_log_events_s": {"empty": r.cost_empty, "holding_100k": r.cost_full}})
     );
-    if passed { Ok(()) } else { Err("the soak run failed (see above)".into()) }
+    if r.passed() { Ok(()) } else { Err("the soak run failed (see above)".into()) }
 }

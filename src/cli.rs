@@ -477,7 +477,7 @@ pub struct LocalArgs {
 
     /// Direct Put throughput quota per stream: a region (us-east-1: 5 MiB/s; us-east-2: 1 MiB/s), `none`, or MiB/s,requests/s,records/s
     #[arg(long, value_name = "QUOTA", default_value = "none")]
-    pub quota: crate::local::QuotaSpec,
+    pub quota: crate::firehose::quota::QuotaSpec,
 
     /// Fail each record with this probability (per-entry ServiceUnavailableException / InternalFailure)
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
@@ -506,7 +506,7 @@ pub struct LocalArgs {
     /// Make delivery attempts to S3 fail with CODE (S3.AccessDenied, S3.NoSuchBucket, InternalError, ...), with
     /// probability P (default 1); failures are retried and logged as AWS logs them
     #[arg(long, value_name = "CODE[:P]")]
-    pub fail_delivery: Option<crate::local::firehose::gate::FailDelivery>,
+    pub fail_delivery: Option<crate::firehose::failures::FailDelivery>,
 
     /// How long data that cannot be delivered is retried before it is dropped (AWS: 24 hours)
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]

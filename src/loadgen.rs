@@ -267,7 +267,9 @@ async fn one_client(
     let pace = spec.paced.iter().find(|(s, _)| *s == stream).map(|(_, d)| *d);
     let mut seq = 0u64;
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut backoff = Duration::from_millis(20);
+    // Refused records are retried after 20 ms doubling to 500 ms (reset by a call that is fully accepted).
+    let backoff = crate::util::retry::Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
+    let mut refusals = 0u32;
     while Instant::now() < deadline && !stop.is_cancelled() {
         let want = if single { 1 } else { spec.batch_records };
         while pending.len() < want {
@@ -282,10 +284,10 @@ async fn one_client(
             // The endpoint may be down (restarting): a short pause, then new records.
             tokio::time::sleep(Duration::from_millis(20)).await;
         } else if outcome.refused > 0 {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            refusals += 1;
+            tokio::time::sleep(backoff.delay(refusals)).await;
         } else {
-            backoff = Duration::from_millis(20);
+            refusals = 0;
             if let Some(p) = pace {
                 tokio::time::sleep(p).await;
             }

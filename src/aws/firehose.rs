@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::types::{
-    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType, DynamicPartitioningConfiguration,
-    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, ProcessingConfiguration, Processor,
-    ProcessorParameter, ProcessorParameterName, ProcessorType, Tag,
+    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType, DestinationDescription,
+    DynamicPartitioningConfiguration, ExtendedS3DestinationConfiguration, ExtendedS3DestinationDescription,
+    ExtendedS3DestinationUpdate, ProcessingConfiguration, Processor, ProcessorParameter, ProcessorParameterName,
+    ProcessorType, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -17,6 +18,7 @@ use super::sdk_error;
 use crate::error::{Error, Result};
 use crate::firehose::names::bucket_of_arn;
 use crate::firehose::types::{Compression, StreamStatus, object_extension};
+use crate::util::retry::Backoff;
 
 /// The S3 destination setup wants (and what Describe reports, in the same shape, so they compare).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,6 +155,7 @@ pub struct StreamInfo {
     pub encryption: Option<String>,
 }
 
+/// The stream as DescribeDeliveryStream tells it; `None` when there is no such stream.
 pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
     let out = match fh.describe_delivery_stream().delivery_stream_name(name).send().await {
         Ok(out) => out,
@@ -165,6 +168,37 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
         return Ok(None);
     };
     let dest = d.destinations().first();
+    let ext = dest.and_then(|x| x.extended_s3_destination_description());
+    let processors = processors_of(ext);
+    let partitioning = partitioning_of(ext, &processors);
+    let per_record_processing = per_record_processing(ext, &processors, partitioning.as_ref());
+    let destination = destination_of(dest).map(|mut spec| {
+        spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
+        spec
+    });
+    Ok(Some(StreamInfo {
+        name: d.delivery_stream_name().to_string(),
+        arn: d.delivery_stream_arn().to_string(),
+        status: StreamStatus::parse(d.delivery_stream_status().as_str()),
+        version_id: d.version_id().to_string(),
+        destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
+        destination,
+        per_record_processing,
+        partitioning,
+        failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
+        created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        encryption: d.delivery_stream_encryption_configuration().and_then(|e| {
+            let status = e.status()?.as_str().to_string();
+            Some(match e.key_type() {
+                Some(k) => format!("{status} ({})", k.as_str()),
+                None => status,
+            })
+        }),
+    }))
+}
+
+/// The S3 destination as described (ExtendedS3, or the legacy S3 description).
+fn destination_of(dest: Option<&DestinationDescription>) -> Option<DestinationSpec> {
     let ext = dest.and_then(|x| x.extended_s3_destination_description());
     // The ExtendedS3 and (legacy) S3 descriptions are distinct types with the same accessors.
     macro_rules! spec_of {
@@ -191,16 +225,21 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
             }
         }};
     }
-    let destination = match ext {
+    match ext {
         Some(e) => Some(DestinationSpec {
             file_extension: e.file_extension().filter(|x| !x.is_empty()).map(str::to_string),
             time_zone: e.custom_time_zone().filter(|z| !z.is_empty()).map(str::to_string),
             ..spec_of!(e)
         }),
         None => dest.and_then(|x| x.s3_destination_description()).map(|e| spec_of!(e)),
-    };
-    let processors: Vec<(String, Vec<(String, String)>)> = ext
-        .and_then(|e| e.processing_configuration())
+    }
+}
+
+/// The enabled processors of the destination: type and parameters, in order.
+type Processors = Vec<(String, Vec<(String, String)>)>;
+
+fn processors_of(ext: Option<&ExtendedS3DestinationDescription>) -> Processors {
+    ext.and_then(|e| e.processing_configuration())
         .filter(|p| p.enabled().unwrap_or(true))
         .map(|p| {
             p.processors()
@@ -215,55 +254,44 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let has = |t: &str| processors.iter().any(|(x, _)| x == t);
-    let partitioning = ext
-        .and_then(|e| e.dynamic_partitioning_configuration())
-        .filter(|p| p.enabled().unwrap_or(false))
-        .map(|_| Partitioning {
+        .unwrap_or_default()
+}
+
+fn has_processor(processors: &Processors, kind: &str) -> bool {
+    processors.iter().any(|(x, _)| x == kind)
+}
+
+fn partitioning_of(ext: Option<&ExtendedS3DestinationDescription>, processors: &Processors) -> Option<Partitioning> {
+    ext.and_then(|e| e.dynamic_partitioning_configuration()).filter(|p| p.enabled().unwrap_or(false)).map(|_| {
+        Partitioning {
             query: processors
                 .iter()
                 .flat_map(|(_, params)| params)
                 .find(|(n, _)| n == "MetadataExtractionQuery")
                 .map(|(_, v)| v.clone()),
-            deaggregates: has("RecordDeAggregation"),
-            append_delimiter: has("AppendDelimiterToRecord"),
-        });
-    let per_record_processing = ext.and_then(|e| {
-        let conversion = e.data_format_conversion_configuration().is_some_and(|c| c.enabled().unwrap_or(true));
-        if has("Lambda") {
-            Some("the stream has a processing Lambda".to_string())
-        } else if partitioning.as_ref().is_some_and(|p| !p.deaggregates) {
-            Some("the stream uses dynamic partitioning without record deaggregation".to_string())
-        } else if conversion {
-            Some("the stream converts record formats".to_string())
-        } else {
-            None
+            deaggregates: has_processor(processors, "RecordDeAggregation"),
+            append_delimiter: has_processor(processors, "AppendDelimiterToRecord"),
         }
-    });
-    let destination = destination.map(|mut spec| {
-        spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
-        spec
-    });
-    Ok(Some(StreamInfo {
-        name: d.delivery_stream_name().to_string(),
-        arn: d.delivery_stream_arn().to_string(),
-        status: StreamStatus::parse(d.delivery_stream_status().as_str()),
-        version_id: d.version_id().to_string(),
-        destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
-        destination,
-        per_record_processing,
-        partitioning,
-        failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
-        created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-        encryption: d.delivery_stream_encryption_configuration().and_then(|e| {
-            let status = e.status()?.as_str().to_string();
-            Some(match e.key_type() {
-                Some(k) => format!("{status} ({})", k.as_str()),
-                None => status,
-            })
-        }),
-    }))
+    })
+}
+
+/// Why records must not be packed: something sees each record as one event.
+fn per_record_processing(
+    ext: Option<&ExtendedS3DestinationDescription>,
+    processors: &Processors,
+    partitioning: Option<&Partitioning>,
+) -> Option<String> {
+    let e = ext?;
+    let conversion = e.data_format_conversion_configuration().is_some_and(|c| c.enabled().unwrap_or(true));
+    if has_processor(processors, "Lambda") {
+        Some("the stream has a processing Lambda".to_string())
+    } else if partitioning.is_some_and(|p| !p.deaggregates) {
+        Some("the stream uses dynamic partitioning without record deaggregation".to_string())
+    } else if conversion {
+        Some("the stream converts record formats".to_string())
+    } else {
+        None
+    }
 }
 
 fn hints(spec: &DestinationSpec) -> BufferingHints {
@@ -336,9 +364,11 @@ pub async fn create(
     }
 }
 
-/// Jittered exponential backoff: ~1 s, 2 s, 4 s, then 8 s, each ±30 %.
+/// IAM-propagation retries: ~1 s, 2 s, 4 s, then 8 s, each ±30 %.
+const IAM_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+
 fn backoff(attempt: u32) -> Duration {
-    crate::util::backoff::jittered(Duration::from_secs(1), Duration::from_secs(8), attempt)
+    IAM_BACKOFF.delay(attempt)
 }
 
 /// Applies a changed destination in place (the stream's version goes up).

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod logs;
 pub mod payload_hash;
 pub mod policy;
+pub mod put;
 pub mod s3;
 
 use std::time::Duration;

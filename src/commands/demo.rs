@@ -16,10 +16,10 @@ use super::verify::VerifyReport;
 use crate::aws::Clients;
 use crate::cli::{DemoArgs, SendFormat};
 use crate::error::{Error, ExitCode, Result};
-use crate::local::EmulatorHandle;
 use crate::pipeline::records::MAX_RECORD_BYTES;
 use crate::settings::{Global, SendSettings, SetupSettings, VerifySettings};
 use crate::ui::{Printer, Reporter, format_bytes, format_count, format_duration};
+use firehose_kit_emulator::EmulatorHandle;
 
 /// Where the demo runs.
 pub enum Backend {
@@ -91,18 +91,7 @@ pub async fn run(
         Backend::Embedded(h) => format!("the embedded emulator at {}", h.endpoint()),
         Backend::External => clients.backend(),
     };
-    if partitioned {
-        printer.status(&format!(
-            "demo on {backend_name}: stream `{stream}` partitioned by {} (64 MiB / 60 s per partition, AWS's minimums{})",
-            args.partition_by.join(", "),
-            if embedded { "; the embedded emulator runs them 12× faster" } else { "" }
-        ));
-    } else {
-        printer.status(&format!(
-            "demo on {backend_name}: stream `{stream}` buffering 1 MiB or {} s (a short interval so the demo finishes quickly; the original demo used 60 s)",
-            args.buffer_interval.as_secs()
-        ));
-    }
+    printer.status(&plan_line(args, &backend_name, &stream, partitioned, embedded));
 
     let mut report = DemoReport {
         backend: backend_name,
@@ -129,18 +118,7 @@ pub async fn run(
         let _ = state.keep();
         report.kept = Some(kept);
     } else {
-        let t = Instant::now();
-        let opts =
-            Options { yes: true, keep_bucket: false, force: false, no_wait: false, bucket: report.bucket.clone() };
-        let never = |_: &str| Some(true);
-        match super::teardown::remove(&stream, &opts, clients, reporter.as_ref(), &never).await {
-            Ok(removals) => report.teardown = removals,
-            Err(e) if outcome.is_ok() => return Err(e),
-            Err(e) => {
-                reporter.warn(&format!("cleanup failed: {e}; run `{}` to finish it", g.command("teardown --yes")))
-            }
-        }
-        report.steps.push(("teardown".into(), elapsed_ms(t)));
+        clean_up(&g, clients, reporter.as_ref(), &mut report, outcome.is_ok()).await?;
     }
     if let Backend::Embedded(handle) = backend {
         handle.shutdown().await;
@@ -153,6 +131,43 @@ pub async fn run(
         printer.result(&summary(&report));
     }
     Ok(if report.verified && left == 0 && !report.interrupted { ExitCode::Success } else { ExitCode::Failed })
+}
+
+/// What the demo is about to do, in one line.
+fn plan_line(args: &DemoArgs, backend_name: &str, stream: &str, partitioned: bool, embedded: bool) -> String {
+    if partitioned {
+        format!(
+            "demo on {backend_name}: stream `{stream}` partitioned by {} (64 MiB / 60 s per partition, AWS's minimums{})",
+            args.partition_by.join(", "),
+            if embedded { "; the embedded emulator runs them 12× faster" } else { "" }
+        )
+    } else {
+        format!(
+            "demo on {backend_name}: stream `{stream}` buffering 1 MiB or {} s (a short interval so the demo finishes quickly; the original demo used 60 s)",
+            args.buffer_interval.as_secs()
+        )
+    }
+}
+
+/// Tears down what the demo made. A failure is the run's error when the run succeeded; otherwise it is a
+/// warning naming the command that finishes the cleanup (the run's own error is what matters).
+async fn clean_up(
+    g: &Global,
+    clients: &Clients,
+    reporter: &dyn Reporter,
+    report: &mut DemoReport,
+    succeeded: bool,
+) -> Result<()> {
+    let t = Instant::now();
+    let opts = Options { yes: true, keep_bucket: false, force: false, no_wait: false, bucket: report.bucket.clone() };
+    let never = |_: &str| Some(true);
+    match super::teardown::remove(&g.stream, &opts, clients, reporter, &never).await {
+        Ok(removals) => report.teardown = removals,
+        Err(e) if succeeded => return Err(e),
+        Err(e) => reporter.warn(&format!("cleanup failed: {e}; run `{}` to finish it", g.command("teardown --yes"))),
+    }
+    report.steps.push(("teardown".into(), elapsed_ms(t)));
+    Ok(())
 }
 
 async fn pipeline(

@@ -49,32 +49,31 @@ fn problem(check: &'static str, message: impl Into<String>, fix: impl Into<Strin
     Finding { check, level: Level::Problem, message: message.into(), fix: Some(fix.into()) }
 }
 
-/// Runs every check on `stream`.
+/// What every check reads: the stream as described, its S3 destination, the account, and the fix that re-runs
+/// setup.
+struct Subject<'a> {
+    args: &'a DoctorArgs,
+    clients: &'a Clients,
+    info: fh::StreamInfo,
+    dest: fh::DestinationSpec,
+    bucket: String,
+    account_id: String,
+    setup_hint: String,
+}
+
+/// Runs every check on `stream`: the stream itself, then (when it has an S3 destination) the role, the bucket,
+/// encryption, error logging and recent errors, and the buffering hints.
 pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> Result<Vec<Finding>> {
     let stream = global.stream.as_str();
     let setup_hint = format!("re-run `{}`", global.command("setup"));
-    let mut out = Vec::new();
     let Some(info) = fh::describe(&clients.firehose, stream).await? else {
-        out.push(problem(
+        return Ok(vec![problem(
             "stream",
             format!("delivery stream `{stream}` does not exist in {}", clients.backend()),
             format!("create it: {setup_hint}"),
-        ));
-        return Ok(out);
+        )]);
     };
-    out.push(match &info.status {
-        StreamStatus::Active => ok("stream", format!("`{stream}` is ACTIVE (version {})", info.version_id)),
-        StreamStatus::Creating => warning("stream", format!("`{stream}` is still CREATING"), "wait until it is ACTIVE"),
-        other => problem(
-            "stream",
-            format!("`{stream}` is {other}{}", info.failure.as_deref().map(|f| format!(": {f}")).unwrap_or_default()),
-            "delete it (`firehose-kit teardown`) and create it again",
-        ),
-    });
-    let tags = fh::tags(&clients.firehose, stream).await.unwrap_or_default();
-    if !policy::is_managed(&tags) {
-        out.push(ok("origin", "not made by firehose-kit (no firehose-kit:managed tag): checked as it is"));
-    }
+    let mut out = stream_checks(clients, stream, &info).await;
     let Some(dest) = info.destination.clone() else {
         out.push(problem(
             "destination",
@@ -85,179 +84,210 @@ pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> R
     };
     let bucket = dest.bucket().to_string();
     let account_id = clients.account_id().await?;
+    let subject = Subject { args, clients, info, dest, bucket, account_id, setup_hint };
+    out.extend(role_checks(&subject).await?);
+    out.extend(bucket_checks(&subject).await?);
+    out.push(stream_encryption(&subject.info));
+    out.extend(error_logging_checks(&subject).await?);
+    out.push(buffering_check(global, args, &subject.dest));
+    Ok(out)
+}
 
-    // Role: exists, trusted, and its policies cover the destination.
+/// The stream's status, and whether firehose-kit made it.
+async fn stream_checks(clients: &Clients, stream: &str, info: &fh::StreamInfo) -> Vec<Finding> {
+    let mut out = vec![match &info.status {
+        StreamStatus::Active => ok("stream", format!("`{stream}` is ACTIVE (version {})", info.version_id)),
+        StreamStatus::Creating => warning("stream", format!("`{stream}` is still CREATING"), "wait until it is ACTIVE"),
+        other => problem(
+            "stream",
+            format!("`{stream}` is {other}{}", info.failure.as_deref().map(|f| format!(": {f}")).unwrap_or_default()),
+            "delete it (`firehose-kit teardown`) and create it again",
+        ),
+    }];
+    let tags = fh::tags(&clients.firehose, stream).await.unwrap_or_default();
+    if !policy::is_managed(&tags) {
+        out.push(ok("origin", "not made by firehose-kit (no firehose-kit:managed tag): checked as it is"));
+    }
+    out
+}
+
+/// The role: exists, trusts Firehose, and its policies (with the bucket policy) allow what delivery needs.
+async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
+    let (clients, dest, bucket, account_id, setup_hint) = (x.clients, &x.dest, &x.bucket, &x.account_id, &x.setup_hint);
     let log_arn = dest
         .error_logging
         .as_ref()
-        .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
-    let needs =
-        delivery_needs(clients.partition(), &bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
-    let access = role_access(clients, &account_id, &dest.role_arn, &bucket, &needs).await?;
+        .map(|l| log_stream_arn(clients.partition(), &clients.region, account_id, &l.group, &l.stream));
+    let needs = delivery_needs(clients.partition(), bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
+    let access = role_access(clients, account_id, &dest.role_arn, bucket, &needs).await?;
     if !access.exists {
-        out.push(problem(
+        return Ok(vec![problem(
             "role",
             format!("the delivery role {} does not exist: every delivery fails with S3.AccessDenied", dest.role_arn),
             format!("recreate it ({setup_hint}) or point the stream at an existing role"),
-        ));
-    } else {
-        out.push(if access.trusts_firehose {
-            ok("role trust", format!("{} trusts firehose.amazonaws.com for account {account_id}", dest.role_arn))
-        } else {
-            problem(
-                "role trust",
-                format!(
-                    "the trust policy of {} does not let firehose.amazonaws.com assume it (with sts:ExternalId {account_id})",
-                    dest.role_arn
-                ),
-                format!(
-                    "allow sts:AssumeRole for the service principal firehose.amazonaws.com ({setup_hint} restores setup's role)"
-                ),
-            )
-        });
-        for g in &access.grants {
-            let check = if g.for_what == "delivery" { "role policy" } else { "logging policy" };
-            out.push(match (g.allowed, g.for_what) {
-                (true, _) => ok(check, format!("the role may {} on {}", g.action, g.resource)),
-                (false, "delivery") => problem(
-                    check,
-                    format!(
-                        "the role may not {} on {}: {}; deliveries fail with S3.AccessDenied",
-                        g.action,
-                        g.resource,
-                        g.reason.as_deref().unwrap_or("not allowed")
-                    ),
-                    format!(
-                        "allow {} on arn:{}:s3:::{bucket}/* ({setup_hint} restores setup's policy)",
-                        g.action,
-                        clients.partition()
-                    ),
-                ),
-                (false, _) => warning(
-                    check,
-                    format!(
-                        "the role may not {} on {}: {}; delivery errors cannot be logged",
-                        g.action,
-                        g.resource,
-                        g.reason.as_deref().unwrap_or("not allowed")
-                    ),
-                    format!("allow {} on that log stream ({setup_hint})", g.action),
-                ),
-            });
-        }
-        if !access.not_evaluated.is_empty() {
-            out.push(warning(
-                "role policy",
-                format!("not evaluated: {}", access.not_evaluated.join("; ")),
-                "check these by hand: the verdicts above assume they grant nothing",
-            ));
-        }
+        )]);
     }
+    let mut out = vec![if access.trusts_firehose {
+        ok("role trust", format!("{} trusts firehose.amazonaws.com for account {account_id}", dest.role_arn))
+    } else {
+        problem(
+            "role trust",
+            format!(
+                "the trust policy of {} does not let firehose.amazonaws.com assume it (with sts:ExternalId {account_id})",
+                dest.role_arn
+            ),
+            format!(
+                "allow sts:AssumeRole for the service principal firehose.amazonaws.com ({setup_hint} restores setup's role)"
+            ),
+        )
+    }];
+    for g in &access.grants {
+        let check = if g.for_what == "delivery" { "role policy" } else { "logging policy" };
+        let reason = g.reason.as_deref().unwrap_or("not allowed");
+        out.push(match (g.allowed, g.for_what) {
+            (true, _) => ok(check, format!("the role may {} on {}", g.action, g.resource)),
+            (false, "delivery") => problem(
+                check,
+                format!(
+                    "the role may not {} on {}: {reason}; deliveries fail with S3.AccessDenied",
+                    g.action, g.resource
+                ),
+                format!(
+                    "allow {} on arn:{}:s3:::{bucket}/* ({setup_hint} restores setup's policy)",
+                    g.action,
+                    clients.partition()
+                ),
+            ),
+            (false, _) => warning(
+                check,
+                format!("the role may not {} on {}: {reason}; delivery errors cannot be logged", g.action, g.resource),
+                format!("allow {} on that log stream ({setup_hint})", g.action),
+            ),
+        });
+    }
+    if !access.not_evaluated.is_empty() {
+        out.push(warning(
+            "role policy",
+            format!("not evaluated: {}", access.not_evaluated.join("; ")),
+            "check these by hand: the verdicts above assume they grant nothing",
+        ));
+    }
+    Ok(out)
+}
 
-    // Bucket: exists, its region, encryption.
-    match s3::bucket_state(&clients.s3, &bucket).await? {
-        s3::BucketState::Missing => out.push(problem(
+/// The bucket: exists and is ours to write, its region, its default encryption, its error output.
+async fn bucket_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
+    let (clients, bucket, setup_hint) = (x.clients, &x.bucket, &x.setup_hint);
+    match s3::bucket_state(&clients.s3, bucket).await? {
+        s3::BucketState::Missing => {
+            return Ok(vec![problem(
+                "bucket",
+                format!(
+                    "bucket `{bucket}` does not exist: deliveries fail with S3.NoSuchBucket and data is dropped after {}",
+                    crate::ui::format_duration(clients.emulator.retry_horizon())
+                ),
+                format!("recreate it ({setup_hint})"),
+            )]);
+        }
+        s3::BucketState::Forbidden => {
+            return Ok(vec![problem(
+                "bucket",
+                format!("bucket `{bucket}` belongs to another account or refuses you"),
+                "check the bucket name and its owner",
+            )]);
+        }
+        s3::BucketState::Exists => {}
+    }
+    let region = s3::bucket_region(&clients.s3, bucket).await.ok();
+    let mut out = vec![match region.as_deref() {
+        Some(r) if r != clients.region => warning(
             "bucket",
             format!(
-                "bucket `{bucket}` does not exist: deliveries fail with S3.NoSuchBucket and data is dropped after {}",
-                crate::ui::format_duration(clients.emulator.retry_horizon())
+                "bucket `{bucket}` is in {r}, the stream in {}: cross-region delivery adds latency and transfer cost",
+                clients.region
             ),
-            format!("recreate it ({setup_hint})"),
-        )),
-        s3::BucketState::Forbidden => out.push(problem(
-            "bucket",
-            format!("bucket `{bucket}` belongs to another account or refuses you"),
-            "check the bucket name and its owner",
-        )),
-        s3::BucketState::Exists => {
-            let region = s3::bucket_region(&clients.s3, &bucket).await.ok();
-            out.push(match region.as_deref() {
-                Some(r) if r != clients.region => warning(
-                    "bucket",
-                    format!("bucket `{bucket}` is in {r}, the stream in {}: cross-region delivery adds latency and transfer cost", clients.region),
-                    "use a bucket in the stream's region",
-                ),
-                Some(r) => ok("bucket", format!("bucket `{bucket}` exists in {r}")),
-                None => ok("bucket", format!("bucket `{bucket}` exists")),
-            });
-            out.push(match s3::encryption(&clients.s3, &bucket).await.ok().flatten() {
-                Some(alg) => ok("bucket encryption", format!("default encryption {alg}")),
-                None => warning(
-                    "bucket encryption",
-                    "the bucket has no default encryption configured",
-                    format!("enable SSE-S3 ({setup_hint} does it for its bucket)"),
-                ),
-            });
-            // Objects under the error output prefix: records Firehose could not process or partition.
-            if let Some(error_prefix) = &dest.error_prefix {
-                let static_part = static_part_of(Some(error_prefix));
-                let objects = s3::list_objects(&clients.s3, &bucket, static_part).await.unwrap_or_default();
-                out.push(if objects.is_empty() {
-                    ok("error output", format!("nothing under the error prefix `{static_part}`"))
-                } else {
-                    warning(
-                        "error output",
-                        format!(
-                            "{} objects under the error prefix `{static_part}` (records Firehose could not process), e.g. {}",
-                            format_count(objects.len() as u64),
-                            objects[0].key
-                        ),
-                        "download one to see the error code and the failed record",
-                    )
-                });
-            }
-        }
-    }
-    out.push(match &info.encryption {
-        Some(e) if e.starts_with("ENABLED") => ok("stream encryption", format!("server-side encryption {e}")),
+            "use a bucket in the stream's region",
+        ),
+        Some(r) => ok("bucket", format!("bucket `{bucket}` exists in {r}")),
+        None => ok("bucket", format!("bucket `{bucket}` exists")),
+    }];
+    out.push(match s3::encryption(&clients.s3, bucket).await.ok().flatten() {
+        Some(alg) => ok("bucket encryption", format!("default encryption {alg}")),
+        None => warning(
+            "bucket encryption",
+            "the bucket has no default encryption configured",
+            format!("enable SSE-S3 ({setup_hint} does it for its bucket)"),
+        ),
+    });
+    out.extend(error_output_check(x).await);
+    Ok(out)
+}
+
+/// Objects under the error output prefix: records Firehose could not process or partition.
+async fn error_output_check(x: &Subject<'_>) -> Option<Finding> {
+    let error_prefix = x.dest.error_prefix.as_ref()?;
+    let static_part = static_part_of(Some(error_prefix));
+    let objects = s3::list_objects(&x.clients.s3, &x.bucket, static_part).await.unwrap_or_default();
+    Some(if objects.is_empty() {
+        ok("error output", format!("nothing under the error prefix `{static_part}`"))
+    } else {
+        warning(
+            "error output",
+            format!(
+                "{} objects under the error prefix `{static_part}` (records Firehose could not process), e.g. {}",
+                format_count(objects.len() as u64),
+                objects[0].key
+            ),
+            "download one to see the error code and the failed record",
+        )
+    })
+}
+
+fn stream_encryption(info: &fh::StreamInfo) -> Finding {
+    match &info.encryption {
         Some(e) => ok("stream encryption", format!("server-side encryption {e}")),
         None => ok("stream encryption", "server-side encryption not reported"),
-    });
+    }
+}
 
-    // Error logging and recent errors.
-    match &dest.error_logging {
-        None => out.push(warning(
+/// Error logging: on, its log stream exists, and the delivery errors logged lately.
+async fn error_logging_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
+    let Some(l) = &x.dest.error_logging else {
+        return Ok(vec![warning(
             "error logging",
             "error logging is off: when delivery fails, nobody can see why",
-            format!("enable CloudWatchLoggingOptions ({setup_hint} does)"),
-        )),
-        Some(l) => {
-            let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::hours(1));
-            match logs::delivery_errors(&clients.logs, &l.group, &l.stream, since, Utc::now()).await? {
-                None => out.push(problem(
-                    "error logging",
-                    format!("logging is on, but {l} does not exist: Firehose does not create it, so errors are lost"),
-                    format!("create the log group and stream ({setup_hint})"),
-                )),
-                Some(errors) if errors.is_empty() => {
-                    out.push(ok("error logging", format!("errors are logged to {l}")));
-                    out.push(ok(
-                        "recent errors",
-                        format!("no delivery errors in the last {}", humantime::format_duration(args.since)),
-                    ));
-                }
-                Some(errors) => {
-                    out.push(ok("error logging", format!("errors are logged to {l}")));
-                    for e in errors {
-                        out.push(problem(
-                            "recent errors",
-                            format!(
-                                "{} × {} between {} and {}: {}",
-                                e.code,
-                                e.count,
-                                e.first.format("%H:%M:%S"),
-                                e.last.format("%H:%M:%S"),
-                                e.message
-                            ),
-                            e.hint.unwrap_or_else(|| "see the Firehose developer guide for this code".into()),
-                        ));
-                    }
-                }
-            }
-        }
+            format!("enable CloudWatchLoggingOptions ({} does)", x.setup_hint),
+        )]);
+    };
+    let since = Utc::now() - chrono::Duration::from_std(x.args.since).unwrap_or(chrono::Duration::hours(1));
+    let Some(errors) = logs::delivery_errors(&x.clients.logs, &l.group, &l.stream, since, Utc::now()).await? else {
+        return Ok(vec![problem(
+            "error logging",
+            format!("logging is on, but {l} does not exist: Firehose does not create it, so errors are lost"),
+            format!("create the log group and stream ({})", x.setup_hint),
+        )]);
+    };
+    let mut out = vec![ok("error logging", format!("errors are logged to {l}"))];
+    if errors.is_empty() {
+        out.push(ok(
+            "recent errors",
+            format!("no delivery errors in the last {}", humantime::format_duration(x.args.since)),
+        ));
     }
-
-    out.push(buffering_check(global, args, &dest));
+    for e in errors {
+        out.push(problem(
+            "recent errors",
+            format!(
+                "{} × {} between {} and {}: {}",
+                e.code,
+                e.count,
+                e.first.format("%H:%M:%S"),
+                e.last.format("%H:%M:%S"),
+                e.message
+            ),
+            e.hint.unwrap_or_else(|| "see the Firehose developer guide for this code".into()),
+        ));
+    }
     Ok(out)
 }
 

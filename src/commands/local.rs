@@ -6,9 +6,9 @@ use serde_json::json;
 
 use crate::cli::LocalArgs;
 use crate::error::{Error, ExitCode, Result};
-use crate::local::{Emulator, EmulatorConfig, StartError};
 use crate::settings::{DEFAULT_REGION, Global};
 use crate::ui::Printer;
+use firehose_kit_emulator::{Emulator, EmulatorConfig, StartError};
 
 pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| global.state_dir.join("local"));

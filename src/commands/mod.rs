@@ -107,7 +107,7 @@ async fn dispatch(cli: Cli, file: settings::FileSettings, global: Global, printe
             } else {
                 // A partitioned demo needs 60 s intervals (AWS's minimum): run them 12× faster, as 5 s.
                 let speed = if args.partition_by.is_empty() { 1.0 } else { 12.0 };
-                let handle = crate::local::Emulator::builder()
+                let handle = firehose_kit_emulator::Emulator::builder()
                     .addr("127.0.0.1:0")
                     .speed(speed)
                     .start()

@@ -3,11 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::backoff::jittered;
+use crate::util::retry::Backoff;
 
 /// Retry delays: 100 ms doubling to 10 s, each ±30 % (Kinesis Agent's schedule).
-pub fn backoff(attempt: u32) -> Duration {
-    jittered(Duration::from_millis(100), Duration::from_secs(10), attempt)
+pub const SEND_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+
+fn backoff(attempt: u32) -> Duration {
+    SEND_BACKOFF.delay(attempt)
 }
 
 /// When to resend records that failed. Throttling is the stream's quota, not these records' fault: the quota

@@ -6,5 +6,7 @@ pub mod control;
 pub mod follow;
 pub mod framing;
 pub mod manifest;
+pub mod position;
 pub mod reader;
 pub mod records;
+pub mod sender;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::checkpoint::{AckedRange, FileIdentity, identity};
 use super::framing::{Framer, Next};
 use super::manifest::line_hash;
+use super::position::{AckedRange, FileIdentity, identity};
 use super::records::{Batch, Batcher, MAX_RECORD_BYTES, Packer, Span};
 use crate::error::{Error, Result};
 use crate::logs::{Format, Generator, parse_line};

@@ -1,9 +1,8 @@
-//! Small utilities with no Firehose knowledge, shared by the client and the emulator: crash-safe file writes
-//! ([`persist`]), the jittered backoff schedule every bounded retry loop uses ([`backoff`]), and waiting for
-//! Ctrl-C or SIGTERM ([`signal`]), fast SHA-256 ([`hash`]), and XML/HTML escaping ([`markup`]).
+//! Small utilities with no Firehose knowledge: the one retry logic (failure classes and the jittered backoff
+//! schedule every bounded retry loop uses: [`retry`]) and waiting for Ctrl-C or SIGTERM ([`signal`]); and, from the domain crate, what the emulator
+//! needs too: crash-safe file writes ([`persist`]), fast SHA-256 ([`hash`]) and XML/HTML escaping ([`markup`]).
 
-pub mod backoff;
-pub mod hash;
-pub mod markup;
-pub mod persist;
+pub mod retry;
 pub mod signal;
+
+pub use firehose_kit_domain::util::{hash, markup, persist};

@@ -1,5 +1,6 @@
-//! The real-AWS acceptance test: `make test-aws`. It is `#[ignore]`d everywhere else, and it does nothing but
-//! say so when no AWS credentials are found. With credentials it prints what it will create and in which
+//! The real-AWS acceptance test: `make test-aws`. It is `#[ignore]`d everywhere else. Without usable AWS
+//! credentials it fails with "no AWS credentials: nothing was tested" (a green run means AWS was tested). With
+//! credentials it prints what it will create and in which
 //! account and region, then runs setup → send → verify → doctor → teardown with unique names, and removes what it
 //! made whatever happens: when a step fails (a guard's Drop) and on Ctrl-C (a signal handler). It costs a few
 //! cents (one stream for a few minutes, a few MB). The IAM permissions it needs are templates/operator-policy.json
@@ -53,10 +54,7 @@ async fn aws_acceptance_setup_send_verify_doctor_teardown() {
     let clients = firehose_kit::aws::Clients::connect(&conn).await.expect("clients");
     let account = match clients.account_id().await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("no usable AWS credentials ({e}): the real-AWS acceptance test is skipped");
-            return;
-        }
+        Err(e) => panic!("no AWS credentials: nothing was tested ({e})"),
     };
     let suffix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let stream = format!("fk-acceptance-{suffix}");

@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use firehose_kit::firehose::keys::{layout_problems, parse_key};
-use firehose_kit::local::Quota;
+use firehose_kit_emulator::Quota;
 
 use crate::support::{
     self, ACCOUNT, REGION, active_stream, bucket_and_role, eventually, objects, put_batch, start, start_with,
@@ -1029,7 +1029,9 @@ async fn interval_flush_waits_for_the_interval() {
     .await;
     let waited = delivered_at - put_at;
     assert!(waited >= Duration::from_secs(2), "nothing before the 2 s interval: {waited:?}");
-    assert!(waited < Duration::from_secs(6), "delivered about when the interval ends: {waited:?}");
+    // Nothing else can cut this buffer (128 MiB is far away), so any object is the interval's. The upper bound only
+    // catches a flush that never came on time; it is generous (5× the interval) so a loaded machine passes.
+    assert!(waited < Duration::from_secs(10), "delivered after the interval, not much later: {waited:?}");
     let objs = objects(c, "ivl", "").await;
     assert_eq!(objs.len(), 1, "both batches in one object");
     assert_eq!(objs[0].1.len(), 10_000);
@@ -1206,8 +1208,8 @@ async fn sigterm_flushes_every_buffer_then_exits_0() {
 
 #[tokio::test]
 async fn the_emulator_refuses_a_non_loopback_address_unless_allowed() {
-    let err = firehose_kit::local::Emulator::builder().addr("0.0.0.0:0").start().await.err().expect("refused");
+    let err = firehose_kit_emulator::Emulator::builder().addr("0.0.0.0:0").start().await.err().expect("refused");
     assert!(err.to_string().contains("--allow-remote"), "{err}");
-    let err = firehose_kit::local::Emulator::builder().addr("localhost").start().await.err().expect("refused");
+    let err = firehose_kit_emulator::Emulator::builder().addr("localhost").start().await.err().expect("refused");
     assert!(err.to_string().contains("HOST:PORT"), "{err}");
 }

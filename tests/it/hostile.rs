@@ -169,7 +169,7 @@ async fn local_wins_over_an_exported_endpoint() {
     let _port = support::DEFAULT_PORT.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // The emulator where --local points; a dead endpoint in the environment.
-    let emu = firehose_kit::local::Emulator::builder().addr(firehose_kit::local::DEFAULT_ADDR).start().await;
+    let emu = firehose_kit_emulator::Emulator::builder().addr(firehose_kit_emulator::DEFAULT_ADDR).start().await;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
     test_env(&mut cmd);
     cmd.args(["--local", "-o", "json", "status"]).current_dir(dir.path()).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use firehose_kit::loadgen::{self, LoadSpec};
-use firehose_kit::local::Quota;
+use firehose_kit_emulator::Quota;
 
 use crate::support::{active_stream, bucket_and_role, start_with};
 

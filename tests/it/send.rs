@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use firehose_kit::local::Quota;
+use firehose_kit_emulator::Quota;
 use serde_json::Value;
 
 use crate::support::{

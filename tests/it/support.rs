@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use firehose_kit::aws::Clients;
-use firehose_kit::local::{EmulatorBuilder, EmulatorHandle};
 use firehose_kit::settings::Connection;
+use firehose_kit_emulator::{EmulatorBuilder, EmulatorHandle};
 
 pub const REGION: &str = "us-east-2";
 
@@ -27,7 +27,7 @@ pub async fn start() -> Env {
 }
 
 pub async fn start_with(configure: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> Env {
-    let builder = firehose_kit::local::Emulator::builder()
+    let builder = firehose_kit_emulator::Emulator::builder()
         .addr("127.0.0.1:0")
         .create_delay(Duration::from_millis(300))
         .delete_delay(Duration::from_millis(300));

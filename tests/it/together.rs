@@ -239,8 +239,8 @@ async fn a_second_emulator_on_a_used_data_dir_exits_2_naming_the_first() {
         "{stderr}"
     );
     // In-process too, and a kill -9 leaves no stale lock.
-    let embedded = firehose_kit::local::Emulator::builder().addr("127.0.0.1:0").data_dir(data.path()).start().await;
-    assert!(matches!(embedded, Err(firehose_kit::local::StartError::InUse { .. })));
+    let embedded = firehose_kit_emulator::Emulator::builder().addr("127.0.0.1:0").data_dir(data.path()).start().await;
+    assert!(matches!(embedded, Err(firehose_kit_emulator::StartError::InUse { .. })));
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     let (_second, _) = support::spawn_local(data.path());

@@ -1,0 +1,97 @@
+//! Where the client and the emulator deliberately differ, in one place.
+//!
+//! The client (setup, send, verify, status) accepts everything AWS accepts: it validates with the rules in the
+//! other modules of [`crate`] and nothing stricter. The emulator refuses, with
+//! `InvalidArgumentException` and a message that names it, what it does not model, rather than pretending to
+//! deliver it: [`refusal`] is that list. docs/emulator.md shows the same list to users. (A processing Lambda
+//! and format conversion are accepted and stored but not applied; docs/emulator.md says so.)
+
+use super::types::Compression;
+
+/// What the emulator does not model, and says so when asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmodelled {
+    /// A stream fed by Kinesis Data Streams or MSK instead of Direct Put.
+    StreamType(String),
+    /// A destination other than S3 (Redshift, OpenSearch, Splunk, HTTP endpoint, ...), by its member name.
+    Destination(String),
+    /// ZIP, Snappy and HADOOP_SNAPPY compression.
+    Compression(Compression),
+    /// Partition keys from a Lambda (`!{partitionKeyFromLambda:..}`): Lambda processing is not run.
+    LambdaPartitioning,
+}
+
+impl Unmodelled {
+    pub fn message(&self) -> String {
+        match self {
+            Unmodelled::StreamType(t) => {
+                format!("DeliveryStreamType {t} is not modelled by the firehose-kit emulator; only DirectPut is")
+            }
+            Unmodelled::Destination(d) => {
+                format!("{d} is not modelled by the firehose-kit emulator; use ExtendedS3DestinationConfiguration")
+            }
+            Unmodelled::Compression(c) => format!(
+                "CompressionFormat {c} is valid in AWS but not modelled by the firehose-kit emulator; use UNCOMPRESSED or GZIP"
+            ),
+            Unmodelled::LambdaPartitioning => {
+                "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs no Lambda; use partitionKeyFromQuery with a MetadataExtraction processor".into()
+            }
+        }
+    }
+}
+
+/// What the emulator needs to know of a create or update request to decide whether it can model it.
+#[derive(Debug, Clone, Default)]
+pub struct Requested<'a> {
+    pub stream_type: Option<&'a str>,
+    /// Member names of destination configurations other than (Extended)S3.
+    pub other_destinations: Vec<&'a str>,
+    pub compression: Option<&'a Compression>,
+    /// The prefix takes partition keys from a Lambda.
+    pub lambda_partition_keys: bool,
+}
+
+/// The first thing in `r` that the emulator does not model, if any.
+pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
+    if let Some(t) = r.stream_type.filter(|t| *t != "DirectPut") {
+        return Some(Unmodelled::StreamType(t.to_string()));
+    }
+    if let Some(d) = r.other_destinations.first() {
+        return Some(Unmodelled::Destination(d.to_string()));
+    }
+    if let Some(c) =
+        r.compression.filter(|c| matches!(c, Compression::Zip | Compression::Snappy | Compression::HadoopSnappy))
+    {
+        return Some(Unmodelled::Compression(c.clone()));
+    }
+    if r.lambda_partition_keys {
+        return Some(Unmodelled::LambdaPartitioning);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_is_not_modelled_is_refused() {
+        assert_eq!(refusal(&Requested::default()), None);
+        let gzip = Compression::Gzip;
+        assert_eq!(
+            refusal(&Requested { compression: Some(&gzip), stream_type: Some("DirectPut"), ..Default::default() }),
+            None
+        );
+        let zip = Compression::Zip;
+        let r = refusal(&Requested { compression: Some(&zip), ..Default::default() }).unwrap();
+        assert!(r.message().contains("ZIP is valid in AWS"));
+        assert_eq!(
+            refusal(&Requested { stream_type: Some("KinesisStreamAsSource"), ..Default::default() }),
+            Some(Unmodelled::StreamType("KinesisStreamAsSource".into()))
+        );
+        assert_eq!(
+            refusal(&Requested { lambda_partition_keys: true, ..Default::default() }),
+            Some(Unmodelled::LambdaPartitioning)
+        );
+    }
+}

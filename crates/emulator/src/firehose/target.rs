@@ -1,0 +1,47 @@
+//! What a delivery writes to: a snapshot of a stream's destination (bucket, prefix, compression, buffering,
+//! partitioning, error logging) taken when the stream is created or updated. The engine delivers to it and the
+//! gate checks Firehose's access to it; neither owns it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use firehose_kit_domain::partitioning::Partitioner;
+use firehose_kit_domain::prefix::Prefix;
+
+/// Where and how a stream's objects are written (a snapshot of its destination and version).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub stream: String,
+    pub stream_arn: String,
+    pub region: String,
+    pub role_arn: String,
+    /// The error log group and stream, when `CloudWatchLoggingOptions` is enabled.
+    pub logging: Option<(String, String)>,
+    pub version: u64,
+    pub bucket: String,
+    pub prefix: Prefix,
+    /// `CustomTimeZone` (UTC by default): the zone of the prefix's timestamps and of the file name's.
+    pub zone: Tz,
+    pub gzip: bool,
+    pub extension: String,
+    pub size_bytes: usize,
+    pub interval_ms: i64,
+    /// Dynamic partitioning of the stream (on the stream's runtime; its partitions' runtimes have `None`).
+    pub partitioning: Option<Arc<PartitionSpec>>,
+    /// The partition keys of a partition's runtime, for evaluating the prefix.
+    pub keys: Option<BTreeMap<String, String>>,
+    /// `!{firehose:error-output-type}` of the error output's runtime.
+    pub output_type: Option<&'static str>,
+}
+
+/// How a partitioned stream routes records (see [`firehose_kit_domain::partitioning`]).
+#[derive(Debug)]
+pub struct PartitionSpec {
+    pub partitioner: Partitioner,
+    /// `ErrorOutputPrefix`, where records that cannot be partitioned go.
+    pub error_prefix: Prefix,
+    /// Active partitions at most (`local --partition-limit`); records for more go to the error output.
+    pub limit: usize,
+}

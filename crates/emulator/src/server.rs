@@ -1,0 +1,322 @@
+//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, CloudWatch
+//! Logs, IAM or STS, and stamps a request id on every response.
+//!
+//! Routing order (as LocalStack's, reduced to five services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
+//! `Logs_20140328.*` → CloudWatch Logs;
+//! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL);
+//! else an unsigned form `POST /` → STS for `GetCallerIdentity`, IAM otherwise; everything else → S3 (s3s).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::firehose::Firehose;
+use super::iam::Iam;
+use super::logs::Logs;
+use super::sigv4;
+
+/// Largest non-S3 request body read (a 4 MiB batch is ~5.6 MB once base64-encoded).
+const MAX_API_BODY: usize = 64 * 1024 * 1024;
+/// How often buffers are checked against their IntervalInSeconds.
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct Services {
+    pub s3: s3s::service::S3Service,
+    pub firehose: Arc<Firehose>,
+    pub iam: Arc<Iam>,
+    pub logs: Arc<Logs>,
+    pub secret: String,
+    /// `--speed`, announced in every answer's `x-firehose-kit-speed` header when it is not 1.
+    pub speed: f64,
+    /// `--delivery-retry-horizon`, announced when it is not AWS's 24 hours.
+    pub retry_horizon: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    S3,
+    Firehose(String),
+    Logs(String),
+    Iam,
+    Sts,
+}
+
+fn classify<B>(req: &Request<B>) -> (Route, String) {
+    let headers = req.headers();
+    let auth =
+        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(sigv4::parse_authorization);
+    let region = auth.as_ref().map(|a| a.region.to_string()).unwrap_or_else(|| "us-east-1".into());
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("Firehose_20150804.")
+    {
+        return (Route::Firehose(op.to_string()), region);
+    }
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("Logs_20140328.")
+    {
+        return (Route::Logs(op.to_string()), region);
+    }
+    let service =
+        auth.as_ref().map(|a| a.service.to_string()).or_else(|| req.uri().query().and_then(sigv4::presigned_service));
+    let route = match service.as_deref() {
+        Some("firehose") => Route::Firehose(String::new()),
+        Some("logs") => Route::Logs(String::new()),
+        Some("iam") => Route::Iam,
+        Some("sts") => Route::Sts,
+        Some(_) => Route::S3,
+        None => {
+            let form = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            if req.method() == http::Method::POST && req.uri().path() == "/" && form {
+                // Unsigned Query call: decided by Action once the body is read.
+                Route::Iam
+            } else {
+                Route::S3
+            }
+        }
+    };
+    (route, region)
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
+    let body = serde_json::json!({"__type": code, "message": message});
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+        .body(Bytes::from(body.to_string()))
+        .expect("static response parts are valid")
+}
+
+/// Reads a request body into one buffer sized from Content-Length (at most [`MAX_API_BODY`]): a 5 MiB
+/// PutRecordBatch body is received once, not gathered in pieces and then copied whole.
+async fn read_body(mut body: Incoming, length: Option<usize>) -> Result<Bytes, String> {
+    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(MAX_API_BODY));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_API_BODY {
+                return Err(format!("the body is larger than {MAX_API_BODY} bytes"));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+async fn handle_api(
+    svc: &Services,
+    route: Route,
+    region: &str,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Response<Bytes> {
+    let (parts, body) = req.into_parts();
+    let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let bytes = match read_body(body, length).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SerializationException",
+                &format!("cannot read the request body: {e}"),
+            );
+        }
+    };
+    let query = parts.uri.query().unwrap_or("");
+    let is_query_protocol = matches!(route, Route::Iam | Route::Sts);
+    let route = match route {
+        // An unsigned or IAM-scoped form call naming GetCallerIdentity is STS.
+        Route::Iam
+            if parts.headers.get(http::header::AUTHORIZATION).is_none()
+                && body_action(&bytes) == Some("GetCallerIdentity".into()) =>
+        {
+            Route::Sts
+        }
+        other => other,
+    };
+    if let Err(rejection) =
+        sigv4::verify(parts.method.as_str(), parts.uri.path(), query, &parts.headers, &bytes, &svc.secret)
+    {
+        if is_query_protocol {
+            let code =
+                if rejection.code == "InvalidSignatureException" { "SignatureDoesNotMatch" } else { rejection.code };
+            let ns = if route == Route::Sts {
+                "https://sts.amazonaws.com/doc/2011-06-15/"
+            } else {
+                "https://iam.amazonaws.com/doc/2010-05-08/"
+            };
+            return super::query::QueryError::new(403, code, rejection.message).into_response(ns, request_id);
+        }
+        return json_error(StatusCode::FORBIDDEN, rejection.code, &rejection.message);
+    }
+    let access_key = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sigv4::parse_authorization)
+        .map(|a| a.access_key.to_string());
+    match route {
+        Route::Firehose(op) if op.is_empty() => {
+            json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
+        }
+        Route::Firehose(op) => svc.firehose.handle(&op, bytes, region).await,
+        Route::Logs(op) if op.is_empty() => {
+            json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
+        }
+        Route::Logs(op) => svc.logs.handle(&op, &bytes, region),
+        Route::Iam => svc.iam.handle_iam(parts.uri.query(), &bytes, region, request_id),
+        Route::Sts => svc.iam.handle_sts(parts.uri.query(), &bytes, access_key.as_deref(), request_id),
+        Route::S3 => unreachable!("S3 requests are served by s3s"),
+    }
+}
+
+fn body_action(body: &[u8]) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v)
+}
+
+async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response<s3s::Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let (route, region) = classify(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let label = match &route {
+        Route::S3 => format!("s3 {method} {path}"),
+        Route::Firehose(op) => format!("firehose {op}"),
+        Route::Logs(op) => format!("logs {op}"),
+        Route::Iam => "iam".to_string(),
+        Route::Sts => "sts".to_string(),
+    };
+    let mut resp = match route {
+        Route::S3 => match svc.s3.call(req.map(s3s::Body::from)).await {
+            Ok(resp) => resp,
+            Err(e) => Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(s3s::Body::from(format!("{e:?}")))
+                .expect("static response parts are valid"),
+        },
+        route => handle_api(&svc, route, &region, req, &request_id).await.map(s3s::Body::from),
+    };
+    let id = HeaderValue::from_str(&request_id).expect("hex is a valid header value");
+    resp.headers_mut().insert("x-amzn-requestid", id.clone());
+    resp.headers_mut().entry("x-amz-request-id").or_insert(id);
+    if svc.speed != 1.0
+        && let Ok(v) = HeaderValue::from_str(&svc.speed.to_string())
+    {
+        resp.headers_mut().insert(firehose_kit_domain::contract::SPEED_HEADER, v);
+    }
+    if svc.retry_horizon != firehose_kit_domain::failures::RETRY_HORIZON
+        && let Ok(v) = HeaderValue::from_str(&svc.retry_horizon.as_secs_f64().to_string())
+    {
+        resp.headers_mut().insert(firehose_kit_domain::contract::RETRY_HORIZON_HEADER, v);
+    }
+    if let Some(v) = svc.firehose.storage_error().and_then(|e| HeaderValue::from_str(&e).ok()) {
+        resp.headers_mut().insert(firehose_kit_domain::contract::STORAGE_ERROR_HEADER, v);
+    }
+    tracing::info!(target: "firehose_kit::local::request", "{label} → {} in {:.1} ms", resp.status().as_u16(), started.elapsed().as_secs_f64() * 1e3);
+    Ok(resp)
+}
+
+/// Serves until `shutdown` fires, then flushes every Firehose buffer and closes connections.
+pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: oneshot::Receiver<()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let firehose = svc.firehose.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            firehose.tick(false);
+        }
+    });
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = svc.clone();
+                let service = hyper::service::service_fn(move |req| dispatch(svc.clone(), req));
+                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    ticker.abort();
+    if !svc.firehose.flush_all(Duration::from_secs(10)).await {
+        tracing::warn!(
+            "some buffered records could not be delivered before shutdown; they stay in the journal and are delivered at the next start"
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)], method: &str, uri: &str) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn auth(service: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=test/20261125/us-east-2/{service}/aws4_request, SignedHeaders=host, Signature=x"
+        )
+    }
+
+    #[test]
+    fn routes_by_target_then_scope_then_form() {
+        let fh = req(
+            &[("x-amz-target", "Firehose_20150804.PutRecordBatch"), ("authorization", &auth("firehose"))],
+            "POST",
+            "/",
+        );
+        assert_eq!(classify(&fh), (Route::Firehose("PutRecordBatch".into()), "us-east-2".into()));
+        let logs =
+            req(&[("x-amz-target", "Logs_20140328.PutLogEvents"), ("authorization", &auth("logs"))], "POST", "/");
+        assert_eq!(classify(&logs).0, Route::Logs("PutLogEvents".into()));
+        assert_eq!(classify(&req(&[("authorization", &auth("iam"))], "POST", "/")).0, Route::Iam);
+        assert_eq!(classify(&req(&[("authorization", &auth("sts"))], "POST", "/")).0, Route::Sts);
+        assert_eq!(classify(&req(&[("authorization", &auth("s3"))], "PUT", "/bucket")).0, Route::S3);
+        let form = req(&[("content-type", "application/x-www-form-urlencoded")], "POST", "/");
+        assert_eq!(classify(&form).0, Route::Iam);
+        assert_eq!(classify(&req(&[], "GET", "/bucket/key")).0, Route::S3);
+        let presigned = "/b/k?X-Amz-Credential=test%2F20261125%2Fus-east-2%2Fs3%2Faws4_request";
+        assert_eq!(classify(&req(&[], "GET", presigned)).0, Route::S3);
+    }
+
+    #[test]
+    fn form_action_picks_sts() {
+        assert_eq!(body_action(b"Action=GetCallerIdentity&Version=2011-06-15").as_deref(), Some("GetCallerIdentity"));
+        assert_eq!(body_action(b"Version=1"), None);
+    }
+}
