@@ -7,8 +7,10 @@ BIN := target/release/firehose-kit
 build:
 	$(CARGO) build --release --locked
 
-demo: build
-	$(BIN) demo
+# The demo runs the debug build: the same profile as make test, so a fresh clone compiles every dependency once
+# (the release build is for make install and make bench).
+demo:
+	$(CARGO) run --locked -- demo
 
 # Every crate of the workspace: unit tests, the integration tests (tests/it), the emulator's doctests and its
 # example of testing a producer (crates/emulator/examples/producer.rs).

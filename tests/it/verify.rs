@@ -243,20 +243,21 @@ async fn verify_after_a_recreate_reads_only_the_new_streams_objects() {
     );
 }
 
-/// An emulator running 20× faster with a 10 s interval applies 0.5 s: objects cut at the size hint after a few
-/// milliseconds are size flushes, and the report says which interval applied.
+/// An emulator running 40× faster with a 300 s interval applies 7.5 s: objects cut at the size hint well before
+/// it are size flushes, and the report says which interval applied, to the fraction of a second (7.5 s is long
+/// enough that a loaded machine still sends 1 MiB before it).
 #[tokio::test]
 async fn flush_reasons_use_the_effective_interval_to_the_millisecond() {
-    let env = support::start_with(|b| b.speed(20.0)).await;
+    let env = support::start_with(|b| b.speed(40.0)).await;
     let dir = tempfile::tempdir().unwrap();
     let ep = env.emu.endpoint();
-    support::setup(ep, dir.path(), &["--buffer-size", "1", "--buffer-interval", "10"]);
+    support::setup(ep, dir.path(), &["--buffer-size", "1", "--buffer-interval", "300"]);
     log_file(dir.path(), "access.log", 20_000, 33); // ~3.6 MB
     assert_exit(&cli(ep, dir.path(), &["send", "access.log", "--concurrency", "1"]), 0);
     let (code, r) = verify(ep, dir.path(), &[]);
     assert_eq!(code, 0, "{r}");
     let b = &r["buffering"];
-    assert_eq!((b["interval_s"].as_i64(), b["effective_interval_s"].as_f64()), (Some(10), Some(0.5)), "{b}");
+    assert_eq!((b["interval_s"].as_i64(), b["effective_interval_s"].as_f64()), (Some(300), Some(7.5)), "{b}");
     assert!(b["by_size"].as_u64().unwrap() >= 3, "~1 MiB objects are size flushes: {b}");
     for o in r["objects"].as_array().unwrap() {
         let (bytes, reason) = (o["bytes"].as_u64().unwrap(), o["flushed_by"].as_str().unwrap());
@@ -265,7 +266,7 @@ async fn flush_reasons_use_the_effective_interval_to_the_millisecond() {
         }
     }
     let text = cli(ep, dir.path(), &["verify", "--no-wait"]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("hints 1 MiB / 10 s (0.5 s at the emulator's speed)"));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("hints 1 MiB / 300 s (7.5 s at the emulator's speed)"));
 }
 
 /// `-q` prints the verdict and nothing else.
