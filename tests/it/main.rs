@@ -13,6 +13,7 @@ mod emulator;
 mod failures;
 mod hints;
 mod hostile;
+mod html;
 mod load;
 mod memory;
 mod partitioning;

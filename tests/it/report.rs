@@ -1,16 +1,15 @@
 //! The HTML delivery report of a known run, read back by parsing the page (not by comparing it with a snapshot):
 //! its numbers must be the ones `verify -o json` gives for the same run.
 
-use scraper::{Html, Selector};
-
+use crate::html::{Doc, Elem};
 use crate::support::{self, assert_exit, cli, json_out, start};
 
-fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
-    doc.select(&Selector::parse(css).unwrap()).collect()
+fn select<'a>(doc: &'a Doc, css: &str) -> Vec<Elem<'a>> {
+    doc.select(css)
 }
 
-fn text(e: &scraper::ElementRef<'_>) -> String {
-    e.text().collect::<String>().trim().to_string()
+fn text(e: &Elem<'_>) -> String {
+    e.text()
 }
 
 /// A run with size- and interval-flushed objects, verified with `--report`; returns the page and the JSON.
@@ -31,12 +30,12 @@ async fn the_report_shows_the_numbers_of_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let (page, v, _env) = known_run(dir.path()).await;
     let html = std::fs::read_to_string(&page).unwrap();
-    let doc = Html::parse_document(&html);
+    let doc = Doc::parse(&html);
 
     assert_eq!(text(&select(&doc, "#verdict")[0]), "VERIFIED");
     let tally: Vec<u64> = select(&doc, "#tally td[data-n]")
         .iter()
-        .map(|td| td.value().attr("data-n").unwrap().parse().unwrap())
+        .map(|td| td.attr("data-n").unwrap().parse().unwrap())
         .collect();
     let objects = v["objects"].as_array().unwrap();
     assert_eq!(
@@ -55,13 +54,12 @@ async fn the_report_shows_the_numbers_of_the_run() {
     // One row per object, with its key, size, lines and flush reason, as in the JSON.
     let rows = select(&doc, "#objects tr.object");
     assert_eq!(rows.len(), objects.len());
-    let td = Selector::parse("td").unwrap();
     let mut reasons = std::collections::BTreeMap::new();
     for (row, o) in rows.iter().zip(objects) {
-        let cells: Vec<scraper::ElementRef<'_>> = row.select(&td).collect();
+        let cells: Vec<Elem<'_>> = row.select("td");
         assert_eq!(text(&cells[0]), o["key"].as_str().unwrap());
-        assert_eq!(cells[1].value().attr("data-bytes").unwrap(), o["bytes"].to_string());
-        assert_eq!(cells[2].value().attr("data-n").unwrap(), o["lines"].to_string());
+        assert_eq!(cells[1].attr("data-bytes").unwrap(), o["bytes"].to_string());
+        assert_eq!(cells[2].attr("data-n").unwrap(), o["lines"].to_string());
         assert_eq!(text(&cells[4]), o["flushed_by"].as_str().unwrap());
         *reasons.entry(text(&cells[4])).or_insert(0) += 1;
     }
@@ -72,7 +70,7 @@ async fn the_report_shows_the_numbers_of_the_run() {
     let svgs = select(&doc, "svg");
     assert_eq!(svgs.len(), 2);
     for svg in &svgs {
-        assert_eq!(svg.value().attr("role"), Some("img"));
+        assert_eq!(svg.attr("role"), Some("img"));
     }
     assert_eq!(select(&doc, "svg title").len(), 2);
     let bins: u64 = select(&doc, "#waits td.n").iter().map(|td| text(td).parse::<u64>().unwrap()).sum();
