@@ -46,6 +46,8 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// CloudWatch Logs: the stream's error log.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// Lambda: the transformation function setup deploys.
+    pub lambda: aws_sdk_lambda::Client,
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     pub endpoint_url: Option<String>,
@@ -108,6 +110,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             iam: aws_sdk_iam::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             region,
             endpoint_url: conn.endpoint_url.clone(),

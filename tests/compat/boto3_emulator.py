@@ -235,9 +235,94 @@ for key in parted_keys:
         seen += 1
 assert seen == len(events), seen
 firehose.delete_delivery_stream(DeliveryStreamName=PARTED)
+
+# Lambda: a function from a zip (the Apache -> JSON transformation templates/transform ships), a stream whose
+# Lambda processor runs it on every record, the transformed objects, and the processing-failed documents of the
+# lines it could not parse, with their original data. Then the AWS CLI invokes the function itself.
+import io
+import zipfile
+
+lam = boto3.client("lambda", region_name=REGION)
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "templates", "transform", "apache_to_json.py")
+lambda_trust = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+exec_role = iam.create_role(RoleName="boto3-transform-exec", AssumeRolePolicyDocument=json.dumps(lambda_trust))["Role"]
+code = io.BytesIO()
+with zipfile.ZipFile(code, "w") as z:
+    z.write(TEMPLATE, "apache_to_json.py")
+fn = lam.create_function(
+    FunctionName="apache-to-json",
+    Runtime="python3.12",
+    Role=exec_role["Arn"],
+    Handler="apache_to_json.handler",
+    Code={"ZipFile": code.getvalue()},
+    Timeout=30,
+)
+lam.get_waiter("function_active_v2").wait(FunctionName="apache-to-json")
+assert lam.get_function(FunctionName="apache-to-json")["Configuration"]["CodeSize"] == len(code.getvalue())
+invoke = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+                   "Resource": [fn["FunctionArn"], fn["FunctionArn"] + ":*"]}],
+}
+iam.put_role_policy(RoleName=ROLE, PolicyName="invoke", PolicyDocument=json.dumps(invoke))
+TRANSFORMED = "Boto3Transformed"
+firehose.create_delivery_stream(
+    DeliveryStreamName=TRANSFORMED,
+    ExtendedS3DestinationConfiguration={
+        "RoleARN": role["Arn"],
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "Prefix": "json/",
+        "ErrorOutputPrefix": "failed/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+        "ProcessingConfiguration": {
+            "Enabled": True,
+            "Processors": [{"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]}]}],
+        },
+    },
+)
+wait("transforming stream ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=TRANSFORMED)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+described = firehose.describe_delivery_stream(DeliveryStreamName=TRANSFORMED)["DeliveryStreamDescription"]
+params = {p["ParameterName"]: p["ParameterValue"] for p in described["Destinations"][0]["ExtendedS3DestinationDescription"]["ProcessingConfiguration"]["Processors"][0]["Parameters"]}
+assert params["NumberOfRetries"] == "3" and params["BufferIntervalInSeconds"] == "60", params
+apache = [f'203.0.113.{i % 250} - - [02/Dec/2026:10:00:{i % 60:02d} +0000] "GET /page/{i} HTTP/1.1" 200 {100 + i}\n'.encode() for i in range(950)]
+garbage = [f"not an apache line {i}\n".encode() for i in range(50)]
+records = apache + garbage
+for start in range(0, len(records), 500):
+    out = firehose.put_record_batch(DeliveryStreamName=TRANSFORMED, Records=[{"Data": r} for r in records[start:start + 500]])
+    assert out["FailedPutCount"] == 0, out
+
+
+def bodies(prefix):
+    found = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return [s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in found]
+
+
+def lines_under(prefix, n):
+    lines = [line for body in bodies(prefix) for line in body.splitlines()]
+    return lines if len(lines) >= n else None
+
+
+docs = [json.loads(line) for line in wait("950 JSON documents", lambda: lines_under("json/", 950), timeout=60)]
+assert len(docs) == 950 and sorted(d["path"] for d in docs) == sorted(f"/page/{i}" for i in range(950)), len(docs)
+failed = [json.loads(line) for line in wait("50 processing-failed documents", lambda: lines_under("failed/processing-failed/", 50), timeout=60)]
+assert sorted(base64.b64decode(d["rawData"]) for d in failed) == sorted(garbage), failed[:2]
+assert all(d["errorCode"] == "Lambda.ProcessingFailedStatus" for d in failed), failed[:2]
+with tempfile.TemporaryDirectory() as tmp:
+    event = {"records": [{"recordId": "1", "approximateArrivalTimestamp": 0, "data": base64.b64encode(apache[0]).decode()}]}
+    with open(os.path.join(tmp, "event.json"), "w") as f:
+        json.dump(event, f)
+    cli("lambda", "invoke", "--function-name", "apache-to-json", "--payload", "fileb://" + os.path.join(tmp, "event.json"), os.path.join(tmp, "out.json"))
+    with open(os.path.join(tmp, "out.json")) as f:
+        answer = json.load(f)
+    assert answer["records"][0]["result"] == "Ok", answer
+firehose.delete_delivery_stream(DeliveryStreamName=TRANSFORMED)
+lam.delete_function(FunctionName="apache-to-json")
 cli("logs", "delete-log-group", "--log-group-name", LOG_GROUP)
 assert logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"] == []
 cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
 cli("s3", "rb", f"s3://{BUCKET}")
 firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions")
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions, {len(docs)} records transformed by Lambda and {len(failed)} processing-failed")

@@ -11,12 +11,12 @@ use rand::{Rng, SeedableRng};
 
 use crate::support::{self, Process, active_stream, bucket_and_role, clients_for};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `firehose-kit local` on a fixed address (producers keep their endpoint across restarts).
-fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::path::Path) -> Process {
+pub fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::path::Path) -> Process {
     let mut args = vec!["--addr", addr];
     args.extend_from_slice(extra);
     // The address may still be held for a moment by the killed process: retry the start briefly.
@@ -33,7 +33,7 @@ fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::path:
     unreachable!()
 }
 
-fn kill(p: &mut Process) {
+pub fn kill(p: &mut Process) {
     p.0.kill().unwrap();
     p.0.wait().unwrap();
 }

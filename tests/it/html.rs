@@ -34,7 +34,9 @@ fn unescape_ref(name: &str) -> String {
         "gt" => ">".into(),
         "quot" => "\"".into(),
         "apos" | "#39" => "'".into(),
-        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32).map(String::from).unwrap_or_default(),
+        n if n.starts_with("#x") => {
+            u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32).map(String::from).unwrap_or_default()
+        }
         n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32).map(String::from).unwrap_or_default(),
         other => format!("&{other};"),
     }
@@ -83,7 +85,13 @@ impl Doc {
                         })
                         .collect();
                     let id = doc.nodes.len();
-                    doc.nodes.push(Node { tag: tag.clone(), attrs, children: vec![], parent: Some(top), content: vec![] });
+                    doc.nodes.push(Node {
+                        tag: tag.clone(),
+                        attrs,
+                        children: vec![],
+                        parent: Some(top),
+                        content: vec![],
+                    });
                     doc.nodes[top].children.push(id);
                     doc.nodes[top].content.push(None);
                     if !self_closed && !VOID.contains(&tag.as_str()) {
@@ -202,9 +210,7 @@ impl<'a> Elem<'a> {
         let (last, ancestors) = chain.split_last().expect("a selector");
         let mut all = Vec::new();
         self.descendants(&mut all);
-        all.into_iter()
-            .filter(|e| e.matches(last) && e.has_ancestors(ancestors, self.id))
-            .collect()
+        all.into_iter().filter(|e| e.matches(last) && e.has_ancestors(ancestors, self.id)).collect()
     }
 
     /// Whether `chain` matches ancestors of this element, innermost last, below `scope`.

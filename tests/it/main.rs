@@ -21,4 +21,5 @@ mod provision;
 mod report;
 mod send;
 mod together;
+mod transform;
 mod verify;

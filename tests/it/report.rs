@@ -33,10 +33,8 @@ async fn the_report_shows_the_numbers_of_the_run() {
     let doc = Doc::parse(&html);
 
     assert_eq!(text(&select(&doc, "#verdict")[0]), "VERIFIED");
-    let tally: Vec<u64> = select(&doc, "#tally td[data-n]")
-        .iter()
-        .map(|td| td.attr("data-n").unwrap().parse().unwrap())
-        .collect();
+    let tally: Vec<u64> =
+        select(&doc, "#tally td[data-n]").iter().map(|td| td.attr("data-n").unwrap().parse().unwrap()).collect();
     let objects = v["objects"].as_array().unwrap();
     assert_eq!(
         tally,

@@ -3,8 +3,7 @@
 //! The client (setup, send, verify, status) accepts everything AWS accepts: it validates with the rules in the
 //! other modules of [`crate`] and nothing stricter. The emulator refuses, with
 //! `InvalidArgumentException` and a message that names it, what it does not model, rather than pretending to
-//! deliver it: [`refusal`] is that list. docs/emulator.md shows the same list to users. (A processing Lambda
-//! and format conversion are accepted and stored but not applied; docs/emulator.md says so.)
+//! deliver it: [`refusal`] is that list. docs/emulator.md shows the same list to users.
 
 use super::types::Compression;
 
@@ -17,7 +16,8 @@ pub enum Unmodelled {
     Destination(String),
     /// ZIP, Snappy and HADOOP_SNAPPY compression.
     Compression(Compression),
-    /// Partition keys from a Lambda (`!{partitionKeyFromLambda:..}`): Lambda processing is not run.
+    /// Partition keys from a Lambda's answer (`!{partitionKeyFromLambda:..}`): the function runs, but the
+    /// `metadata.partitionKeys` it answers are not carried to the destination's partitions.
     LambdaPartitioning,
 }
 
@@ -34,7 +34,7 @@ impl Unmodelled {
                 "CompressionFormat {c} is valid in AWS but not modelled by the firehose-kit emulator; use UNCOMPRESSED or GZIP"
             ),
             Unmodelled::LambdaPartitioning => {
-                "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs no Lambda; use partitionKeyFromQuery with a MetadataExtraction processor".into()
+                "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs the function but does not partition by the metadata.partitionKeys it answers; use partitionKeyFromQuery with a MetadataExtraction processor".into()
             }
         }
     }

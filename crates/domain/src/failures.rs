@@ -90,6 +90,56 @@ pub const CODES: [Code; 10] = [
     },
 ];
 
+/// The data-transformation error codes Firehose writes to the same error log (and into each record's
+/// processing-failed document), with the messages the developer guide gives.
+pub const LAMBDA_CODES: [Code; 9] = [
+    Code {
+        code: "Lambda.FunctionError",
+        message: "The Lambda function was successfully invoked but it returned an error result.",
+        hint: "the transformation function raised an error or timed out: read its log group (/aws/lambda/<function>) and fix the function",
+    },
+    Code {
+        code: "Lambda.InvokeAccessDenied",
+        message: "Access was denied. Ensure that the access policy allows access to the Lambda function.",
+        hint: "the delivery role may not invoke the function: allow lambda:InvokeFunction on its qualified ARN (re-run `firehose-kit setup --transform ...` to restore setup's grant)",
+    },
+    Code {
+        code: "Lambda.AssumeRoleAccessDenied",
+        message: "Access was denied. Ensure that the trust policy for the provided IAM role allows Kinesis Data Firehose to assume the role.",
+        hint: "the processor's role does not trust firehose.amazonaws.com: fix its trust policy",
+    },
+    Code {
+        code: "Lambda.ResourceNotFound",
+        message: "The specified Lambda function does not exist. Use a different function that does exist.",
+        hint: "the transformation function is gone: deploy it again (re-run `firehose-kit setup --transform ...`)",
+    },
+    Code {
+        code: "Lambda.JsonProcessingException",
+        message: "There was an error parsing returned records from the Lambda function. Ensure that the returned records follow the status model required by Kinesis Data Firehose.",
+        hint: r#"the function must answer {"records": [{"recordId", "result": Ok|Dropped|ProcessingFailed, "data": base64}]}"#,
+    },
+    Code {
+        code: "Lambda.MissingRecordId",
+        message: "One or more record IDs were not returned. Ensure that the Lambda function returns all received record IDs.",
+        hint: "the function must answer every recordId it was given, once",
+    },
+    Code {
+        code: "Lambda.DuplicatedRecordId",
+        message: "Multiple records were returned with the same record ID. Ensure that the Lambda function returns unique record IDs for each record.",
+        hint: "the function must answer every recordId it was given, once",
+    },
+    Code {
+        code: "Lambda.ProcessingFailedStatus",
+        message: "ProcessingFailed status set for record",
+        hint: "the function marked these records ProcessingFailed: they are in the processing-failed error output with their original data",
+    },
+    Code {
+        code: "Lambda.InvokeLimitExceeded",
+        message: "The Lambda concurrent execution limit is exceeded. Increase the concurrent execution limit.",
+        hint: "raise the function's concurrency limit",
+    },
+];
+
 /// `--fail-delivery CODE[:P]`: delivery attempts fail with `code` with probability `probability`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailDelivery {
@@ -111,7 +161,7 @@ impl FromStr for FailDelivery {
         if !(p > 0.0 && p <= 1.0) {
             return Err(format!("the probability must be in (0, 1], got {p}"));
         }
-        let code = code(name).ok_or_else(|| {
+        let code = CODES.iter().find(|c| c.code == name).ok_or_else(|| {
             let known: Vec<&str> = CODES.iter().map(|c| c.code).collect();
             format!("`{name}` is not a delivery error code (expected one of {})", known.join(", "))
         })?;
@@ -119,9 +169,9 @@ impl FromStr for FailDelivery {
     }
 }
 
-/// The entry for `code`, if it is one Firehose documents.
+/// The entry for `code`, if it is one Firehose documents (delivery or transformation).
 pub fn code(code: &str) -> Option<&'static Code> {
-    CODES.iter().find(|c| c.code == code)
+    CODES.iter().chain(LAMBDA_CODES.iter()).find(|c| c.code == code)
 }
 
 /// One error log event, as Firehose writes it to CloudWatch Logs (one JSON document per event).
@@ -161,7 +211,7 @@ mod tests {
 
     #[test]
     fn every_code_has_a_message_and_a_hint() {
-        for c in CODES {
+        for c in CODES.iter().chain(LAMBDA_CODES.iter()).copied() {
             assert!(!c.message.is_empty() && !c.hint.is_empty(), "{}", c.code);
             assert_eq!(code(c.code), Some(&c));
         }

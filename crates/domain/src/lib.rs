@@ -17,6 +17,7 @@
 //! | [`billing`] | the 5 KB record rounding of ingestion pricing |
 //! | [`emulated`] | the one place where the emulator deliberately refuses what AWS accepts |
 //! | [`quota`] | Direct Put throughput quotas per region |
+//! | [`transform`] | data transformation with Lambda: the processor's parameters, the event, the answer's rules, the processing-failed document |
 //! | [`contract`] | the emulator's contract with its clients: default endpoint, credentials, account, headers |
 //! | [`util`] | persistence, SHA-256 and escaping both sides need (no Firehose knowledge) |
 //!
@@ -34,5 +35,6 @@ pub mod names;
 pub mod partitioning;
 pub mod prefix;
 pub mod quota;
+pub mod transform;
 pub mod types;
 pub mod util;

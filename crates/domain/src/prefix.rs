@@ -238,6 +238,15 @@ impl Prefixes {
     pub fn error_prefix_set(&self) -> bool {
         self.error_set
     }
+
+    /// Where records that failed go: `ErrorOutputPrefix` when it is set, else the folder Firehose names after the
+    /// failure (`processing-failed/`) with the default timestamp.
+    pub fn error_output(&self, folder: &str) -> Prefix {
+        if self.error_set {
+            return self.error.clone();
+        }
+        Prefix { parts: vec![Part::Literal(format!("{folder}/")), Part::Timestamp(DEFAULT_TIMESTAMP.into())] }
+    }
 }
 
 /// The literal start of a destination's `Prefix` as written (before its first expression): every delivered key

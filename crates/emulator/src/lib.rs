@@ -34,6 +34,7 @@
 pub mod firehose;
 pub mod iam;
 pub mod json;
+pub mod lambda;
 pub mod logs;
 pub mod query;
 pub mod s3;
@@ -357,6 +358,11 @@ async fn open(
     let dir_err = |source| StartError::DataDir { path: data_dir.to_path_buf(), source };
     std::fs::create_dir_all(data_dir).map_err(dir_err)?;
     let lock = DataDirLock::take(data_dir)?;
+    // Bound first: Lambda functions are told the endpoint (their SDK calls come back here).
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+    let endpoint = format!("http://{}", listener.local_addr().map_err(dir_err)?);
     let durability = if config.fsync { Durability::Machine } else { Durability::Process };
     let store = Arc::new(
         s3::Store::open(&data_dir.join("s3"))
@@ -369,6 +375,12 @@ async fn open(
     );
     let logs = Arc::new(logs::Logs::open(data_dir.join("logs"), config.account_id.clone()).map_err(dir_err)?);
     let speed = if config.speed.is_finite() && config.speed > 0.0 { config.speed } else { 1.0 };
+    let lambda_config =
+        lambda::LambdaConfig { account_id: config.account_id.clone(), secret: config.secret.clone(), endpoint };
+    let lambda = Arc::new(
+        lambda::Lambda::open(&data_dir.join("lambda"), lambda_config, iam.clone(), logs.clone(), store.clone())
+            .map_err(dir_err)?,
+    );
     let fh_config = firehose::FirehoseConfig {
         dir: data_dir.join("firehose"),
         account_id: config.account_id.clone(),
@@ -384,8 +396,10 @@ async fn open(
         speed,
         durability,
     };
-    let firehose =
-        Arc::new(firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone()).map_err(dir_err)?);
+    let firehose = Arc::new(
+        firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone(), lambda.clone())
+            .map_err(dir_err)?,
+    );
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
     builder.set_auth(s3::FixedSecret(config.secret.clone()));
     builder.set_host(s3::host::EmulatorHost::new(config.hostname.clone()));
@@ -394,13 +408,11 @@ async fn open(
         firehose,
         iam,
         logs,
+        lambda,
         secret: config.secret.clone(),
         speed,
         retry_horizon: config.delivery_retry_horizon,
     });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
     Ok((listener, services, lock))
 }
 

@@ -1,9 +1,10 @@
 //! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, CloudWatch
-//! Logs, IAM or STS, and stamps a request id on every response.
+//! Logs, Lambda, IAM or STS, and stamps a request id on every response.
 //!
 //! Routing order (as LocalStack's, reduced to five services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
 //! `Logs_20140328.*` → CloudWatch Logs;
-//! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL);
+//! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL;
+//! `lambda` → Lambda's REST API);
 //! else an unsigned form `POST /` → STS for `GetCallerIdentity`, IAM otherwise; everything else → S3 (s3s).
 
 use std::convert::Infallible;
@@ -20,11 +21,13 @@ use tokio::sync::oneshot;
 
 use super::firehose::Firehose;
 use super::iam::Iam;
+use super::lambda::Lambda;
 use super::logs::Logs;
 use super::sigv4;
 
-/// Largest non-S3 request body read (a 4 MiB batch is ~5.6 MB once base64-encoded).
-const MAX_API_BODY: usize = 64 * 1024 * 1024;
+/// Largest non-S3 request body read (a 4 MiB batch is ~5.6 MB once base64-encoded; a 50 MB function zip is
+/// ~67 MB in CreateFunction's JSON).
+const MAX_API_BODY: usize = 72 * 1024 * 1024;
 /// How often buffers are checked against their IntervalInSeconds.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -33,6 +36,7 @@ pub struct Services {
     pub firehose: Arc<Firehose>,
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
+    pub lambda: Arc<Lambda>,
     pub secret: String,
     /// `--speed`, announced in every answer's `x-firehose-kit-speed` header when it is not 1.
     pub speed: f64,
@@ -45,6 +49,10 @@ enum Route {
     S3,
     Firehose(String),
     Logs(String),
+    Lambda,
+    /// An unsigned download of a function's zip, from the `Code.Location` GetFunction answers (on AWS a
+    /// presigned S3 URL; here the code's SHA-256 in the query is the capability).
+    LambdaCode,
     Iam,
     Sts,
 }
@@ -69,6 +77,7 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
     let route = match service.as_deref() {
         Some("firehose") => Route::Firehose(String::new()),
         Some("logs") => Route::Logs(String::new()),
+        Some("lambda") => Route::Lambda,
         Some("iam") => Route::Iam,
         Some("sts") => Route::Sts,
         Some(_) => Route::S3,
@@ -80,6 +89,8 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
             if req.method() == http::Method::POST && req.uri().path() == "/" && form {
                 // Unsigned Query call: decided by Action once the body is read.
                 Route::Iam
+            } else if req.method() == http::Method::GET && super::lambda::is_code_location(req.uri()) {
+                Route::LambdaCode
             } else {
                 Route::S3
             }
@@ -174,9 +185,12 @@ async fn handle_api(
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
         Route::Logs(op) => svc.logs.handle(&op, &bytes, region),
+        Route::Lambda => {
+            svc.lambda.handle(&parts.method, parts.uri.path(), parts.uri.query(), &parts.headers, bytes, region).await
+        }
         Route::Iam => svc.iam.handle_iam(parts.uri.query(), &bytes, region, request_id),
         Route::Sts => svc.iam.handle_sts(parts.uri.query(), &bytes, access_key.as_deref(), request_id),
-        Route::S3 => unreachable!("S3 requests are served by s3s"),
+        Route::S3 | Route::LambdaCode => unreachable!("served before the API body is read"),
     }
 }
 
@@ -195,6 +209,8 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
         Route::S3 => format!("s3 {method} {path}"),
         Route::Firehose(op) => format!("firehose {op}"),
         Route::Logs(op) => format!("logs {op}"),
+        Route::Lambda => format!("lambda {method} {path}"),
+        Route::LambdaCode => format!("lambda code {path}"),
         Route::Iam => "iam".to_string(),
         Route::Sts => "sts".to_string(),
     };
@@ -206,6 +222,7 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
                 .body(s3s::Body::from(format!("{e:?}")))
                 .expect("static response parts are valid"),
         },
+        Route::LambdaCode => svc.lambda.code(req.uri()).map(s3s::Body::from),
         route => handle_api(&svc, route, &region, req, &request_id).await.map(s3s::Body::from),
     };
     let id = HeaderValue::from_str(&request_id).expect("hex is a valid header value");

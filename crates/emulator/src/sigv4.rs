@@ -116,9 +116,10 @@ pub fn verify(
             message: "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
         });
     }
+    let path = if path.is_empty() { "/" } else { path };
     let canonical_request = format!(
         "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
-        if path.is_empty() { "/" } else { path },
+        canonical_path(path, auth.service),
         canonical_query(query),
         auth.signed_headers.join(";"),
     );
@@ -136,6 +137,14 @@ pub fn verify(
         });
     }
     Ok(())
+}
+
+/// The path as signed: S3 signs it as sent; every other service encodes it once more (a function ARN in Lambda's
+/// path, `arn%3Aaws%3A...`, is signed as `arn%253Aaws%253A...`).
+fn canonical_path<'a>(path: &'a str, service: &str) -> std::borrow::Cow<'a, str> {
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    if service == "s3" { path.into() } else { percent_encoding::utf8_percent_encode(path, KEEP).into() }
 }
 
 /// Query parameters sorted by name then value, each already percent-encoded as sent (SigV4 rule).

@@ -5,7 +5,13 @@
 
 /// Lowercase hex SHA-256 of `bytes`, as SigV4 writes it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+    hex::encode(sha256(bytes))
+}
+
+/// The SHA-256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref().try_into().expect("SHA-256 digests are 32 bytes")
 }
 
 /// Whether `a` and `b` are equal, in time that depends only on their lengths (for signatures and digests).

@@ -10,7 +10,7 @@
 //! (24 h as on AWS; `local --delivery-retry-horizon`), when it is dropped, counted and traced.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use crate::s3::{PutAttrs, Store, StoreError};
 use firehose_kit_domain::keys;
 use firehose_kit_domain::partitioning::{self, Route};
 use firehose_kit_domain::prefix::Context;
+use firehose_kit_domain::util::persist::Durability;
 
 /// The partitions of a partitioned stream: one runtime (journal, buffer, delivery loop) per partition, plus one
 /// for the error output, each in `<stream dir>/partitions/<id>/`.
@@ -84,15 +85,15 @@ impl MemoryBudget {
 }
 
 /// A cut buffer on its way to S3: the journal range of its records, and their bytes when they are in memory.
-struct Sealed {
+pub(super) struct Sealed {
     /// The journal range `[start, end_offset)`.
-    start: u64,
-    end_offset: u64,
-    data_len: usize,
-    cached: Option<Vec<u8>>,
-    records: usize,
-    oldest_ms: i64,
-    target: Target,
+    pub(super) start: u64,
+    pub(super) end_offset: u64,
+    pub(super) data_len: usize,
+    pub(super) cached: Option<Vec<u8>>,
+    pub(super) records: usize,
+    pub(super) oldest_ms: i64,
+    pub(super) target: Target,
 }
 
 #[derive(Default)]
@@ -118,7 +119,7 @@ struct Inner {
 
 /// One delivery stream's data plane.
 pub struct Runtime {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     inner: Mutex<Inner>,
     tx: Mutex<Option<mpsc::UnboundedSender<Sealed>>>,
     /// Objects sealed and not yet delivered (or dropped).
@@ -127,14 +128,64 @@ pub struct Runtime {
     /// Set when the stream is deleted: undeliverable objects are then dropped instead of retried.
     gone: Arc<AtomicBool>,
     /// Delivery checks and failure accounting (shared by every stream of the emulator).
-    gate: Arc<Gate>,
+    pub(super) gate: Arc<Gate>,
     budget: Arc<MemoryBudget>,
     /// Set on a partitioned stream's runtime: its records go to these, never to its own journal.
     partitions: Option<Mutex<Partitions>>,
+    /// Set on a transforming stream's runtime: it buffers records for the function, and what the function makes
+    /// of them goes to these.
+    pub(super) stages: Option<Stages>,
     /// Every record before this journal offset is in S3 (or dropped): what `delivered.json` says, kept here so a
     /// failure to rewrite that file after an object landed can neither deliver the object again nor roll the
     /// file's offset back.
     delivered: std::sync::atomic::AtomicU64,
+}
+
+/// Where a transforming stream's records go once the function has answered: the transformed records to the
+/// destination's runtime (`<dir>/transformed`, partitioned when the stream is), the failed ones to the error
+/// output's (`<dir>/processing-failed`).
+pub(super) struct Stages {
+    pub(super) downstream: Arc<Runtime>,
+    pub(super) errors: Arc<Runtime>,
+}
+
+/// Opens a runtime's journal and its progress, settling an object that was being written when the process died
+/// (delivered if the store has it).
+fn open_journal(dir: &Path, store: &Store, durability: Durability) -> std::io::Result<(Journal, Progress)> {
+    let mut journal = Journal::open(dir, durability)?;
+    let mut progress = journal::read_progress(dir)?;
+    if let Some(pending) = progress.pending.take() {
+        if store.contains(&pending.bucket, &pending.key) {
+            progress.offset = pending.end;
+        }
+        journal::write_progress(dir, &progress, durability)?;
+    }
+    if progress.offset > journal.end() {
+        tracing::warn!(
+            "journal `{}` ends at {} but records up to {} were delivered: new records continue after them",
+            dir.display(),
+            journal.end(),
+            progress.offset
+        );
+        journal.skip_to(progress.offset)?;
+    }
+    Ok((journal, progress))
+}
+
+/// The targets of a transforming stream's two stages.
+fn stage_targets(target: &Target) -> (Target, Target) {
+    let p = target.processing.clone().expect("a transforming target");
+    let downstream =
+        Target { processing: None, size_bytes: p.size_bytes, interval_ms: p.interval_ms, ..target.clone() };
+    let errors = Target {
+        processing: None,
+        partitioning: None,
+        keys: None,
+        prefix: p.error_prefix.clone(),
+        output_type: Some(firehose_kit_domain::transform::ERROR_OUTPUT_TYPE),
+        ..downstream.clone()
+    };
+    (downstream, errors)
 }
 
 /// Records accepted into the journal: their end offsets (used as record ids).
@@ -169,26 +220,22 @@ impl Runtime {
         gate: Arc<Gate>,
         budget: Arc<MemoryBudget>,
     ) -> std::io::Result<Arc<Self>> {
-        let durability = gate.durability;
-        let mut journal = Journal::open(&dir, durability)?;
-        let mut progress = journal::read_progress(&dir)?;
-        if let Some(pending) = progress.pending.take() {
-            if store.contains(&pending.bucket, &pending.key) {
-                progress.offset = pending.end;
-            }
-            journal::write_progress(&dir, &progress, durability)?;
-        }
-        if progress.offset > journal.end() {
-            tracing::warn!(
-                "journal `{}` ends at {} but records up to {} were delivered: new records continue after them",
-                dir.display(),
-                journal.end(),
-                progress.offset
-            );
-            journal.skip_to(progress.offset)?;
-        }
+        let (journal, progress) = open_journal(&dir, &store, gate.durability)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let partitions = target.partitioning.is_some().then(|| {
+        let stages = match target.processing.is_some() {
+            true => {
+                let (downstream, errors) = stage_targets(&target);
+                let start = |name: &str, t: Target| {
+                    Runtime::start(dir.join(name), t, None, store.clone(), gate.clone(), budget.clone())
+                };
+                Some(Stages {
+                    downstream: start("transformed", downstream)?,
+                    errors: start("processing-failed", errors)?,
+                })
+            }
+            false => None,
+        };
+        let partitions = (target.partitioning.is_some() && stages.is_none()).then(|| {
             let first = (crate::s3::store::now_ms().max(0) as u64) << 16;
             Mutex::new(Partitions { by_id: BTreeMap::new(), store: store.clone(), next_record: first })
         });
@@ -208,43 +255,51 @@ impl Runtime {
             gate,
             budget,
             partitions,
+            stages,
             delivered: std::sync::atomic::AtomicU64::new(progress.offset),
         });
-        // A partitioned stream's records live in its partitions' journals: restart each of them.
-        if let Some(parts) = &rt.partitions {
-            let mut parts = parts.lock().expect("partitions lock");
-            let root = dir.join("partitions");
-            std::fs::create_dir_all(&root)?;
-            for entry in std::fs::read_dir(&root)? {
-                let entry = entry?;
-                let keys: Option<Option<BTreeMap<String, String>>> =
-                    firehose_kit_domain::util::persist::read_json(&entry.path().join("partition.json"))?;
-                if let Some(keys) = keys {
-                    rt.child(&mut parts, keys)?;
-                }
-            }
-        }
-        // Re-buffer what was acknowledged but not delivered, from the frame headers alone: the bytes stay in the
-        // journal and are streamed into the objects.
-        {
-            let mut inner = rt.inner.lock().expect("runtime lock");
-            let mut sealed = Vec::new();
-            let mut records = 0u64;
-            let Inner { buffer, target, .. } = &mut *inner;
-            journal::scan_from(&dir, progress.offset, |arrival_ms, len, end| {
-                records += 1;
-                sealed.extend(append(buffer, target, Record::OnDisk(len as usize), arrival_ms, end, None));
-            })?;
-            if records > 0 {
-                tracing::info!(stream = %target.stream, records, "re-buffering records acknowledged before a restart");
-            }
-            drop(inner);
-            for s in sealed {
-                rt.dispatch(s);
-            }
-        }
+        rt.restart_partitions()?;
+        rt.rebuffer(progress.offset)?;
         tokio::spawn(deliver_loop(rt.clone(), rx, store));
         Ok(rt)
+    }
+
+    /// A partitioned stream's records live in its partitions' journals: restarts each of them.
+    fn restart_partitions(&self) -> std::io::Result<()> {
+        let Some(parts) = &self.partitions else { return Ok(()) };
+        let mut parts = parts.lock().expect("partitions lock");
+        let root = self.dir.join("partitions");
+        std::fs::create_dir_all(&root)?;
+        for entry in std::fs::read_dir(&root)? {
+            let entry = entry?;
+            let keys: Option<Option<BTreeMap<String, String>>> =
+                firehose_kit_domain::util::persist::read_json(&entry.path().join("partition.json"))?;
+            if let Some(keys) = keys {
+                self.child(&mut parts, keys)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-buffers what was acknowledged but not delivered (from `offset` on), from the frame headers alone: the
+    /// bytes stay in the journal and are streamed into the objects.
+    fn rebuffer(&self, offset: u64) -> std::io::Result<()> {
+        let mut inner = self.inner.lock().expect("runtime lock");
+        let mut sealed = Vec::new();
+        let mut records = 0u64;
+        let Inner { buffer, target, .. } = &mut *inner;
+        journal::scan_from(&self.dir, offset, |arrival_ms, len, end| {
+            records += 1;
+            sealed.extend(append(buffer, target, Record::OnDisk(len as usize), arrival_ms, end, None));
+        })?;
+        if records > 0 {
+            tracing::info!(stream = %target.stream, records, "re-buffering records acknowledged before a restart");
+        }
+        drop(inner);
+        for s in sealed {
+            self.dispatch(s);
+        }
+        Ok(())
     }
 
     fn dispatch(&self, sealed: Sealed) {
@@ -317,6 +372,10 @@ impl Runtime {
             }
             return;
         }
+        if let Some(stages) = &self.stages {
+            stages.downstream.flush_due(now_ms, force);
+            stages.errors.flush_due(now_ms, force);
+        }
         let mut inner = self.inner.lock().expect("runtime lock");
         let due = inner.buffer.oldest_ms.is_some_and(|oldest| force || now_ms - oldest >= inner.target.interval_ms);
         if !due {
@@ -333,6 +392,13 @@ impl Runtime {
     /// Delivers what is buffered under the current target, then switches to a new one (UpdateDestination).
     pub fn retarget(&self, target: Target) {
         self.flush_due(0, true);
+        if let Some(stages) = &self.stages
+            && target.processing.is_some()
+        {
+            let (downstream, errors) = stage_targets(&target);
+            stages.downstream.retarget(downstream);
+            stages.errors.retarget(errors);
+        }
         self.inner.lock().expect("runtime lock").target = target;
         if let Some(parts) = &self.partitions {
             let parts = parts.lock().expect("partitions lock");
@@ -460,14 +526,26 @@ impl Runtime {
             return all;
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        let own = loop {
             let notified = self.drained.notified();
             if self.in_flight.load(Ordering::SeqCst) == 0 {
-                return true;
+                break true;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.in_flight.load(Ordering::SeqCst) == 0;
+                break self.in_flight.load(Ordering::SeqCst) == 0;
             }
+        };
+        match &self.stages {
+            // What the function made of the last buffers is buffered downstream now: cut and deliver it too.
+            Some(stages) => {
+                stages.downstream.flush_due(0, true);
+                stages.errors.flush_due(0, true);
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let downstream = Box::pin(stages.downstream.drain(left)).await;
+                let errors = Box::pin(stages.errors.drain(left)).await;
+                own && downstream && errors
+            }
+            None => own,
         }
     }
 
@@ -477,6 +555,10 @@ impl Runtime {
             for child in parts.lock().expect("partitions lock").by_id.values() {
                 child.retire();
             }
+        }
+        if let Some(stages) = &self.stages {
+            stages.downstream.retire();
+            stages.errors.retire();
         }
         self.flush_due(0, true);
         self.gone.store(true, Ordering::SeqCst);
@@ -577,6 +659,27 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                 }
                 break;
             }
+            if rt.stages.is_some() {
+                match super::transform::run(&rt, &sealed).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let what = format!(
+                            "transforming records of {} (under {}): {e}",
+                            sealed.target.stream,
+                            rt.dir.display()
+                        );
+                        rt.gate.storage.record(
+                            &sealed.target.stream,
+                            "transformation",
+                            &what,
+                            "the records are kept and transformed again",
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(max_backoff);
+                        continue;
+                    }
+                }
+            }
             let (rt2, store2, s2) = (rt.clone(), store.clone(), sealed.clone());
             let result = tokio::task::spawn_blocking(move || deliver(&rt2, &store2, &s2)).await;
             match result {
@@ -607,7 +710,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
         rt.in_flight.fetch_sub(1, Ordering::SeqCst);
         rt.drained.notify_waiters();
     }
-    if rt.gone.load(Ordering::SeqCst) && rt.partitions.is_none() {
+    if rt.gone.load(Ordering::SeqCst) && rt.partitions.is_none() && rt.stages.is_none() {
         let _ = std::fs::remove_dir_all(&rt.dir);
     }
 }
@@ -616,7 +719,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Gives up on a sealed buffer: its records are past the journal's delivered offset, as if delivered.
-fn discard(rt: &Runtime, sealed: &Sealed) -> std::io::Result<()> {
+pub(super) fn discard(rt: &Runtime, sealed: &Sealed) -> std::io::Result<()> {
     rt.delivered.store(sealed.end_offset, Ordering::SeqCst);
     journal::write_progress(&rt.dir, &Progress { offset: sealed.end_offset, pending: None }, rt.gate.durability)?;
     rt.inner.lock().expect("runtime lock").journal.trim(sealed.end_offset)
@@ -724,6 +827,7 @@ mod tests {
             partitioning: None,
             keys: None,
             output_type: None,
+            processing: None,
         }
     }
 

@@ -35,12 +35,19 @@ pub use firehose_kit_domain::failures::FailDelivery;
 pub struct Failure {
     pub code: &'static Code,
     pub detail: String,
+    /// The function a transformation failure is about (its error event names it).
+    pub processor: Option<String>,
 }
 
 impl Failure {
     pub fn new(code: &str, detail: impl Into<String>) -> Self {
         let code = failures::code(code).unwrap_or(&failures::CODES[9]);
-        Failure { code, detail: detail.into() }
+        Failure { code, detail: detail.into(), processor: None }
+    }
+
+    /// A transformation failure of the function `lambda_arn`.
+    pub fn of_processor(code: &str, detail: impl Into<String>, lambda_arn: &str) -> Self {
+        Failure { processor: Some(lambda_arn.to_string()), ..Failure::new(code, detail) }
     }
 }
 
@@ -48,6 +55,8 @@ impl Failure {
 pub struct Gate {
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
+    /// Lambda, for streams that transform their records (`None` in unit tests of the engine).
+    pub lambda: Option<Arc<crate::lambda::Lambda>>,
     pub account_id: String,
     pub fail: Option<FailDelivery>,
     rng: Mutex<SmallRng>,
@@ -81,6 +90,7 @@ impl Gate {
         Gate {
             iam,
             logs,
+            lambda: None,
             account_id,
             fail,
             rng: Mutex::new(rng),
@@ -99,7 +109,7 @@ impl Gate {
         if let Some(fail) = self.fail
             && self.rng.lock().expect("gate rng").random_bool(fail.probability)
         {
-            return Err(Failure { code: fail.code, detail: "injected by --fail-delivery".into() });
+            return Err(Failure { code: fail.code, detail: "injected by --fail-delivery".into(), processor: None });
         }
         let denied = |detail: String| Failure::new("S3.AccessDenied", detail);
         let Some(role) = self.iam.role_view(&target.role_arn, &target.region) else {
@@ -164,7 +174,7 @@ impl Gate {
             delivery_stream_version_id: target.version,
             message: failure.code.message.to_string(),
             error_code: failure.code.code.to_string(),
-            processor: None,
+            processor: failure.processor.clone(),
         };
         let text = serde_json::to_string(&event).expect("an error event serializes");
         if self.logs.append(&target.region, group, stream, text) {

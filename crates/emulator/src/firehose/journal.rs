@@ -259,6 +259,34 @@ pub fn scan_from(dir: &Path, from: u64, mut f: impl FnMut(i64, u64, u64)) -> std
 /// Writes the data of the frames between offsets `start` and `end` (frame boundaries) to `sink`, in order,
 /// through a bounded buffer: an object is streamed from the journal, never held whole.
 pub fn copy_range(dir: &Path, start: u64, end: u64, sink: &mut dyn Write) -> std::io::Result<()> {
+    walk_range(dir, start, end, |_, size, data| {
+        let copied = std::io::copy(&mut data.take(size), sink)?;
+        if copied != size {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "journal frame cut short"));
+        }
+        Ok(())
+    })
+}
+
+/// The records between offsets `start` and `end` (frame boundaries): arrival time and data, in order.
+pub fn read_range(dir: &Path, start: u64, end: u64) -> std::io::Result<Vec<(i64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    walk_range(dir, start, end, |arrival_ms, size, data| {
+        let mut record = vec![0u8; size as usize];
+        data.read_exact(&mut record)?;
+        out.push((arrival_ms, record));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f(arrival_ms, size, data)` for each frame between `start` and `end`; `f` reads exactly `size` bytes.
+fn walk_range(
+    dir: &Path,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(i64, u64, &mut dyn Read) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let starts = segments(dir)?;
     let mut pos = start;
     while pos < end {
@@ -280,10 +308,8 @@ pub fn copy_range(dir: &Path, start: u64, end: u64, sink: &mut dyn Write) -> std
                 Err(e) => return Err(e),
             }
             let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-            let copied = std::io::copy(&mut (&mut reader).take(size), sink)?;
-            if copied != size {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "journal frame cut short"));
-            }
+            let arrival_ms = i64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
+            f(arrival_ms, size, &mut reader)?;
             pos += FRAME_HEADER + size;
         }
         if starts.iter().all(|&s| s <= segment) {

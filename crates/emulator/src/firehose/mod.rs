@@ -24,6 +24,7 @@ pub mod model;
 pub mod quota;
 pub mod storage;
 pub mod target;
+pub mod transform;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ use super::s3::store::now_ms;
 use crate::json::ApiError;
 use firehose_kit_domain::partitioning::Partitioner;
 use firehose_kit_domain::prefix::Prefixes;
+use firehose_kit_domain::transform::LambdaProcessor;
 use firehose_kit_domain::types::{Compression, StreamStatus};
 use firehose_kit_domain::util::persist;
 
@@ -131,6 +133,28 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
         })
     });
     let logging = d.cloud_watch_logging_options.as_ref().filter(|o| o["Enabled"] == serde_json::Value::Bool(true));
+    let size_bytes = d.size_in_mbs as usize * 1024 * 1024;
+    let interval_ms = (d.interval_in_seconds as f64 * 1000.0 / config.speed) as i64;
+    let lambda = LambdaProcessor::from_config(d.processing.as_ref()).unwrap_or_else(|e| {
+        tracing::error!(stream = %state.name, "processing configuration: {e}");
+        None
+    });
+    // A transforming stream buffers for the function first; the destination's hints apply after it.
+    let (stage_size, stage_interval) = match &lambda {
+        Some(p) => {
+            ((p.buffer_size_mb * 1024.0 * 1024.0) as usize, (p.buffer_interval_s as f64 * 1000.0 / config.speed) as i64)
+        }
+        None => (size_bytes, interval_ms),
+    };
+    let processing = lambda.map(|processor| {
+        Arc::new(target::Processing {
+            role_arn: processor.role_arn.clone().unwrap_or_else(|| d.role_arn.clone()),
+            processor,
+            error_prefix: prefixes.error_output(firehose_kit_domain::transform::ERROR_OUTPUT_TYPE),
+            size_bytes,
+            interval_ms,
+        })
+    });
     Target {
         stream: state.name.clone(),
         stream_arn: state.arn.clone(),
@@ -146,17 +170,24 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
         zone,
         gzip: d.compression == Compression::Gzip,
         extension: d.extension(),
-        size_bytes: d.size_in_mbs as usize * 1024 * 1024,
-        interval_ms: (d.interval_in_seconds as f64 * 1000.0 / config.speed) as i64,
+        size_bytes: stage_size,
+        interval_ms: stage_interval,
         partitioning,
         keys: None,
         output_type: None,
+        processing,
     }
 }
 
 impl Firehose {
     /// Loads persisted streams and starts their runtimes (re-buffering anything acknowledged but undelivered).
-    pub fn open(config: FirehoseConfig, store: Arc<Store>, iam: Arc<Iam>, logs: Arc<Logs>) -> std::io::Result<Self> {
+    pub fn open(
+        config: FirehoseConfig,
+        store: Arc<Store>,
+        iam: Arc<Iam>,
+        logs: Arc<Logs>,
+        lambda: Arc<crate::lambda::Lambda>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.dir.join("journal"))?;
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
         let faults = Mutex::new(Faults::new(config.fail_rate, config.seed));
@@ -171,6 +202,7 @@ impl Firehose {
             config.speed,
         );
         gate.durability = config.durability;
+        gate.lambda = Some(lambda);
         let gate = Arc::new(gate);
         let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget };
         let mut streams = BTreeMap::new();

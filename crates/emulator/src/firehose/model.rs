@@ -233,7 +233,15 @@ impl Destination {
             file_extension: self.file_extension.as_deref(),
             custom_time_zone: self.custom_time_zone.as_deref(),
             // As AWS describes them: default processor parameters and retry options filled in.
-            processing_configuration: self.processing.as_ref().map(firehose_kit_domain::partitioning::with_defaults),
+            processing_configuration: self.processing.as_ref().map(|p| {
+                let mut p = firehose_kit_domain::partitioning::with_defaults(p);
+                for processor in p["Processors"].as_array_mut().into_iter().flatten() {
+                    if processor["Type"] == "Lambda" {
+                        firehose_kit_domain::transform::with_lambda_defaults(processor, &self.role_arn);
+                    }
+                }
+                p
+            }),
             data_format_conversion_configuration: self.data_format_conversion.as_ref(),
             dynamic_partitioning_configuration: self.dynamic_partitioning.as_ref().map(|c| {
                 let mut c = c.clone();

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 
 use firehose_kit_domain::partitioning::Partitioner;
 use firehose_kit_domain::prefix::Prefix;
+use firehose_kit_domain::transform::LambdaProcessor;
 
 /// Where and how a stream's objects are written (a snapshot of its destination and version).
 #[derive(Debug, Clone)]
@@ -34,6 +35,22 @@ pub struct Target {
     pub keys: Option<BTreeMap<String, String>>,
     /// `!{firehose:error-output-type}` of the error output's runtime.
     pub output_type: Option<&'static str>,
+    /// A Lambda transformation (on the stream's runtime, which then buffers for the function: its `size_bytes`
+    /// and `interval_ms` are the processor's; the destination's are here).
+    pub processing: Option<Arc<Processing>>,
+}
+
+/// How a stream's records are transformed before they are buffered for S3.
+#[derive(Debug)]
+pub struct Processing {
+    pub processor: LambdaProcessor,
+    /// The role Firehose invokes the function as (the processor's `RoleArn`, else the destination's).
+    pub role_arn: String,
+    /// Where records the transformation failed go: `ErrorOutputPrefix`, or `processing-failed/`.
+    pub error_prefix: Prefix,
+    /// The destination's buffering hints (the transformed records' buffers).
+    pub size_bytes: usize,
+    pub interval_ms: i64,
 }
 
 /// How a partitioned stream routes records (see [`firehose_kit_domain::partitioning`]).

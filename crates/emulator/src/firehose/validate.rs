@@ -170,6 +170,7 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     }
     partitioning::validate(dp, d.processing.as_ref(), d.size_in_mbs, d.interval_in_seconds, &prefixes.data)
         .map_err(ApiError::invalid)?;
+    firehose_kit_domain::transform::LambdaProcessor::from_config(d.processing.as_ref()).map_err(ApiError::invalid)?;
     Ok((prefixes, zone))
 }
 

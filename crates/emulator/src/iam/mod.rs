@@ -143,6 +143,21 @@ impl Iam {
         if view.trusts_firehose { Ok(()) } else { Err(unable()) }
     }
 
+    /// Whether the role `role_arn` (in the region's partition) lets `service` assume it without an external id,
+    /// as Lambda assumes a function's execution role.
+    pub fn role_trusts(&self, role_arn: &str, region: &str, service: &str) -> bool {
+        let partition = arn_partition(region);
+        let Some(path_and_name) = role_arn.strip_prefix(&format!("arn:{partition}:iam::{}:role/", self.account_id))
+        else {
+            return false;
+        };
+        let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
+        let state = self.state.lock().expect("iam lock");
+        state.roles.get(name).filter(|role| self.role_arn(role, partition) == role_arn).is_some_and(|role| {
+            Policy::parse(&role.assume_role_policy).is_ok_and(|trust| access::trusts_service(&trust, service, ""))
+        })
+    }
+
     /// The role's trust and identity policies as they are now, for evaluating what Firehose may do as it; `None`
     /// if there is no such role in this account and the region's partition.
     pub fn role_view(&self, role_arn: &str, region: &str) -> Option<RoleView> {

@@ -170,6 +170,18 @@ impl Logs {
         }
     }
 
+    /// Creates a log group and stream when they do not exist (Lambda writes a function's output this way).
+    pub fn ensure_stream(&self, region: &str, group: &str, stream: &str) {
+        let mut state = self.state.lock().expect("logs lock");
+        let (created_group, created_stream) = state.ensure(&key(region, group), group, stream, now_ms());
+        if created_group || created_stream {
+            let saved = self.store.save_meta(&state);
+            if let Err(e) = saved {
+                tracing::error!("cannot persist log groups: {e}");
+            }
+        }
+    }
+
     /// Whether a log group and stream exist.
     #[cfg(test)]
     fn stream_exists(&self, region: &str, group: &str, stream: &str) -> bool {

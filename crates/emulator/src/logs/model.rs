@@ -62,6 +62,32 @@ pub struct State {
     pub next_seq: u64,
 }
 
+impl State {
+    /// Creates the group `name` (under `key`) and its stream `stream` when missing; whether each was created.
+    pub fn ensure(&mut self, key: &str, name: &str, stream: &str, now: i64) -> (bool, bool) {
+        let region = key.split('/').next().unwrap_or_default().to_string();
+        let mut created_group = false;
+        let group = self.groups.entry(key.to_string()).or_insert_with(|| {
+            created_group = true;
+            LogGroup {
+                region,
+                name: name.to_string(),
+                created_ms: now,
+                retention_days: None,
+                kms_key_id: None,
+                tags: BTreeMap::new(),
+                streams: BTreeMap::new(),
+            }
+        });
+        let mut created_stream = false;
+        group.streams.entry(stream.to_string()).or_insert_with(|| {
+            created_stream = true;
+            LogStream { created_ms: now, ..Default::default() }
+        });
+        (created_group, created_stream)
+    }
+}
+
 /// The events a PutLogEvents stored (to append to the stream's file) and its answer.
 pub struct Put {
     pub stored: Vec<Event>,
