@@ -19,15 +19,13 @@ pub fn free_port() -> u16 {
 pub fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::path::Path) -> Process {
     let mut args = vec!["--addr", addr];
     args.extend_from_slice(extra);
-    // The address may still be held for a moment by the killed process: retry the start briefly.
+    // The address and the data dir's lock may still be held for a moment by the killed process (the kernel
+    // releases them when it is gone): retry the start briefly.
     for attempt in 0.. {
-        let (p, _) = support::spawn_local_limited(data, &args, log, None);
-        let mut p = p;
-        std::thread::sleep(Duration::from_millis(5));
-        match p.0.try_wait().unwrap() {
-            None => return p,
-            Some(_) if attempt < 50 => std::thread::sleep(Duration::from_millis(20)),
-            Some(status) => panic!("the emulator did not start ({status}): {}", std::fs::read_to_string(log).unwrap()),
+        match support::try_spawn_local(data, &args, log, None) {
+            Ok((p, _)) => return p,
+            Err(_) if attempt < 100 => std::thread::sleep(Duration::from_millis(20)),
+            Err(why) => panic!("the emulator did not start: {why}"),
         }
     }
     unreachable!()
