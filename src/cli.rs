@@ -146,6 +146,7 @@ Examples:
   firehose-kit setup                                  # defaults: ApacheLogs, 1 MiB / 60 s, no compression
   firehose-kit setup --dry-run                        # show the plan and the exact policy documents
   firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
+  firehose-kit setup --transform templates/transform/apache_to_json.py   # Apache lines → JSON on Lambda
   firehose-kit --local setup --stream Demo --buffer-interval 10"
     )]
     Setup(SetupArgs),
@@ -198,7 +199,7 @@ Examples:
   firehose-kit doctor --buffer-size 5 --buffer-interval 300   # and compare the hints with these")]
     Doctor(DoctorArgs),
 
-    /// Run the embedded Firehose + S3 + IAM + CloudWatch Logs emulator
+    /// Run the embedded Firehose + S3 + IAM + CloudWatch Logs + Lambda emulator
     #[command(after_help = "Examples:
   firehose-kit local                                  # 127.0.0.1:4566, data in .firehose-kit/local
   firehose-kit local --addr 127.0.0.1:0               # pick a free port and print it
@@ -214,6 +215,7 @@ Then, in another shell:
     #[command(after_help = "Examples:
   firehose-kit demo                                   # offline, ~200,000 generated lines
   firehose-kit demo --lines 1000000 --keep            # keep the emulator's data dir to look at the objects
+  firehose-kit demo --transform                       # the same, transformed to JSON by a Lambda function
   firehose-kit --profile sandbox demo --lines 10000   # the same on real AWS, with unique names, cleaned up")]
     Demo(DemoArgs),
 
@@ -307,6 +309,13 @@ pub struct SetupArgs {
     /// Delete and create the stream again when a change needs it (partitioning cannot be changed in place)
     #[arg(long)]
     pub recreate: bool,
+
+    /// Transform records with a Lambda function before delivery: a handler file (.py, .js, .mjs) or a directory
+    /// with a `bootstrap`, deployed as firehose-kit-STREAM-transform with its own execution role; or an existing
+    /// function's ARN. Records the function marks ProcessingFailed go under the error prefix
+    /// (e.g. `--transform templates/transform/apache_to_json.py`)
+    #[arg(long, value_name = "PATH|ARN")]
+    pub transform: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -584,6 +593,11 @@ pub struct DemoArgs {
     /// the embedded emulator then runs 60 s intervals 12× faster
     #[arg(long, value_name = "KEY,...", value_delimiter = ',')]
     pub partition_by: Vec<String>,
+
+    /// Transform the records with a Lambda function: without a value, the Apache → JSON handler
+    /// (templates/transform/apache_to_json.py, built in); with one, your handler file, directory or function ARN
+    #[arg(long, value_name = "PATH|ARN", num_args = 0..=1, default_missing_value = "")]
+    pub transform: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

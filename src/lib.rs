@@ -5,7 +5,7 @@
 //! `firehose-kit-domain` crate (here as [`firehose`]), the emulator is `firehose-kit-emulator`, used only by the
 //! commands that start one (`local`, `demo`). Here: `cli` (clap types only) → `settings` (resolved,
 //! validated) → `commands` (orchestration) which use `aws` (SDK wrappers), `pipeline` (the send engine),
-//! `delivery` (verify's logic), `logs` (Apache log generator and parser) and report through `ui`.
+//! `delivery` (verify's logic), `transform` (packaging a Lambda handler), `logs` (Apache log generator and parser) and report through `ui`.
 
 pub mod aws;
 pub mod cli;
@@ -16,6 +16,7 @@ pub mod loadgen;
 pub mod logs;
 pub mod pipeline;
 pub mod settings;
+pub mod transform;
 pub mod ui;
 pub mod util;
 

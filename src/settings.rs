@@ -53,6 +53,7 @@ pub struct SetupFile {
     pub error_logging: Option<bool>,
     pub log_retention: Option<i32>,
     pub partition_by: Option<Vec<String>>,
+    pub transform: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +270,9 @@ pub struct SetupSettings {
     pub partition_by: Option<crate::logs::partition::PartitionBy>,
     /// Re-create the stream when a change cannot be applied in place.
     pub recreate: bool,
+    /// Transform records with this handler (deployed by setup) or existing function; `None`: keep what the
+    /// stream has.
+    pub transform: Option<crate::transform::Source>,
 }
 
 /// Setup's defaults for a new stream: the original demo's 1 MiB / 60 s, or AWS's minimums with dynamic
@@ -311,6 +315,12 @@ impl SetupSettings {
             log_retention_days: args.log_retention.or(file.log_retention),
             partition_by,
             recreate: args.recreate,
+            transform: args
+                .transform
+                .as_deref()
+                .or(file.transform.as_deref())
+                .map(crate::transform::Source::parse)
+                .transpose()?,
         };
         s.validate()?;
         Ok(s)

@@ -38,6 +38,8 @@ pub struct DestinationSpec {
     pub error_logging: Option<ErrorLogging>,
     /// Dynamic partitioning: the MetadataExtraction query (records are deaggregated on `\n`, and `\n` appended).
     pub partition_query: Option<String>,
+    /// The Lambda processor's function ARN: records are transformed by it before delivery.
+    pub transform: Option<String>,
 }
 
 /// The log group and log stream a stream writes its delivery errors to.
@@ -53,32 +55,47 @@ impl std::fmt::Display for ErrorLogging {
     }
 }
 
-/// What setup configures for a partitioned stream: deaggregate records on `\n` (send packs lines), extract the
-/// keys with `query` (JQ-1.6), and append `\n` to each record so objects stay line-delimited.
-pub fn partition_processing(query: &str) -> ProcessingConfiguration {
+/// What setup configures: a Lambda processor first (`transform`: the function's ARN and the stream's buffering
+/// hints, which the processor buffers by too, its size capped at the processor's 3 MiB), then for a partitioned
+/// stream: deaggregate records on `\n` (send packs lines), extract the keys with `query` (JQ-1.6), and append
+/// `\n` to each record so objects stay line-delimited.
+pub fn processing(transform: Option<(&str, i32, i32)>, query: Option<&str>) -> Option<ProcessingConfiguration> {
     let param = |name: ProcessorParameterName, value: &str| {
         ProcessorParameter::builder().parameter_name(name).parameter_value(value).build().expect("name and value set")
     };
-    ProcessingConfiguration::builder()
-        .enabled(true)
-        .processors(
+    let mut processors = Vec::new();
+    if let Some((arn, size_mib, interval_s)) = transform {
+        processors.push(
+            Processor::builder()
+                .r#type(ProcessorType::Lambda)
+                .parameters(param(ProcessorParameterName::LambdaArn, arn))
+                .parameters(param(ProcessorParameterName::BufferSizeInMb, &size_mib.clamp(1, 3).to_string()))
+                .parameters(param(ProcessorParameterName::BufferIntervalInSeconds, &interval_s.to_string()))
+                .build()
+                .expect("type set"),
+        );
+    }
+    if let Some(query) = query {
+        processors.push(
             Processor::builder()
                 .r#type(ProcessorType::RecordDeAggregation)
                 .parameters(param(ProcessorParameterName::SubRecordType, "DELIMITED"))
                 .parameters(param(ProcessorParameterName::Delimiter, "Cg=="))
                 .build()
                 .expect("type set"),
-        )
-        .processors(
+        );
+        processors.push(
             Processor::builder()
                 .r#type(ProcessorType::MetadataExtraction)
                 .parameters(param(ProcessorParameterName::MetadataExtractionQuery, query))
                 .parameters(param(ProcessorParameterName::JsonParsingEngine, "JQ-1.6"))
                 .build()
                 .expect("type set"),
-        )
-        .processors(Processor::builder().r#type(ProcessorType::AppendDelimiterToRecord).build().expect("type set"))
-        .build()
+        );
+        processors.push(Processor::builder().r#type(ProcessorType::AppendDelimiterToRecord).build().expect("type set"));
+    }
+    (!processors.is_empty())
+        .then(|| ProcessingConfiguration::builder().enabled(true).set_processors(Some(processors)).build())
 }
 
 fn logging_options(logging: Option<&ErrorLogging>) -> CloudWatchLoggingOptions {
@@ -102,6 +119,11 @@ impl DestinationSpec {
         object_extension(&self.compression, self.file_extension.as_deref())
     }
 
+    /// The Lambda processor's function and buffering (see [`processing`]).
+    fn processor(&self) -> Option<(&str, i32, i32)> {
+        self.transform.as_deref().map(|arn| (arn, self.buffer_size_mib, self.buffer_interval_s))
+    }
+
     /// The field-by-field differences from `other` (what `self` has → what `other` wants).
     pub fn diff(&self, want: &DestinationSpec) -> Vec<String> {
         let mut out = Vec::new();
@@ -121,6 +143,7 @@ impl DestinationSpec {
         let logging = |l: &Option<ErrorLogging>| l.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         field("error logging", logging(&self.error_logging), logging(&want.error_logging));
         field("partitioning", show(&self.partition_query), show(&want.partition_query));
+        field("transform", show(&self.transform), show(&want.transform));
         out
     }
 }
@@ -174,6 +197,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
     let per_record_processing = per_record_processing(ext, &processors, partitioning.as_ref());
     let destination = destination_of(dest).map(|mut spec| {
         spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
+        spec.transform = lambda_of(&processors);
         spec
     });
     Ok(Some(StreamInfo {
@@ -222,6 +246,7 @@ fn destination_of(dest: Option<&DestinationDescription>) -> Option<DestinationSp
                         stream: o.log_stream_name().unwrap_or_default().to_string(),
                     }),
                 partition_query: None,
+                transform: None,
             }
         }};
     }
@@ -255,6 +280,12 @@ fn processors_of(ext: Option<&ExtendedS3DestinationDescription>) -> Processors {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The Lambda processor's function ARN.
+fn lambda_of(processors: &Processors) -> Option<String> {
+    let (_, params) = processors.iter().find(|(kind, _)| kind == "Lambda")?;
+    params.iter().find(|(n, _)| n == "LambdaArn").map(|(_, v)| v.clone())
 }
 
 fn has_processor(processors: &Processors, kind: &str) -> bool {
@@ -320,7 +351,7 @@ pub async fn create(
         .set_dynamic_partitioning_configuration(
             spec.partition_query.as_ref().map(|_| DynamicPartitioningConfiguration::builder().enabled(true).build()),
         )
-        .set_processing_configuration(spec.partition_query.as_deref().map(partition_processing))
+        .set_processing_configuration(processing(spec.processor(), spec.partition_query.as_deref()))
         .build()
         .map_err(|e| Error::failed(format!("cannot build the destination configuration: {e}")))?;
     let tags = tags
@@ -381,6 +412,10 @@ pub async fn update_destination(fh: &Client, info: &StreamInfo, spec: &Destinati
         .buffering_hints(hints(spec))
         .compression_format(CompressionFormat::from(spec.compression.as_str()))
         .cloud_watch_logging_options(logging_options(spec.error_logging.as_ref()))
+        .processing_configuration(
+            processing(spec.processor(), spec.partition_query.as_deref())
+                .unwrap_or_else(|| ProcessingConfiguration::builder().enabled(false).build()),
+        )
         .build();
     fh.update_destination()
         .delivery_stream_name(&info.name)
@@ -533,6 +568,7 @@ mod tests {
             time_zone: None,
             error_logging: None,
             partition_query: None,
+            transform: None,
         }
     }
 

@@ -56,13 +56,25 @@ fn tag_list(tags: &[(String, String)]) -> Result<Vec<Tag>> {
         .collect()
 }
 
-/// Creates the role; returns its ARN.
+/// Creates the delivery role; returns its ARN.
 pub async fn create_role(iam: &Client, name: &str, trust_policy: &str, tags: &[(String, String)]) -> Result<String> {
+    let description = "Lets Amazon Data Firehose deliver to the firehose-kit bucket (created by firehose-kit setup)";
+    create_role_described(iam, name, trust_policy, tags, description).await
+}
+
+/// Creates a role with `description`; returns its ARN.
+pub async fn create_role_described(
+    iam: &Client,
+    name: &str,
+    trust_policy: &str,
+    tags: &[(String, String)],
+    description: &str,
+) -> Result<String> {
     let out = iam
         .create_role()
         .role_name(name)
         .assume_role_policy_document(trust_policy)
-        .description("Lets Amazon Data Firehose deliver to the firehose-kit bucket (created by firehose-kit setup)")
+        .description(description)
         .set_tags(Some(tag_list(tags)?))
         .send()
         .await

@@ -13,6 +13,7 @@ pub mod emulator_headers;
 pub mod error;
 pub mod firehose;
 pub mod iam;
+pub mod lambda;
 pub mod logs;
 pub mod payload_hash;
 pub mod policy;

@@ -79,6 +79,22 @@ pub fn delivery_policy(partition: &str, bucket: &str, error_log_stream_arn: Opti
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The delivery role's inline policy that lets Firehose invoke the transformation function.
+pub const TRANSFORM_POLICY_NAME: &str = "firehose-kit-invoke-transform";
+
+/// Exactly what Firehose needs of the transformation function: `lambda:InvokeFunction` and
+/// `lambda:GetFunctionConfiguration`, on the function and its versions (Firehose invokes the qualified ARN,
+/// `:$LATEST` when none is given).
+pub fn transform_policy(function_arn: &str) -> Value {
+    let unqualified = function_arn.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "FirehoseTransform",
+        "Effect": "Allow",
+        "Action": ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+        "Resource": [unqualified.clone(), format!("{unqualified}:*")]
+    }]})
+}
+
 /// What differs between the delivery policy a role has (`current`, absent if missing) and the one setup writes:
 /// the actions and resources it would restore or remove, for setup's output when it repairs drift.
 pub fn policy_drift(current: Option<&str>, wanted: &Value) -> Vec<String> {
@@ -250,6 +266,14 @@ mod tests {
             "Type: RecordDeAggregation",
             "ParameterValue: JQ-1.6",
             "Type: AppendDelimiterToRecord",
+            "Type: Lambda",
+            "ParameterName: LambdaArn",
+            &format!("PolicyName: {TRANSFORM_POLICY_NAME}"),
+            "Sid: FirehoseTransform",
+            "- lambda:InvokeFunction\n",
+            "- lambda:GetFunctionConfiguration\n",
+            "- !Sub \"${TransformFunctionArn}:*\"",
+            "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
         ] {
             assert!(cfn.contains(text), "{text}");
         }
@@ -342,6 +366,17 @@ mod tests {
             ("get_policy()", "iam:GetPolicy"),
             ("get_policy_version()", "iam:GetPolicyVersion"),
             ("get_bucket_location()", "s3:GetBucketLocation"),
+            ("get_function()", "lambda:GetFunction"),
+            ("get_function()", "lambda:ListTags"),
+            ("create_function()", "lambda:CreateFunction"),
+            ("create_function()", "lambda:TagResource"),
+            ("create_function()", "iam:PassRole"),
+            ("update_function_code()", "lambda:UpdateFunctionCode"),
+            ("update_function_configuration()", "lambda:UpdateFunctionConfiguration"),
+            ("get_function_configuration()", "lambda:GetFunctionConfiguration"),
+            ("tag_resource()", "lambda:TagResource"),
+            ("delete_function()", "lambda:DeleteFunction"),
+            ("invoke()", "lambda:InvokeFunction"),
         ];
         let mut sources = String::new();
         for dir in ["src/aws", "src/commands"] {

@@ -240,6 +240,19 @@ pub async fn list_objects(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec
 }
 
 /// Every object version and delete marker in the bucket: (key, version id, size).
+/// An object's whole body.
+pub async fn get_object_bytes(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("read s3://{bucket}/{key}"), e))?;
+    let body = out.body.collect().await.map_err(|e| Error::failed(format!("read s3://{bucket}/{key}: {e}")))?;
+    Ok(body.into_bytes().to_vec())
+}
+
 pub async fn list_versions(s3: &Client, bucket: &str) -> Result<Vec<(String, Option<String>, u64)>> {
     let mut out = Vec::new();
     let mut key_marker: Option<String> = None;

@@ -43,6 +43,8 @@ pub struct DemoReport {
     pub kept: Option<PathBuf>,
     /// The HTML report of the run.
     pub report: Option<PathBuf>,
+    /// On a transformed stream: the first line delivered, to show what the function made of the logs.
+    pub sample: Option<String>,
     pub interrupted: bool,
 }
 
@@ -75,23 +77,14 @@ pub async fn run(
 
     let bucket =
         if embedded { None } else { Some(format!("firehose-kit-demo-{}-{suffix}", clients.account_id().await?)) };
-    let partition_by = crate::logs::partition::PartitionBy::parse(&args.partition_by)
-        .map_err(|e| Error::usage(format!("--partition-by: {e}")))?;
-    let partitioned = !partition_by.is_empty();
-    // The demo's setup goes through setup's own resolution: its defaults are setup's.
-    let setup_args = crate::cli::SetupArgs {
-        bucket: bucket.clone(),
-        // Dynamic partitioning needs 64 MiB / 60 s (setup's defaults then); the embedded emulator runs it faster.
-        buffer_interval: (!partitioned).then_some(args.buffer_interval),
-        partition_by: args.partition_by.clone(),
-        ..Default::default()
-    };
-    let setup = SetupSettings::resolve(&setup_args, &Default::default())?;
+    let setup = demo_setup(args, bucket.clone(), state.path())?;
+    let partitioned = setup.partition_by.as_ref().is_some_and(|p| !p.is_empty());
     let backend_name = match &backend {
         Backend::Embedded(h) => format!("the embedded emulator at {}", h.endpoint()),
         Backend::External => clients.backend(),
     };
-    printer.status(&plan_line(args, &backend_name, &stream, partitioned, embedded));
+    let plan = plan_line(args, &backend_name, &stream, partitioned, embedded) + &transform_line(args, &setup);
+    printer.status(&plan);
 
     let mut report = DemoReport {
         backend: backend_name,
@@ -104,6 +97,7 @@ pub async fn run(
         verified: false,
         kept: None,
         report: None,
+        sample: None,
         interrupted: false,
     };
     let outcome = pipeline(args, &g, &setup, clients, reporter.as_ref(), &cancel, &mut report).await;
@@ -131,6 +125,42 @@ pub async fn run(
         printer.result(&summary(&report));
     }
     Ok(if report.verified && left == 0 && !report.interrupted { ExitCode::Success } else { ExitCode::Failed })
+}
+
+/// The demo's setup, through setup's own resolution (its defaults are setup's). `--transform` without a value
+/// deploys the built-in Apache → JSON handler, written into the demo's state dir.
+fn demo_setup(args: &DemoArgs, bucket: Option<String>, state: &std::path::Path) -> Result<SetupSettings> {
+    let partitioned = !crate::logs::partition::PartitionBy::parse(&args.partition_by)
+        .map_err(|e| Error::usage(format!("--partition-by: {e}")))?
+        .is_empty();
+    let transform = match args.transform.as_deref() {
+        Some("") => {
+            let path = state.join("apache_to_json.py");
+            std::fs::write(&path, crate::transform::APACHE_TO_JSON_PY)
+                .map_err(|e| Error::state("write", path.clone(), e))?;
+            Some(path.display().to_string())
+        }
+        other => other.map(str::to_string),
+    };
+    let setup_args = crate::cli::SetupArgs {
+        bucket,
+        transform,
+        // Dynamic partitioning needs 64 MiB / 60 s (setup's defaults then); the embedded emulator runs it faster.
+        buffer_interval: (!partitioned).then_some(args.buffer_interval),
+        partition_by: args.partition_by.clone(),
+        ..Default::default()
+    };
+    SetupSettings::resolve(&setup_args, &Default::default())
+}
+
+/// What transforms the demo's records, for the plan line.
+fn transform_line(args: &DemoArgs, setup: &SetupSettings) -> String {
+    match (args.transform.as_deref(), &setup.transform) {
+        (Some(""), _) => "; records transformed to JSON on Lambda by the built-in Apache → JSON handler (templates/transform/apache_to_json.py)".to_string(),
+        (_, Some(crate::transform::Source::Path(p))) => format!("; records transformed on Lambda by {}", p.display()),
+        (_, Some(crate::transform::Source::Arn(a))) => format!("; records transformed by {a}"),
+        _ => String::new(),
+    }
 }
 
 /// What the demo is about to do, in one line.
@@ -235,6 +265,12 @@ async fn pipeline(
     };
     report.steps.push(("verify".into(), elapsed_ms(t)));
     report.verified = verified.verified;
+    if verified.transform.is_some()
+        && let Some(first) = verified.objects.first()
+    {
+        let body = crate::aws::s3::get_object_bytes(&clients.s3, &verified.bucket, &first.key).await?;
+        report.sample = body.split(|b| *b == b'\n').next().map(|l| String::from_utf8_lossy(l).into_owned());
+    }
     // The run's page: timeline, buffering, objects, cost (written even when verify fails, to see why).
     super::verify::write_html(&verified, &args.report)?;
     report.report = Some(args.report.clone());
@@ -244,7 +280,23 @@ async fn pipeline(
 
 fn summary(r: &DemoReport) -> String {
     let mut out = vec![format!("demo on {}", r.backend)];
-    if let (Some(s), Some(v)) = (&r.send, &r.verify) {
+    if let (Some(s), Some(v), Some(x)) = (&r.send, &r.verify, r.verify.as_ref().and_then(|v| v.transform.as_ref())) {
+        out.push(format!(
+            "  {} {} lines sent ({}): {} transformed and delivered ({} lines in S3), {} dropped, {} processing-failed{}",
+            if r.verified { "OK:" } else { "FAILED:" },
+            format_count(s.lines),
+            format_bytes(s.bytes),
+            format_count(x.transformed),
+            format_count(v.tally.matched),
+            format_count(x.dropped),
+            format_count(x.processing_failed + x.failed_invocations),
+            if x.missing > 0 { format!(", {} missing", format_count(x.missing)) } else { String::new() }
+        ));
+        out.push(format!("  transformed by {}", x.function));
+        if let Some(sample) = &r.sample {
+            out.push(format!("  first delivered line: {sample}"));
+        }
+    } else if let (Some(s), Some(v)) = (&r.send, &r.verify) {
         out.push(format!(
             "  {} {} lines sent ({}) and {} verified in S3{}",
             if r.verified { "OK:" } else { "FAILED:" },

@@ -86,6 +86,9 @@ pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> R
     let account_id = clients.account_id().await?;
     let subject = Subject { args, clients, info, dest, bucket, account_id, setup_hint };
     out.extend(role_checks(&subject).await?);
+    if let Some(function) = &subject.dest.transform {
+        out.push(function_check(clients, function, &subject.setup_hint).await?);
+    }
     out.extend(bucket_checks(&subject).await?);
     out.push(stream_encryption(&subject.info));
     out.extend(error_logging_checks(&subject).await?);
@@ -118,7 +121,11 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
         .error_logging
         .as_ref()
         .map(|l| log_stream_arn(clients.partition(), &clients.region, account_id, &l.group, &l.stream));
-    let needs = delivery_needs(clients.partition(), bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
+    let mut needs =
+        delivery_needs(clients.partition(), bucket, static_part_of(dest.prefix.as_deref()), log_arn.as_deref());
+    if let Some(function) = &dest.transform {
+        needs.extend(crate::firehose::transform::invoke_needs(function));
+    }
     let access = role_access(clients, account_id, &dest.role_arn, bucket, &needs).await?;
     if !access.exists {
         return Ok(vec![problem(
@@ -142,10 +149,22 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
         )
     }];
     for g in &access.grants {
-        let check = if g.for_what == "delivery" { "role policy" } else { "logging policy" };
+        let check = match g.for_what {
+            "delivery" => "role policy",
+            "transform" => "transform policy",
+            _ => "logging policy",
+        };
         let reason = g.reason.as_deref().unwrap_or("not allowed");
         out.push(match (g.allowed, g.for_what) {
             (true, _) => ok(check, format!("the role may {} on {}", g.action, g.resource)),
+            (false, "transform") => problem(
+                check,
+                format!(
+                    "the role may not {} on {}: {reason}; every transformation fails with Lambda.InvokeAccessDenied and the records wait",
+                    g.action, g.resource
+                ),
+                format!("allow {} on the function ({setup_hint} restores setup's grant)", g.action),
+            ),
             (false, "delivery") => problem(
                 check,
                 format!(
@@ -173,6 +192,28 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
         ));
     }
     Ok(out)
+}
+
+/// The transformation function exists (else every transformation fails with Lambda.ResourceNotFound).
+async fn function_check(clients: &Clients, function: &str, setup_hint: &str) -> Result<Finding> {
+    Ok(match crate::aws::lambda::get_function(&clients.lambda, function).await? {
+        Some(f) => ok(
+            "function",
+            format!(
+                "{} exists ({} {})",
+                f.arn,
+                f.runtime.as_deref().unwrap_or("image"),
+                f.handler.as_deref().unwrap_or("")
+            ),
+        ),
+        None => problem(
+            "function",
+            format!(
+                "the transformation function {function} does not exist: every transformation fails with Lambda.ResourceNotFound"
+            ),
+            format!("deploy it again: {setup_hint} --transform HANDLER"),
+        ),
+    })
 }
 
 /// The bucket: exists and is ours to write, its region, its default encryption, its error output.

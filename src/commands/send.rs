@@ -309,7 +309,7 @@ pub async fn send(
     run.save(&state_dir)?;
     let rejects = Arc::new(Rejects::new(manifest::rejects_path(&state_dir, &run_id)));
     let reader_stop = Arc::new(AtomicBool::new(false));
-    let sender = Sender::new(
+    let mut sender = Sender::new(
         stream.clone(),
         s.retry_timeout,
         s.concurrency,
@@ -318,6 +318,9 @@ pub async fn send(
         rejects.clone(),
         reader_stop.clone(),
     )?;
+    if info.destination.as_ref().is_some_and(|d| d.transform.is_some()) {
+        sender.keep_lines()?;
+    }
     let config = ReaderConfig {
         stream: stream.clone(),
         record_size: s.record_size,

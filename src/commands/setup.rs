@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Clients;
 use crate::aws::firehose::{self as fh, DestinationSpec, ErrorLogging, StreamInfo};
-use crate::aws::policy::{self, DELIVERY_POLICY_NAME};
+use crate::aws::policy::{self, DELIVERY_POLICY_NAME, TRANSFORM_POLICY_NAME};
 use crate::aws::{iam, logs, s3};
 use crate::cli::Compression;
 use crate::error::{Error, ExitCode, Result};
@@ -46,6 +46,8 @@ pub struct Plan {
     pub destination: DestinationSpec,
     /// The error log's retention, when error logging is on.
     pub log_retention_days: Option<i32>,
+    /// The transformation function, when the stream has or gets one.
+    pub transform: Option<TransformPlan>,
     #[serde(skip)]
     existing_stream: Option<StreamInfo>,
     #[serde(skip)]
@@ -105,18 +107,31 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     let bucket_policy = policy::bucket_policy(ctx.partition, &bucket);
 
     let (bucket_step, bucket_exists) = plan_bucket(&ctx, s, &bucket, &bucket_policy).await?;
-    let (role_step, role_arn) =
-        plan_role(&ctx, &role, &bucket, &trust_policy, &delivery_policy, &error_logging).await?;
+    let transform = transform::plan(&ctx, s.transform.as_ref(), current.and_then(|c| c.transform.as_deref())).await?;
+    let (role_step, role_arn) = plan_role(
+        &ctx,
+        &role,
+        &bucket,
+        &trust_policy,
+        &delivery_policy,
+        &error_logging,
+        transform.as_ref().map(|t| &t.invoke_policy),
+    )
+    .await?;
     let log_step = match &error_logging {
         Some(l) => Some(plan_log_group(&ctx, s, l).await?),
         None => None,
     };
     let bucket_arn = format!("arn:{}:s3:::{bucket}", ctx.partition);
-    let destination = desired_destination(s, current, role_arn, bucket_arn, error_logging)?;
+    let transform_arn = transform.as_ref().map(|t| t.function_arn.clone());
+    let destination = desired_destination(s, current, role_arn, bucket_arn, error_logging, transform_arn)?;
     let stream_step = plan_stream(&ctx, s, existing_stream.as_ref(), &destination)?;
     let log_retention_days = log_step.as_ref().and_then(|(_, days)| *days);
-    let steps = [Some(bucket_step), Some(role_step), log_step.map(|(step, _)| step), Some(stream_step)]
+    let transform_steps = transform.as_ref().map(|t| t.steps.clone()).unwrap_or_default();
+    let steps = [Some(bucket_step), Some(role_step)]
         .into_iter()
+        .chain(transform_steps.into_iter().map(Some))
+        .chain([log_step.map(|(step, _)| step), Some(stream_step)])
         .flatten()
         .collect();
     Ok(Plan {
@@ -131,6 +146,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         bucket_policy,
         log_retention_days,
         destination,
+        transform,
         existing_stream,
         bucket_exists,
     })
@@ -233,6 +249,7 @@ async fn plan_role(
     trust_policy: &Value,
     delivery_policy: &Value,
     error_logging: &Option<ErrorLogging>,
+    invoke_policy: Option<&Value>,
 ) -> Result<(Step, String)> {
     let account_id = &ctx.account_id;
     let step = |action, changes| Step { resource: "role", name: role.to_string(), action, changes };
@@ -243,6 +260,9 @@ async fn plan_role(
         ]
         .into_iter()
         .chain(error_logging.as_ref().map(|l| format!("logs:PutLogEvents on log stream {l} only")))
+        .chain(invoke_policy.map(|_| {
+            format!("inline policy {TRANSFORM_POLICY_NAME}: lambda:InvokeFunction, lambda:GetFunctionConfiguration on the transformation function only")
+        }))
         .collect();
         return Ok((step("create", changes), format!("arn:{}:iam::{account_id}:role/{role}", ctx.partition)));
     };
@@ -264,6 +284,15 @@ async fn plan_role(
     if !current.as_deref().is_some_and(|p| policy::same_document(p, delivery_policy)) {
         let drift = policy::policy_drift(current.as_deref(), delivery_policy);
         changes.push(format!("inline policy {DELIVERY_POLICY_NAME} drifted: {}", drift.join(", ")));
+    }
+    if let Some(wanted) = invoke_policy {
+        let current = iam::get_role_policy(&ctx.clients.iam, role, TRANSFORM_POLICY_NAME).await?;
+        if !current.as_deref().is_some_and(|p| policy::same_document(p, wanted)) {
+            changes.push(match current {
+                None => format!("inline policy {TRANSFORM_POLICY_NAME} is missing: grant lambda:InvokeFunction on the transformation function"),
+                Some(_) => format!("inline policy {TRANSFORM_POLICY_NAME} drifted: restore it"),
+            });
+        }
     }
     if !ctx.tags.iter().all(|t| info.tags.contains(t)) {
         changes.push("tags".into());
@@ -368,8 +397,13 @@ fn desired_destination(
     role_arn: String,
     bucket_arn: String,
     error_logging: Option<ErrorLogging>,
+    transform: Option<String>,
 ) -> Result<DestinationSpec> {
-    let (partition_query, prefix, error_prefix) = desired_layout(s, current)?;
+    let (partition_query, prefix, mut error_prefix) = desired_layout(s, current)?;
+    // Records the function fails go under the error prefix, by error-output-type (`processing-failed/`).
+    if transform.is_some() && error_prefix.is_none() {
+        error_prefix = Some(transform::DEFAULT_ERROR_PREFIX.to_string());
+    }
     let partitioned = partition_query.is_some();
     // Buffering stays as it is unless asked, except where partitioning changes (its minimums differ).
     let inherit = current.filter(|c| c.partition_query.is_some() == partitioned);
@@ -400,6 +434,7 @@ fn desired_destination(
         file_extension: current.and_then(|c| c.file_extension.clone()),
         time_zone: current.and_then(|c| c.time_zone.clone()),
         error_logging,
+        transform,
     })
 }
 
@@ -445,6 +480,10 @@ fn plan_stream(
     Ok(step("recreate", changes))
 }
 
+#[path = "setup_transform.rs"]
+mod transform;
+pub use transform::TransformPlan;
+
 /// Whether requests travel over TLS (AWS, or a custom https endpoint).
 fn tls_endpoint(clients: &Clients) -> bool {
     clients.endpoint_url.as_deref().is_none_or(|u| u.starts_with("https://"))
@@ -462,13 +501,14 @@ fn describe_destination(d: &DestinationSpec) -> String {
             Some(l) => format!("errors logged to {l}"),
             None => "error logging off".to_string(),
         }
-    ) + &match &d.partition_query {
-        Some(q) => format!(
-            " · dynamic partitioning: records deaggregated on \\n, keys {q} (JQ-1.6), \\n appended; failed records under {}",
-            d.error_prefix.as_deref().unwrap_or("")
-        ),
-        None => String::new(),
-    }
+    ) + &d.transform.as_ref().map(|f| format!(" · records transformed by {f}")).unwrap_or_default()
+        + &match &d.partition_query {
+            Some(q) => format!(
+                " · dynamic partitioning: records deaggregated on \\n, keys {q} (JQ-1.6), \\n appended; failed records under {}",
+                d.error_prefix.as_deref().unwrap_or("")
+            ),
+            None => String::new(),
+        }
 }
 
 /// Result of a setup run.
@@ -490,6 +530,9 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
     let role_step = step("role").expect("plan has a role");
     apply_role(&plan, &role_step, clients).await?;
     reporter.note(&line(&role_step, true));
+    if let Some(t) = &plan.transform {
+        transform::apply(s, &plan, t, clients, reporter).await?;
+    }
     if let (Some(log_step), Some(l)) = (step("log group"), &plan.destination.error_logging) {
         apply_log_group(&plan, &log_step, l, clients).await?;
         reporter.note(&line(&log_step, true));
@@ -549,6 +592,9 @@ async fn apply_role(plan: &Plan, step: &Step, clients: &Clients) -> Result<()> {
             iam::tag_role(&clients.iam, &plan.role, &tags).await?;
         }
         _ => {}
+    }
+    if let (Some(t), "create" | "update") = (&plan.transform, step.action) {
+        iam::put_role_policy(&clients.iam, &plan.role, TRANSFORM_POLICY_NAME, &t.invoke_policy.to_string()).await?;
     }
     Ok(())
 }
@@ -643,11 +689,15 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
         } else {
             let mut out = vec![format!("{header}: dry run, nothing is changed"), String::new()];
             out.extend(plan.steps.iter().map(|st| format!("  {}", line(st, false))));
-            for (title, doc) in [
+            let mut docs = vec![
                 (format!("role {} trust policy", plan.role), &plan.trust_policy),
                 (format!("role {} inline policy {DELIVERY_POLICY_NAME}", plan.role), &plan.delivery_policy),
                 (format!("bucket {} policy", plan.bucket), &plan.bucket_policy),
-            ] {
+            ];
+            if let Some(t) = &plan.transform {
+                docs.extend(t.documents(&plan.role));
+            }
+            for (title, doc) in docs {
                 out.push(String::new());
                 out.push(format!("{title}:"));
                 out.push(serde_json::to_string_pretty(doc).unwrap_or_default());

@@ -1,5 +1,5 @@
 //! `firehose-kit teardown`: remove exactly what setup made — the stream (waiting until it is gone), the role
-//! (inline and attached policies first), the error log group, and the bucket (emptied of every version and delete marker first).
+//! (inline and attached policies first), the transformation function and its execution role, the error log group, and the bucket (emptied of every version and delete marker first).
 //! Only resources tagged `firehose-kit:managed=true` are touched unless `--force`; missing resources are
 //! reported as already gone, so teardown is safe to re-run.
 
@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::policy;
-use crate::aws::{iam, logs, s3};
+use crate::aws::{iam, lambda, logs, s3};
 use crate::cli::TeardownArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::settings::{self, Global};
@@ -92,6 +92,10 @@ pub async fn remove(
     let role = remove_role(stream, opts, clients).await?;
     reporter.note(&role.line());
     removals.push(role);
+    for removal in remove_transform(stream, opts, clients).await? {
+        reporter.note(&removal.line());
+        removals.push(removal);
+    }
     let logging_off = info.as_ref().is_some_and(|i| i.destination.as_ref().is_some_and(|d| d.error_logging.is_none()));
     if let Some(group) = remove_log_group(stream, opts, clients, logging_off).await? {
         reporter.note(&group.line());
@@ -164,6 +168,31 @@ async fn remove_role(stream: &str, opts: &Options, clients: &Clients) -> Result<
             removal(fate, None)
         }
     })
+}
+
+/// The transformation function and its execution role `setup --transform PATH` deployed (an existing function
+/// given by ARN is never touched: it has another name). Nothing to say when neither exists.
+async fn remove_transform(stream: &str, opts: &Options, clients: &Clients) -> Result<Vec<Removal>> {
+    let Ok(name) = crate::transform::function_name(stream) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let removal = |resource, fate, detail: Option<String>| Removal { resource, name: name.clone(), fate, detail };
+    if let Some(f) = lambda::get_function(&clients.lambda, &name).await? {
+        out.push(if !policy::is_managed(&f.tags) && !opts.force {
+            removal("function", Fate::Refused, Some(not_managed("function")))
+        } else {
+            let fate = if lambda::delete(&clients.lambda, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
+            removal("function", fate, None)
+        });
+    }
+    if let Some(r) = iam::get_role(&clients.iam, &name).await? {
+        out.push(if !policy::is_managed(&r.tags) && !opts.force {
+            removal("exec role", Fate::Refused, Some(not_managed("role")))
+        } else {
+            let fate = if iam::delete_role(&clients.iam, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
+            removal("exec role", fate, None)
+        });
+    }
+    Ok(out)
 }
 
 /// The error log group setup made (tagged). `None` when there is nothing to say: the stream did not log errors

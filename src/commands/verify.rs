@@ -19,6 +19,7 @@ use crate::delivery::keep;
 use crate::delivery::objects::{ObjectLines, read_lines};
 use crate::delivery::partitions::{ErrorRecords, LineChecker, PartitionCheck, PartitionSummary, tally_error_records};
 use crate::delivery::report::{Buffering, DeliveredObject, flushed_by, summarize};
+use crate::delivery::transformed::{Prediction, account, predict};
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
 use crate::firehose::prefix;
@@ -74,6 +75,9 @@ pub struct VerifyReport {
     pub error_records: Vec<ErrorRecords>,
     /// The stream's delivery errors over the run's window and what the role lacks (see `aws::diagnosis`).
     pub causes: Option<crate::aws::diagnosis::Causes>,
+    /// On a transformed stream: every sent line accounted for as transformed, dropped, processing-failed or
+    /// missing.
+    pub transform: Option<crate::delivery::transformed::TransformTally>,
     /// The interval that applied (the hint, divided by an emulator's `--speed`).
     pub effective_interval_s: f64,
     /// What the runs' lines were billed as (from their manifests).
@@ -225,6 +229,35 @@ fn expected_from_runs(runs: &[Run]) -> Result<Expected> {
         }
     }
     Ok(all.unwrap_or_default())
+}
+
+/// The sent lines themselves (a transformed stream): from `--expect` files, or what send kept of each run.
+fn sent_lines(global: &Global, s: &VerifySettings, runs: &[Run]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if !s.expect.is_empty() {
+        for path in &s.expect {
+            let raw = std::fs::read(path).map_err(|source| Error::Input { path: path.clone(), source })?;
+            let text = decompressed(&raw).unwrap_or_default();
+            out.extend(text.split(|b| *b == b'\n').map(<[u8]>::to_vec));
+        }
+        return Ok(out);
+    }
+    for (m, dir) in runs {
+        let path = dir.join(format!("{}.lines.gz", m.run_id));
+        if !path.exists() {
+            return Err(Error::usage(format!(
+                "run {} kept no lines (`{}`): verify cannot predict what the transformation delivers",
+                m.run_id,
+                path.display()
+            ))
+            .with_hint(format!(
+                "send again (send keeps the lines when the stream transforms), or give the sent files: `{}`",
+                global.command("verify --expect FILE")
+            )));
+        }
+        out.extend(manifest::read_lines_file(&path)?);
+    }
+    Ok(out)
 }
 
 /// The expected multiset from source files.
@@ -387,6 +420,8 @@ struct Expectations {
     list_from: Option<DateTime<Utc>>,
     info: fh::StreamInfo,
     dest: DestinationSpec,
+    /// The transformation function and what it makes of the sent lines (a transformed stream).
+    transform: Option<(String, Prediction)>,
 }
 
 /// Where the stream delivers and how to read what it delivered.
@@ -490,11 +525,27 @@ async fn expectations(
     let named =
         if named.is_empty() && s.expect.is_empty() { vec![latest_run(global, &here, reporter)?] } else { named };
     let runs = with_ancestors(named)?;
-    let expected = if s.expect.is_empty() { expected_from_runs(&runs)? } else { expected_from_files(&s.expect)? };
+    let (expected, transform) = match dest.transform.clone() {
+        Some(function) => {
+            let lines = sent_lines(global, s, &runs)?;
+            reporter.note(&format!(
+                "the stream transforms records with {function}: running it over the {} sent to know what to expect",
+                plural(lines.len() as u64, "line")
+            ));
+            let prediction = predict(&lines, &info.arn, &clients.region, |event| {
+                crate::aws::lambda::invoke(&clients.lambda, &function, event)
+            })
+            .await?;
+            (Expected::from_hashes(prediction.outputs.clone()), Some((function, prediction)))
+        }
+        None if s.expect.is_empty() => (expected_from_runs(&runs)?, None),
+        None => (expected_from_files(&s.expect)?, None),
+    };
     let runs: Vec<RunManifest> = runs.into_iter().map(|(m, _)| m).collect();
     let list_from = runs_start(s, &runs);
     let window_start = window_start(list_from, &runs, &info, &here, reporter);
-    Ok(Expectations { runs, stream, expected: Arc::new(Mutex::new(expected)), window_start, list_from, info, dest })
+    let expected = Arc::new(Mutex::new(expected));
+    Ok(Expectations { runs, stream, expected, window_start, list_from, info, dest, transform })
 }
 
 /// `--since`, or the first run's start less clock slack.
@@ -803,8 +854,10 @@ async fn conclude(
     s: &VerifySettings,
     clients: &Clients,
 ) -> Result<VerifyReport> {
+    let transform = account_transformed(&e, &l, &found, clients).await?;
     let tally = e.expected.lock().expect("expected lock").tally();
-    let missing_lines = if !s.expect.is_empty() && tally.missing > 0 {
+    // (On a transformed stream the comparison is over the function's output, not the files' lines.)
+    let missing_lines = if !s.expect.is_empty() && tally.missing > 0 && transform.is_none() {
         missing_lines(&s.expect, &mut e.expected.lock().expect("expected lock"), SHOW_MISSING)?
     } else {
         Vec::new()
@@ -819,27 +872,11 @@ async fn conclude(
     } else {
         (Vec::new(), Vec::new())
     };
-    let verified = tally.missing == 0 && (!s.strict || tally.duplicated == 0) && found.misplaced_lines == 0;
-    // Errors logged before the runs started concern other data: the window starts with the first run (or
-    // --since, or the last day).
-    let since = e
-        .runs
-        .iter()
-        .map(|r| r.started)
-        .min()
-        .or(e.window_start)
-        .unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
-    let missing = crate::aws::diagnosis::Missing {
-        lines: tally.missing > 0,
-        sent_before: e.runs.iter().filter_map(|r| r.ended).min(),
-    };
-    let causes = match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), missing).await {
-        Ok(c) => Some(c),
-        Err(err) => {
-            tracing::warn!("cannot read the causes of delivery errors: {err}");
-            None
-        }
-    };
+    let verified = tally.missing == 0
+        && (!s.strict || tally.duplicated == 0)
+        && found.misplaced_lines == 0
+        && transform.as_ref().is_none_or(|t| t.complete());
+    let causes = causes(&e, tally.missing > 0, clients).await;
     let runs = &e.runs;
     Ok(VerifyReport {
         stream: e.stream,
@@ -876,12 +913,67 @@ async fn conclude(
         }),
         endpoint: clients.backend(),
         stream_description: e.info,
+        transform,
     })
+}
+
+/// On a transformed stream, every sent line accounted for (see [`account`]).
+async fn account_transformed(
+    e: &Expectations,
+    l: &Layout,
+    found: &Found,
+    clients: &Clients,
+) -> Result<Option<crate::delivery::transformed::TransformTally>> {
+    let Some((function, prediction)) = &e.transform else { return Ok(None) };
+    let raw = processing_failed_data(clients, &l.bucket, &found.error_objects).await?;
+    let expected = e.expected.lock().expect("expected lock");
+    Ok(Some(account(function, prediction, &expected, &raw)))
+}
+
+/// Why lines are missing (or delivery was slow): the stream's logged errors since the runs started.
+async fn causes(e: &Expectations, missing: bool, clients: &Clients) -> Option<crate::aws::diagnosis::Causes> {
+    // Errors logged before the runs started concern other data: the window starts with the first run (or
+    // --since, or the last day).
+    let since = e
+        .runs
+        .iter()
+        .map(|r| r.started)
+        .min()
+        .or(e.window_start)
+        .unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+    let missing =
+        crate::aws::diagnosis::Missing { lines: missing, sent_before: e.runs.iter().filter_map(|r| r.ended).min() };
+    match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), missing).await {
+        Ok(c) => Some(c),
+        Err(err) => {
+            tracing::warn!("cannot read the causes of delivery errors: {err}");
+            None
+        }
+    }
+}
+
+/// The original data of every record in the processing-failed error output (`rawData` of each document).
+async fn processing_failed_data(clients: &Clients, bucket: &str, keys: &[String]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for key in keys.iter().filter(|k| k.contains("processing-failed")) {
+        let body = s3::get_object_bytes(&clients.s3, bucket, key).await?;
+        let text = decompressed(&body).unwrap_or(body);
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let doc: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+            if let Some(raw) = doc["rawData"].as_str().and_then(|r| base64_simd::STANDARD.decode_to_vec(r).ok()) {
+                out.push(raw);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The verdict, in one line: what `-q` prints.
 pub fn verdict(r: &VerifyReport) -> String {
     let t = &r.tally;
+    if let Some(x) = &r.transform {
+        return transform_verdict(r, x);
+    }
     if r.verified {
         let all =
             if t.expected == 1 { "the 1 line".to_string() } else { format!("all {}", plural(t.expected, "line")) };
@@ -907,6 +999,40 @@ pub fn verdict(r: &VerifyReport) -> String {
     }
 }
 
+/// The verdict on a transformed stream: about the sent lines, each accounted for once.
+fn transform_verdict(r: &VerifyReport, x: &crate::delivery::transformed::TransformTally) -> String {
+    let accounted = format!(
+        "{} transformed and delivered · {} dropped by the function · {} processing-failed{}",
+        format_count(x.transformed),
+        format_count(x.dropped),
+        format_count(x.processing_failed),
+        if x.failed_invocations > 0 {
+            format!(" · {} in the error output after failed invocations", format_count(x.failed_invocations))
+        } else {
+            String::new()
+        }
+    );
+    if r.verified {
+        format!("OK: all {} accounted for: {accounted}", plural(x.lines, "sent line"))
+    } else if x.missing == 0 && x.failed_invocations > 0 {
+        format!(
+            "FAILED: {} of {} in the processing-failed output because invocations failed (never transformed; the error log says why) ({accounted})",
+            format_count(x.failed_invocations),
+            plural(x.lines, "sent line")
+        )
+    } else if x.missing == 0 && r.misplaced_lines > 0 {
+        format!("FAILED: {} in the wrong partition ({accounted})", plural(r.misplaced_lines, "line is|lines are"))
+    } else if x.missing == 0 && r.tally.missing == 0 {
+        format!("FAILED: every line accounted for, but {} duplicated (--strict)", plural(r.tally.duplicated, "line"))
+    } else {
+        format!(
+            "FAILED: {} of {} in none of the outcomes ({accounted})",
+            format_count(x.missing),
+            plural(x.lines, "sent line")
+        )
+    }
+}
+
 /// The human report.
 pub fn summary(r: &VerifyReport) -> String {
     let t = &r.tally;
@@ -926,6 +1052,12 @@ pub fn summary(r: &VerifyReport) -> String {
         ));
     }
     out.push(format!("  {}", verdict(r)));
+    if let Some(x) = &r.transform {
+        out.push(format!(
+            "  transformed by {}: the delivered lines are compared with its output for the sent lines",
+            x.function
+        ));
+    }
     out.push(format!(
         "  matched {} · missing {} · duplicated {} (at-least-once delivery) · extra {} (other runs or producers)",
         format_count(t.matched),

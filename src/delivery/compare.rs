@@ -152,6 +152,11 @@ impl Expected {
         }
     }
 
+    /// How often a line is expected and how often it was seen; `None` when it is not expected.
+    pub fn counts(&self, hash: u64) -> Option<(u32, u32)> {
+        self.find(hash).map(|i| (self.expected[i], self.seen[i]))
+    }
+
     pub fn tally(&self) -> Tally {
         let mut t = Tally { extra: self.extra, ..Default::default() };
         for (e, s) in self.expected.iter().zip(&self.seen) {

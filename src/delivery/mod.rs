@@ -7,3 +7,4 @@ pub mod keep;
 pub mod objects;
 pub mod partitions;
 pub mod report;
+pub mod transformed;

@@ -197,6 +197,12 @@ impl RunManifest {
         runs_dir(state_dir).join(format!("{run_id}.hashes"))
     }
 
+    /// The acknowledged lines themselves, gzipped: kept for a transformed stream, whose delivered data verify
+    /// can only predict by running the function over what was sent.
+    pub fn lines_path(state_dir: &Path, run_id: &str) -> PathBuf {
+        runs_dir(state_dir).join(format!("{run_id}.lines.gz"))
+    }
+
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let path = Self::path(state_dir, &self.run_id);
         std::fs::create_dir_all(runs_dir(state_dir)).map_err(|e| Error::state("create", runs_dir(state_dir), e))?;
@@ -323,6 +329,48 @@ impl HashWriter {
     pub fn flush(&mut self) -> Result<()> {
         self.file.flush().map_err(|e| Error::state("write", self.path.clone(), e))
     }
+}
+
+/// Appends acknowledged lines to a run's `.lines.gz` (flushed with the hash file, so a killed run keeps what
+/// its manifest counts).
+pub struct LinesWriter {
+    file: flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl LinesWriter {
+    pub fn create(path: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&path).map_err(|e| Error::state("create", path.clone(), e))?;
+        let file = std::io::BufWriter::with_capacity(256 * 1024, file);
+        Ok(LinesWriter { file: flate2::write::GzEncoder::new(file, flate2::Compression::fast()), path })
+    }
+
+    /// Writes one record's data as lines (a final `\n` added when missing).
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let err = |e| Error::state("write", self.path.clone(), e);
+        self.file.write_all(data).map_err(err)?;
+        if !data.ends_with(b"\n") {
+            self.file.write_all(b"\n").map_err(|e| Error::state("write", self.path.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.file.flush().map_err(|e| Error::state("write", self.path.clone(), e))
+    }
+}
+
+/// The lines of a `.lines.gz` file, as far as it can be read (a run killed mid-write leaves a torn end).
+pub fn read_lines_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.to_path_buf(), source })?;
+    let mut text = Vec::new();
+    let _ = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).read_to_end(&mut text);
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    if lines.last().is_some_and(Vec::is_empty) || !text.ends_with(b"\n") {
+        lines.pop();
+    }
+    Ok(lines)
 }
 
 /// Reads a `.hashes` file.

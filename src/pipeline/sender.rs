@@ -86,6 +86,8 @@ pub struct Sender {
     checkpoints_dir: PathBuf,
     run: RunManifest,
     hashes: HashWriter,
+    /// The acknowledged lines, for a transformed stream (see [`Sender::keep_lines`]).
+    lines: Option<manifest::LinesWriter>,
     rejects: Arc<Rejects>,
     reader_stop: Arc<AtomicBool>,
     states: HashMap<usize, InputState>,
@@ -121,6 +123,7 @@ impl Sender {
             state_dir,
             run,
             hashes,
+            lines: None,
             rejects,
             reader_stop,
             states: HashMap::new(),
@@ -134,6 +137,13 @@ impl Sender {
             last_progress: Instant::now(),
             last_save: Instant::now(),
         })
+    }
+
+    /// Keeps the acknowledged lines beside the hashes (`<run-id>.lines.gz`): verify needs them to predict what a
+    /// transforming stream delivers.
+    pub fn keep_lines(&mut self) -> Result<()> {
+        self.lines = Some(manifest::LinesWriter::create(RunManifest::lines_path(&self.state_dir, &self.run.run_id))?);
+        Ok(())
     }
 
     fn stop_reader(&self) {
@@ -281,6 +291,9 @@ impl Sender {
             t.digest.add(*h);
         }
         self.hashes.write(&record.hashes)?;
+        if let Some(lines) = &mut self.lines {
+            lines.write(&record.data)?;
+        }
         for span in &record.spans {
             if let Some(st) = self.states.get_mut(&span.input) {
                 st.tracker.complete(span.start, span.end, span.lines);
@@ -445,6 +458,9 @@ impl Sender {
     /// manifest does not.
     pub fn save(&mut self) -> Result<()> {
         self.hashes.flush()?;
+        if let Some(lines) = &mut self.lines {
+            lines.flush()?;
+        }
         let (t, run) = (&self.t, &mut self.run);
         run.lines = t.lines;
         run.bytes = t.bytes;

@@ -16,7 +16,7 @@
 //! - `<!-- $ command -->` is a step the reader does not need to see (a precondition), run in order; its output
 //!   is not compared. `<!-- docs-test: emulator OPTIONS -->` starts `firehose-kit local OPTIONS` on a free port
 //!   for the rest of the page and exports `AWS_ENDPOINT_URL` and the emulator's credentials, as the page's
-//!   prose tells its reader to do.
+//!   prose tells its reader to do. `$ export K=V` and `$ unset K` change the page's environment.
 //! - A page whose commands need a program this machine lacks (`aws`, `python3` with boto3) is skipped, saying so.
 //!
 //! `UPDATE_DOCS=1 cargo test --test it docs::` writes what each command printed into the page (elided lines
@@ -166,8 +166,15 @@ impl Page {
         cmd
     }
 
-    /// Runs a command to its end; its output lines. `export K=V ...` sets the page's environment.
+    /// Runs a command to its end; its output lines. `export K=V ...` sets the page's environment, `unset K ...`
+    /// takes from it.
     fn run(&mut self, command: &str) -> Vec<String> {
+        if let Some(vars) = command.trim().strip_prefix("unset ") {
+            for k in vars.split_whitespace() {
+                self.env.retain(|(have, _)| have != k);
+            }
+            return Vec::new();
+        }
         if let Some(vars) = command.trim().strip_prefix("export ") {
             for pair in vars.split_whitespace() {
                 let (k, v) = pair.split_once('=').expect("export K=V");

@@ -19,7 +19,7 @@ const ERRORS: &str = "errors/!{firehose:error-output-type}/";
 
 /// The configuration setup writes: deaggregate on `\n`, extract keys with `query`, append `\n`.
 fn processing(query: &str) -> ProcessingConfiguration {
-    firehose_kit::aws::firehose::partition_processing(query)
+    firehose_kit::aws::firehose::processing(None, Some(query)).unwrap()
 }
 
 fn destination_builder(

@@ -15,7 +15,8 @@ const LOG_GROUP: &str = "/aws/kinesisfirehose/ApacheLogs";
 const LOG_STREAM_ARN: &str =
     "arn:aws:logs:us-east-2:000000000000:log-group:/aws/kinesisfirehose/ApacheLogs:log-stream:DestinationDelivery";
 
-fn actions(v: &Value) -> Vec<(String, String)> {
+/// The (resource, action) of each step a `setup -o json` answer lists.
+pub fn actions(v: &Value) -> Vec<(String, String)> {
     v["steps"]
         .as_array()
         .unwrap()

@@ -530,3 +530,92 @@ fn running(arg: &str) -> bool {
         std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
     })
 }
+
+/// Apache lines from the generator, then lines the blueprint cannot parse.
+fn apache_file(dir: &std::path::Path, name: &str, lines: u64, seed: &str, bad: usize) -> std::path::PathBuf {
+    let out = support::cli_plain(dir, &["generate", "--lines", &lines.to_string(), "--seed", seed]);
+    support::assert_exit(&out, 0);
+    let mut text = out.stdout;
+    for i in 0..bad {
+        text.extend_from_slice(format!("not an access log line {i}\n").as_bytes());
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The whole path through the binary: setup deploys the Apache → JSON blueprint (re-run: unchanged), send and
+/// verify account for every line (JSON delivered, unparseable lines processing-failed); the delivery role
+/// losing its invoke grant is logged, failed by verify and named by doctor, setup restores it and the waiting
+/// lines arrive; teardown removes the function and its role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_line() {
+    use crate::support::{assert_exit, cli, json_out};
+    if !has("python3") {
+        return;
+    }
+    let env = start().await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let handler = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/apache_to_json.py");
+    let setup = ["setup", "--transform", handler, "-o", "json"];
+    let created = cli(&ep, dir.path(), &setup);
+    assert_exit(&created, 0);
+    let want: Vec<(String, String)> = ["bucket", "role", "exec role", "function", "log group", "stream"]
+        .iter()
+        .map(|r| (r.to_string(), "create".into()))
+        .collect();
+    assert_eq!(crate::provision::actions(&json_out(&created)), want);
+    let again = json_out(&cli(&ep, dir.path(), &setup));
+    assert!(crate::provision::actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
+
+    let first = apache_file(dir.path(), "first.log", 300, "1", 2);
+    assert_exit(&cli(&ep, dir.path(), &["send", first.to_str().unwrap()]), 0);
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    let t = &json_out(&verified)["transform"];
+    assert_eq!(
+        (t["lines"].as_u64(), t["transformed"].as_u64(), t["processing_failed"].as_u64()),
+        (Some(302), Some(300), Some(2)),
+        "{t}"
+    );
+    let docs = lines_under(&env.clients, "firehose-kit-000000000000-us-east-2", "2").await;
+    let doc: Value = serde_json::from_str(&docs[0]).expect("the delivered lines are JSON documents");
+    assert!(doc["verb"].is_string() && doc["response"].is_u64(), "{doc}");
+
+    // The grant goes: the records wait, verify fails and says why, doctor names the missing permission.
+    let role = "firehose-kit-ApacheLogs-delivery";
+    let policy = firehose_kit::aws::policy::TRANSFORM_POLICY_NAME;
+    env.clients.iam.delete_role_policy().role_name(role).policy_name(policy).send().await.unwrap();
+    let second = apache_file(dir.path(), "second.log", 100, "2", 0);
+    assert_exit(&cli(&ep, dir.path(), &["send", second.to_str().unwrap()]), 0);
+    eventually("InvokeAccessDenied logged", Duration::from_secs(20), || async {
+        (!logged(&env.clients, "ApacheLogs", "Lambda.InvokeAccessDenied").await.is_empty()).then_some(())
+    })
+    .await;
+    // After NumberOfRetries (3) the records go to the processing-failed output with the code, as on AWS.
+    let bucket = "firehose-kit-000000000000-us-east-2";
+    wait_lines(&env.clients, bucket, "errors/processing-failed/", 102).await;
+    let failed = cli(&ep, dir.path(), &["verify", "--wait", "2s"]);
+    assert_exit(&failed, 1);
+    let said = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        said.contains("FAILED: 100 of 100 sent lines in the processing-failed output because invocations failed")
+            && said.contains("Lambda.InvokeAccessDenied"),
+        "{said}"
+    );
+    let doctor = cli(&ep, dir.path(), &["doctor"]);
+    assert_exit(&doctor, 1);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(said.contains("may not lambda:InvokeFunction"), "{said}");
+    // setup restores the grant (the stream keeps its function without --transform); new lines arrive.
+    let repaired = json_out(&cli(&ep, dir.path(), &["setup", "-o", "json"]));
+    assert!(crate::provision::actions(&repaired).contains(&("role".into(), "update".into())), "{repaired}");
+    let third = apache_file(dir.path(), "third.log", 50, "3", 0);
+    assert_exit(&cli(&ep, dir.path(), &["send", third.to_str().unwrap()]), 0);
+    assert_exit(&cli(&ep, dir.path(), &["verify"]), 0);
+
+    let gone = cli(&ep, dir.path(), &["teardown", "--yes", "-o", "json"]);
+    assert_exit(&gone, 0);
+    assert!(env.clients.lambda.list_functions().send().await.unwrap().functions().is_empty());
+    assert!(env.clients.iam.list_roles().send().await.unwrap().roles().is_empty());
+}

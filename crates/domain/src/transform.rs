@@ -29,6 +29,35 @@ pub struct LambdaProcessor {
     pub buffer_interval_s: u32,
 }
 
+/// What the delivery role must be allowed for Firehose to transform with `function`: invoking it (as its
+/// qualified ARN, `:$LATEST` when none is given) and reading its configuration.
+pub fn invoke_needs(function: &str) -> Vec<crate::access::Need> {
+    let qualified =
+        if function.matches(':').count() >= 7 { function.to_string() } else { format!("{function}:$LATEST") };
+    ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
+        .into_iter()
+        .map(|action| crate::access::Need { action: action.into(), resource: qualified.clone(), for_what: "transform" })
+        .collect()
+}
+
+/// Lambda's `CodeSha256` of a deployment package: base64 of its SHA-256.
+pub fn code_sha256(zip: &[u8]) -> String {
+    base64_simd::STANDARD.encode_to_string(crate::util::hash::sha256(zip))
+}
+
+/// The function name in a Lambda function ARN (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+pub fn function_name(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name] | ["arn", _, "lambda", _, _, "function", name, _]
+            if !name.is_empty() =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
 impl LambdaProcessor {
     /// The enabled `Lambda` processor of `processing`, with its defaults; an error names a parameter out of range.
     pub fn from_config(processing: Option<&Value>) -> Result<Option<LambdaProcessor>, String> {

@@ -29,7 +29,8 @@ impl Store {
     /// Opens (creating) `dir` and reads the functions saved there, keyed `region/name`.
     pub(super) fn open(dir: &Path) -> std::io::Result<(Store, BTreeMap<String, Function>)> {
         std::fs::create_dir_all(dir.join("code"))?;
-        let store = Store { dir: dir.to_path_buf() };
+        // Absolute: a function's process runs in its code directory, and finds its runtime loop from there.
+        let store = Store { dir: std::fs::canonicalize(dir)? };
         let functions = persist::read_json(&store.dir.join("functions.json"))?.unwrap_or_default();
         Ok((store, functions))
     }
@@ -59,7 +60,7 @@ impl Store {
         }
         let digest = firehose_kit_domain::util::hash::sha256(zip);
         let id = hex::encode(digest);
-        let code = Code { sha256_b64: base64_simd::STANDARD.encode_to_string(digest), id, size: zip.len() as u64 };
+        let code = Code { sha256_b64: firehose_kit_domain::transform::code_sha256(zip), id, size: zip.len() as u64 };
         let root = self.dir.join("code").join(region).join(name);
         let target = root.join(&code.id);
         if target.is_dir() {
