@@ -17,7 +17,8 @@ demo:
 test:
 	$(CARGO) test --workspace --locked
 
-# Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm), the HTML report in
+# Other clients against the emulator (boto3, the AWS CLI, the AWS SDK for JavaScript v3 from npm, Terraform with the
+# AWS provider from a filesystem mirror: TF_PROVIDER_MIRROR or /opt/tf-plugins, skipped without), the HTML report in
 # headless Chromium (apt-get install chromium; screenshot in target/report-screenshot.png), and the full
 # setup → send → verify → status → teardown cycle against moto server (needs `pip install 'moto[server]' boto3 awscli`).
 test-compat:

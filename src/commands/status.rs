@@ -51,6 +51,29 @@ pub struct StatusReport {
     /// The emulator's latest storage error (a full disk), when it announced one.
     pub emulator_storage_error: Option<String>,
     pub last_run: Option<RunManifest>,
+    /// The transformation function, when the stream has a Lambda processor.
+    pub transform: Option<TransformStatus>,
+}
+
+/// A transformed stream's function, as Lambda reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformStatus {
+    pub function: String,
+    /// `false`: every transformation fails with Lambda.ResourceNotFound.
+    pub exists: bool,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+}
+
+async fn transform_status(clients: &Clients, dest: Option<&DestinationSpec>) -> Result<Option<TransformStatus>> {
+    let Some(function) = dest.and_then(|d| d.transform.clone()) else { return Ok(None) };
+    let info = crate::aws::lambda::get_function(&clients.lambda, &function).await?;
+    Ok(Some(TransformStatus {
+        exists: info.is_some(),
+        runtime: info.as_ref().and_then(|f| f.runtime.clone()),
+        handler: info.and_then(|f| f.handler),
+        function,
+    }))
 }
 
 pub async fn run(global: &Global, clients: &Clients, printer: &Printer) -> Result<ExitCode> {
@@ -103,6 +126,7 @@ pub async fn status(global: &Global, clients: &Clients, printer: &Printer) -> Re
     let interval = dest.as_ref().map(|d| d.buffer_interval_s.max(0) as f64 / clients.emulator.speed()).unwrap_or(0.0);
     let newest = delivered.as_ref().and_then(|d| d.newest);
     let (failing_since, dropped_before) = waiting(errors.as_deref(), newest, horizon, interval, now);
+    let transform = transform_status(clients, dest.as_ref()).await?;
     Ok(StatusReport {
         stream: info.name.clone(),
         arn: info.arn.clone(),
@@ -123,6 +147,7 @@ pub async fn status(global: &Global, clients: &Clients, printer: &Printer) -> Re
         emulator_speed: clients.emulator.speed(),
         emulator_storage_error: clients.emulator.storage_error(),
         last_run: last_run.ok(),
+        transform,
     })
 }
 
@@ -234,6 +259,18 @@ fn destination_lines(d: &DestinationSpec, r: &StatusReport) -> Vec<String> {
         d.compression.as_str()
     };
     out.push(format!("compression {compression}"));
+    if let Some(t) = &r.transform {
+        out.push(if t.exists {
+            format!(
+                "transform   records transformed by {} ({} {})",
+                t.function,
+                t.runtime.as_deref().unwrap_or("image"),
+                t.handler.as_deref().unwrap_or("")
+            )
+        } else {
+            format!("transform   {} does not exist: every transformation fails (Lambda.ResourceNotFound)", t.function)
+        });
+    }
     if let Some(e) = &d.error_prefix {
         out.push(format!("errors      s3://{}/{e}", d.bucket()));
     }

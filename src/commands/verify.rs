@@ -1184,6 +1184,7 @@ pub fn write_html(report: &VerifyReport, path: &Path) -> Result<()> {
         cost: report.cost,
         configuration,
         generated: Utc::now(),
+        transform: report.transform.as_ref(),
     };
     let html =
         crate::delivery::html::render(&page).map_err(|e| Error::failed(format!("cannot draw the report: {e}")))?;

@@ -40,6 +40,8 @@ pub struct Page<'a> {
     /// The stream's destination as Describe returned it (pretty JSON).
     pub configuration: String,
     pub generated: DateTime<Utc>,
+    /// A transformed stream: what became of each sent line.
+    pub transform: Option<&'a crate::delivery::transformed::TransformTally>,
 }
 
 /// What the run's lines were billed as.
@@ -235,6 +237,7 @@ pub fn render(p: &Page<'_>) -> Result<String, String> {
     let mut h = String::new();
     header(&mut h, p);
     verdict(&mut h, p);
+    transformation(&mut h, p);
     delivery(&mut h, p)?;
     objects(&mut h, p);
     partitions(&mut h, p);
@@ -301,6 +304,20 @@ fn verdict(h: &mut String, p: &Page<'_>) {
         );
     }
     let _ = write!(h, "<p>{}</p>", escape(&p.buffering.sentence()));
+}
+
+/// A transformed stream: each sent line transformed and delivered, dropped, processing-failed, or missing.
+fn transformation(h: &mut String, p: &Page<'_>) {
+    let Some(x) = p.transform else { return };
+    let _ = write!(
+        h,
+        "<h2>Transformation</h2><p class=\"note\">Records were transformed by <code>{}</code>. verify ran it over the sent lines to know what each should become, and matched the processing-failed documents to the sent lines by their original data. The tally above counts the function's output lines.</p><table id=\"transform\"><tr><th>lines sent</th><th>transformed and delivered</th><th>dropped by the function</th><th>processing-failed</th><th>failed invocations</th><th>missing</th></tr><tr>",
+        escape(&x.function)
+    );
+    for n in [x.lines, x.transformed, x.dropped, x.processing_failed, x.failed_invocations, x.missing] {
+        let _ = write!(h, "<td class=\"n\" data-n=\"{n}\">{}</td>", format_count(n));
+    }
+    h.push_str("</tr></table>");
 }
 
 /// The delivery timeline and how long objects were buffered.
@@ -474,6 +491,7 @@ mod tests {
             cost: None,
             configuration: "{\"x\": \"<y>\"}".into(),
             generated: Utc::now(),
+            transform: None,
         };
         let html = render(&page).unwrap();
         assert!(html.contains("a/&lt;b&gt;&amp;x") && !html.contains("<b>&x"), "keys are escaped");

@@ -1,5 +1,5 @@
-//! Compatibility: other clients against our emulator (boto3 and the AWS CLI; the AWS SDK for JavaScript v3),
-//! and firehose-kit against moto server. These need Python packages (`pip install 'moto[server]' boto3 awscli`)
+//! Compatibility: other clients against our emulator (boto3 and the AWS CLI; the AWS SDK for JavaScript v3;
+//! Terraform, skipped where it or its provider mirror is missing), and firehose-kit against moto server. These need Python packages (`pip install 'moto[server]' boto3 awscli`)
 //! and node with `npm ci` in tests/compat/js, so they are `#[ignore]`d in `make test` and run by
 //! `make test-compat` (which runs `npm ci`; CI installs the Python packages).
 
@@ -195,4 +195,95 @@ async fn compat_the_html_report_renders_in_headless_chromium() {
     let share = ink(&screenshot);
     assert!(share > 0.02, "the screenshot is blank ({:.2}% ink): {}", share * 100.0, screenshot.display());
     println!("screenshot: {} ({:.1}% ink)", screenshot.display(), share * 100.0);
+}
+
+/// Where a filesystem mirror of the Terraform AWS provider is (`TF_PROVIDER_MIRROR`, or the usual places): nothing
+/// can be downloaded here.
+fn terraform_mirror() -> Option<std::path::PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let candidates = std::env::var("TF_PROVIDER_MIRROR").ok().into_iter().chain(
+        [
+            "/opt/tf-plugins",
+            &format!("{home}/.terraform.d/plugins"),
+            "/usr/local/share/terraform/plugins",
+            "/usr/share/terraform/plugins",
+        ]
+        .map(str::to_string),
+    );
+    candidates.map(std::path::PathBuf::from).find(|p| p.join("registry.terraform.io/hashicorp/aws").is_dir())
+}
+
+/// `terraform ARGS` in `dir` with the mirror's CLI config; its output, asserting the exit code.
+fn terraform(dir: &std::path::Path, args: &[&str], code: i32) -> String {
+    let out = Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", dir.join("cli.tfrc"))
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .expect("terraform runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "terraform {args:?}:\n{text}");
+    text
+}
+
+/// The handler Terraform deploys: each record prefixed with the PREFIX variable and the code's version.
+fn terraform_handler(dir: &std::path::Path, version: &str) {
+    let code = format!(
+        "import base64, os\n\ndef handler(event, context):\n    tag = (os.environ['PREFIX'] + '{version}:').encode()\n    return {{'records': [{{'recordId': r['recordId'], 'result': 'Ok', 'data': base64.b64encode(tag + base64.b64decode(r['data'])).decode()}} for r in event['records']]}}\n"
+    );
+    std::fs::write(dir.join("function.zip"), crate::transform::zip_of(&[("handler.py", &code, 0o644)])).unwrap();
+}
+
+/// Terraform's aws_lambda_function and a Firehose stream with its processor, against the emulator: create, a plan
+/// without drift, records transformed by the function, new code and configuration applied (and run), destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs terraform and the AWS provider in a filesystem mirror: make test-compat"]
+async fn compat_terraform_lambda_function_and_transforming_stream() {
+    let found = Command::new("terraform").arg("version").output().is_ok_and(|o| o.status.success());
+    let Some(mirror) = terraform_mirror().filter(|_| found) else {
+        eprintln!("SKIPPED: terraform or a filesystem mirror of hashicorp/aws (TF_PROVIDER_MIRROR) is missing");
+        return;
+    };
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/terraform/main.tf"), d.join("main.tf")).unwrap();
+    let config = format!(
+        "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n",
+        mirror.display()
+    );
+    std::fs::write(d.join("cli.tfrc"), config).unwrap();
+    let vars = |prefix: &str, timeout: u32| {
+        [
+            format!("-var=endpoint={}", env.emu.endpoint()),
+            format!("-var=prefix={prefix}"),
+            format!("-var=timeout={timeout}"),
+        ]
+    };
+    let run = |args: &[&str], more: &[String; 3], code: i32| {
+        let all: Vec<&str> = args.iter().copied().chain(more.iter().map(String::as_str)).collect();
+        terraform(d, &all, code)
+    };
+    terraform(d, &["init", "-input=false", "-no-color"], 0);
+    terraform_handler(d, "v1");
+    run(&["apply", "-auto-approve", "-input=false", "-no-color"], &vars("a-", 30), 0);
+    run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"], &vars("a-", 30), 0);
+    let c = &env.clients;
+    support::put_batch(c, "tf-transformed", &[b"one\n".to_vec()]).await;
+    let first = support::wait_for_lines(c, "tf-transform", 1).await;
+    assert_eq!(first, [b"a-v1:one\n".to_vec()]);
+    // New code and new configuration: UpdateFunctionCode and UpdateFunctionConfiguration, then no drift.
+    terraform_handler(d, "v2");
+    let changed = run(&["apply", "-auto-approve", "-input=false", "-no-color"], &vars("b-", 45), 0);
+    assert!(changed.contains("1 changed"), "{changed}");
+    run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"], &vars("b-", 45), 0);
+    let got = c.lambda.get_function_configuration().function_name("tf-transform").send().await.unwrap();
+    assert_eq!(got.timeout(), Some(45));
+    support::put_batch(c, "tf-transformed", &[b"two\n".to_vec()]).await;
+    let both = support::wait_for_lines(c, "tf-transform", 2).await;
+    assert!(both.contains(&b"b-v2:two\n".to_vec()), "the new code ran: {both:?}");
+    run(&["destroy", "-auto-approve", "-input=false", "-no-color"], &vars("b-", 45), 0);
+    assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty());
 }

@@ -532,15 +532,12 @@ fn running(arg: &str) -> bool {
 }
 
 /// Apache lines from the generator, then lines the blueprint cannot parse.
-fn apache_file(dir: &std::path::Path, name: &str, lines: u64, seed: &str, bad: usize) -> std::path::PathBuf {
-    let out = support::cli_plain(dir, &["generate", "--lines", &lines.to_string(), "--seed", seed]);
-    support::assert_exit(&out, 0);
-    let mut text = out.stdout;
+fn apache_file(dir: &std::path::Path, name: &str, lines: u64, seed: u64, bad: usize) -> std::path::PathBuf {
+    let path = support::log_file(dir, name, lines, seed);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     for i in 0..bad {
-        text.extend_from_slice(format!("not an access log line {i}\n").as_bytes());
+        writeln!(file, "not an access log line {i}").unwrap();
     }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -568,10 +565,25 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     let again = json_out(&cli(&ep, dir.path(), &setup));
     assert!(crate::provision::actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
 
-    let first = apache_file(dir.path(), "first.log", 300, "1", 2);
+    let first = apache_file(dir.path(), "first.log", 300, 1, 2);
     assert_exit(&cli(&ep, dir.path(), &["send", first.to_str().unwrap()]), 0);
-    let verified = cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--report", "run.html"]);
     assert_exit(&verified, 0);
+    let page = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
+    let table = &page[page.find("<table id=\"transform\">").expect("the report's transformation table")..];
+    let cells: Vec<&str> = table.split("data-n=\"").skip(1).take(6).map(|c| &c[..c.find('"').unwrap()]).collect();
+    assert_eq!(
+        cells,
+        ["302", "300", "0", "2", "0", "0"],
+        "sent, transformed, dropped, failed, failed invocations, missing"
+    );
+    let status = cli(&ep, dir.path(), &["status"]);
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("transform   records transformed by arn:aws:lambda:")
+            && said.contains("python3.12 apache_to_json.handler"),
+        "{said}"
+    );
     let t = &json_out(&verified)["transform"];
     assert_eq!(
         (t["lines"].as_u64(), t["transformed"].as_u64(), t["processing_failed"].as_u64()),
@@ -586,7 +598,7 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     let role = "firehose-kit-ApacheLogs-delivery";
     let policy = firehose_kit::aws::policy::TRANSFORM_POLICY_NAME;
     env.clients.iam.delete_role_policy().role_name(role).policy_name(policy).send().await.unwrap();
-    let second = apache_file(dir.path(), "second.log", 100, "2", 0);
+    let second = apache_file(dir.path(), "second.log", 100, 2, 0);
     assert_exit(&cli(&ep, dir.path(), &["send", second.to_str().unwrap()]), 0);
     eventually("InvokeAccessDenied logged", Duration::from_secs(20), || async {
         (!logged(&env.clients, "ApacheLogs", "Lambda.InvokeAccessDenied").await.is_empty()).then_some(())
@@ -610,7 +622,7 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     // setup restores the grant (the stream keeps its function without --transform); new lines arrive.
     let repaired = json_out(&cli(&ep, dir.path(), &["setup", "-o", "json"]));
     assert!(crate::provision::actions(&repaired).contains(&("role".into(), "update".into())), "{repaired}");
-    let third = apache_file(dir.path(), "third.log", 50, "3", 0);
+    let third = apache_file(dir.path(), "third.log", 50, 3, 0);
     assert_exit(&cli(&ep, dir.path(), &["send", third.to_str().unwrap()]), 0);
     assert_exit(&cli(&ep, dir.path(), &["verify"]), 0);
 

@@ -115,7 +115,7 @@ impl Function {
 
     /// The `FunctionConfiguration` document.
     pub fn configuration(&self, account: &str, partition: &str) -> Value {
-        json!({
+        let mut doc = json!({
             "FunctionName": self.name,
             "FunctionArn": self.arn(account, partition),
             "Runtime": self.runtime,
@@ -128,7 +128,6 @@ impl Function {
             "LastModified": self.last_modified,
             "CodeSha256": self.code_sha256,
             "Version": "$LATEST",
-            "Environment": {"Variables": self.environment},
             "TracingConfig": {"Mode": "PassThrough"},
             "RevisionId": self.revision_id,
             "State": "Active",
@@ -138,7 +137,12 @@ impl Function {
             "EphemeralStorage": {"Size": self.ephemeral_storage_mb},
             "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
             "LoggingConfig": {"LogFormat": "Text", "LogGroup": log_group(&self.name)},
-        })
+        });
+        // Lambda leaves `Environment` out when no variable is set (Terraform reads `{}` as drift).
+        if !self.environment.is_empty() {
+            doc["Environment"] = json!({"Variables": self.environment});
+        }
+        doc
     }
 }
 
