@@ -8,8 +8,9 @@ BENCH_SEND_LINES lines of the big send input (2,800,000, about 520 MB), BENCH_MA
 SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
 RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
 BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
-BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning or
-BENCH_ONLY=fsync (`local --fsync` against the default).
+BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning,
+BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda) or BENCH_ONLY=fsync (`local --fsync`
+against the default).
 """
 import datetime
 import json
@@ -268,6 +269,76 @@ def partitioning(emu):
     }
 
 
+def expected_transformed_bytes(path):
+    """The bytes the Apache -> JSON template makes of a file's lines (run here, in this Python)."""
+    import base64
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("apache_to_json", os.path.join(ROOT, "templates", "transform", "apache_to_json.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    total = 0
+    for start in range(0, len(lines), 2000):
+        records = [{"recordId": str(i), "data": base64.b64encode(l).decode()} for i, l in enumerate(lines[start:start + 2000])]
+        for r in module.handler({"records": records}, None)["records"]:
+            if r["result"] == "Ok":
+                total += len(base64.b64decode(r["data"]))
+    return total
+
+
+def delivered_bytes(endpoint, bucket):
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-2", aws_access_key_id="test", aws_secret_access_key="test")
+    total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        total += sum(o["Size"] for o in page.get("Contents", []))
+    return total
+
+
+def transform():
+    """End to end (send until every object is in S3) for 200,000 lines to a stream whose records the Python
+    Apache -> JSON blueprint transforms on Lambda, against the same lines to an untransformed stream; and the
+    emulator's own CPU per GB (the function's processes are children it has not waited for, so their CPU is
+    not in the emulator's count). --speed 60: the 60 s intervals pass in one second."""
+    proc, emu = start_local("emu-transform", "--speed", "60")
+    path = generate("transform.log", 200_000, 8)
+    size = os.path.getsize(path)
+    expected = expected_transformed_bytes(path)
+    handler = os.path.join(ROOT, "templates", "transform", "apache_to_json.py")
+    results = {"flat": [], "transformed": []}
+    cpu = {"flat": [], "transformed": []}
+    for i in range(RUNS):
+        for name in ("flat", "transformed"):
+            log(f"transform: 200,000 lines end to end, {name}, run {i + 1}/{RUNS}")
+            stream, bucket, state = f"T{name}{i}", f"bench-t-{name}-{i}", f"s-t-{name}-{i}"
+            extra = ["--transform", handler] if name == "transformed" else []
+            kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *extra, state=state)
+            want = expected if name == "transformed" else size
+            before, t = process_cpu(proc.pid), time.time()
+            kit(emu, "--stream", stream, "send", path, state=state)
+            while delivered_bytes(emu, bucket) < want:
+                if time.time() - t > 600:
+                    sys.exit(f"transform benchmark: {name} delivered {delivered_bytes(emu, bucket)} of {want} bytes after 600 s")
+                time.sleep(0.2)
+            results[name].append(200_000 / (time.time() - t))
+            cpu[name].append((process_cpu(proc.pid) - before) / (size / 1e9))
+    os.remove(path)
+    return {k: {"lines_s": stats(results[k]), "cpu_s_gb": stats(cpu[k])} for k in results}
+
+
+def transform_rows(t):
+    ratio = t["transformed"]["lines_s"]["median"] / t["flat"]["lines_s"]["median"]
+    return [
+        ("transform: 200,000 lines end to end (send → all in S3), Python Apache → JSON blueprint on Lambda",
+         fmt(t["transformed"]["lines_s"], " lines/s", 0),
+         f"{ratio:.2f}× the untransformed stream ({fmt(t['flat']['lines_s'], ' lines/s', 0)}); one line per record, processor buffers of 1 MiB"),
+        ("transform: emulator CPU per GB sent, outside the function",
+         fmt(t["transformed"]["cpu_s_gb"], " s/GB"),
+         f"untransformed: {fmt(t['flat']['cpu_s_gb'], ' s/GB')} (one line per record, two journals, the events and answers)"),
+    ]
+
+
 def durability(default_proc, default):
     """`send` and client (c) against the default emulator and one started with `--fsync` (every acknowledged
     record synced to disk before the answer, every delivery's progress synced): what surviving a machine crash,
@@ -319,6 +390,14 @@ def main():
         os.makedirs(WORK)
         proc, emu = start_local("emu")
         rows = durability_rows(durability(proc, emu))
+        width = max(len(a) for a, _, _ in rows)
+        for a, b, note in rows:
+            print(f"{a:<{width}}  {b}  — {note}")
+        print(f"({cpu_model()}, {sha_extensions()})")
+        return
+    if os.environ.get("BENCH_ONLY") == "transform":
+        os.makedirs(WORK, exist_ok=True)
+        rows = transform_rows(transform())
         width = max(len(a) for a, _, _ in rows)
         for a, b, note in rows:
             print(f"{a:<{width}}  {b}  — {note}")
@@ -404,6 +483,7 @@ def main():
     }
 
     results["partitioning"] = partitioning(emu)
+    results["transform"] = transform()
     results["durability"] = durability(emu_proc, emu)
 
     # Verify throughput and peak memory at 1 M and 4 M delivered lines.
@@ -511,6 +591,7 @@ def report(r, big_mb):
     ]
     rows += cpu_rows(r, big_mb)
     rows += partitioning_rows(r["partitioning"])
+    rows += transform_rows(r["transform"])
     rows += durability_rows(r["durability"])
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
@@ -555,6 +636,11 @@ How to read it:
 - **throttled**: `send` against `firehose-kit local --quota us-east-2` (1 MiB/s, metered in one-second
   windows; with ~1,000 KiB records one record fits per window); lost lines counted by `verify`.
 - **cost**: Firehose bills each record rounded up to 5 KB; packed records make billable ≈ raw.
+- **transform**: 200,000 generated lines sent to a stream made by `setup --transform
+  templates/transform/apache_to_json.py` (the Python blueprint, run by the emulator as a local process) and to an
+  untransformed one, in an emulator at `--speed 60`; timed from the start of `send` until every byte the function
+  makes of them (computed beforehand by running the template in Python) is in S3. The emulator's CPU is its own
+  process's: the function's processes are not counted (they are its children, still running).
 - **partitioned**: 1 M generated lines sent as JSON (`--format json`) to a stream made by `setup --partition-by
   status,date` (records deaggregated on newlines, keys extracted per line by the query, one buffer per partition) and to
   an unpartitioned one, in the same emulator; and the billable bytes of the packed records against one JSON line

@@ -631,3 +631,45 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     assert!(env.clients.lambda.list_functions().send().await.unwrap().functions().is_empty());
     assert!(env.clients.iam.list_roles().send().await.unwrap().roles().is_empty());
 }
+
+/// A Lambda processor added to a running stream by `setup --transform` (UpdateDestination) is applied to what
+/// is sent from then on; removing one is refused plainly (the emulator does not model it), never ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_added_by_update_is_applied_and_removing_it_is_refused() {
+    use crate::support::{assert_exit, cli};
+    if !has("python3") {
+        return;
+    }
+    let env = start().await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    assert_exit(&cli(&ep, dir.path(), &["setup"]), 0);
+    let plain = support::log_file(dir.path(), "plain.log", 50, 1);
+    assert_exit(&cli(&ep, dir.path(), &["send", plain.to_str().unwrap()]), 0);
+    assert_exit(&cli(&ep, dir.path(), &["verify"]), 0);
+    let handler = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/apache_to_json.py");
+    assert_exit(&cli(&ep, dir.path(), &["setup", "--transform", handler]), 0);
+    let later = support::log_file(dir.path(), "later.log", 50, 2);
+    assert_exit(&cli(&ep, dir.path(), &["send", later.to_str().unwrap()]), 0);
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    assert_eq!(crate::support::json_out(&verified)["transform"]["transformed"].as_u64(), Some(50));
+
+    let c = &env.clients;
+    let d = c.firehose.describe_delivery_stream().delivery_stream_name("ApacheLogs").send().await.unwrap();
+    let d = d.delivery_stream_description().unwrap();
+    let off = aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
+        .processing_configuration(ProcessingConfiguration::builder().enabled(false).build())
+        .build();
+    let refused = c
+        .firehose
+        .update_destination()
+        .delivery_stream_name("ApacheLogs")
+        .current_delivery_stream_version_id(d.version_id())
+        .destination_id(d.destinations()[0].destination_id())
+        .extended_s3_destination_update(off)
+        .send()
+        .await
+        .unwrap_err();
+    let message = refused.as_service_error().and_then(|e| e.meta().message()).unwrap_or_default().to_string();
+    assert!(message.contains("not modelled by the firehose-kit emulator"), "{refused:?}");
+}

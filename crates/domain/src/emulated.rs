@@ -19,6 +19,10 @@ pub enum Unmodelled {
     /// Partition keys from a Lambda's answer (`!{partitionKeyFromLambda:..}`): the function runs, but the
     /// `metadata.partitionKeys` it answers are not carried to the destination's partitions.
     LambdaPartitioning,
+    /// UpdateDestination removing a stream's Lambda processor, or adding one to a partitioned stream: the
+    /// emulator's transformation stages are set up when the processor first appears and kept while the stream
+    /// lives.
+    LambdaProcessorChange(&'static str),
 }
 
 impl Unmodelled {
@@ -32,6 +36,9 @@ impl Unmodelled {
             }
             Unmodelled::Compression(c) => format!(
                 "CompressionFormat {c} is valid in AWS but not modelled by the firehose-kit emulator; use UNCOMPRESSED or GZIP"
+            ),
+            Unmodelled::LambdaProcessorChange(what) => format!(
+                "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
             ),
             Unmodelled::LambdaPartitioning => {
                 "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs the function but does not partition by the metadata.partitionKeys it answers; use partitionKeyFromQuery with a MetadataExtraction processor".into()
@@ -49,6 +56,10 @@ pub struct Requested<'a> {
     pub compression: Option<&'a Compression>,
     /// The prefix takes partition keys from a Lambda.
     pub lambda_partition_keys: bool,
+    /// An update takes the stream's Lambda processor away.
+    pub lambda_removed: bool,
+    /// An update adds a Lambda processor to a partitioned stream.
+    pub lambda_added_to_partitioned: bool,
 }
 
 /// The first thing in `r` that the emulator does not model, if any.
@@ -66,6 +77,12 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
     }
     if r.lambda_partition_keys {
         return Some(Unmodelled::LambdaPartitioning);
+    }
+    if r.lambda_removed {
+        return Some(Unmodelled::LambdaProcessorChange("Removing or disabling a stream's Lambda processor"));
+    }
+    if r.lambda_added_to_partitioned {
+        return Some(Unmodelled::LambdaProcessorChange("Adding a Lambda processor to a partitioned stream"));
     }
     None
 }

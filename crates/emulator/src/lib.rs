@@ -1,8 +1,9 @@
-//! The embedded emulator of Amazon Data Firehose, S3, IAM, STS and CloudWatch Logs (`firehose-kit local`).
+//! The embedded emulator of Amazon Data Firehose, S3, IAM, STS, CloudWatch Logs and Lambda (`firehose-kit local`).
 //!
 //! It exists to be faithful where moto and LocalStack are not: buffering hints, compression, key layout, API
 //! limits and error shapes, CREATING/DELETING transitions, IAM propagation, throttling quotas, injected faults,
-//! and durability of acknowledged records across a kill. See `docs/emulator.md` for the fidelity table.
+//! durability of acknowledged records across a kill, and Lambda processors that run the function's real code.
+//! See `docs/emulator.md` for the fidelity table.
 //!
 //! Start it in-process with [`Emulator::builder`]; it runs on its own Tokio runtime (in a background thread), so
 //! callers on any runtime, including a current-thread test runtime, cannot starve it. Every option of

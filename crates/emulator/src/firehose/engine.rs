@@ -132,9 +132,11 @@ pub struct Runtime {
     budget: Arc<MemoryBudget>,
     /// Set on a partitioned stream's runtime: its records go to these, never to its own journal.
     partitions: Option<Mutex<Partitions>>,
-    /// Set on a transforming stream's runtime: it buffers records for the function, and what the function makes
-    /// of them goes to these.
-    pub(super) stages: Option<Stages>,
+    /// Set on a transforming stream's runtime (at its start, or when UpdateDestination adds a Lambda processor):
+    /// it buffers records for the function, and what the function makes of them goes to these.
+    pub(super) stages: std::sync::OnceLock<Stages>,
+    /// The emulator's S3, where this runtime (and stages started later) deliver.
+    store: Arc<Store>,
     /// Every record before this journal offset is in S3 (or dropped): what `delivered.json` says, kept here so a
     /// failure to rewrite that file after an object landed can neither deliver the object again nor roll the
     /// file's offset back.
@@ -222,23 +224,11 @@ impl Runtime {
     ) -> std::io::Result<Arc<Self>> {
         let (journal, progress) = open_journal(&dir, &store, gate.durability)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let stages = match target.processing.is_some() {
-            true => {
-                let (downstream, errors) = stage_targets(&target);
-                let start = |name: &str, t: Target| {
-                    Runtime::start(dir.join(name), t, None, store.clone(), gate.clone(), budget.clone())
-                };
-                Some(Stages {
-                    downstream: start("transformed", downstream)?,
-                    errors: start("processing-failed", errors)?,
-                })
-            }
-            false => None,
-        };
-        let partitions = (target.partitioning.is_some() && stages.is_none()).then(|| {
+        let partitions = (target.partitioning.is_some() && target.processing.is_none()).then(|| {
             let first = (crate::s3::store::now_ms().max(0) as u64) << 16;
             Mutex::new(Partitions { by_id: BTreeMap::new(), store: store.clone(), next_record: first })
         });
+        let transforming = target.processing.is_some();
         let rt = Arc::new(Runtime {
             dir: dir.clone(),
             inner: Mutex::new(Inner {
@@ -255,13 +245,34 @@ impl Runtime {
             gate,
             budget,
             partitions,
-            stages,
+            stages: std::sync::OnceLock::new(),
+            store: store.clone(),
             delivered: std::sync::atomic::AtomicU64::new(progress.offset),
         });
+        if transforming {
+            rt.start_stages()?;
+        }
         rt.restart_partitions()?;
         rt.rebuffer(progress.offset)?;
         tokio::spawn(deliver_loop(rt.clone(), rx, store));
         Ok(rt)
+    }
+
+    /// Starts the stages of a transforming runtime (the transformed records' runtime and the processing-failed
+    /// one, in subdirectories), once.
+    fn start_stages(&self) -> std::io::Result<()> {
+        if self.stages.get().is_some() {
+            return Ok(());
+        }
+        let target = self.inner.lock().expect("runtime lock").target.clone();
+        let (downstream, errors) = stage_targets(&target);
+        let start = |name: &str, t: Target| {
+            Runtime::start(self.dir.join(name), t, None, self.store.clone(), self.gate.clone(), self.budget.clone())
+        };
+        let stages =
+            Stages { downstream: start("transformed", downstream)?, errors: start("processing-failed", errors)? };
+        let _ = self.stages.set(stages);
+        Ok(())
     }
 
     /// A partitioned stream's records live in its partitions' journals: restarts each of them.
@@ -372,7 +383,7 @@ impl Runtime {
             }
             return;
         }
-        if let Some(stages) = &self.stages {
+        if let Some(stages) = self.stages.get() {
             stages.downstream.flush_due(now_ms, force);
             stages.errors.flush_due(now_ms, force);
         }
@@ -392,14 +403,20 @@ impl Runtime {
     /// Delivers what is buffered under the current target, then switches to a new one (UpdateDestination).
     pub fn retarget(&self, target: Target) {
         self.flush_due(0, true);
-        if let Some(stages) = &self.stages
-            && target.processing.is_some()
+        let transforming = target.processing.is_some();
+        if let Some(stages) = self.stages.get()
+            && transforming
         {
             let (downstream, errors) = stage_targets(&target);
             stages.downstream.retarget(downstream);
             stages.errors.retarget(errors);
         }
         self.inner.lock().expect("runtime lock").target = target;
+        // A Lambda processor added by UpdateDestination: the stages start now (records buffered from here on are
+        // transformed).
+        if transforming && let Err(e) = self.start_stages() {
+            tracing::error!("cannot start the transformation stages under {}: {e}", self.dir.display());
+        }
         if let Some(parts) = &self.partitions {
             let parts = parts.lock().expect("partitions lock");
             for child in parts.by_id.values() {
@@ -535,7 +552,7 @@ impl Runtime {
                 break self.in_flight.load(Ordering::SeqCst) == 0;
             }
         };
-        match &self.stages {
+        match self.stages.get() {
             // What the function made of the last buffers is buffered downstream now: cut and deliver it too.
             Some(stages) => {
                 stages.downstream.flush_due(0, true);
@@ -556,7 +573,7 @@ impl Runtime {
                 child.retire();
             }
         }
-        if let Some(stages) = &self.stages {
+        if let Some(stages) = self.stages.get() {
             stages.downstream.retire();
             stages.errors.retire();
         }
@@ -659,7 +676,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                 }
                 break;
             }
-            if rt.stages.is_some() {
+            if rt.stages.get().is_some() && sealed.target.processing.is_some() {
                 match super::transform::run(&rt, &sealed).await {
                     Ok(()) => break,
                     Err(e) => {
@@ -710,7 +727,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
         rt.in_flight.fetch_sub(1, Ordering::SeqCst);
         rt.drained.notify_waiters();
     }
-    if rt.gone.load(Ordering::SeqCst) && rt.partitions.is_none() && rt.stages.is_none() {
+    if rt.gone.load(Ordering::SeqCst) && rt.partitions.is_none() && rt.stages.get().is_none() {
         let _ = std::fs::remove_dir_all(&rt.dir);
     }
 }

@@ -60,7 +60,7 @@ pub(super) async fn run(rt: &Arc<Runtime>, sealed: &Arc<Sealed>) -> Result<(), S
     let (ok, failed) = sort(&processing, &records, answer);
     let (rt2, sealed2) = (rt.clone(), sealed.clone());
     tokio::task::spawn_blocking(move || {
-        let stages = rt2.stages.as_ref().expect("a transforming runtime");
+        let stages = rt2.stages.get().expect("a transforming runtime");
         for (arrival_ms, group) in group_by_arrival(&ok) {
             stages.downstream.accept(&group, arrival_ms)?;
         }

@@ -11,6 +11,7 @@ use firehose_kit_domain::limits::{
 use firehose_kit_domain::names::{STREAM_NAME_PATTERN, stream_name_problem};
 use firehose_kit_domain::partitioning;
 use firehose_kit_domain::prefix::{self, Prefixes};
+use firehose_kit_domain::transform::LambdaProcessor;
 use firehose_kit_domain::types::Compression;
 
 use super::model::{Destination, DestinationInput, EncryptionInput, Tag};
@@ -78,6 +79,8 @@ fn compression(text: Option<&str>) -> Result<Compression, ApiError> {
 
 /// Applies an UpdateDestination document to a destination.
 pub fn merge_update(mut d: Destination, u: DestinationInput) -> Result<Destination, ApiError> {
+    let lambda = |d: &Destination| LambdaProcessor::from_config(d.processing.as_ref()).ok().flatten().is_some();
+    let had_lambda = lambda(&d);
     if let Some(v) = u.role_arn {
         d.role_arn = v;
     }
@@ -110,6 +113,14 @@ pub fn merge_update(mut d: Destination, u: DestinationInput) -> Result<Destinati
     replace(&mut d.data_format_conversion, u.data_format_conversion_configuration);
     replace(&mut d.dynamic_partitioning, u.dynamic_partitioning_configuration);
     replace(&mut d.s3_backup_mode, u.s3_backup_mode);
+    let requested = Requested {
+        lambda_removed: had_lambda && !lambda(&d),
+        lambda_added_to_partitioned: !had_lambda && lambda(&d) && d.dynamic_partitioning_enabled(),
+        ..Default::default()
+    };
+    if let Some(unmodelled) = emulated::refusal(&requested) {
+        return Err(ApiError::invalid(unmodelled.message()));
+    }
     Ok(d)
 }
 
