@@ -24,7 +24,6 @@ pub mod model;
 pub mod quota;
 pub mod storage;
 pub mod target;
-pub mod transform;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,12 @@
 //! arrival. Before each object is written, [`Gate::check`] decides whether the role may write it (as IAM and S3
 //! would); a failed object is kept (journaled, in order) and retried with backoff, its failure counted and logged
 //! where the stream logs errors, until it is delivered or its oldest record is older than the retry horizon
-//! (24 h as on AWS; `local --delivery-retry-horizon`), when it is dropped, counted and traced.
+//! (24 h as on AWS; `local --delivery-retry-horizon`), when it is dropped, counted and traced. A stream with a
+//! Lambda processor buffers for the function first and hands each buffer to its `transform` stage; the records
+//! the function returns go through a second runtime to S3 (see [`Stages`]).
+
+/// The Lambda processor's stage: a sealed buffer handed to the function instead of S3.
+mod transform;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -677,7 +682,7 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                 break;
             }
             if rt.stages.get().is_some() && sealed.target.processing.is_some() {
-                match super::transform::run(&rt, &sealed).await {
+                match transform::run(&rt, &sealed).await {
                     Ok(()) => break,
                     Err(e) => {
                         let what = format!(

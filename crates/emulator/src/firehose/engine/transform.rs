@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::engine::{Runtime, Sealed, discard};
-use super::gate::Failure;
-use super::journal;
-use super::target::Processing;
+use super::{Runtime, Sealed, discard};
+use crate::firehose::gate::Failure;
+use crate::firehose::journal;
+use crate::firehose::target::Processing;
 use crate::lambda::Refusal;
 use crate::lambda::sandbox::Outcome;
 use firehose_kit_domain::transform::{self, InputRecord, Transformed};
