@@ -9,7 +9,7 @@
 //! where the stream logs errors, until it is delivered or its oldest record is older than the retry horizon
 //! (24 h as on AWS; `local --delivery-retry-horizon`), when it is dropped, counted and traced. A stream with a
 //! Lambda processor buffers for the function first and hands each buffer to its `transform` stage; the records
-//! the function returns go through a second runtime to S3 (see [`Stages`]).
+//! the function returns go through a second runtime to S3 (see `Stages`).
 
 /// The Lambda processor's stage: a sealed buffer handed to the function instead of S3.
 mod transform;
