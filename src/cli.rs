@@ -146,7 +146,7 @@ Examples:
   firehose-kit setup                                  # defaults: ApacheLogs, 1 MiB / 60 s, no compression
   firehose-kit setup --dry-run                        # show the plan and the exact policy documents
   firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
-  firehose-kit setup --transform templates/transform/apache_to_json.py   # Apache lines → JSON on Lambda
+  firehose-kit setup --transform templates/transform/apache_to_json.py  # JSON via Lambda
   firehose-kit --local setup --stream Demo --buffer-interval 10"
     )]
     Setup(SetupArgs),
@@ -215,7 +215,7 @@ Then, in another shell:
     #[command(after_help = "Examples:
   firehose-kit demo                                   # offline, ~200,000 generated lines
   firehose-kit demo --lines 1000000 --keep            # keep the emulator's data dir to look at the objects
-  firehose-kit demo --transform                       # the same, transformed to JSON by a Lambda function
+  firehose-kit demo --transform                       # lines turned into JSON by a Lambda function
   firehose-kit --profile sandbox demo --lines 10000   # the same on real AWS, with unique names, cleaned up")]
     Demo(DemoArgs),
 
