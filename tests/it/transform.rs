@@ -673,3 +673,43 @@ async fn a_processor_added_by_update_is_applied_and_removing_it_is_refused() {
     let message = refused.as_service_error().and_then(|e| e.meta().message()).unwrap_or_default().to_string();
     assert!(message.contains("not modelled by the firehose-kit emulator"), "{refused:?}");
 }
+
+/// The Apache → JSON templates in Python and JavaScript answer the same event with the same records: the same
+/// documents for the lines they parse, ProcessingFailed with the original data for the ones they do not.
+#[tokio::test]
+async fn the_python_and_javascript_templates_answer_alike() {
+    if !has("python3") || !has("node") {
+        return;
+    }
+    let env = start().await;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/");
+    let read = |f: &str| std::fs::read_to_string(format!("{root}{f}")).unwrap();
+    let py = zip_of(&[("apache_to_json.py", &read("apache_to_json.py"), 0o644)]);
+    let js = zip_of(&[("apache_to_json.mjs", &read("apache_to_json.mjs"), 0o644)]);
+    function(&env.clients, "tpl-py", Runtime::Python312, "apache_to_json.handler", py, 10).await;
+    function(&env.clients, "tpl-js", Runtime::Nodejs20x, "apache_to_json.handler", js, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = std::fs::read(support::log_file(dir.path(), "t.log", 200, 4)).unwrap();
+    lines.extend_from_slice(b"not an access log line\n");
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let records: Vec<Value> = lines
+        .split_inclusive(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| serde_json::json!({"recordId": i.to_string(), "approximateArrivalTimestamp": 0, "data": b64(l)}))
+        .collect();
+    let event = serde_json::json!({"invocationId": "x", "deliveryStreamArn": "arn", "region": support::REGION, "records": records});
+    let mut answers = Vec::new();
+    for name in ["tpl-py", "tpl-js"] {
+        let out =
+            env.clients.lambda.invoke().function_name(name).payload(Blob::new(event.to_string())).send().await.unwrap();
+        assert_eq!(out.function_error(), None, "{name}: {:?}", out.payload());
+        answers.push(serde_json::from_slice::<Value>(out.payload().unwrap().as_ref()).unwrap());
+    }
+    assert_eq!(answers[0], answers[1], "the two templates answer alike");
+    let results: Vec<&str> =
+        answers[0]["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    assert_eq!(
+        (results.iter().filter(|r| **r == "Ok").count(), results.last().copied()),
+        (200, Some("ProcessingFailed"))
+    );
+}
