@@ -582,12 +582,19 @@ fn validate_endpoint(url: &str) -> Result<()> {
 
 /// The IAM role setup creates for a stream.
 pub fn role_name(stream: &str) -> Result<String> {
-    let name = format!("firehose-kit-{stream}-delivery");
+    derived_name(stream, "delivery", "role name", "IAM", "")
+}
+
+/// `firehose-kit-<stream>-<suffix>`, a name setup derives for what it makes; IAM roles and Lambda functions both
+/// allow 64 characters. `more` ends the hint (another way out, if any).
+pub fn derived_name(stream: &str, suffix: &str, what: &str, service: &str, more: &str) -> Result<String> {
+    let name = format!("firehose-kit-{stream}-{suffix}");
     if name.len() > 64 {
+        let longest = 64 - (name.len() - stream.len());
         return Err(Error::usage(format!(
-            "the role name `{name}` derived from stream `{stream}` is longer than IAM's 64 characters"
+            "the {what} `{name}` derived from stream `{stream}` is longer than {service}'s 64 characters"
         ))
-        .with_hint("use a stream name of at most 42 characters"));
+        .with_hint(format!("use a stream name of at most {longest} characters{more}")));
     }
     Ok(name)
 }

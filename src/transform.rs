@@ -131,14 +131,13 @@ fn zip_files(files: &[(String, PathBuf)]) -> std::io::Result<Vec<u8>> {
 
 /// The function (and its execution role) setup deploys for a stream.
 pub fn function_name(stream: &str) -> Result<String> {
-    let name = format!("firehose-kit-{stream}-transform");
-    if name.len() > 64 {
-        return Err(Error::usage(format!(
-            "the function name `{name}` derived from stream `{stream}` is longer than Lambda's 64 characters"
-        ))
-        .with_hint("use a stream name of at most 41 characters, or deploy the function yourself and pass its ARN"));
-    }
-    Ok(name)
+    crate::settings::derived_name(
+        stream,
+        "transform",
+        "function name",
+        "Lambda",
+        ", or deploy the function yourself and pass its ARN",
+    )
 }
 
 /// The execution role's trust: Lambda only.
