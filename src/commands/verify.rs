@@ -242,22 +242,44 @@ fn sent_lines(global: &Global, s: &VerifySettings, runs: &[Run]) -> Result<Vec<V
         }
         return Ok(out);
     }
-    for (m, dir) in runs {
-        let path = dir.join(format!("{}.lines.gz", m.run_id));
-        if !path.exists() {
-            return Err(Error::usage(format!(
-                "run {} kept no lines (`{}`): verify cannot predict what the transformation delivers",
-                m.run_id,
-                path.display()
-            ))
-            .with_hint(format!(
-                "send again (send keeps the lines when the stream transforms), or give the sent files: `{}`",
-                global.command("verify --expect FILE")
-            )));
+    // Within a chain of resumed runs a line both acknowledged counts once (the larger count), as for the hashes.
+    for chain in chains(runs) {
+        let mut counts: std::collections::HashMap<Vec<u8>, (usize, usize)> = std::collections::HashMap::new();
+        for i in chain {
+            let mut this: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+            for line in run_lines(global, &runs[i])? {
+                *this.entry(line).or_default() += 1;
+            }
+            for (line, n) in this {
+                let next = counts.len();
+                let entry = counts.entry(line).or_insert((0, next));
+                entry.0 = entry.0.max(n);
+            }
         }
-        out.extend(manifest::read_lines_file(&path)?);
+        let mut lines: Vec<(Vec<u8>, (usize, usize))> = counts.into_iter().collect();
+        lines.sort_by_key(|(_, (_, first))| *first);
+        for (line, (n, _)) in lines {
+            out.extend(std::iter::repeat_n(line, n));
+        }
     }
     Ok(out)
+}
+
+/// What send kept of one run's acknowledged lines.
+fn run_lines(global: &Global, (m, dir): &Run) -> Result<Vec<Vec<u8>>> {
+    let path = dir.join(format!("{}.lines.gz", m.run_id));
+    if !path.exists() {
+        return Err(Error::usage(format!(
+            "run {} kept no lines (`{}`): verify cannot predict what the transformation delivers",
+            m.run_id,
+            path.display()
+        ))
+        .with_hint(format!(
+            "send again (send keeps the lines when the stream transforms), or give the sent files: `{}`",
+            global.command("verify --expect FILE")
+        )));
+    }
+    manifest::read_lines_file(&path)
 }
 
 /// The expected multiset from source files.

@@ -25,12 +25,22 @@ pub struct Prediction {
     pub ok_sources: Vec<(u64, Vec<u64>)>,
     /// Hashes of the lines the function marks `ProcessingFailed`.
     pub failed: Vec<u64>,
+    /// Hashes of the lines the function drops.
+    pub dropped_sources: Vec<u64>,
     pub dropped: u64,
     pub lines: u64,
 }
 
 /// Bytes of line data per prediction event (Firehose's default processor buffer is 1 MiB).
 const EVENT_BYTES: usize = 1 << 20;
+/// The size an event may reach, as serialized (Lambda's synchronous payload limit is 6 MB): short lines cost
+/// more in their JSON (record id, timestamp, base64) than in their data.
+const EVENT_JSON_BYTES: usize = 5_000_000;
+
+/// What one record adds to a serialized event: its base64 data and about 130 bytes of JSON around it.
+fn event_cost(line: &[u8]) -> usize {
+    (line.len() + 1).div_ceil(3) * 4 + 130
+}
 
 /// Runs `invoke` (the function: an event in, its answer's body out, or why it failed) over `lines`.
 pub async fn predict<F, Fut>(
@@ -46,9 +56,13 @@ where
     let mut p = Prediction { lines: lines.len() as u64, ..Default::default() };
     let mut start = 0;
     while start < lines.len() {
-        let (mut end, mut bytes) = (start, 0);
-        while end < lines.len() && (end == start || bytes + lines[end].len() < EVENT_BYTES) {
+        let (mut end, mut bytes, mut json) = (start, 0, 0);
+        while end < lines.len()
+            && (end == start
+                || (bytes + lines[end].len() < EVENT_BYTES && json + event_cost(&lines[end]) < EVENT_JSON_BYTES))
+        {
             bytes += lines[end].len() + 1;
+            json += event_cost(&lines[end]);
             end += 1;
         }
         let batch: Vec<Vec<u8>> = lines[start..end].iter().map(|l| [l.as_slice(), b"\n"].concat()).collect();
@@ -76,7 +90,10 @@ where
                     p.outputs.extend_from_slice(&outs);
                     p.ok_sources.push((source, outs));
                 }
-                Transformed::Dropped => p.dropped += 1,
+                Transformed::Dropped => {
+                    p.dropped += 1;
+                    p.dropped_sources.push(source);
+                }
                 Transformed::ProcessingFailed => p.failed.push(source),
             }
         }
@@ -127,29 +144,94 @@ pub fn account(function: &str, p: &Prediction, delivered: &Expected, failed_raw:
     let failed_tally = failed_expected.tally();
     t.processing_failed = failed_tally.matched;
     t.missing += failed_tally.missing;
-    // A line the function transforms but Firehose could not (its invocation failed) is in the error output
-    // with its original data, and its output is missing from the delivered data.
+    // A line whose invocation failed is in the error output with its original data, whatever the function would
+    // have answered: those are taken out first (a transformed line's output is then missing, a dropped line was
+    // never dropped), and the delivered output is shared among the rest.
     let mut failed_invocation = Expected::from_hashes(unplaced);
+    for source in &p.dropped_sources {
+        if failed_invocation.take_missing(*source) {
+            t.dropped -= 1;
+            t.failed_invocations += 1;
+        }
+    }
+    let mut rest = Vec::new();
+    for (source, outs) in &p.ok_sources {
+        if failed_invocation.take_missing(*source) {
+            t.failed_invocations += 1;
+        } else {
+            rest.push(outs);
+        }
+    }
     // Each delivered occurrence of an output line serves one source line.
     let mut available: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
-    for (source, outs) in &p.ok_sources {
-        for o in outs {
-            available.entry(*o).or_insert_with(|| delivered.counts(*o).map_or(0, |(e, s)| e.min(s)));
-        }
+    for outs in rest {
         let mut need: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
         for o in outs {
             *need.entry(*o).or_default() += 1;
+            available.entry(*o).or_insert_with(|| delivered.counts(*o).map_or(0, |(e, s)| e.min(s)));
         }
         if need.iter().all(|(o, n)| available[o] >= *n) {
             for (o, n) in need {
                 *available.get_mut(&o).expect("counted") -= n;
             }
             t.transformed += 1;
-        } else if failed_invocation.take_missing(*source) {
-            t.failed_invocations += 1;
         } else {
             t.missing += 1;
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> u64 {
+        manifest_hash(s.as_bytes())
+    }
+
+    #[test]
+    fn a_failed_invocation_is_taken_out_before_the_delivered_output_is_shared() {
+        // A makes {x}, C makes {x, y}; A's invocation failed (it is in the error output), C's output arrived.
+        let p = Prediction {
+            outputs: vec![h("x"), h("x"), h("y")],
+            ok_sources: vec![(h("A"), vec![h("x")]), (h("C"), vec![h("x"), h("y")])],
+            lines: 2,
+            ..Default::default()
+        };
+        let mut delivered = Expected::from_hashes(p.outputs.clone());
+        delivered.observe(h("x"));
+        delivered.observe(h("y"));
+        let t = account("f", &p, &delivered, &[b"A\n".to_vec()]);
+        assert_eq!((t.transformed, t.failed_invocations, t.missing), (1, 1, 0), "{t:?}");
+    }
+
+    #[test]
+    fn a_line_the_function_drops_but_whose_invocation_failed_is_not_dropped() {
+        let p = Prediction { dropped: 1, dropped_sources: vec![h("D")], lines: 1, ..Default::default() };
+        let t = account("f", &p, &Expected::default(), &[b"D\n".to_vec()]);
+        assert_eq!((t.dropped, t.failed_invocations, t.complete()), (0, 1, false), "{t:?}");
+    }
+
+    #[tokio::test]
+    async fn short_lines_are_cut_into_events_under_lambdas_payload_limit() {
+        let lines: Vec<Vec<u8>> = (0..60_000).map(|i| format!("{i}").into_bytes()).collect();
+        let mut events = 0;
+        let p = predict(&lines, "arn", "us-east-2", |event| {
+            events += 1;
+            assert!(event.len() < 6_000_000, "an event of {} bytes", event.len());
+            let doc: serde_json::Value = serde_json::from_slice(&event).unwrap();
+            let records: Vec<serde_json::Value> = doc["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::json!({"recordId": r["recordId"], "result": "Ok", "data": r["data"]}))
+                .collect();
+            async move { Ok(Ok(serde_json::to_vec(&serde_json::json!({"records": records})).unwrap())) }
+        })
+        .await
+        .unwrap();
+        assert!(events > 1);
+        assert_eq!(p.ok_sources.len(), 60_000);
+    }
 }

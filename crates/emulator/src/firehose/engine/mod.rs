@@ -255,7 +255,8 @@ impl Runtime {
             delivered: std::sync::atomic::AtomicU64::new(progress.offset),
         });
         if transforming {
-            rt.start_stages()?;
+            let target = rt.inner.lock().expect("runtime lock").target.clone();
+            rt.start_stages(&target)?;
         }
         rt.restart_partitions()?;
         rt.rebuffer(progress.offset)?;
@@ -265,12 +266,11 @@ impl Runtime {
 
     /// Starts the stages of a transforming runtime (the transformed records' runtime and the processing-failed
     /// one, in subdirectories), once.
-    fn start_stages(&self) -> std::io::Result<()> {
+    fn start_stages(&self, target: &Target) -> std::io::Result<()> {
         if self.stages.get().is_some() {
             return Ok(());
         }
-        let target = self.inner.lock().expect("runtime lock").target.clone();
-        let (downstream, errors) = stage_targets(&target);
+        let (downstream, errors) = stage_targets(target);
         let start = |name: &str, t: Target| {
             Runtime::start(self.dir.join(name), t, None, self.store.clone(), self.gate.clone(), self.budget.clone())
         };
@@ -416,12 +416,12 @@ impl Runtime {
             stages.downstream.retarget(downstream);
             stages.errors.retarget(errors);
         }
-        self.inner.lock().expect("runtime lock").target = target;
-        // A Lambda processor added by UpdateDestination: the stages start now (records buffered from here on are
-        // transformed).
-        if transforming && let Err(e) = self.start_stages() {
+        // A Lambda processor added by UpdateDestination: the stages start before the new target is published, so
+        // every buffer sealed for the function finds them (deliver_loop waits for them otherwise).
+        if transforming && let Err(e) = self.start_stages(&target) {
             tracing::error!("cannot start the transformation stages under {}: {e}", self.dir.display());
         }
+        self.inner.lock().expect("runtime lock").target = target;
         if let Some(parts) = &self.partitions {
             let parts = parts.lock().expect("partitions lock");
             for child in parts.by_id.values() {
@@ -681,7 +681,17 @@ async fn deliver_loop(rt: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Sealed>,
                 }
                 break;
             }
-            if rt.stages.get().is_some() && sealed.target.processing.is_some() {
+            if sealed.target.processing.is_some() {
+                // Sealed for the function: never delivered untransformed, whatever happened to the stages.
+                if rt.stages.get().is_none() {
+                    let target = sealed.target.clone();
+                    if let Err(e) = rt.start_stages(&target) {
+                        rt.gate.storage.record(&target.stream, "transformation", &e.to_string(), "retried");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(max_backoff);
+                        continue;
+                    }
+                }
                 match transform::run(&rt, &sealed).await {
                     Ok(()) => break,
                     Err(e) => {
