@@ -11,7 +11,7 @@ use super::position::{AckedRange, FileIdentity};
 use super::reader::{Input, Source};
 use crate::error::{Error, Result};
 use crate::ui::format_count;
-use crate::util::persist;
+use crate::util::persist::{self, HolderLock, TryLock};
 
 /// `<state-dir>/checkpoints/<hash of destination and canonical path>.json`: a file sent to another stream, or
 /// to a same-named stream in another region, account or emulator, or to a stream re-created since, is another
@@ -93,7 +93,7 @@ impl Checkpoint {
 /// released when this is dropped or the process dies, so a crash never leaves a stale lock.
 #[derive(Debug)]
 pub struct InputLock {
-    _file: std::fs::File,
+    _lock: HolderLock,
 }
 
 /// What a lock attempt found.
@@ -111,39 +111,27 @@ pub enum Locked {
 pub fn try_lock_input(locks_dir: &Path, destination: &Destination, canonical: &Path, run_id: &str) -> Result<Locked> {
     std::fs::create_dir_all(locks_dir).map_err(|e| Error::state("create", locks_dir, e))?;
     let path = checkpoint_path(locks_dir, destination, canonical).with_extension("lock");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::state("open lock", path.clone(), e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            write_holder(&file, run_id);
-            Ok(Locked::Now(InputLock { _file: file }))
+    match HolderLock::try_take(&path).map_err(|e| Error::state("lock", path.clone(), e))? {
+        TryLock::Taken(lock) => {
+            lock.announce(&holder_text(run_id));
+            Ok(Locked::Now(InputLock { _lock: lock }))
         }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+        TryLock::Busy { holder, file } => {
             Ok(Locked::Busy { holder: if holder.is_empty() { "another send".into() } else { holder }, file })
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::state("lock", path, e)),
     }
 }
 
 /// Waits (blocking) for a busy lock.
 pub fn wait_for_lock(file: std::fs::File, run_id: &str) -> Result<InputLock> {
-    file.lock().map_err(|e| Error::state("lock", PathBuf::from("checkpoint lock"), e))?;
-    write_holder(&file, run_id);
-    Ok(InputLock { _file: file })
+    let lock = HolderLock::wait(file).map_err(|e| Error::state("lock", PathBuf::from("checkpoint lock"), e))?;
+    lock.announce(&holder_text(run_id));
+    Ok(InputLock { _lock: lock })
 }
 
-/// Says who holds a lock, for whoever waits for it (best effort: the lock itself is what counts).
-fn write_holder(file: &std::fs::File, run_id: &str) {
-    use std::io::{Seek, Write};
-    let mut f = file;
-    let text = format!("pid {}, run {run_id}\n", std::process::id());
-    let _ = f.set_len(0).and_then(|_| f.seek(std::io::SeekFrom::Start(0))).and_then(|_| f.write_all(text.as_bytes()));
+/// Who holds a checkpoint lock, for whoever waits for it.
+fn holder_text(run_id: &str) -> String {
+    format!("pid {}, run {run_id}", std::process::id())
 }
 
 /// What a send starts from: the inputs left to send (resumed ones from their checkpoint), and what to tell the

@@ -318,36 +318,24 @@ impl EmulatorBuilder {
 
 /// The data dir's lock (`<data dir>/emulator.lock`), held while the emulator runs: an OS lock, released when the
 /// process ends however it ends, so a crash never leaves it behind.
-struct DataDirLock {
-    file: std::fs::File,
-}
+struct DataDirLock(firehose_kit_domain::util::persist::HolderLock);
 
 impl DataDirLock {
     fn take(dir: &Path) -> Result<Self, StartError> {
+        use firehose_kit_domain::util::persist::{HolderLock, TryLock};
         let path = dir.join("emulator.lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| StartError::DataDir { path: path.clone(), source })?;
-        match file.try_lock() {
-            Ok(()) => Ok(DataDirLock { file }),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+        match HolderLock::try_take(&path).map_err(|source| StartError::DataDir { path: path.clone(), source })? {
+            TryLock::Taken(lock) => Ok(DataDirLock(lock)),
+            TryLock::Busy { holder, .. } => {
                 let holder = if holder.is_empty() { "starting up".to_string() } else { holder };
                 Err(StartError::InUse { dir: dir.to_path_buf(), holder })
             }
-            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
         }
     }
 
     /// Says who holds the lock (read by a second emulator that is refused it).
     fn announce(&self, holder: &str) {
-        use std::io::{Seek, Write};
-        let mut f = &self.file;
-        let _ = f.set_len(0).and_then(|_| f.seek(std::io::SeekFrom::Start(0))).and_then(|_| writeln!(f, "{holder}"));
+        self.0.announce(holder);
     }
 }
 

@@ -86,6 +86,51 @@ pub fn is_tmp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
+/// A lock file that says who holds it: an OS lock (released when the process ends however it ends) on
+/// `path`, whose text names the holder for whoever is refused it.
+#[derive(Debug)]
+pub struct HolderLock {
+    file: std::fs::File,
+}
+
+/// What [`HolderLock::try_take`] found.
+pub enum TryLock {
+    Taken(HolderLock),
+    /// Someone holds it: what its file says (empty while the holder starts up), and the open file to wait on.
+    Busy {
+        holder: String,
+        file: std::fs::File,
+    },
+}
+
+impl HolderLock {
+    /// Opens (creating) `path` and tries to lock it without waiting.
+    pub fn try_take(path: &Path) -> std::io::Result<TryLock> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(TryLock::Taken(HolderLock { file })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
+                Ok(TryLock::Busy { holder, file })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Waits for a busy lock.
+    pub fn wait(file: std::fs::File) -> std::io::Result<HolderLock> {
+        file.lock()?;
+        Ok(HolderLock { file })
+    }
+
+    /// Says who holds the lock (best effort: the lock itself is what counts).
+    pub fn announce(&self, holder: &str) {
+        use std::io::{Seek, Write};
+        let mut f = &self.file;
+        let _ = f.set_len(0).and_then(|_| f.seek(std::io::SeekFrom::Start(0))).and_then(|_| writeln!(f, "{holder}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
