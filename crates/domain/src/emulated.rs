@@ -23,6 +23,9 @@ pub enum Unmodelled {
     /// emulator's transformation stages are set up when the processor first appears and kept while the stream
     /// lives.
     LambdaProcessorChange(&'static str),
+    /// Record format conversion (`DataFormatConversionConfiguration` with `Enabled` not false): AWS writes
+    /// Parquet or ORC; the emulator would write the JSON it was sent.
+    FormatConversion,
 }
 
 impl Unmodelled {
@@ -40,6 +43,9 @@ impl Unmodelled {
             Unmodelled::LambdaProcessorChange(what) => format!(
                 "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
             ),
+            Unmodelled::FormatConversion => {
+                "Record format conversion (DataFormatConversionConfiguration with Enabled true) is not modelled by the firehose-kit emulator: it would deliver the JSON it receives where AWS writes Parquet or ORC; omit the configuration or set Enabled to false".into()
+            }
             Unmodelled::LambdaPartitioning => {
                 "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs the function but does not partition by the metadata.partitionKeys it answers; use partitionKeyFromQuery with a MetadataExtraction processor".into()
             }
@@ -60,6 +66,8 @@ pub struct Requested<'a> {
     pub lambda_removed: bool,
     /// An update adds a Lambda processor to a partitioned stream.
     pub lambda_added_to_partitioned: bool,
+    /// The destination converts record formats.
+    pub format_conversion: bool,
 }
 
 /// The first thing in `r` that the emulator does not model, if any.
@@ -74,6 +82,9 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
         r.compression.filter(|c| matches!(c, Compression::Zip | Compression::Snappy | Compression::HadoopSnappy))
     {
         return Some(Unmodelled::Compression(c.clone()));
+    }
+    if r.format_conversion {
+        return Some(Unmodelled::FormatConversion);
     }
     if r.lambda_partition_keys {
         return Some(Unmodelled::LambdaPartitioning);

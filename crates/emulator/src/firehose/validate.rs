@@ -158,6 +158,10 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     let requested = Requested {
         compression: Some(&d.compression),
         lambda_partition_keys: d.prefix.as_deref().is_some_and(|p| p.contains("!{partitionKeyFromLambda:")),
+        format_conversion: d
+            .data_format_conversion
+            .as_ref()
+            .is_some_and(|c| c.get("Enabled").and_then(|e| e.as_bool()).unwrap_or(true)),
         ..Default::default()
     };
     if let Some(unmodelled) = emulated::refusal(&requested) {
@@ -300,6 +304,10 @@ mod tests {
         .unwrap();
         assert!(destination(&d, "p").unwrap_err().message.contains("ZIP is valid in AWS"));
         d.compression = Compression::Gzip;
+        d.data_format_conversion = Some(serde_json::json!({"SchemaConfiguration": {"TableName": "t"}}));
+        assert!(destination(&d, "p").unwrap_err().message.contains("format conversion"), "enabled by default");
+        d.data_format_conversion = Some(serde_json::json!({"Enabled": false}));
+        assert!(destination(&d, "p").is_ok(), "a disabled conversion is stored");
         d.custom_time_zone = Some("Asia/Tokyo".into());
         assert!(destination(&d, "p").is_ok(), "time zones are modelled");
         assert_eq!(compression(Some("BROTLI")).unwrap_err().code, "ValidationException");
