@@ -21,6 +21,9 @@ pub const STORAGE_ERROR_HEADER: &str = "x-firehose-kit-storage-error";
 /// `local --delivery-retry-horizon`: how long undeliverable data is retried before it is dropped, in seconds,
 /// on every answer when it is not AWS's 24 hours.
 pub const RETRY_HORIZON_HEADER: &str = "x-firehose-kit-retry-horizon";
+/// On DescribeDeliveryStream of a stream reading a Kinesis data stream: how far behind the data stream's newest
+/// record Firehose's reading is, in milliseconds (AWS publishes it as a CloudWatch metric only).
+pub const SOURCE_LAG_HEADER: &str = "x-firehose-kit-source-millis-behind";
 /// How long a storage error is announced after it happened.
 pub const STORAGE_ERROR_ANNOUNCED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 

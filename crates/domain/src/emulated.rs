@@ -10,7 +10,7 @@ use super::types::Compression;
 /// What the emulator does not model, and says so when asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unmodelled {
-    /// A stream fed by Kinesis Data Streams or MSK instead of Direct Put.
+    /// A stream fed by MSK or a database instead of Direct Put or Kinesis Data Streams.
     StreamType(String),
     /// A destination other than S3 (Redshift, OpenSearch, Splunk, HTTP endpoint, ...), by its member name.
     Destination(String),
@@ -32,7 +32,9 @@ impl Unmodelled {
     pub fn message(&self) -> String {
         match self {
             Unmodelled::StreamType(t) => {
-                format!("DeliveryStreamType {t} is not modelled by the firehose-kit emulator; only DirectPut is")
+                format!(
+                    "DeliveryStreamType {t} is not modelled by the firehose-kit emulator; only DirectPut and KinesisStreamAsSource are"
+                )
             }
             Unmodelled::Destination(d) => {
                 format!("{d} is not modelled by the firehose-kit emulator; use ExtendedS3DestinationConfiguration")
@@ -72,7 +74,7 @@ pub struct Requested<'a> {
 
 /// The first thing in `r` that the emulator does not model, if any.
 pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
-    if let Some(t) = r.stream_type.filter(|t| *t != "DirectPut") {
+    if let Some(t) = r.stream_type.filter(|t| !matches!(*t, "DirectPut" | "KinesisStreamAsSource")) {
         return Some(Unmodelled::StreamType(t.to_string()));
     }
     if let Some(d) = r.other_destinations.first() {
@@ -114,8 +116,8 @@ mod tests {
         let r = refusal(&Requested { compression: Some(&zip), ..Default::default() }).unwrap();
         assert!(r.message().contains("ZIP is valid in AWS"));
         assert_eq!(
-            refusal(&Requested { stream_type: Some("KinesisStreamAsSource"), ..Default::default() }),
-            Some(Unmodelled::StreamType("KinesisStreamAsSource".into()))
+            refusal(&Requested { stream_type: Some("MSKAsSource"), ..Default::default() }),
+            Some(Unmodelled::StreamType("MSKAsSource".into()))
         );
         assert_eq!(
             refusal(&Requested { lambda_partition_keys: true, ..Default::default() }),

@@ -140,6 +140,13 @@ pub const LAMBDA_CODES: [Code; 9] = [
     },
 ];
 
+/// The error codes Firehose logs when it cannot read its Kinesis source.
+pub const SOURCE_CODES: [Code; 1] = [Code {
+    code: "Kinesis.AccessDenied",
+    message: "Access was denied when calling Kinesis. Ensure that the access policy on the IAM role used allows access to the appropriate Kinesis APIs.",
+    hint: "the delivery role may not read the source stream: allow kinesis:DescribeStream, GetShardIterator, GetRecords and ListShards on it (re-run `firehose-kit setup --source kinesis` to restore setup's grant)",
+}];
+
 /// `--fail-delivery CODE[:P]`: delivery attempts fail with `code` with probability `probability`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailDelivery {
@@ -169,9 +176,9 @@ impl FromStr for FailDelivery {
     }
 }
 
-/// The entry for `code`, if it is one Firehose documents (delivery or transformation).
+/// The entry for `code`, if it is one Firehose documents (delivery, transformation or source).
 pub fn code(code: &str) -> Option<&'static Code> {
-    CODES.iter().chain(LAMBDA_CODES.iter()).find(|c| c.code == code)
+    CODES.iter().chain(LAMBDA_CODES.iter()).chain(SOURCE_CODES.iter()).find(|c| c.code == code)
 }
 
 /// One error log event, as Firehose writes it to CloudWatch Logs (one JSON document per event).

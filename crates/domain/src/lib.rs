@@ -14,6 +14,7 @@
 //! | [`field_query`] | the common `{k: .field, d: .time[0:10]}` query shape answered without jq, and only where jq would answer the same |
 //! | [`prefix`] | prefix expressions (`!{timestamp:..}`, `!{firehose:..}`, `!{partitionKeyFrom..}`): validation and evaluation, in a `CustomTimeZone` |
 //! | [`keys`] | the object-key layout: building a key and parsing one back |
+//! | [`kinesis`] | Kinesis Data Streams as a source: shards, hash-key routing, PutRecords limits, KPL de-aggregation |
 //! | [`billing`] | the 5 KB record rounding of ingestion pricing |
 //! | [`emulated`] | the one place where the emulator deliberately refuses what AWS accepts |
 //! | [`quota`] | Direct Put throughput quotas per region |
@@ -30,6 +31,7 @@ pub mod emulated;
 pub mod failures;
 pub mod field_query;
 pub mod keys;
+pub mod kinesis;
 pub mod limits;
 pub mod names;
 pub mod partitioning;

@@ -126,9 +126,10 @@ wire_enum!(
 );
 
 /// Whether a failed PutRecordBatch entry was throttled (the stream's throughput quota), as opposed to an
-/// internal failure: Firehose reports throttling per entry as `ServiceUnavailableException`.
+/// internal failure: Firehose reports throttling per entry as `ServiceUnavailableException`, Kinesis as
+/// `ProvisionedThroughputExceededException` (a shard over its write limits).
 pub fn entry_is_throttled(error_code: &str) -> bool {
-    error_code == "ServiceUnavailableException"
+    matches!(error_code, "ServiceUnavailableException" | "ProvisionedThroughputExceededException")
 }
 
 /// The object extension of a destination: `FileExtension` when set, else the compression's default. An empty

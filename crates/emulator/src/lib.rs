@@ -1,4 +1,4 @@
-//! The embedded emulator of Amazon Data Firehose, S3, IAM, STS, CloudWatch Logs and Lambda (`firehose-kit local`).
+//! The embedded emulator of Amazon Data Firehose, Kinesis Data Streams, S3, IAM, STS, CloudWatch Logs and Lambda (`firehose-kit local`).
 //!
 //! It exists to be faithful where moto and LocalStack are not: buffering hints, compression, key layout, API
 //! limits and error shapes, CREATING/DELETING transitions, IAM propagation, throttling quotas, injected faults,
@@ -35,6 +35,7 @@
 pub mod firehose;
 pub mod iam;
 pub mod json;
+pub mod kinesis;
 pub mod lambda;
 pub mod logs;
 pub mod query;
@@ -385,8 +386,19 @@ async fn open(
         speed,
         durability,
     };
+    let kinesis = Arc::new(
+        kinesis::Kinesis::open(kinesis::KinesisConfig {
+            dir: data_dir.join("kinesis"),
+            account_id: config.account_id.clone(),
+            create_delay: config.create_delay.div_f64(speed),
+            delete_delay: config.delete_delay.div_f64(speed),
+            quota: config.quota.is_some(),
+            durability,
+        })
+        .map_err(dir_err)?,
+    );
     let firehose = Arc::new(
-        firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone(), lambda.clone())
+        firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone(), lambda.clone(), kinesis.clone())
             .map_err(dir_err)?,
     );
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
@@ -395,6 +407,7 @@ async fn open(
     let services = Arc::new(server::Services {
         s3: builder.build(),
         firehose,
+        kinesis,
         iam,
         logs,
         lambda,

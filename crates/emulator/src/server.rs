@@ -1,8 +1,8 @@
-//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, CloudWatch
-//! Logs, Lambda, IAM or STS, and stamps a request id on every response.
+//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, Kinesis,
+//! CloudWatch Logs, Lambda, IAM or STS, and stamps a request id on every response.
 //!
-//! Routing order (as LocalStack's, reduced to five services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
-//! `Logs_20140328.*` → CloudWatch Logs;
+//! Routing order (as LocalStack's, reduced to these services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
+//! `Kinesis_20131202.*` → Kinesis Data Streams, `Logs_20140328.*` → CloudWatch Logs;
 //! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL;
 //! `lambda` → Lambda's REST API);
 //! else an unsigned form `POST /` → STS for `GetCallerIdentity`, IAM otherwise; everything else → S3 (s3s).
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use super::firehose::Firehose;
 use super::iam::Iam;
+use super::kinesis::Kinesis;
 use super::lambda::Lambda;
 use super::logs::Logs;
 use super::sigv4;
@@ -34,6 +35,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct Services {
     pub s3: s3s::service::S3Service,
     pub firehose: Arc<Firehose>,
+    pub kinesis: Arc<Kinesis>,
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
     pub lambda: Arc<Lambda>,
@@ -48,6 +50,7 @@ pub struct Services {
 enum Route {
     S3,
     Firehose(String),
+    Kinesis(String),
     Logs(String),
     Lambda,
     /// An unsigned download of a function's zip, from the `Code.Location` GetFunction answers (on AWS a
@@ -68,6 +71,11 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
         return (Route::Firehose(op.to_string()), region);
     }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("Kinesis_20131202.")
+    {
+        return (Route::Kinesis(op.to_string()), region);
+    }
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
         && let Some(op) = target.strip_prefix("Logs_20140328.")
     {
         return (Route::Logs(op.to_string()), region);
@@ -77,6 +85,7 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
     let route = match service.as_deref() {
         Some("firehose") => Route::Firehose(String::new()),
         Some("logs") => Route::Logs(String::new()),
+        Some("kinesis") => Route::Kinesis(String::new()),
         Some("lambda") => Route::Lambda,
         Some("iam") => Route::Iam,
         Some("sts") => Route::Sts,
@@ -181,6 +190,13 @@ async fn handle_api(
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
         Route::Firehose(op) => svc.firehose.handle(&op, bytes, region).await,
+        Route::Kinesis(op) if op.is_empty() => {
+            json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
+        }
+        Route::Kinesis(op) => {
+            let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            svc.kinesis.handle(&op, &bytes, region, content_type)
+        }
         Route::Logs(op) if op.is_empty() => {
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
@@ -208,6 +224,7 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
     let label = match &route {
         Route::S3 => format!("s3 {method} {path}"),
         Route::Firehose(op) => format!("firehose {op}"),
+        Route::Kinesis(op) => format!("kinesis {op}"),
         Route::Logs(op) => format!("logs {op}"),
         Route::Lambda => format!("lambda {method} {path}"),
         Route::LambdaCode => format!("lambda code {path}"),
@@ -249,12 +266,20 @@ async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response
 pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: oneshot::Receiver<()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let firehose = svc.firehose.clone();
+    let kinesis = svc.kinesis.clone();
     let ticker = tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
             firehose.tick(false);
+            // Reading Kinesis sources is file I/O: off the runtime's threads, one pass at a time.
+            let (fh, ks) = (firehose.clone(), kinesis.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                ks.sweep();
+                fh.read_sources();
+            })
+            .await;
         }
     });
     loop {
@@ -321,6 +346,9 @@ mod tests {
         let logs =
             req(&[("x-amz-target", "Logs_20140328.PutLogEvents"), ("authorization", &auth("logs"))], "POST", "/");
         assert_eq!(classify(&logs).0, Route::Logs("PutLogEvents".into()));
+        let kinesis =
+            req(&[("x-amz-target", "Kinesis_20131202.PutRecords"), ("authorization", &auth("kinesis"))], "POST", "/");
+        assert_eq!(classify(&kinesis).0, Route::Kinesis("PutRecords".into()));
         assert_eq!(classify(&req(&[("authorization", &auth("iam"))], "POST", "/")).0, Route::Iam);
         assert_eq!(classify(&req(&[("authorization", &auth("sts"))], "POST", "/")).0, Route::Sts);
         assert_eq!(classify(&req(&[("authorization", &auth("s3"))], "PUT", "/bucket")).0, Route::S3);

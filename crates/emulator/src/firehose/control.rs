@@ -27,6 +27,8 @@ impl Firehose {
         let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationConfiguration")?;
         validate::tags(&input.tags)?;
         let encryption = input.encryption.as_ref().map(validate::encryption).transpose()?;
+        let source =
+            validate::kinesis_source(input.stream_type.as_deref(), input.kinesis_source, encryption.is_some())?;
         let key = stream_key(region, &name);
         let mut streams = self.streams.lock().expect("streams lock");
         if let Some(existing) = streams.get(&key) {
@@ -42,6 +44,13 @@ impl Firehose {
         }
         self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
         let now = now_ms();
+        let source = match source {
+            Some((stream_arn, role_arn)) => {
+                self.iam.check_assumable(&role_arn, region).map_err(ApiError::invalid)?;
+                Some(super::model::KinesisSource { stream_arn, role_arn, start_ms: now })
+            }
+            None => None,
+        };
         let state = StreamState {
             arn: format!(
                 "arn:{}:firehose:{region}:{}:deliverystream/{name}",
@@ -64,10 +73,26 @@ impl Firehose {
                 key_arn,
                 changed_ms: now,
             }),
+            source,
+        };
+        let reader = match &state.source {
+            Some(source) => {
+                let dir = self.journal_dir(&state);
+                let reader = super::source::Reader::create(dir, source, &self.kinesis, self.config.durability)
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "Kinesis stream {} does not exist or is not ACTIVE",
+                            source.stream_arn
+                        ))
+                    })?;
+                reader.save().map_err(ApiError::internal)?;
+                Some(std::sync::Arc::new(reader))
+            }
+            None => None,
         };
         let runtime = self.start_runtime(&state, prefixes, zone).map_err(ApiError::internal)?;
         let arn = state.arn.clone();
-        streams.insert(key, Stream { state, runtime });
+        streams.insert(key, Stream { state, runtime, reader });
         self.save(&streams)?;
         wire::ok(&CreateOutput { arn })
     }
@@ -87,14 +112,18 @@ impl Firehose {
                 "Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1 and less than or equal to 10000"
             )));
         }
-        if input.stream_type.as_deref().is_some_and(|t| t != "DirectPut") {
-            return wire::ok(&ListOutput { names: Vec::new(), more: false });
-        }
+        let wanted = input.stream_type.clone();
         let start = input.start.unwrap_or_default();
         let streams = self.streams.lock().expect("streams lock");
         let names: Vec<&str> = streams
             .values()
             .filter(|s| s.state.region == region && s.state.name > start)
+            .filter(|s| match wanted.as_deref() {
+                None => true,
+                Some("KinesisStreamAsSource") => s.state.source.is_some(),
+                Some("DirectPut") => s.state.source.is_none(),
+                Some(_) => false,
+            })
             .filter(|s| self.lifecycle(&s.state) != super::Lifecycle::Gone)
             .map(|s| s.state.name.as_str())
             .collect();
@@ -202,6 +231,12 @@ impl Firehose {
 
     /// Encryption changes only on an ACTIVE stream and not while a change is in progress.
     fn encryption_can_change(&self, state: &StreamState, status: StreamStatus) -> Result<(), ApiError> {
+        if state.source.is_some() {
+            return Err(ApiError::invalid(format!(
+                "Firehose {} reads a Kinesis data stream: server-side encryption applies to DirectPut streams only (encrypt the data stream instead)",
+                state.name
+            )));
+        }
         if status != StreamStatus::Active {
             return Err(ApiError::in_use(format!(
                 "Firehose {} is not in the ACTIVE state (it is {status})",

@@ -233,6 +233,11 @@ impl Firehose {
         let stream = streams
             .get(&super::stream_key(region, &name))
             .ok_or_else(|| super::not_found(&name, &self.config.account_id))?;
+        if stream.state.source.is_some() {
+            return Err(ApiError::invalid(
+                "This operation is not permitted on KinesisStreamAsSource delivery stream type.",
+            ));
+        }
         match self.lifecycle(&stream.state) {
             Lifecycle::Is(StreamStatus::Active) => Ok((
                 stream.state.incarnation.clone(),

@@ -10,6 +10,7 @@
 //! | [`engine`], [`journal`] | buffering, delivery to S3 and the durable record journal |
 //! | [`gate`] | what a delivery attempt must pass (role, trust, bucket, policies), injected delivery faults, error logging to CloudWatch Logs |
 //! | [`quota`] | throughput quotas and fault injection |
+//! | [`source`] | a Kinesis data stream as the source: reading each shard, de-aggregation, durable read positions |
 //!
 //! Streams are keyed by region and name and persist in `<data-dir>/firehose/streams.json`, written only by calls
 //! that change them (read-only calls never write); each stream's journal lives in
@@ -22,6 +23,7 @@ pub mod gate;
 pub mod journal;
 pub mod model;
 pub mod quota;
+pub mod source;
 pub mod storage;
 pub mod target;
 pub mod validate;
@@ -95,6 +97,8 @@ pub fn test_config() -> FirehoseConfig {
 struct Stream {
     state: StreamState,
     runtime: Arc<Runtime>,
+    /// The reader of a stream with a Kinesis source.
+    reader: Option<Arc<source::Reader>>,
 }
 
 /// The Firehose service of the emulator.
@@ -107,6 +111,7 @@ pub struct Firehose {
     /// Delivery checks and failure counts, shared with every stream's runtime.
     gate: Arc<gate::Gate>,
     budget: Arc<engine::MemoryBudget>,
+    kinesis: Arc<crate::kinesis::Kinesis>,
 }
 
 fn stream_key(region: &str, name: &str) -> String {
@@ -186,6 +191,7 @@ impl Firehose {
         iam: Arc<Iam>,
         logs: Arc<Logs>,
         lambda: Arc<crate::lambda::Lambda>,
+        kinesis: Arc<crate::kinesis::Kinesis>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.dir.join("journal"))?;
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
@@ -203,13 +209,22 @@ impl Firehose {
         gate.durability = config.durability;
         gate.lambda = Some(lambda);
         let gate = Arc::new(gate);
-        let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget };
+        let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget, kinesis };
         let mut streams = BTreeMap::new();
         for state in states {
             let (prefixes, zone) = validate::destination(&state.destination, "destination")
                 .map_err(|e| std::io::Error::other(format!("stream {} in streams.json: {}", state.name, e.message)))?;
             let runtime = fh.start_runtime(&state, prefixes, zone)?;
-            streams.insert(stream_key(&state.region, &state.name), Stream { state, runtime });
+            let reader = match &state.source {
+                Some(source) => Some(Arc::new(source::Reader::open(
+                    fh.journal_dir(&state),
+                    source,
+                    &fh.kinesis,
+                    fh.config.durability,
+                )?)),
+                None => None,
+            };
+            streams.insert(stream_key(&state.region, &state.name), Stream { state, runtime, reader });
         }
         *fh.streams.lock().expect("streams lock") = streams;
         fh.sweep();
@@ -328,6 +343,13 @@ impl Firehose {
         all
     }
 
+    /// How far behind its Kinesis source a stream is, in milliseconds (`None` for Direct Put).
+    pub fn source_millis_behind(&self, region: &str, name: &str) -> Option<i64> {
+        let streams = self.streams.lock().expect("streams lock");
+        let reader = streams.get(&stream_key(region, name))?.reader.as_ref()?;
+        Some(reader.millis_behind.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Serves one Firehose API call.
     pub async fn handle(&self, operation: &str, body: Bytes, region: &str) -> Response<Bytes> {
         let result = match operation {
@@ -348,7 +370,15 @@ impl Firehose {
                 format!("operation {other} is not modelled by the firehose-kit emulator"),
             )),
         };
-        crate::json::response(result)
+        let mut response = crate::json::response(result);
+        if operation == "DescribeDeliveryStream"
+            && let Ok(input) = crate::json::input::<model::NameInput>(&body)
+            && let Some(lag) = input.name.and_then(|n| self.source_millis_behind(region, &n))
+            && let Ok(v) = http::HeaderValue::from_str(&lag.to_string())
+        {
+            response.headers_mut().insert(firehose_kit_domain::contract::SOURCE_LAG_HEADER, v);
+        }
+        response
     }
 
     /// Runs `f` on a stream that exists (not gone) without changing anything.

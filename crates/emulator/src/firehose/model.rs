@@ -114,9 +114,29 @@ pub struct CreateInput {
     pub s3: Option<DestinationInput>,
     #[serde(rename = "Tags", default)]
     pub tags: Vec<Tag>,
+    #[serde(rename = "KinesisStreamSourceConfiguration")]
+    pub kinesis_source: Option<KinesisSourceInput>,
     /// Any other destination (Redshift, OpenSearch, Splunk, HTTP endpoint, ...) is refused by name.
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
+}
+
+/// `KinesisStreamSourceConfiguration`.
+#[derive(Debug, Deserialize)]
+pub struct KinesisSourceInput {
+    #[serde(rename = "KinesisStreamARN")]
+    pub stream_arn: Option<String>,
+    #[serde(rename = "RoleARN")]
+    pub role_arn: Option<String>,
+}
+
+/// A stream's Kinesis source, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KinesisSource {
+    pub stream_arn: String,
+    pub role_arn: String,
+    /// When Firehose started reading (at LATEST): `DeliveryStartTimestamp`.
+    pub start_ms: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +297,9 @@ pub struct StreamState {
     /// Server-side encryption (absent in data dirs written before it was modelled: never enabled).
     #[serde(default)]
     pub encryption: Option<Encryption>,
+    /// A Kinesis data stream the stream reads (`KinesisStreamAsSource`); `None` for Direct Put.
+    #[serde(default)]
+    pub source: Option<KinesisSource>,
 }
 
 /// Where a stream is in its lifecycle: a status AWS reports, or gone (its DELETING period is over).
@@ -305,7 +328,14 @@ impl StreamState {
                 name: &self.name,
                 arn: &self.arn,
                 status,
-                stream_type: "DirectPut",
+                stream_type: if self.source.is_some() { "KinesisStreamAsSource" } else { "DirectPut" },
+                source: self.source.as_ref().map(|k| SourceDescription {
+                    kinesis: KinesisSourceDescription {
+                        stream_arn: &k.stream_arn,
+                        role_arn: &k.role_arn,
+                        start: k.start_ms as f64 / 1000.0,
+                    },
+                }),
                 encryption: EncryptionDescription {
                     status: encryption,
                     key_type: key.map(|e| e.key_type.as_str()),
@@ -340,11 +370,29 @@ struct StreamDescription<'a> {
     stream_type: &'a str,
     #[serde(rename = "DeliveryStreamEncryptionConfiguration")]
     encryption: EncryptionDescription<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceDescription<'a>>,
     version_id: String,
     create_timestamp: f64,
     last_update_timestamp: f64,
     destinations: Vec<DestinationDescription<'a>>,
     has_more_destinations: bool,
+}
+
+#[derive(Serialize)]
+struct SourceDescription<'a> {
+    #[serde(rename = "KinesisStreamSourceDescription")]
+    kinesis: KinesisSourceDescription<'a>,
+}
+
+#[derive(Serialize)]
+struct KinesisSourceDescription<'a> {
+    #[serde(rename = "KinesisStreamARN")]
+    stream_arn: &'a str,
+    #[serde(rename = "RoleARN")]
+    role_arn: &'a str,
+    #[serde(rename = "DeliveryStartTimestamp")]
+    start: f64,
 }
 
 #[derive(Serialize)]

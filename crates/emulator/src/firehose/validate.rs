@@ -233,6 +233,52 @@ pub fn tags(tags: &[Tag]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `DeliveryStreamType` and `KinesisStreamSourceConfiguration` of a create request: the source stream's and
+/// role's ARNs for `KinesisStreamAsSource`, `None` for Direct Put.
+pub fn kinesis_source(
+    stream_type: Option<&str>,
+    config: Option<super::model::KinesisSourceInput>,
+    encrypted: bool,
+) -> Result<Option<(String, String)>, ApiError> {
+    let kinesis = stream_type == Some("KinesisStreamAsSource");
+    let config = match (kinesis, config) {
+        (false, None) => return Ok(None),
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "KinesisStreamSourceConfiguration is only valid with DeliveryStreamType KinesisStreamAsSource",
+            ));
+        }
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "KinesisStreamSourceConfiguration is required when DeliveryStreamType is KinesisStreamAsSource",
+            ));
+        }
+        (true, Some(c)) => c,
+    };
+    let mut violations = Vec::new();
+    let stream_arn = config.stream_arn.unwrap_or_default();
+    let role_arn = config.role_arn.unwrap_or_default();
+    if crate::kinesis::key_of_arn(&stream_arn).is_none() {
+        violations.push(format!(
+            "Value '{stream_arn}' at 'kinesisStreamSourceConfiguration.kinesisStreamARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:.*:kinesis:[a-zA-Z0-9\\-]+:\\d{{12}}:stream/[a-zA-Z0-9_.-]+"
+        ));
+    }
+    if !role_arn.starts_with("arn:") || !role_arn.contains(":iam::") || !role_arn.contains(":role/") {
+        violations.push(format!(
+            "Value '{role_arn}' at 'kinesisStreamSourceConfiguration.roleARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:.*:iam::\\d{{12}}:role/[a-zA-Z_0-9+=,.@\\-_/]+"
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::validations(violations));
+    }
+    if encrypted {
+        return Err(ApiError::invalid(
+            "Server-side encryption is not supported for KinesisStreamAsSource delivery streams: encrypt the data stream instead",
+        ));
+    }
+    Ok(Some((stream_arn, role_arn)))
+}
+
 /// The other members of a create request that name destinations the emulator does not model.
 pub fn unmodelled_create(
     stream_type: Option<&str>,

@@ -331,6 +331,11 @@ impl Runtime {
         (self.inner.lock().expect("runtime lock").target.stream.clone(), self.dir.clone())
     }
 
+    /// The target this runtime delivers to now.
+    pub fn target(&self) -> Target {
+        self.inner.lock().expect("runtime lock").target.clone()
+    }
+
     /// Applies the quota to a request; `false` means the whole call is throttled.
     pub fn admit_request(&self) -> bool {
         let mut inner = self.inner.lock().expect("runtime lock");
@@ -1080,6 +1085,7 @@ mod tests {
                     destination,
                     tags: Vec::new(),
                     encryption: None,
+                    source: None,
                 };
                 let target = target_of(&state, prefixes, tz, &crate::firehose::test_config());
                 let key = object_key(&target, oldest_ms);

@@ -1,0 +1,221 @@
+//! A Kinesis data stream as a Firehose stream's source (`KinesisStreamAsSource`): from where the stream was
+//! created (LATEST), each shard is read about once a second (`--speed` times more often), KPL-aggregated records
+//! are de-aggregated, and what was read goes through the same journal, buffering, processing and delivery as
+//! Direct Put.
+//!
+//! Every pass first evaluates the role against the read actions on the stream's ARN; without them nothing is
+//! read and `Kinesis.AccessDenied` is logged (once a second at most), as on AWS. Read positions are durable in
+//! `kinesis-positions.json` beside the stream's journal, written after the records they pass are journaled: a
+//! kill between the two re-reads at most the one batch per shard whose position was not yet written, so records
+//! may arrive twice (as on AWS, whose reads are at least once) but never go missing.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::Firehose;
+use super::engine::Runtime;
+use super::gate::Failure;
+use super::model::KinesisSource;
+use crate::kinesis::{Kinesis, ReadFailure};
+use crate::s3::store::now_ms;
+use firehose_kit_domain::access::{self, Request};
+use firehose_kit_domain::kinesis::{SOURCE_READ_ACTIONS, deaggregate};
+use firehose_kit_domain::util::persist::{self, Durability};
+
+/// Where a stream has read its source to, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Positions {
+    /// The data stream's incarnation these positions belong to.
+    incarnation: String,
+    /// Per shard, the number of the next record to read.
+    next: Vec<u64>,
+}
+
+/// The reading side of one Firehose stream with a Kinesis source.
+pub struct Reader {
+    path: PathBuf,
+    durability: Durability,
+    positions: Mutex<Positions>,
+    last_pass_ms: AtomicI64,
+    last_logged_ms: AtomicI64,
+    /// How far behind its source's newest record the stream was after its last pass.
+    pub millis_behind: AtomicI64,
+}
+
+const POSITIONS_FILE: &str = "kinesis-positions.json";
+
+impl Reader {
+    /// A reader starting at LATEST of `kinesis`'s stream now; `None` if that stream is not ACTIVE.
+    pub fn create(
+        journal_dir: PathBuf,
+        source: &KinesisSource,
+        kinesis: &Kinesis,
+        durability: Durability,
+    ) -> Option<Self> {
+        let s = kinesis.source(&source.stream_arn)?;
+        let reader = Reader::with(
+            journal_dir.join(POSITIONS_FILE),
+            durability,
+            Positions { incarnation: s.incarnation, next: s.latest },
+        );
+        Some(reader)
+    }
+
+    /// The reader of a stream that already read (its positions file), or one at LATEST if it has none.
+    pub fn open(
+        journal_dir: PathBuf,
+        source: &KinesisSource,
+        kinesis: &Kinesis,
+        durability: Durability,
+    ) -> std::io::Result<Self> {
+        let path = journal_dir.join(POSITIONS_FILE);
+        match persist::read_json::<Positions>(&path)? {
+            Some(p) => Ok(Reader::with(path, durability, p)),
+            None => {
+                let s = kinesis.source(&source.stream_arn);
+                let p = s.map(|s| Positions { incarnation: s.incarnation, next: s.latest });
+                Ok(Reader::with(
+                    path,
+                    durability,
+                    p.unwrap_or(Positions { incarnation: String::new(), next: Vec::new() }),
+                ))
+            }
+        }
+    }
+
+    fn with(path: PathBuf, durability: Durability, positions: Positions) -> Self {
+        Reader {
+            path,
+            durability,
+            positions: Mutex::new(positions),
+            last_pass_ms: AtomicI64::new(0),
+            last_logged_ms: AtomicI64::new(0),
+            millis_behind: AtomicI64::new(0),
+        }
+    }
+
+    /// Persists the positions (before the stream's first record can be read).
+    pub fn save(&self) -> std::io::Result<()> {
+        let p = self.positions.lock().expect("positions lock").clone();
+        std::fs::create_dir_all(self.path.parent().expect("a file in the journal dir"))?;
+        persist::write_json_as(&self.path, &p, self.durability)
+    }
+
+    /// Whether a pass is due (one per `interval_ms`).
+    fn due(&self, now: i64, interval_ms: i64) -> bool {
+        let last = self.last_pass_ms.load(Ordering::Relaxed);
+        if now - last < interval_ms {
+            return false;
+        }
+        self.last_pass_ms.store(now, Ordering::Relaxed);
+        true
+    }
+}
+
+/// What one pass needs of a stream (taken under the streams lock, used outside it).
+struct Pass {
+    source: KinesisSource,
+    runtime: std::sync::Arc<Runtime>,
+    reader: std::sync::Arc<Reader>,
+}
+
+impl Firehose {
+    /// Reads every ACTIVE stream's Kinesis source whose pass is due (called from the emulator's tick, on a
+    /// blocking thread).
+    pub fn read_sources(&self) {
+        let now = now_ms();
+        let interval = (1000.0 / self.config.speed).max(1.0) as i64;
+        let passes: Vec<Pass> = {
+            let streams = self.streams.lock().expect("streams lock");
+            streams
+                .values()
+                .filter(|s| {
+                    self.lifecycle(&s.state) == super::Lifecycle::Is(firehose_kit_domain::types::StreamStatus::Active)
+                })
+                .filter_map(|s| {
+                    let (source, reader) = (s.state.source.clone()?, s.reader.clone()?);
+                    reader.due(now, interval).then(|| Pass { source, runtime: s.runtime.clone(), reader })
+                })
+                .collect()
+        };
+        for pass in passes {
+            self.read_pass(&pass, now);
+        }
+    }
+
+    /// Whether the source role may read the stream; the first action it may not do, otherwise.
+    fn source_denied(&self, source: &KinesisSource, region: &str) -> Option<String> {
+        let Some(role) = self.iam.role_view(&source.role_arn, region) else {
+            return Some(format!("the role {} does not exist", source.role_arn));
+        };
+        if !role.trusts_firehose {
+            return Some(format!(
+                "the trust policy of {} does not let firehose.amazonaws.com assume it",
+                source.role_arn
+            ));
+        }
+        let context = access::delivery_context(&source.role_arn, &self.config.account_id);
+        SOURCE_READ_ACTIONS.iter().find_map(|action| {
+            let req = Request { action, resource: &source.stream_arn, principal: &source.role_arn, context: &context };
+            (!access::evaluate(&role.identity, None, &req).allowed())
+                .then(|| format!("no policy of {} allows {action} on {}", source.role_arn, source.stream_arn))
+        })
+    }
+
+    fn read_pass(&self, pass: &Pass, now: i64) {
+        let target = pass.runtime.target();
+        if let Some(detail) = self.source_denied(&pass.source, &target.region) {
+            // Logged at most once a second of real time, however fast `--speed` makes the passes.
+            if now - pass.reader.last_logged_ms.load(Ordering::Relaxed) >= 1000 {
+                pass.reader.last_logged_ms.store(now, Ordering::Relaxed);
+                tracing::debug!(stream = %target.stream, "cannot read the source: {detail}");
+                self.gate.record_failure(&target, &Failure::new("Kinesis.AccessDenied", detail));
+            }
+            return;
+        }
+        let mut positions = pass.reader.positions.lock().expect("positions lock");
+        let mut behind = 0;
+        for shard in 0..positions.next.len() {
+            let from = positions.next[shard];
+            let batch = match self.kinesis.read_shard(&pass.source.stream_arn, &positions.incarnation, shard, from) {
+                Ok(b) => b,
+                Err(ReadFailure::Throttled) => continue,
+                Err(ReadFailure::NotFound) => {
+                    tracing::debug!(stream = %target.stream, "its source {} is gone", pass.source.stream_arn);
+                    return;
+                }
+                Err(ReadFailure::Storage(e)) => {
+                    tracing::warn!(stream = %target.stream, "cannot read its source: {e}");
+                    continue;
+                }
+            };
+            behind = behind.max(batch.millis_behind);
+            if batch.next == from {
+                continue;
+            }
+            let mut records: Vec<Vec<u8>> = Vec::with_capacity(batch.records.len());
+            for r in batch.records {
+                match deaggregate(&r.data) {
+                    Some(subs) => records.extend(subs.into_iter().map(|s| s.data)),
+                    None => records.push(r.data),
+                }
+            }
+            let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            if let Err(e) = pass.runtime.accept(&refs, now_ms()) {
+                let (stream, dir) = pass.runtime.describe();
+                let what = format!("the journal under {}: {e}", dir.display());
+                self.gate.storage.record(&stream, "journal", &what, "the source is read again from the same position");
+                return;
+            }
+            positions.next[shard] = batch.next;
+            let saved = persist::write_json_as(&pass.reader.path, &*positions, pass.reader.durability);
+            if let Err(e) = saved {
+                tracing::error!(stream = %target.stream, "cannot persist its source positions: {e}");
+            }
+        }
+        pass.reader.millis_behind.store(behind, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,310 @@
+//! Kinesis Data Streams in the emulator (JSON 1.1, `X-Amz-Target: Kinesis_20131202.<Op>`), enough to put a data
+//! stream in front of Firehose and to feed it from any SDK: streams (provisioned and on-demand) with their
+//! CREATING → ACTIVE → DELETING lifecycle, shards over the 128-bit hash-key space, PutRecord(s) routed by the
+//! partition key's MD5 or an `ExplicitHashKey`, increasing sequence numbers, the five shard-iterator types with
+//! their five-minute expiry, GetRecords, retention, tags, and with `--quota` the per-shard limits (1 MiB/s and
+//! 1,000 records/s written, 5 calls/s and 2 MiB/s read) answered as AWS answers them.
+//!
+//! Split like the emulator's other services: [`handlers`] has one function per action, found in [`ACTIONS`];
+//! [`model`] holds the state, sequence numbers, iterators and buckets; [`store`] persists it (one append-only file
+//! per shard). Firehose streams with a Kinesis source read it in-process through [`Kinesis::read_shard`], under
+//! the same read limits as any other consumer.
+//!
+//! Not modelled, and refused by name: resharding (`UpdateShardCount`, `SplitShard`, `MergeShards`), enhanced
+//! fan-out consumers, server-side encryption, and the CBOR wire format the Java SDKs default to.
+
+mod handlers;
+pub mod model;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use serde::Deserialize;
+
+use self::model::{Lifecycle, State, StreamMeta};
+use self::store::{Store, Stored};
+use crate::json::{self, ApiError};
+use crate::s3::store::now_ms;
+use firehose_kit_domain::kinesis::{MAX_GET_RECORDS, MAX_GET_RECORDS_BYTES};
+use firehose_kit_domain::util::persist::Durability;
+
+/// One action: reads its input, changes or reads the state (persisting what it changes), answers.
+type Handler = fn(&Kinesis, &mut State, Input, &str) -> Result<Vec<u8>, ApiError>;
+
+/// Every action the emulator serves, by name.
+const ACTIONS: &[(&str, Handler)] = &[
+    ("CreateStream", handlers::create_stream),
+    ("DeleteStream", handlers::delete_stream),
+    ("DescribeStream", handlers::describe_stream),
+    ("DescribeStreamSummary", handlers::describe_stream_summary),
+    ("ListStreams", handlers::list_streams),
+    ("ListShards", handlers::list_shards),
+    ("PutRecord", handlers::put_record),
+    ("PutRecords", handlers::put_records),
+    ("GetShardIterator", handlers::get_shard_iterator),
+    ("GetRecords", handlers::get_records),
+    ("AddTagsToStream", handlers::add_tags),
+    ("TagResource", handlers::add_tags),
+    ("RemoveTagsFromStream", handlers::remove_tags),
+    ("UntagResource", handlers::remove_tags),
+    ("ListTagsForStream", handlers::list_tags),
+    ("ListTagsForResource", handlers::list_tags),
+    ("IncreaseStreamRetentionPeriod", handlers::retention),
+    ("DecreaseStreamRetentionPeriod", handlers::retention),
+    ("DescribeLimits", handlers::describe_limits),
+];
+
+/// Actions AWS has that the emulator refuses, with why.
+const REFUSED: &[(&str, &str)] = &[
+    ("UpdateShardCount", "resharding (parent and child shards) is not modelled"),
+    ("SplitShard", "resharding (parent and child shards) is not modelled"),
+    ("MergeShards", "resharding (parent and child shards) is not modelled"),
+    ("UpdateStreamMode", "switching a stream between PROVISIONED and ON_DEMAND is not modelled"),
+    ("StartStreamEncryption", "server-side encryption of data streams is not modelled"),
+    ("RegisterStreamConsumer", "enhanced fan-out consumers are not modelled"),
+    ("SubscribeToShard", "enhanced fan-out consumers are not modelled"),
+];
+
+/// Settings of the Kinesis part of the emulator.
+#[derive(Debug, Clone)]
+pub struct KinesisConfig {
+    pub dir: PathBuf,
+    pub account_id: String,
+    pub create_delay: Duration,
+    pub delete_delay: Duration,
+    /// `--quota`: the per-shard read and write limits are enforced.
+    pub quota: bool,
+    pub durability: Durability,
+}
+
+/// The emulator's Kinesis Data Streams.
+pub struct Kinesis {
+    store: Store,
+    config: KinesisConfig,
+    state: Mutex<State>,
+}
+
+/// What any action may take (the union of their members).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Input {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    shard_count: Option<i64>,
+    stream_mode_details: Option<ModeDetails>,
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    tag_keys: Option<Vec<String>>,
+    limit: Option<i64>,
+    max_results: Option<i64>,
+    exclusive_start_shard_id: Option<String>,
+    exclusive_start_stream_name: Option<String>,
+    exclusive_start_tag_key: Option<String>,
+    next_token: Option<String>,
+    shard_id: Option<String>,
+    shard_iterator_type: Option<String>,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<f64>,
+    shard_iterator: Option<String>,
+    data: Option<String>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    records: Option<Vec<RecordInput>>,
+    retention_period_hours: Option<i64>,
+    /// The action's name (set by [`Kinesis::handle`], for the actions that share a handler).
+    #[serde(skip)]
+    action: &'static str,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ModeDetails {
+    stream_mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordInput {
+    data: Option<String>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+}
+
+/// Why Firehose could not read a shard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadFailure {
+    /// The stream (or that incarnation of it) is gone.
+    NotFound,
+    /// The shard's read limits are used up for now (`--quota`).
+    Throttled,
+    /// The emulator's own storage failed.
+    Storage(String),
+}
+
+/// Records read for Firehose from one shard.
+pub struct Batch {
+    pub records: Vec<Stored>,
+    /// Where the next read starts.
+    pub next: u64,
+    /// How far behind the newest record the reader is after this read.
+    pub millis_behind: i64,
+}
+
+/// A source stream as Firehose sees it when it starts reading.
+pub struct Source {
+    pub incarnation: String,
+    /// Per shard, the number of the next record (LATEST).
+    pub latest: Vec<u64>,
+}
+
+/// `region/name` of a stream ARN (`arn:<partition>:kinesis:<region>:<account>:stream/<name>`).
+pub fn key_of_arn(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (arn_, _partition, service, region, _account, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let name = resource.strip_prefix("stream/")?;
+    (arn_ == "arn" && service == "kinesis" && !region.is_empty() && !name.is_empty())
+        .then(|| format!("{region}/{name}"))
+}
+
+impl Kinesis {
+    pub fn open(config: KinesisConfig) -> std::io::Result<Self> {
+        let (store, state) = Store::open(&config.dir, config.durability)?;
+        Ok(Kinesis { store, config, state: Mutex::new(state) })
+    }
+
+    /// Serves one Kinesis call; `content_type` refuses CBOR plainly.
+    pub fn handle(&self, operation: &str, body: &[u8], region: &str, content_type: Option<&str>) -> Response<Bytes> {
+        if content_type.is_some_and(|ct| ct.starts_with("application/x-amz-cbor")) {
+            return json::response(Err(ApiError::serialization(
+                "the firehose-kit emulator speaks JSON to Kinesis clients, not CBOR: turn CBOR off in the Java SDK (v2: -Daws.cborEnabled=false or AWS_CBOR_ENABLED=false; v1: AWS_CBOR_DISABLE=1 or -Dcom.amazonaws.sdk.disableCbor)",
+            )));
+        }
+        if let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == operation) {
+            return json::response(Err(ApiError::new(
+                "UnknownOperationException",
+                format!("{operation} is not modelled by the firehose-kit emulator: {why}"),
+            )));
+        }
+        let Some((name, handler)) = ACTIONS.iter().find(|(name, _)| *name == operation) else {
+            return json::response(Err(ApiError::new(
+                "UnknownOperationException",
+                format!("operation {operation} is not modelled by the firehose-kit emulator"),
+            )));
+        };
+        let result = json::input::<Input>(body).and_then(|mut input| {
+            input.action = name;
+            let mut state = self.state.lock().expect("kinesis lock");
+            handler(self, &mut state, input, region)
+        });
+        json::response(result)
+    }
+
+    fn lifecycle(&self, meta: &StreamMeta, now: i64) -> Lifecycle {
+        meta.lifecycle(now, self.config.create_delay.as_millis() as i64, self.config.delete_delay.as_millis() as i64)
+    }
+
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::new(
+            "ResourceNotFoundException",
+            format!("Stream {name} under account {} not found.", self.config.account_id),
+        )
+    }
+
+    fn save(&self, state: &State) -> Result<(), ApiError> {
+        self.store.save_meta(state).map_err(ApiError::internal)
+    }
+
+    /// Forgets streams whose DELETING period is over (their files too), and compacts shard files whose
+    /// records are mostly past the retention.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let mut state = self.state.lock().expect("kinesis lock");
+        let gone: Vec<String> = state
+            .streams
+            .iter()
+            .filter(|(_, m)| self.lifecycle(m, now) == Lifecycle::Gone)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &gone {
+            if let Some(meta) = state.streams.remove(key) {
+                self.store.remove(&meta);
+            }
+        }
+        let mut compacted = false;
+        for meta in state.streams.values_mut() {
+            let retention = meta.retention_hours * 3_600_000;
+            let mut shards = std::mem::take(&mut meta.shards);
+            for (i, shard) in shards.iter_mut().enumerate() {
+                shard.trim(retention, now);
+                match self.store.compact(meta, i, shard) {
+                    Ok(true) => {
+                        meta.first_kept[i] = shard.first;
+                        compacted = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(stream = %meta.name, shard = i, "cannot compact: {e}"),
+                }
+            }
+            meta.shards = shards;
+        }
+        if (!gone.is_empty() || compacted)
+            && let Err(e) = self.save(&state)
+        {
+            tracing::error!("cannot persist Kinesis streams: {}", e.message);
+        }
+    }
+
+    /// The stream at `arn` if it is ACTIVE: its incarnation and where each shard ends now (Firehose starts
+    /// reading a new source at LATEST).
+    pub fn source(&self, arn: &str) -> Option<Source> {
+        let key = key_of_arn(arn)?;
+        let state = self.state.lock().expect("kinesis lock");
+        let meta = state.streams.get(&key).filter(|m| m.arn == arn)?;
+        if self.lifecycle(meta, now_ms()) != Lifecycle::Is(firehose_kit_domain::types::StreamStatus::Active) {
+            return None;
+        }
+        Some(Source { incarnation: meta.incarnation.clone(), latest: meta.shards.iter().map(|s| s.next()).collect() })
+    }
+
+    /// Reads one shard of the stream at `arn` from record `from` for Firehose (as GetRecords with the largest
+    /// limit), counting against the shard's read limits.
+    pub fn read_shard(&self, arn: &str, incarnation: &str, shard: usize, from: u64) -> Result<Batch, ReadFailure> {
+        let now = now_ms();
+        let key = key_of_arn(arn).ok_or(ReadFailure::NotFound)?;
+        let mut state = self.state.lock().expect("kinesis lock");
+        let meta = state.streams.get_mut(&key).filter(|m| m.incarnation == incarnation).ok_or(ReadFailure::NotFound)?;
+        if matches!(
+            self.lifecycle(meta, now),
+            Lifecycle::Gone | Lifecycle::Is(firehose_kit_domain::types::StreamStatus::Deleting)
+        ) {
+            return Err(ReadFailure::NotFound);
+        }
+        let retention = meta.retention_hours * 3_600_000;
+        let quota = self.config.quota;
+        let s = meta.shards.get_mut(shard).ok_or(ReadFailure::NotFound)?;
+        s.trim(retention, now);
+        if quota && !s.read_calls.take(1.0, now) {
+            return Err(ReadFailure::Throttled);
+        }
+        let from = s.clamp(from);
+        let entries = handlers::entries_to_read(s, from, MAX_GET_RECORDS, MAX_GET_RECORDS_BYTES);
+        if quota && !entries.is_empty() {
+            let bytes: u64 = entries.iter().map(|e| e.len as u64).sum();
+            if !s.read_bytes.take_over(bytes as f64, now) {
+                return Err(ReadFailure::Throttled);
+            }
+        }
+        let next = from + entries.len() as u64;
+        let millis_behind = s.millis_behind(next, now);
+        let meta = state.streams.get(&key).expect("found above");
+        let records = self.store.read(meta, shard, &entries).map_err(|e| ReadFailure::Storage(e.to_string()))?;
+        Ok(Batch { records, next, millis_behind })
+    }
+}
