@@ -147,6 +147,7 @@ Examples:
   firehose-kit setup --dry-run                        # show the plan and the exact policy documents
   firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
   firehose-kit setup --transform templates/transform/apache_to_json.py  # JSON via Lambda
+  firehose-kit setup --source kinesis --shards 4     # a Kinesis data stream in front (chained pipeline)
   firehose-kit --local setup --stream Demo --buffer-interval 10"
     )]
     Setup(SetupArgs),
@@ -316,6 +317,35 @@ pub struct SetupArgs {
     /// (e.g. `--transform templates/transform/apache_to_json.py`)
     #[arg(long, value_name = "PATH|ARN")]
     pub transform: Option<String>,
+
+    /// Where the stream's records come from: `direct-put` (send writes to Firehose) or `kinesis` (a Kinesis data
+    /// stream in front: send writes to it, Firehose reads it). An existing stream keeps its source
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub source: Option<SourceKind>,
+
+    /// With --source kinesis: the data stream's provisioned shards (1 MiB/s and 1,000 records/s of writes each;
+    /// default 1)
+    #[arg(long, value_name = "N", conflicts_with = "on_demand")]
+    pub shards: Option<u32>,
+
+    /// With --source kinesis: an on-demand data stream (capacity follows the load; billed per GB)
+    #[arg(long)]
+    pub on_demand: bool,
+
+    /// With --source kinesis: the data stream's name (default: the delivery stream's). An existing stream that
+    /// setup did not make is used as it is and left by teardown
+    #[arg(long, value_name = "NAME")]
+    pub source_stream: Option<String>,
+}
+
+/// Where a delivery stream's records come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// PutRecord/PutRecordBatch straight into Firehose
+    DirectPut,
+    /// A Kinesis data stream that Firehose reads
+    Kinesis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]

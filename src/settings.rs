@@ -54,6 +54,10 @@ pub struct SetupFile {
     pub log_retention: Option<i32>,
     pub partition_by: Option<Vec<String>>,
     pub transform: Option<String>,
+    pub source: Option<cli::SourceKind>,
+    pub shards: Option<u32>,
+    pub on_demand: Option<bool>,
+    pub source_stream: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,6 +277,13 @@ pub struct SetupSettings {
     /// Transform records with this handler (deployed by setup) or existing function; `None`: keep what the
     /// stream has.
     pub transform: Option<crate::transform::Source>,
+    /// The stream's source; `None`: keep what an existing stream has (Direct Put for a new one).
+    pub source: Option<cli::SourceKind>,
+    /// A new data stream's shards (`None` with `on_demand`); `None` otherwise: 1.
+    pub shards: Option<u32>,
+    pub on_demand: bool,
+    /// The data stream's name (default: the delivery stream's).
+    pub source_stream: Option<String>,
 }
 
 /// Setup's defaults for a new stream: the original demo's 1 MiB / 60 s, or AWS's minimums with dynamic
@@ -321,6 +332,10 @@ impl SetupSettings {
                 .or(file.transform.as_deref())
                 .map(crate::transform::Source::parse)
                 .transpose()?,
+            source: args.source.or(file.source),
+            shards: args.shards.or(file.shards),
+            on_demand: args.on_demand || file.on_demand.unwrap_or(false),
+            source_stream: args.source_stream.clone().or_else(|| file.source_stream.clone()),
         };
         s.validate()?;
         Ok(s)
@@ -328,6 +343,35 @@ impl SetupSettings {
 
     /// Checks each value given on its own (ranges, names, prefixes); [`Self::check_combined`] checks them
     /// together with what the stream has.
+    /// `--shards`, `--on-demand` and `--source-stream` belong to `--source kinesis`, within Kinesis's limits.
+    fn validate_source(&self) -> Result<()> {
+        use firehose_kit_domain::kinesis::{ACCOUNT_SHARD_LIMIT, stream_name_problem};
+        let kinesis_only = [
+            ("--shards", self.shards.is_some()),
+            ("--on-demand", self.on_demand),
+            ("--source-stream", self.source_stream.is_some()),
+        ];
+        if self.source != Some(cli::SourceKind::Kinesis)
+            && let Some((flag, _)) = kinesis_only.iter().find(|(_, given)| *given)
+        {
+            return Err(Error::usage(format!("{flag} configures the data stream of a chained pipeline"))
+                .with_hint("add --source kinesis (setup creates or adopts the data stream in front of Firehose)"));
+        }
+        if let Some(n) = self.shards
+            && !(1..=ACCOUNT_SHARD_LIMIT as u32).contains(&n)
+        {
+            return Err(Error::usage(format!(
+                "--shards {n} is out of range: expected 1 to {ACCOUNT_SHARD_LIMIT} (the default shard quota of an account)"
+            )));
+        }
+        if let Some(name) = &self.source_stream
+            && let Some(problem) = stream_name_problem(name)
+        {
+            return Err(Error::usage(format!("--source-stream `{name}` is not a data stream name: {problem}")));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         use crate::firehose::limits::{BUFFER_INTERVAL_S, BUFFER_SIZE_MIB};
         if let Some(size) = self.buffer_size_mib
@@ -351,6 +395,7 @@ impl SetupSettings {
         if let Some(b) = &self.bucket {
             validate_bucket_name(b)?;
         }
+        self.validate_source()?;
         if let Some(days) = self.log_retention_days
             && !crate::firehose::failures::RETENTION_DAYS.contains(&days)
         {

@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserialization
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::firehose::contract::{RETRY_HORIZON_HEADER, SPEED_HEADER, STORAGE_ERROR_HEADER};
+use crate::firehose::contract::{RETRY_HORIZON_HEADER, SOURCE_LAG_HEADER, SPEED_HEADER, STORAGE_ERROR_HEADER};
 use crate::firehose::failures::RETRY_HORIZON;
 
 /// The last speed an endpoint reported (1 when it never did), its retry horizon (24 h when it never said) and
@@ -24,6 +24,7 @@ pub struct EmulatorHeaders {
     speed: Arc<AtomicU64>,
     horizon: Arc<AtomicU64>,
     storage_error: Arc<Mutex<Option<String>>>,
+    source_lag_ms: Arc<Mutex<Option<i64>>>,
 }
 
 impl Default for EmulatorHeaders {
@@ -32,6 +33,7 @@ impl Default for EmulatorHeaders {
             speed: Arc::new(AtomicU64::new(1f64.to_bits())),
             horizon: Arc::new(AtomicU64::new(RETRY_HORIZON.as_secs_f64().to_bits())),
             storage_error: Arc::default(),
+            source_lag_ms: Arc::default(),
         }
     }
 }
@@ -44,6 +46,11 @@ impl EmulatorHeaders {
     /// How long undeliverable data is retried before it is dropped: 24 h on AWS.
     pub fn retry_horizon(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(f64::from_bits(self.horizon.load(Ordering::Relaxed)))
+    }
+
+    /// How far behind its Kinesis source the last described stream was (milliseconds), when the endpoint said.
+    pub fn source_lag_ms(&self) -> Option<i64> {
+        *self.source_lag_ms.lock().expect("source lag lock")
     }
 
     /// `<time> <stream>: <what failed>`, when the last answer announced one.
@@ -73,6 +80,9 @@ impl Intercept for EmulatorHeaders {
             self.horizon.store(h.to_bits(), Ordering::Relaxed);
         }
         *self.storage_error.lock().expect("storage error lock") = headers.get(STORAGE_ERROR_HEADER).map(str::to_string);
+        if let Some(lag) = headers.get(SOURCE_LAG_HEADER).and_then(|v| v.parse::<i64>().ok()) {
+            *self.source_lag_ms.lock().expect("source lag lock") = Some(lag);
+        }
         Ok(())
     }
 }

@@ -176,6 +176,26 @@ pub struct StreamInfo {
     pub created: Option<chrono::DateTime<chrono::Utc>>,
     /// Server-side encryption of the stream: its status and key type (`ENABLED (AWS_OWNED_CMK)`).
     pub encryption: Option<String>,
+    /// The Kinesis data stream it reads (`KinesisStreamAsSource`); `None` for Direct Put.
+    pub source: Option<SourceSpec>,
+}
+
+/// A Kinesis data stream as a delivery stream's source.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceSpec {
+    pub stream_arn: String,
+    /// The role Firehose reads the data stream as (setup uses the delivery role).
+    pub role_arn: String,
+    /// `DeliveryStartTimestamp`: records put before it are not delivered.
+    #[serde(skip)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl SourceSpec {
+    /// The data stream's name, from its ARN.
+    pub fn stream_name(&self) -> &str {
+        self.stream_arn.rsplit_once(":stream/").map(|(_, n)| n).unwrap_or(&self.stream_arn)
+    }
 }
 
 /// The stream as DescribeDeliveryStream tells it; `None` when there is no such stream.
@@ -217,6 +237,13 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                 Some(k) => format!("{status} ({})", k.as_str()),
                 None => status,
             })
+        }),
+        source: d.source().and_then(|s| s.kinesis_stream_source_description()).map(|k| SourceSpec {
+            stream_arn: k.kinesis_stream_arn().unwrap_or_default().to_string(),
+            role_arn: k.role_arn().unwrap_or_default().to_string(),
+            start: k
+                .delivery_start_timestamp()
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         }),
     }))
 }
@@ -336,6 +363,7 @@ pub async fn create(
     fh: &Client,
     name: &str,
     spec: &DestinationSpec,
+    source: Option<&SourceSpec>,
     tags: &[(String, String)],
     iam_retry: Duration,
     on_retry: &(dyn Fn(u32, &str, Duration) + Send + Sync),
@@ -364,10 +392,24 @@ pub async fn create(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        let (stream_type, source_config) = match source {
+            Some(s) => (
+                DeliveryStreamType::KinesisStreamAsSource,
+                Some(
+                    aws_sdk_firehose::types::KinesisStreamSourceConfiguration::builder()
+                        .kinesis_stream_arn(&s.stream_arn)
+                        .role_arn(&s.role_arn)
+                        .build()
+                        .map_err(|e| Error::failed(format!("cannot build the source configuration: {e}")))?,
+                ),
+            ),
+            None => (DeliveryStreamType::DirectPut, None),
+        };
         let result = fh
             .create_delivery_stream()
             .delivery_stream_name(name)
-            .delivery_stream_type(DeliveryStreamType::DirectPut)
+            .delivery_stream_type(stream_type)
+            .set_kinesis_stream_source_configuration(source_config)
             .extended_s3_destination_configuration(config.clone())
             .set_tags(Some(tags.clone()))
             .send()
@@ -470,6 +512,18 @@ pub async fn streams_delivering_to(fh: &Client, bucket: &str, except: &str) -> R
         }
     }
     Ok(users)
+}
+
+/// The delivery streams other than `except` that read the data stream `arn` (not DELETING).
+pub async fn streams_reading(fh: &Client, arn: &str, except: &str) -> Result<Vec<String>> {
+    let mut readers = Vec::new();
+    for name in list_names(fh).await?.into_iter().filter(|n| n != except) {
+        let Some(info) = describe(fh, &name).await? else { continue };
+        if info.source.as_ref().is_some_and(|s| s.stream_arn == arn) && info.status != StreamStatus::Deleting {
+            readers.push(name);
+        }
+    }
+    Ok(readers)
 }
 
 /// Deletes the stream; `false` when it was already gone.

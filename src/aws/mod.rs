@@ -13,6 +13,7 @@ pub mod emulator_headers;
 pub mod error;
 pub mod firehose;
 pub mod iam;
+pub mod kinesis;
 pub mod lambda;
 pub mod logs;
 pub mod payload_hash;
@@ -49,6 +50,10 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// Lambda: the transformation function setup deploys.
     pub lambda: aws_sdk_lambda::Client,
+    /// Kinesis Data Streams: a chained pipeline's source stream (control plane, with the SDK's retries).
+    pub kinesis: aws_sdk_kinesis::Client,
+    /// Kinesis client for PutRecords: no SDK retries (send's loop owns them), bounded attempt time.
+    pub kinesis_put: aws_sdk_kinesis::Client,
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     pub endpoint_url: Option<String>,
@@ -105,7 +110,16 @@ impl Clients {
             .interceptor(payload_hash::PrecomputedPayloadHash)
             .interceptor(emulator.clone())
             .build();
+        let kinesis_put_config = aws_sdk_kinesis::config::Builder::from(&config)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(PUT_ATTEMPT_TIMEOUT).build())
+            .interceptor(payload_hash::PrecomputedPayloadHash)
+            .interceptor(emulator.clone())
+            .build();
+        let kinesis_config = aws_sdk_kinesis::config::Builder::from(&config).interceptor(emulator.clone()).build();
         Ok(Clients {
+            kinesis: aws_sdk_kinesis::Client::from_conf(kinesis_config),
+            kinesis_put: aws_sdk_kinesis::Client::from_conf(kinesis_put_config),
             firehose: aws_sdk_firehose::Client::from_conf(firehose_config),
             put: aws_sdk_firehose::Client::from_conf(put_config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),

@@ -82,6 +82,20 @@ pub fn delivery_policy(partition: &str, bucket: &str, error_log_stream_arn: Opti
 /// The delivery role's inline policy that lets Firehose invoke the transformation function.
 pub const TRANSFORM_POLICY_NAME: &str = "firehose-kit-invoke-transform";
 
+/// The delivery role's inline policy that lets Firehose read a chained pipeline's data stream.
+pub const SOURCE_POLICY_NAME: &str = "firehose-kit-read-source";
+
+/// Exactly what Firehose needs to read its source data stream (DescribeStream, GetShardIterator, GetRecords,
+/// ListShards), on that stream only.
+pub fn source_policy(stream_arn: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "FirehoseReadSource",
+        "Effect": "Allow",
+        "Action": firehose_kit_domain::kinesis::SOURCE_READ_ACTIONS,
+        "Resource": stream_arn
+    }]})
+}
+
 /// Exactly what Firehose needs of the transformation function: `lambda:InvokeFunction` and
 /// `lambda:GetFunctionConfiguration`, on the function and its versions (Firehose invokes the qualified ARN,
 /// `:$LATEST` when none is given).
@@ -377,6 +391,12 @@ mod tests {
             ("tag_resource()", "lambda:TagResource"),
             ("delete_function()", "lambda:DeleteFunction"),
             ("invoke()", "lambda:InvokeFunction"),
+            ("describe_stream_summary()", "kinesis:DescribeStreamSummary"),
+            ("list_tags_for_stream()", "kinesis:ListTagsForStream"),
+            ("create_stream()", "kinesis:CreateStream"),
+            ("add_tags_to_stream()", "kinesis:AddTagsToStream"),
+            ("delete_stream()", "kinesis:DeleteStream"),
+            ("put_records()", "kinesis:PutRecords"),
         ];
         let mut sources = String::new();
         for dir in ["src/aws", "src/commands"] {

@@ -126,6 +126,9 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
     if let Some(function) = &dest.transform {
         needs.extend(crate::firehose::transform::invoke_needs(function));
     }
+    if let Some(source) = &x.info.source {
+        needs.extend(firehose_kit_domain::kinesis::read_needs(&source.stream_arn));
+    }
     let access = role_access(clients, account_id, &dest.role_arn, bucket, &needs).await?;
     if !access.exists {
         return Ok(vec![problem(
@@ -152,6 +155,7 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
         let check = match g.for_what {
             "delivery" => "role policy",
             "transform" => "transform policy",
+            "source" => "source policy",
             _ => "logging policy",
         };
         let reason = g.reason.as_deref().unwrap_or("not allowed");
@@ -164,6 +168,14 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
                     g.action, g.resource
                 ),
                 format!("allow {} on the function ({setup_hint} restores setup's grant)", g.action),
+            ),
+            (false, "source") => problem(
+                check,
+                format!(
+                    "the role may not {} on {}: {reason}; Firehose cannot read the data stream (Kinesis.AccessDenied) and records wait in it until its retention ends",
+                    g.action, g.resource
+                ),
+                format!("allow {} on the data stream ({setup_hint} restores setup's grant)", g.action),
             ),
             (false, "delivery") => problem(
                 check,

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
+use crate::aws::kinesis;
 use crate::aws::put::put_record_batch;
 use crate::cli::SendFormat;
 use crate::error::{Error, ExitCode, Result};
@@ -74,6 +75,16 @@ pub struct SendReport {
     pub storage_error: Option<String>,
     /// What to do about records given up, in words that fit the last error.
     pub hint: Option<String>,
+    /// A chained pipeline: the data stream written to, and how records spread over its shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_stream: Option<DataStreamSpread>,
+}
+
+/// Records accepted per shard of the data stream in front of a chained pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataStreamSpread {
+    pub name: String,
+    pub records_per_shard: std::collections::BTreeMap<String, u64>,
 }
 
 /// What to do when records were given up, from the last error they got: wait out a quota, free the emulator's
@@ -139,12 +150,40 @@ pub fn resolve_inputs(s: &SendSettings) -> Result<Vec<Input>> {
 
 type PutFuture = Pin<Box<dyn std::future::Future<Output = (Batch, u32, PutAnswer)> + Send>>;
 
-/// One PutRecordBatch call for `batch`, answering with the batch and its attempt number.
-fn put(clients: &Clients, stream: &str, batch: Batch, attempt: u32) -> PutFuture {
-    let client = clients.put.clone();
-    let stream = stream.to_string();
+/// Where send's records go: the delivery stream (PutRecordBatch), or the Kinesis data stream in front of it
+/// (PutRecords, each record with a random partition key so records spread evenly over the shards).
+#[derive(Clone)]
+enum Sink {
+    Firehose { client: aws_sdk_firehose::Client, stream: String },
+    Kinesis { client: aws_sdk_kinesis::Client, stream: String, spread: kinesis::Spread },
+}
+
+impl Sink {
+    fn of(clients: &Clients, stream: &str, info: &fh::StreamInfo) -> Self {
+        match &info.source {
+            Some(source) => Sink::Kinesis {
+                client: clients.kinesis_put.clone(),
+                stream: source.stream_name().to_string(),
+                spread: kinesis::Spread::default(),
+            },
+            None => Sink::Firehose { client: clients.put.clone(), stream: stream.to_string() },
+        }
+    }
+}
+
+/// One put call for `batch`, answering with the batch and its attempt number.
+fn put(sink: &Sink, batch: Batch, attempt: u32) -> PutFuture {
+    let sink = sink.clone();
     Box::pin(async move {
-        let answer = put_record_batch(&client, &stream, batch.records.iter().map(|r| r.data.as_slice())).await;
+        let answer = match &sink {
+            Sink::Firehose { client, stream } => {
+                put_record_batch(client, stream, batch.records.iter().map(|r| r.data.as_slice())).await
+            }
+            Sink::Kinesis { client, stream, spread } => {
+                let records = batch.records.iter().map(|r| (r.data.as_slice(), kinesis::random_partition_key()));
+                kinesis::put_records(client, stream, records, spread).await
+            }
+        };
         (batch, attempt, answer)
     })
 }
@@ -306,6 +345,7 @@ pub async fn send(
     run.buffer_interval_s = info.destination.as_ref().map(|d| d.buffer_interval_s.max(0) as u32);
     run.resumed_from = plan.resumed_from.clone();
     run.destination = Some(destination);
+    run.source = info.source.as_ref().map(|s| s.stream_arn.clone());
     run.save(&state_dir)?;
     let rejects = Arc::new(Rejects::new(manifest::rejects_path(&state_dir, &run_id)));
     let reader_stop = Arc::new(AtomicBool::new(false));
@@ -321,6 +361,12 @@ pub async fn send(
     if info.destination.as_ref().is_some_and(|d| d.transform.is_some()) {
         sender.keep_lines()?;
     }
+    let sink = Sink::of(clients, &stream, &info);
+    if let Sink::Kinesis { stream: data_stream, .. } = &sink {
+        // A hot shard's throttled entries are resent alone; only a call throttled whole slows every shard.
+        sender.throttle_per_entry();
+        reporter.note(&format!("writing to data stream `{data_stream}` (PutRecords); Firehose reads it into S3"));
+    }
     let config = ReaderConfig {
         stream: stream.clone(),
         record_size: s.record_size,
@@ -335,7 +381,7 @@ pub async fn send(
     let reader = reader::spawn(plan.inputs, config, tx, reader_stop, rejects.clone());
     let task = reporter.task("send", total_bytes, Unit::Bytes);
     let started = Instant::now();
-    let sender = drive(sender, rx, clients, &stream, task.as_ref(), reporter, &stop).await?;
+    let sender = drive(sender, rx, &sink, task.as_ref(), reporter, &stop).await?;
     let joined = tokio::task::spawn_blocking(move || reader.join()).await.unwrap_or_else(|e| {
         Err(Box::new(format!("cannot join the reader thread: {e}")) as Box<dyn std::any::Any + Send>)
     });
@@ -347,7 +393,11 @@ pub async fn send(
     }
     task.finish(format!("{} lines sent in {}", format_count(t.lines), format_duration(duration)));
     let ended = Ended { run, t, duration, rejects: &rejects, resumed: plan.resumed, already_sent: plan.already_sent };
-    Ok(report(global, s, clients, &info, framing, ended))
+    let mut report = report(global, s, clients, &info, framing, ended);
+    if let Sink::Kinesis { stream, spread, .. } = sink {
+        report.data_stream = Some(DataStreamSpread { name: stream, records_per_shard: spread.counts() });
+    }
+    Ok(report)
 }
 
 /// The send loop: launches batches from the reader and due retries (up to the concurrency limit), and hands
@@ -355,8 +405,7 @@ pub async fn send(
 async fn drive(
     mut sender: Sender,
     mut rx: mpsc::Receiver<Event>,
-    clients: &Clients,
-    stream: &str,
+    sink: &Sink,
     task: &dyn Task,
     reporter: &dyn Reporter,
     stop: &CancellationToken,
@@ -368,7 +417,7 @@ async fn drive(
     loop {
         let now = Instant::now();
         for (batch, attempt) in sender.due_retries(inflight.len(), now) {
-            inflight.push(put(clients, stream, batch, attempt));
+            inflight.push(put(sink, batch, attempt));
         }
         if sender.finished(inflight.len()) {
             return Ok(sender);
@@ -381,7 +430,7 @@ async fn drive(
             }
             event = rx.recv(), if can_take => {
                 if let Some(batch) = sender.on_reader_event(event, Instant::now()) {
-                    inflight.push(put(clients, stream, batch, 0));
+                    inflight.push(put(sink, batch, 0));
                 }
             }
             _ = async { match wake { Some(at) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } }, if wake.is_some() => {}
@@ -456,6 +505,7 @@ fn report(
         }),
         last_error: t.last_error,
         storage_error: clients.emulator.storage_error(),
+        data_stream: None,
     }
 }
 
@@ -497,6 +547,7 @@ fn nothing_to_send(stream: &str, already_sent: Vec<String>, one_line_per_record:
         last_error: None,
         storage_error: None,
         hint: None,
+        data_stream: None,
     }
 }
 
@@ -535,6 +586,11 @@ pub fn summary(r: &SendReport) -> String {
         format_bytes(r.billable_bytes_one_line_per_record),
         if ratio > 1.05 { format!(": {ratio:.1}× cheaper") } else { String::new() }
     ));
+    if let Some(d) = &r.data_stream {
+        let spread: Vec<String> =
+            d.records_per_shard.iter().map(|(shard, n)| format!("{shard} {}", format_count(*n))).collect();
+        out.push(format!("  via data stream `{}`: records per shard: {}", d.name, spread.join(" · ")));
+    }
     if let Some(c) = &r.partitioned_cost {
         out.push(format!(
             "  cost with dynamic partitioning (us-east-1): ingestion ${:.4} + partitioning ${:.4} (per GB) + ${} per 1,000 objects delivered",

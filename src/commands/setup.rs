@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Clients;
 use crate::aws::firehose::{self as fh, DestinationSpec, ErrorLogging, StreamInfo};
-use crate::aws::policy::{self, DELIVERY_POLICY_NAME, TRANSFORM_POLICY_NAME};
+use crate::aws::policy::{self, DELIVERY_POLICY_NAME, SOURCE_POLICY_NAME, TRANSFORM_POLICY_NAME};
 use crate::aws::{iam, logs, s3};
 use crate::cli::Compression;
 use crate::error::{Error, ExitCode, Result};
@@ -48,6 +48,8 @@ pub struct Plan {
     pub log_retention_days: Option<i32>,
     /// The transformation function, when the stream has or gets one.
     pub transform: Option<TransformPlan>,
+    /// The Kinesis data stream in front, for a chained pipeline.
+    pub source: Option<SourcePlan>,
     #[serde(skip)]
     existing_stream: Option<StreamInfo>,
     #[serde(skip)]
@@ -108,16 +110,22 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
 
     let (bucket_step, bucket_exists) = plan_bucket(&ctx, s, &bucket, &bucket_policy).await?;
     let transform = transform::plan(&ctx, s.transform.as_ref(), current.and_then(|c| c.transform.as_deref())).await?;
-    let (role_step, role_arn) = plan_role(
-        &ctx,
-        &role,
-        &bucket,
-        &trust_policy,
-        &delivery_policy,
-        &error_logging,
-        transform.as_ref().map(|t| &t.invoke_policy),
-    )
-    .await?;
+    let source = source::plan(&ctx, s, existing_stream.as_ref()).await?;
+    let grants: Vec<Grant> = transform
+        .iter()
+        .map(|t| Grant {
+            name: TRANSFORM_POLICY_NAME,
+            document: &t.invoke_policy,
+            what: "lambda:InvokeFunction, lambda:GetFunctionConfiguration on the transformation function only".into(),
+        })
+        .chain(source.iter().map(|p| Grant {
+            name: SOURCE_POLICY_NAME,
+            document: &p.read_policy,
+            what: format!("the four Kinesis read actions on data stream `{}` only", p.data_stream),
+        }))
+        .collect();
+    let (role_step, role_arn) =
+        plan_role(&ctx, &role, &bucket, &trust_policy, &delivery_policy, &error_logging, &grants).await?;
     let log_step = match &error_logging {
         Some(l) => Some(plan_log_group(&ctx, s, l).await?),
         None => None,
@@ -125,13 +133,22 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     let bucket_arn = format!("arn:{}:s3:::{bucket}", ctx.partition);
     let transform_arn = transform.as_ref().map(|t| t.function_arn.clone());
     let destination = desired_destination(s, current, role_arn, bucket_arn, error_logging, transform_arn)?;
-    let stream_step = plan_stream(&ctx, s, existing_stream.as_ref(), &destination)?;
+    let mut stream_step = plan_stream(&ctx, s, existing_stream.as_ref(), &destination)?;
+    if let Some(p) = source.as_ref().filter(|_| stream_step.action == "create")
+        && let Some(first) = stream_step.changes.first_mut()
+    {
+        *first = first.replacen(
+            "DirectPut",
+            &format!("KinesisStreamAsSource (data stream `{}`, from LATEST)", p.data_stream),
+            1,
+        );
+    }
     let log_retention_days = log_step.as_ref().and_then(|(_, days)| *days);
     let transform_steps = transform.as_ref().map(|t| t.steps.clone()).unwrap_or_default();
     let steps = [Some(bucket_step), Some(role_step)]
         .into_iter()
         .chain(transform_steps.into_iter().map(Some))
-        .chain([log_step.map(|(step, _)| step), Some(stream_step)])
+        .chain([log_step.map(|(step, _)| step), source.as_ref().map(|p| p.step.clone()), Some(stream_step)])
         .flatten()
         .collect();
     Ok(Plan {
@@ -147,6 +164,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         log_retention_days,
         destination,
         transform,
+        source,
         existing_stream,
         bucket_exists,
     })
@@ -241,6 +259,13 @@ async fn plan_bucket(ctx: &Ctx<'_>, s: &SetupSettings, bucket: &str, bucket_poli
     }
 }
 
+/// An inline policy of the delivery role beside the S3 delivery one: its name, document and what it grants.
+struct Grant<'a> {
+    name: &'static str,
+    document: &'a Value,
+    what: String,
+}
+
 /// The delivery role: create it, or restore a trust or inline policy that drifted. Returns its ARN.
 async fn plan_role(
     ctx: &Ctx<'_>,
@@ -249,7 +274,7 @@ async fn plan_role(
     trust_policy: &Value,
     delivery_policy: &Value,
     error_logging: &Option<ErrorLogging>,
-    invoke_policy: Option<&Value>,
+    grants: &[Grant<'_>],
 ) -> Result<(Step, String)> {
     let account_id = &ctx.account_id;
     let step = |action, changes| Step { resource: "role", name: role.to_string(), action, changes };
@@ -260,9 +285,7 @@ async fn plan_role(
         ]
         .into_iter()
         .chain(error_logging.as_ref().map(|l| format!("logs:PutLogEvents on log stream {l} only")))
-        .chain(invoke_policy.map(|_| {
-            format!("inline policy {TRANSFORM_POLICY_NAME}: lambda:InvokeFunction, lambda:GetFunctionConfiguration on the transformation function only")
-        }))
+        .chain(grants.iter().map(|g| format!("inline policy {}: {}", g.name, g.what)))
         .collect();
         return Ok((step("create", changes), format!("arn:{}:iam::{account_id}:role/{role}", ctx.partition)));
     };
@@ -285,12 +308,12 @@ async fn plan_role(
         let drift = policy::policy_drift(current.as_deref(), delivery_policy);
         changes.push(format!("inline policy {DELIVERY_POLICY_NAME} drifted: {}", drift.join(", ")));
     }
-    if let Some(wanted) = invoke_policy {
-        let current = iam::get_role_policy(&ctx.clients.iam, role, TRANSFORM_POLICY_NAME).await?;
-        if !current.as_deref().is_some_and(|p| policy::same_document(p, wanted)) {
+    for g in grants {
+        let current = iam::get_role_policy(&ctx.clients.iam, role, g.name).await?;
+        if !current.as_deref().is_some_and(|p| policy::same_document(p, g.document)) {
             changes.push(match current {
-                None => format!("inline policy {TRANSFORM_POLICY_NAME} is missing: grant lambda:InvokeFunction on the transformation function"),
-                Some(_) => format!("inline policy {TRANSFORM_POLICY_NAME} drifted: restore it"),
+                None => format!("inline policy {} is missing: grant {}", g.name, g.what),
+                Some(_) => format!("inline policy {} drifted: restore it", g.name),
             });
         }
     }
@@ -484,6 +507,10 @@ fn plan_stream(
 mod transform;
 pub use transform::TransformPlan;
 
+#[path = "setup_source.rs"]
+mod source;
+pub use source::SourcePlan;
+
 /// Whether requests travel over TLS (AWS, or a custom https endpoint).
 fn tls_endpoint(clients: &Clients) -> bool {
     clients.endpoint_url.as_deref().is_none_or(|u| u.starts_with("https://"))
@@ -536,6 +563,9 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
     if let (Some(log_step), Some(l)) = (step("log group"), &plan.destination.error_logging) {
         apply_log_group(&plan, &log_step, l, clients).await?;
         reporter.note(&line(&log_step, true));
+    }
+    if let Some(p) = &plan.source {
+        source::apply(&plan.stream, p, clients, s.timeout, reporter).await?;
     }
     let stream_step = step("stream").expect("plan has a stream");
     let task = reporter.task("stream", None, Unit::Items);
@@ -596,6 +626,9 @@ async fn apply_role(plan: &Plan, step: &Step, clients: &Clients) -> Result<()> {
     if let (Some(t), "create" | "update") = (&plan.transform, step.action) {
         iam::put_role_policy(&clients.iam, &plan.role, TRANSFORM_POLICY_NAME, &t.invoke_policy.to_string()).await?;
     }
+    if let (Some(p), "create" | "update") = (&plan.source, step.action) {
+        iam::put_role_policy(&clients.iam, &plan.role, SOURCE_POLICY_NAME, &p.read_policy.to_string()).await?;
+    }
     Ok(())
 }
 
@@ -645,9 +678,21 @@ async fn apply_stream(
             };
             task.set_message(format!("creating {}", plan.stream));
             let tags = policy::tags(&plan.stream);
-            let arn =
-                fh::create(&clients.firehose, &plan.stream, &plan.destination, &tags, s.iam_retry_timeout, &on_retry)
-                    .await?;
+            let source = plan.source.as_ref().map(|p| fh::SourceSpec {
+                stream_arn: p.arn.clone(),
+                role_arn: plan.destination.role_arn.clone(),
+                start: None,
+            });
+            let arn = fh::create(
+                &clients.firehose,
+                &plan.stream,
+                &plan.destination,
+                source.as_ref(),
+                &tags,
+                s.iam_retry_timeout,
+                &on_retry,
+            )
+            .await?;
             stream_arn = Some(arn);
         }
         "update" => {
@@ -697,6 +742,9 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
             if let Some(t) = &plan.transform {
                 docs.extend(t.documents(&plan.role));
             }
+            if let Some(p) = &plan.source {
+                docs.push((format!("role {} inline policy {SOURCE_POLICY_NAME}", plan.role), &p.read_policy));
+            }
             for (title, doc) in docs {
                 out.push(String::new());
                 out.push(format!("{title}:"));
@@ -720,6 +768,7 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
             "account_id": outcome.plan.account_id,
             "steps": outcome.plan.steps,
             "destination": outcome.plan.destination,
+            "source": outcome.plan.source,
             "iam_retries": outcome.iam_retries,
             "waited_ms": outcome.waited_ms,
         }));

@@ -53,6 +53,20 @@ pub struct StatusReport {
     pub last_run: Option<RunManifest>,
     /// The transformation function, when the stream has a Lambda processor.
     pub transform: Option<TransformStatus>,
+    /// The Kinesis data stream in front, for a chained pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
+}
+
+/// A chained pipeline's data stream, and how far behind it Firehose's reading is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    pub arn: String,
+    /// `None`: the data stream does not exist (Firehose has nothing to read).
+    pub data_stream: Option<crate::aws::kinesis::DataStream>,
+    /// Milliseconds behind the newest record (the emulator says; on AWS, CloudWatch's
+    /// `DataReadFromKinesisStream` metrics do).
+    pub millis_behind: Option<i64>,
 }
 
 /// A transformed stream's function, as Lambda reports it.
@@ -127,6 +141,14 @@ pub async fn status(global: &Global, clients: &Clients, printer: &Printer) -> Re
     let newest = delivered.as_ref().and_then(|d| d.newest);
     let (failing_since, dropped_before) = waiting(errors.as_deref(), newest, horizon, interval, now);
     let transform = transform_status(clients, dest.as_ref()).await?;
+    let source = match &info.source {
+        Some(s) => Some(SourceStatus {
+            arn: s.stream_arn.clone(),
+            data_stream: crate::aws::kinesis::describe(&clients.kinesis, s.stream_name()).await?,
+            millis_behind: clients.emulator.source_lag_ms(),
+        }),
+        None => None,
+    };
     Ok(StatusReport {
         stream: info.name.clone(),
         arn: info.arn.clone(),
@@ -148,6 +170,7 @@ pub async fn status(global: &Global, clients: &Clients, printer: &Printer) -> Re
         emulator_storage_error: clients.emulator.storage_error(),
         last_run: last_run.ok(),
         transform,
+        source,
     })
 }
 
@@ -259,6 +282,24 @@ fn destination_lines(d: &DestinationSpec, r: &StatusReport) -> Vec<String> {
         d.compression.as_str()
     };
     out.push(format!("compression {compression}"));
+    if let Some(s) = &r.source {
+        let lag = match s.millis_behind {
+            Some(ms) => {
+                format!(", Firehose {} behind", format_duration(std::time::Duration::from_millis(ms.max(0) as u64)))
+            }
+            None => ", lag: see the KinesisMillisBehindLatest metric".to_string(),
+        };
+        out.push(match &s.data_stream {
+            Some(d) => format!(
+                "data stream {} {} ({}, {} h retention){lag}",
+                d.name,
+                d.status,
+                if d.on_demand { format!("on-demand, {} shards", d.shards) } else { format!("{} shards", d.shards) },
+                d.retention_hours
+            ),
+            None => format!("data stream {} does not exist: Firehose has nothing to read", s.arn),
+        });
+    }
     if let Some(t) = &r.transform {
         out.push(if t.exists {
             format!(

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::policy;
-use crate::aws::{iam, lambda, logs, s3};
+use crate::aws::{iam, kinesis, lambda, logs, s3};
 use crate::cli::TeardownArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::settings::{self, Global};
@@ -89,6 +89,11 @@ pub async fn remove(
     let (stream_removal, info) = remove_stream(stream, opts, clients, reporter).await?;
     reporter.note(&stream_removal.line());
     let mut removals = vec![stream_removal];
+    if let Some(source) = info.as_ref().and_then(|i| i.source.as_ref()) {
+        let removal = remove_data_stream(stream, source, opts, clients).await?;
+        reporter.note(&removal.line());
+        removals.push(removal);
+    }
     let role = remove_role(stream, opts, clients).await?;
     reporter.note(&role.line());
     removals.push(role);
@@ -155,6 +160,31 @@ async fn remove_stream(
     }
     let fate = if deleted { Fate::Deleted } else { Fate::AlreadyGone };
     Ok((removal(fate, None), Some(info)))
+}
+
+/// The data stream in front of a chained pipeline: deleted when setup made it for this stream and no other
+/// delivery stream reads it; an adopted one (no managed tag) is left.
+async fn remove_data_stream(
+    stream: &str,
+    source: &fh::SourceSpec,
+    opts: &Options,
+    clients: &Clients,
+) -> Result<Removal> {
+    let name = source.stream_name().to_string();
+    let removal = |fate, detail: Option<String>| Removal { resource: "data stream", name: name.clone(), fate, detail };
+    if kinesis::describe(&clients.kinesis, &name).await?.is_none() {
+        return Ok(removal(Fate::AlreadyGone, None));
+    }
+    let tags = kinesis::tags(&clients.kinesis, &name).await?;
+    if !policy::is_managed(&tags) && !opts.force {
+        return Ok(removal(Fate::Refused, Some(not_managed("data stream"))));
+    }
+    let readers = fh::streams_reading(&clients.firehose, &source.stream_arn, stream).await?;
+    if !readers.is_empty() {
+        return Ok(removal(Fate::Refused, Some(format!("still read by delivery stream {}", readers.join(", ")))));
+    }
+    let fate = if kinesis::delete(&clients.kinesis, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
+    Ok(removal(fate, None))
 }
 
 async fn remove_role(stream: &str, opts: &Options, clients: &Clients) -> Result<Removal> {

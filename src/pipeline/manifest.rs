@@ -157,6 +157,9 @@ pub struct RunManifest {
     /// The stream instance that acknowledged the lines (absent in manifests of older versions).
     #[serde(default)]
     pub destination: Option<Destination>,
+    /// The Kinesis data stream the lines were written to, for a chained pipeline (its ARN); `None`: Direct Put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl RunManifest {
@@ -186,6 +189,7 @@ impl RunManifest {
             buffer_interval_s: None,
             resumed_from: Vec::new(),
             destination: None,
+            source: None,
         }
     }
 

@@ -102,6 +102,9 @@ pub struct Sender {
     ending: Ending,
     last_progress: Instant,
     last_save: Instant,
+    /// Throttled entries are a shard's, not the stream's (Kinesis): they are resent with backoff, and only a
+    /// call whose every entry was throttled slows the whole send down.
+    per_entry_throttling: bool,
 }
 
 impl Sender {
@@ -136,11 +139,17 @@ impl Sender {
             ending: Ending::Running,
             last_progress: Instant::now(),
             last_save: Instant::now(),
+            per_entry_throttling: false,
         })
     }
 
     /// Keeps the acknowledged lines beside the hashes (`<run-id>.lines.gz`): verify needs them to predict what a
     /// transforming stream delivers.
+    /// Entries are throttled per shard (a Kinesis data stream): see `per_entry_throttling`.
+    pub fn throttle_per_entry(&mut self) {
+        self.per_entry_throttling = true;
+    }
+
     pub fn keep_lines(&mut self) -> Result<()> {
         self.lines = Some(manifest::LinesWriter::create(RunManifest::lines_path(&self.state_dir, &self.run.run_id))?);
         Ok(())
@@ -340,7 +349,9 @@ impl Sender {
         }
         self.t.batches += 1;
         self.t.throttled += throttled;
-        self.gate.on_response(accepted_bytes, throttled > 0, now);
+        let all_entries_throttled = throttled as usize == entries.len();
+        let slow_down = throttled > 0 && (!self.per_entry_throttling || all_entries_throttled);
+        self.gate.on_response(accepted_bytes, slow_down, now);
         if acked_any {
             self.last_progress = now;
         }
@@ -348,7 +359,7 @@ impl Sender {
             self.concurrency.on_success();
             return Ok(());
         }
-        if throttled > 0 {
+        if slow_down {
             self.concurrency.on_throttled();
         }
         self.t.retried_records += failed.len() as u64;

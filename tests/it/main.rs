@@ -14,6 +14,7 @@ mod failures;
 mod hints;
 mod hostile;
 mod html;
+mod kinesis;
 mod load;
 mod memory;
 mod partitioning;
