@@ -65,22 +65,6 @@ async fn grant_read(c: &Clients, role: &str, stream_arn: &str) {
         .unwrap();
 }
 
-async fn lines_under(c: &Clients, bucket: &str, prefix: &str) -> Vec<String> {
-    let objects = support::objects(c, bucket, prefix).await;
-    objects
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_string).collect::<Vec<_>>())
-        .collect()
-}
-
-async fn wait_lines(c: &Clients, bucket: &str, prefix: &str, n: usize) -> Vec<String> {
-    eventually(&format!("{n} lines under {prefix}"), Duration::from_secs(30), || async {
-        let lines = lines_under(c, bucket, prefix).await;
-        (lines.len() >= n).then_some(lines)
-    })
-    .await
-}
-
 /// Shards, routing by MD5, sequence numbers and the iterator types, through aws-sdk-kinesis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_routes_by_hash_key_and_reads_back_with_every_iterator_type() {
@@ -198,7 +182,7 @@ async fn two_firehose_streams_read_one_data_stream_from_latest_and_deaggregate_k
     let out = c.kinesis.put_records().stream_name("shared").set_records(Some(records)).send().await.unwrap();
     assert_eq!(out.failed_record_count(), Some(0));
     for prefix in ["a/", "b/"] {
-        let mut lines = wait_lines(c, "chained", prefix, 203).await;
+        let mut lines = support::wait_lines(c, "chained", prefix, 203).await;
         lines.sort();
         let mut want: Vec<String> =
             (0..200).map(|i| format!("line {i}")).chain((0..3).map(|i| format!("kpl {i}"))).collect();

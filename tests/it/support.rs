@@ -453,3 +453,21 @@ pub fn try_spawn_local(
         None => Err(format!("no endpoint in {line:?}: {}", std::fs::read_to_string(stderr_file).unwrap_or_default())),
     }
 }
+
+/// Every line of every object under `prefix`.
+pub async fn lines_under(c: &Clients, bucket: &str, prefix: &str) -> Vec<String> {
+    let objects = objects(c, bucket, prefix).await;
+    objects
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Polls until at least `n` lines are under `prefix` (at most a minute); returns them.
+pub async fn wait_lines(c: &Clients, bucket: &str, prefix: &str, n: usize) -> Vec<String> {
+    eventually(&format!("{n} lines under {prefix}"), Duration::from_secs(60), || async {
+        let lines = lines_under(c, bucket, prefix).await;
+        (lines.len() >= n).then_some(lines)
+    })
+    .await
+}

@@ -15,7 +15,7 @@ use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::support::{self, ACCOUNT, Env, eventually};
+use crate::support::{self, ACCOUNT, Env, eventually, lines_under, wait_lines};
 use firehose_kit::aws::Clients;
 
 const EXEC_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -192,22 +192,6 @@ async fn start() -> Env {
 }
 
 /// The lines of every object under `prefix`.
-async fn lines_under(c: &Clients, bucket: &str, prefix: &str) -> Vec<String> {
-    let objects = support::objects(c, bucket, prefix).await;
-    objects
-        .iter()
-        .flat_map(|(_, body)| String::from_utf8_lossy(body).lines().map(str::to_string).collect::<Vec<_>>())
-        .collect()
-}
-
-async fn wait_lines(c: &Clients, bucket: &str, prefix: &str, n: usize) -> Vec<String> {
-    eventually(&format!("{n} lines under {prefix}"), Duration::from_secs(60), || async {
-        let lines = lines_under(c, bucket, prefix).await;
-        (lines.len() >= n).then_some(lines)
-    })
-    .await
-}
-
 /// Error events with `code` in the stream's error log.
 async fn logged(c: &Clients, stream: &str, code: &str) -> Vec<Value> {
     let out = c.logs.filter_log_events().log_group_name(log_group(stream)).send().await.unwrap();
