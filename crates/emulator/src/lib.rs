@@ -37,6 +37,7 @@ pub mod iam;
 pub mod json;
 pub mod kinesis;
 pub mod lambda;
+pub mod lifecycle;
 pub mod logs;
 pub mod query;
 pub mod s3;

@@ -302,22 +302,12 @@ pub struct StreamState {
     pub source: Option<KinesisSource>,
 }
 
-/// Where a stream is in its lifecycle: a status AWS reports, or gone (its DELETING period is over).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lifecycle {
-    Is(StreamStatus),
-    Gone,
-}
+pub use crate::lifecycle::Lifecycle;
 
 impl StreamState {
     /// The lifecycle at `now_ms`, from the persisted timestamps and the configured delays.
     pub fn lifecycle(&self, now_ms: i64, create_delay_ms: i64, delete_delay_ms: i64) -> Lifecycle {
-        match self.deleting_since_ms {
-            Some(since) if now_ms >= since + delete_delay_ms => Lifecycle::Gone,
-            Some(_) => Lifecycle::Is(StreamStatus::Deleting),
-            None if now_ms < self.created_ms + create_delay_ms => Lifecycle::Is(StreamStatus::Creating),
-            None => Lifecycle::Is(StreamStatus::Active),
-        }
+        Lifecycle::at(self.created_ms, self.deleting_since_ms, now_ms, create_delay_ms, delete_delay_ms)
     }
 
     pub fn description(&self, status: StreamStatus, encryption: EncryptionStatus) -> DescribeOutput<'_> {

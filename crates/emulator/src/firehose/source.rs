@@ -47,6 +47,12 @@ pub struct Reader {
 
 const POSITIONS_FILE: &str = "kinesis-positions.json";
 
+/// The end of every shard of the source now (LATEST); `None` if the data stream is not ACTIVE.
+fn latest(source: &KinesisSource, kinesis: &Kinesis) -> Option<Positions> {
+    let s = kinesis.source(&source.stream_arn)?;
+    Some(Positions { incarnation: s.incarnation, next: s.latest })
+}
+
 impl Reader {
     /// A reader starting at LATEST of `kinesis`'s stream now; `None` if that stream is not ACTIVE.
     pub fn create(
@@ -55,16 +61,12 @@ impl Reader {
         kinesis: &Kinesis,
         durability: Durability,
     ) -> Option<Self> {
-        let s = kinesis.source(&source.stream_arn)?;
-        let reader = Reader::with(
-            journal_dir.join(POSITIONS_FILE),
-            durability,
-            Positions { incarnation: s.incarnation, next: s.latest },
-        );
-        Some(reader)
+        let latest = latest(source, kinesis)?;
+        Some(Reader::with(journal_dir.join(POSITIONS_FILE), durability, latest))
     }
 
-    /// The reader of a stream that already read (its positions file), or one at LATEST if it has none.
+    /// The reader of a stream that already read (its positions file), or one at LATEST if it has none (one that
+    /// reads nothing when its source is gone).
     pub fn open(
         journal_dir: PathBuf,
         source: &KinesisSource,
@@ -72,18 +74,11 @@ impl Reader {
         durability: Durability,
     ) -> std::io::Result<Self> {
         let path = journal_dir.join(POSITIONS_FILE);
-        match persist::read_json::<Positions>(&path)? {
-            Some(p) => Ok(Reader::with(path, durability, p)),
-            None => {
-                let s = kinesis.source(&source.stream_arn);
-                let p = s.map(|s| Positions { incarnation: s.incarnation, next: s.latest });
-                Ok(Reader::with(
-                    path,
-                    durability,
-                    p.unwrap_or(Positions { incarnation: String::new(), next: Vec::new() }),
-                ))
-            }
-        }
+        let positions = match persist::read_json::<Positions>(&path)? {
+            Some(p) => p,
+            None => latest(source, kinesis).unwrap_or(Positions { incarnation: String::new(), next: Vec::new() }),
+        };
+        Ok(Reader::with(path, durability, positions))
     }
 
     fn with(path: PathBuf, durability: Durability, positions: Positions) -> Self {

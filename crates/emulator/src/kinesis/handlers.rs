@@ -4,12 +4,12 @@ use serde_json::{Value, json};
 
 use super::model::{Entry, Iterator, Lifecycle, Shard, State, StreamMeta, new_seq_prefix};
 use super::store::encode_frame;
-use super::{Input, Kinesis, key_of_arn};
+use super::{Input, Kinesis, ReadFailure, key_of_arn};
 use crate::json::{ApiError, null_violation};
 use crate::s3::store::now_ms;
 use firehose_kit_domain::kinesis::{
-    self as rules, ACCOUNT_SHARD_LIMIT, DEFAULT_RETENTION_HOURS, MAX_GET_RECORDS, MAX_GET_RECORDS_BYTES,
-    MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, MAX_RECORD_BYTES, MAX_RETENTION_HOURS, ON_DEMAND_SHARDS,
+    self as rules, ACCOUNT_SHARD_LIMIT, DEFAULT_RETENTION_HOURS, MAX_GET_RECORDS, MAX_PUT_RECORDS,
+    MAX_PUT_RECORDS_BYTES, MAX_RECORD_BYTES, MAX_RETENTION_HOURS, ON_DEMAND_SHARDS,
 };
 use firehose_kit_domain::names::arn_partition;
 use firehose_kit_domain::types::StreamStatus;
@@ -465,22 +465,6 @@ pub fn get_shard_iterator(k: &Kinesis, state: &mut State, input: Input, region: 
     ok(json!({"ShardIterator": it.encode()}))
 }
 
-/// The index entries from record `from` on: at most `max` records and `max_bytes` of data and keys (at least one
-/// record when any is there).
-pub fn entries_to_read(s: &Shard, from: u64, max: usize, max_bytes: usize) -> Vec<Entry> {
-    let mut bytes = 0usize;
-    s.index
-        .iter()
-        .skip((from - s.first) as usize)
-        .take(max)
-        .take_while(|e| {
-            bytes += e.len as usize;
-            bytes <= max_bytes || bytes == e.len as usize
-        })
-        .copied()
-        .collect()
-}
-
 pub fn get_records(k: &Kinesis, state: &mut State, input: Input, _region: &str) -> Result<Vec<u8>, ApiError> {
     let text = input.shard_iterator.as_deref().ok_or_else(|| ApiError::validation(null_violation("shardIterator")))?;
     let limit = input.limit.unwrap_or(MAX_GET_RECORDS as i64);
@@ -506,20 +490,19 @@ pub fn get_records(k: &Kinesis, state: &mut State, input: Input, _region: &str) 
         .get_mut(&it.key)
         .filter(|m| m.incarnation == it.incarnation && k.lifecycle(m, now) != Lifecycle::Gone)
         .ok_or_else(|| k.not_found(&name))?;
-    let retention = meta.retention_hours * 3_600_000;
-    let quota = k.config.quota;
-    let Some(s) = meta.shards.get_mut(it.shard) else { return Err(ApiError::invalid("Invalid ShardIterator.")) };
-    s.trim(retention, now);
-    let from = s.clamp(it.n);
-    let entries = entries_to_read(s, from, limit as usize, MAX_GET_RECORDS_BYTES);
-    let bytes: u64 = entries.iter().map(|e| e.len as u64).sum();
-    if quota && !(s.read_calls.take(1.0, now) && s.read_bytes.take_over(bytes as f64, now)) {
-        let (_, message) = k.throttled(meta, it.shard);
-        return Err(ApiError::new("ProvisionedThroughputExceededException", message));
+    if it.shard >= meta.shards.len() {
+        return Err(ApiError::invalid("Invalid ShardIterator."));
     }
-    let next = from + entries.len() as u64;
-    let behind = s.millis_behind(next, now);
-    let records = k.store.read(meta, it.shard, &entries).map_err(ApiError::internal)?;
+    let batch = match k.read(meta, it.shard, it.n, limit as usize, now) {
+        Ok(batch) => batch,
+        Err(ReadFailure::Throttled) => {
+            let (_, message) = k.throttled(meta, it.shard);
+            return Err(ApiError::new("ProvisionedThroughputExceededException", message));
+        }
+        Err(ReadFailure::Storage(e)) => return Err(ApiError::internal(e)),
+        Err(ReadFailure::NotFound) => return Err(k.not_found(&name)),
+    };
+    let (records, next, behind) = (batch.records, batch.next, batch.millis_behind);
     let records: Vec<Value> = records
         .iter()
         .map(|r| {

@@ -286,24 +286,34 @@ impl Kinesis {
         ) {
             return Err(ReadFailure::NotFound);
         }
-        let retention = meta.retention_hours * 3_600_000;
-        let quota = self.config.quota;
-        let s = meta.shards.get_mut(shard).ok_or(ReadFailure::NotFound)?;
-        s.trim(retention, now);
-        if quota && !s.read_calls.take(1.0, now) {
-            return Err(ReadFailure::Throttled);
+        if shard >= meta.shards.len() {
+            return Err(ReadFailure::NotFound);
         }
+        self.read(meta, shard, from, MAX_GET_RECORDS, now)
+    }
+
+    /// Reads up to `limit` records (and [`MAX_GET_RECORDS_BYTES`]) of an existing shard from record `from` (or the
+    /// oldest kept, if `from` was trimmed), counting against the shard's read limits under `--quota`: what
+    /// GetRecords and Firehose's reading both do.
+    fn read(
+        &self,
+        meta: &mut StreamMeta,
+        shard: usize,
+        from: u64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Batch, ReadFailure> {
+        let retention = meta.retention_hours * 3_600_000;
+        let s = &mut meta.shards[shard];
+        s.trim(retention, now);
         let from = s.clamp(from);
-        let entries = handlers::entries_to_read(s, from, MAX_GET_RECORDS, MAX_GET_RECORDS_BYTES);
-        if quota && !entries.is_empty() {
-            let bytes: u64 = entries.iter().map(|e| e.len as u64).sum();
-            if !s.read_bytes.take_over(bytes as f64, now) {
-                return Err(ReadFailure::Throttled);
-            }
+        let entries = s.entries_from(from, limit, MAX_GET_RECORDS_BYTES);
+        let bytes: u64 = entries.iter().map(|e| e.len as u64).sum();
+        if self.config.quota && !(s.read_calls.take(1.0, now) && s.read_bytes.take_over(bytes as f64, now)) {
+            return Err(ReadFailure::Throttled);
         }
         let next = from + entries.len() as u64;
         let millis_behind = s.millis_behind(next, now);
-        let meta = state.streams.get(&key).expect("found above");
         let records = self.store.read(meta, shard, &entries).map_err(|e| ReadFailure::Storage(e.to_string()))?;
         Ok(Batch { records, next, millis_behind })
     }

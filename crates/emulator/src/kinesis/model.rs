@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use firehose_kit_domain::kinesis::{self, ITERATOR_TTL_MS};
-use firehose_kit_domain::types::StreamStatus;
 
 /// Every stream, keyed by `region/name`.
 #[derive(Default, Serialize, Deserialize)]
@@ -36,21 +35,11 @@ pub struct StreamMeta {
     pub shards: Vec<Shard>,
 }
 
-/// Where a stream is: a status AWS reports, or gone (its DELETING period is over).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lifecycle {
-    Is(StreamStatus),
-    Gone,
-}
+pub use crate::lifecycle::Lifecycle;
 
 impl StreamMeta {
     pub fn lifecycle(&self, now_ms: i64, create_delay_ms: i64, delete_delay_ms: i64) -> Lifecycle {
-        match self.deleting_since_ms {
-            Some(since) if now_ms >= since + delete_delay_ms => Lifecycle::Gone,
-            Some(_) => Lifecycle::Is(StreamStatus::Deleting),
-            None if now_ms < self.created_ms + create_delay_ms => Lifecycle::Is(StreamStatus::Creating),
-            None => Lifecycle::Is(StreamStatus::Active),
-        }
+        Lifecycle::at(self.created_ms, self.deleting_since_ms, now_ms, create_delay_ms, delete_delay_ms)
     }
 
     pub fn mode(&self) -> &'static str {
@@ -134,6 +123,22 @@ impl Shard {
     /// The first record number at or after `n` that is still kept.
     pub fn clamp(&self, n: u64) -> u64 {
         n.clamp(self.first, self.next())
+    }
+
+    /// The index entries from record `from` on: at most `max` records and `max_bytes` of frames (at least one
+    /// record when any is there).
+    pub fn entries_from(&self, from: u64, max: usize, max_bytes: usize) -> Vec<Entry> {
+        let mut bytes = 0usize;
+        self.index
+            .iter()
+            .skip((from - self.first) as usize)
+            .take(max)
+            .take_while(|e| {
+                bytes += e.len as usize;
+                bytes <= max_bytes || bytes == e.len as usize
+            })
+            .copied()
+            .collect()
     }
 
     /// Drops records older than the retention from the index; returns how many.
