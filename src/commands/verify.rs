@@ -644,15 +644,17 @@ fn layout(e: &Expectations, clients: &Clients, reporter: &dyn Reporter) -> Resul
 
 /// When polling stops: the deadline (run end + IntervalInSeconds + 60 s, `--wait`, or at once with
 /// `--no-wait`), and when to stop once nothing is missing (duplicates possible: after the last buffer's
-/// interval).
+/// interval). An emulator running `speed` times faster than AWS cuts buffers that much sooner.
 fn deadlines(
     e: &Expectations,
     s: &VerifySettings,
+    speed: f64,
     started: tokio::time::Instant,
 ) -> (tokio::time::Instant, tokio::time::Instant) {
     let runs = &e.runs;
-    let interval =
+    let hinted =
         runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(e.dest.buffer_interval_s.max(0) as u32);
+    let interval = (hinted as f64 / speed.max(1.0)).ceil() as u32;
     let until = |at: DateTime<Utc>| started + (at - Utc::now()).to_std().unwrap_or_default();
     let last = runs.iter().filter_map(|r| r.ended).max();
     let deadline = if s.no_wait {
@@ -793,7 +795,7 @@ async fn poll(
     task: &dyn crate::ui::Task,
 ) -> Result<Found> {
     let started = tokio::time::Instant::now();
-    let (deadline, settle) = deadlines(e, s, started);
+    let (deadline, settle) = deadlines(e, s, clients.emulator.speed(), started);
     let mut seen_keys: HashSet<String> = HashSet::new();
     let mut found = Found::default();
     loop {
