@@ -1,4 +1,4 @@
-//! The emulator's one listener: accepts HTTP/1.1 connections, routes each request to S3, Firehose, Kinesis,
+//! The emulator's one listener: accepts HTTP/1.1 and HTTP/2 (prior knowledge) connections, routes each request to S3, Firehose, Kinesis,
 //! CloudWatch Logs, Lambda, IAM or STS, and stamps a request id on every response.
 //!
 //! Routing order (as LocalStack's, reduced to these services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
@@ -215,8 +215,14 @@ fn body_action(body: &[u8]) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v)
 }
 
-async fn dispatch(svc: Arc<Services>, req: Request<Incoming>) -> Result<Response<s3s::Body>, Infallible> {
+async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Response<s3s::Body>, Infallible> {
     let started = Instant::now();
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which SigV4 signs as `host`.
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(v) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let (route, region) = classify(&req);
     let method = req.method().clone();
@@ -296,7 +302,10 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
                 let _ = stream.set_nodelay(true);
                 let svc = svc.clone();
                 let service = hyper::service::service_fn(move |req| dispatch(svc.clone(), req));
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                // HTTP/1.1, or HTTP/2 with prior knowledge (the JavaScript SDK's Kinesis client), told apart by
+                // the connection's preface.
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

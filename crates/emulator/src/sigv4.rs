@@ -96,8 +96,10 @@ pub fn verify(
 
     let mut canonical_headers = String::new();
     for name in &auth.signed_headers {
+        // The JavaScript SDK signs HTTP/2's `:authority` pseudo-header (the server turns it into `host`).
+        let lookup = if *name == ":authority" { "host" } else { name };
         let values: Vec<String> = headers
-            .get_all(*name)
+            .get_all(lookup)
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).split_whitespace().collect::<Vec<_>>().join(" "))
             .collect();
@@ -131,7 +133,7 @@ pub fn verify(
         return Err(Rejection {
             code: "InvalidSignatureException",
             message: format!(
-                "The request signature we calculated does not match the signature you provided. The emulator accepts any access key id signed with its secret (`test` unless started with --secret); access key id used: {}",
+                "The request signature we calculated does not match the signature you provided. The emulator accepts any access key id signed with its secret (`test` unless started with --secret); access key id used: {}\n\nThe Canonical String for this request should have been\n'{canonical_request}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n",
                 auth.access_key
             ),
         });
