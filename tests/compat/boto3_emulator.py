@@ -322,7 +322,68 @@ firehose.delete_delivery_stream(DeliveryStreamName=TRANSFORMED)
 lam.delete_function(FunctionName="apache-to-json")
 cli("logs", "delete-log-group", "--log-group-name", LOG_GROUP)
 assert logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"] == []
+
+# Kinesis Data Streams in front of Firehose: boto3 and the AWS CLI put records (PutRecord, PutRecords), read them
+# back (GetShardIterator, GetRecords), and a chained delivery stream writes every one to S3.
+kinesis = boto3.client("kinesis", region_name=REGION)
+DATA_STREAM = "boto3-chain"
+kinesis.create_stream(StreamName=DATA_STREAM, ShardCount=2)
+wait("data stream ACTIVE", lambda: kinesis.describe_stream_summary(StreamName=DATA_STREAM)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+data_arn = kinesis.describe_stream_summary(StreamName=DATA_STREAM)["StreamDescriptionSummary"]["StreamARN"]
+read_grant = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Resource": data_arn, "Action": [
+        "kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"]}],
+}
+iam.put_role_policy(RoleName=ROLE, PolicyName="read-source", PolicyDocument=json.dumps(read_grant))
+CHAINED = "Boto3Chained"
+firehose.create_delivery_stream(
+    DeliveryStreamName=CHAINED,
+    DeliveryStreamType="KinesisStreamAsSource",
+    KinesisStreamSourceConfiguration={"KinesisStreamARN": data_arn, "RoleARN": role["Arn"]},
+    ExtendedS3DestinationConfiguration={
+        "RoleARN": role["Arn"],
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "Prefix": "chained/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+    },
+)
+wait("chained ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=CHAINED)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+source = firehose.describe_delivery_stream(DeliveryStreamName=CHAINED)["DeliveryStreamDescription"]["Source"]
+assert source["KinesisStreamSourceDescription"]["KinesisStreamARN"] == data_arn, source
+chained = [f"chained line {i}\n".encode() for i in range(400)]
+for line in chained[:10]:
+    out = kinesis.put_record(StreamName=DATA_STREAM, Data=line, PartitionKey=line.decode())
+    assert out["ShardId"].startswith("shardId-") and len(out["SequenceNumber"]) == 56, out
+out = kinesis.put_records(StreamName=DATA_STREAM, Records=[{"Data": d, "PartitionKey": str(i)} for i, d in enumerate(chained[10:300])])
+assert out["FailedRecordCount"] == 0 and len(out["Records"]) == 290, out
+# Blobs on the command line: raw text in CLI v1; v2 wants base64 unless told raw-in-base64-out.
+version = subprocess.run([aws, "--version"], capture_output=True, text=True)
+raw = ["--cli-binary-format", "raw-in-base64-out"] if "aws-cli/2" in version.stdout + version.stderr else []
+for line in chained[300:350]:
+    cli("kinesis", "put-record", "--stream-name", DATA_STREAM, "--partition-key", "cli", "--data", line.decode(), *raw)
+cli_records = [{"Data": d.decode(), "PartitionKey": f"c{i}"} for i, d in enumerate(chained[350:])]
+put = json.loads(cli("kinesis", "put-records", "--stream-name", DATA_STREAM, "--records", json.dumps(cli_records), *raw))
+assert put["FailedRecordCount"] == 0, put
+read = []
+for shard in kinesis.list_shards(StreamName=DATA_STREAM)["Shards"]:
+    it = kinesis.get_shard_iterator(StreamName=DATA_STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+    read += [r["Data"] for r in kinesis.get_records(ShardIterator=it["ShardIterator"], Limit=10000)["Records"]]
+assert sorted(read) == sorted(chained), f"{len(read)} records read back"
+it = json.loads(cli("kinesis", "get-shard-iterator", "--stream-name", DATA_STREAM, "--shard-id", "shardId-000000000000",
+                    "--shard-iterator-type", "TRIM_HORIZON"))["ShardIterator"]
+cli_read = json.loads(cli("kinesis", "get-records", "--shard-iterator", it))["Records"]
+assert cli_read and all(base64.b64decode(r["Data"]) in chained for r in cli_read), cli_read[:1]
+try:
+    firehose.put_record(DeliveryStreamName=CHAINED, Record={"Data": b"direct\n"})
+    sys.exit("PutRecord on a KinesisStreamAsSource stream was accepted")
+except firehose.exceptions.InvalidArgumentException as e:
+    assert "not permitted on KinesisStreamAsSource" in str(e), e
+delivered_chain = wait("400 chained lines", lambda: lines_under("chained/", 400), timeout=60)
+assert sorted(delivered_chain) == sorted(d.rstrip(b"\n") for d in chained), len(delivered_chain)
+firehose.delete_delivery_stream(DeliveryStreamName=CHAINED)
+kinesis.delete_stream(StreamName=DATA_STREAM)
 cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
 cli("s3", "rb", f"s3://{BUCKET}")
 firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions, {len(docs)} records transformed by Lambda and {len(failed)} processing-failed")
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions, {len(docs)} records transformed by Lambda and {len(failed)} processing-failed, {len(chained)} records through a Kinesis data stream")

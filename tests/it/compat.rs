@@ -18,6 +18,57 @@ async fn compat_boto3_and_aws_cli_drive_the_emulator() {
     run_client_script(cmd, env.emu.endpoint(), "boto3/AWS CLI script", "verified");
 }
 
+/// A chained pipeline fed by three producers at once: firehose-kit's send, boto3's PutRecords and the AWS CLI's
+/// put-record all write to the data stream; verify proves every line send sent and counts the others as extra.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 with boto3 and the AWS CLI: make test-compat"]
+async fn compat_boto3_and_aws_cli_write_to_the_data_stream_while_firehose_kit_sends_and_verifies() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    support::setup(&ep, dir.path(), &["--source", "kinesis", "--shards", "2"]);
+    let mut send = Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+    send.args(["--endpoint-url", &ep, "send", "--generate", "50000", "--rate", "25000", "-o", "json"]);
+    send.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    support::test_env(&mut send);
+    let send = send.spawn().unwrap();
+    let boto3 = r#"
+import boto3
+k = boto3.client("kinesis")
+for batch in range(4):
+    out = k.put_records(StreamName="ApacheLogs",
+                        Records=[{"Data": f"boto3 producer {batch}-{i}\n".encode(), "PartitionKey": f"{batch}-{i}"} for i in range(250)])
+    assert out["FailedRecordCount"] == 0, out
+print("boto3 put 1000 records")
+"#;
+    let mut py = Command::new("python3");
+    py.args(["-c", boto3]).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(py, &ep, "boto3 producer", "put 1000 records");
+    let mut aws = Command::new("aws");
+    aws.args([
+        "kinesis",
+        "put-record",
+        "--stream-name",
+        "ApacheLogs",
+        "--partition-key",
+        "cli",
+        "--data",
+        "aws cli producer\n",
+    ]);
+    aws.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(aws, &ep, "AWS CLI producer", "SequenceNumber");
+    let sent = tokio::task::spawn_blocking(move || send.wait_with_output()).await.unwrap().unwrap();
+    support::assert_exit(&sent, 0);
+    let out = support::cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    support::assert_exit(&out, 0);
+    let v = support::json_out(&out);
+    assert_eq!(
+        (v["verified"].as_bool(), v["matched"].as_u64(), v["missing"].as_u64()),
+        (Some(true), Some(50_000), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["extra"].as_u64(), Some(1001), "the other producers' lines are extra: {v}");
+}
+
 /// Runs another client's script against `endpoint` and asserts it succeeded and printed `done`.
 fn run_client_script(mut cmd: Command, endpoint: &str, what: &str, done: &str) {
     let out = cmd

@@ -1,7 +1,7 @@
 // The AWS SDK for JavaScript v3 against the firehose-kit emulator, each client with its defaults (flexible
 // checksums on, virtual-hosted addressing unless told otherwise): S3 checksummed and streamed PutObject,
 // multipart upload, paginated listing, DeleteObjects, odd keys; IAM role; Firehose create -> put -> delivered
-// -> delete. Run by tests/it/compat.rs with AWS_ENDPOINT_URL set; exits non-zero on the first mismatch.
+// -> delete; Kinesis PutRecords over two shards, read back with GetShardIterator/GetRecords. Run by tests/it/compat.rs with AWS_ENDPOINT_URL set; exits non-zero on the first mismatch.
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import {
@@ -14,6 +14,10 @@ import {
   FirehoseClient, CreateDeliveryStreamCommand, DescribeDeliveryStreamCommand, PutRecordBatchCommand,
   DeleteDeliveryStreamCommand,
 } from "@aws-sdk/client-firehose";
+import {
+  KinesisClient, CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand, ListShardsCommand,
+  GetShardIteratorCommand, GetRecordsCommand, DeleteStreamCommand,
+} from "@aws-sdk/client-kinesis";
 
 const endpoint = process.env.AWS_ENDPOINT_URL;
 const region = process.env.AWS_REGION || "us-east-2";
@@ -125,4 +129,28 @@ const delivered = await eventually("delivery", async () => {
 });
 assert.deepEqual(delivered.split("\n").filter(Boolean).sort(), lines.map((l) => l.trim()).sort());
 await firehose.send(new DeleteDeliveryStreamCommand({ DeliveryStreamName }));
-console.log(`the JavaScript SDK drove the emulator: ${odd.length + 2} objects, multipart, pagination, DeleteObjects, ${lines.length} records verified`);
+
+// Kinesis Data Streams: PutRecords spread over two shards by partition key, read back shard by shard.
+const kinesis = new KinesisClient({ region, endpoint, credentials });
+const StreamName = "js-compat-stream";
+await kinesis.send(new CreateStreamCommand({ StreamName, ShardCount: 2 }));
+await eventually("data stream ACTIVE", async () => {
+  const d = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName }));
+  return d.StreamDescriptionSummary.StreamStatus === "ACTIVE";
+});
+const entries = Array.from({ length: 300 }, (_, i) => ({ Data: Buffer.from(`js kinesis ${i}\n`), PartitionKey: `k${i}` }));
+const putRecords = await kinesis.send(new PutRecordsCommand({ StreamName, Records: entries }));
+assert.equal(putRecords.FailedRecordCount, 0);
+assert.equal(putRecords.Records.length, 300);
+const shardsUsed = new Set(putRecords.Records.map((r) => r.ShardId));
+assert.equal(shardsUsed.size, 2, "300 partition keys land on both shards");
+const { Shards } = await kinesis.send(new ListShardsCommand({ StreamName }));
+const read = [];
+for (const shard of Shards) {
+  const it = await kinesis.send(new GetShardIteratorCommand({ StreamName, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }));
+  const got = await kinesis.send(new GetRecordsCommand({ ShardIterator: it.ShardIterator }));
+  read.push(...got.Records.map((r) => Buffer.from(r.Data).toString()));
+}
+assert.deepEqual(read.sort(), entries.map((e) => e.Data.toString()).sort());
+await kinesis.send(new DeleteStreamCommand({ StreamName }));
+console.log(`the JavaScript SDK drove the emulator: ${odd.length + 2} objects, multipart, pagination, DeleteObjects, ${lines.length} records verified, ${read.length} Kinesis records put and read back`);
