@@ -271,7 +271,11 @@ mod tests {
             "PolicyName: s3-delivery",
             "RoleName: !Sub \"firehose-kit-${StreamName}-delivery\"",
             "BucketName: !Sub \"firehose-kit-${AWS::AccountId}-${AWS::Region}\"",
-            "DeliveryStreamType: DirectPut",
+            "DeliveryStreamType: !If [KinesisSource, KinesisStreamAsSource, DirectPut]",
+            &format!("PolicyName: {SOURCE_POLICY_NAME}"),
+            "Sid: FirehoseReadSource",
+            "Resource: !GetAtt SourceStream.Arn",
+            "KinesisStreamARN: !GetAtt SourceStream.Arn",
             "LogGroupName: !Sub \"/aws/kinesisfirehose/${StreamName}\"",
             "LogStreamName: DestinationDelivery",
             "RetentionInDays: !Ref LogRetentionDays",
@@ -291,8 +295,12 @@ mod tests {
         ] {
             assert!(cfn.contains(text), "{text}");
         }
-        assert_eq!(cfn.matches(&format!("Key: {MANAGED_TAG}")).count(), 4, "bucket, role, log group and stream tagged");
-        assert_eq!(cfn.matches(&format!("Key: {STREAM_TAG}")).count(), 4);
+        for action in firehose_kit_domain::kinesis::SOURCE_READ_ACTIONS {
+            assert!(cfn.contains(&format!("- {action}\n")), "{action}: the grant setup writes");
+        }
+        let tagged = "bucket, role, log group, data stream and stream tagged";
+        assert_eq!(cfn.matches(&format!("Key: {MANAGED_TAG}")).count(), 5, "{tagged}");
+        assert_eq!(cfn.matches(&format!("Key: {STREAM_TAG}")).count(), 5);
         for flag in [
             "BlockPublicAcls: true",
             "IgnorePublicAcls: true",
