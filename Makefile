@@ -53,6 +53,7 @@ fmt:
 
 bench: build
 	$(CARGO) build --release --locked --example loadgen
+	cd bench/kinesalite && npm ci --no-audit --no-fund --loglevel=error || echo "npm ci in bench/kinesalite failed: the kinesalite rows are skipped"
 	./bench/run
 
 # Long runs, not in CI: the crash loop with SOAK_KILLS kills (500), then SOAK_MINUTES (10) of load with delivery

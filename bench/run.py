@@ -9,8 +9,9 @@ SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
 RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
 BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
 BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning,
-BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda) or BENCH_ONLY=fsync (`local --fsync`
-against the default).
+BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda), BENCH_ONLY=fsync (`local --fsync`
+against the default) or BENCH_ONLY=kinesis (the chained pipeline against Direct Put, and Kinesis ingest against
+moto and kinesalite: `npm ci` in bench/kinesalite, which `make bench` runs).
 """
 import datetime
 import json
@@ -104,14 +105,18 @@ def start_local(name, *extra):
     return proc, endpoint
 
 
-def start_moto():
+KINESALITE = os.path.join(ROOT, "bench", "kinesalite", "node_modules", ".bin", "kinesalite")
+
+
+def free_port():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    processes.append(proc)
+    return port
+
+
+def wait_port(proc, port, what):
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -119,7 +124,27 @@ def start_moto():
             return proc, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.2)
-    sys.exit("moto server did not start")
+    sys.exit(f"{what} did not start")
+
+
+def start_kinesalite():
+    """kinesalite (in memory, streams ACTIVE at once); `None` when bench/kinesalite has no `npm ci` yet."""
+    if not os.path.exists(KINESALITE):
+        log(f"{KINESALITE} is missing (`npm ci` in bench/kinesalite): skipping kinesalite")
+        return None
+    port = free_port()
+    proc = subprocess.Popen([KINESALITE, "--port", str(port), "--createStreamMs", "0", "--deleteStreamMs", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    processes.append(proc)
+    return wait_port(proc, port, "kinesalite")
+
+
+def start_moto():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    processes.append(proc)
+    return wait_port(proc, port, "moto server")
 
 
 def stats(values):
@@ -331,6 +356,73 @@ def transform():
     return {k: {"lines_s": stats(results[k]), "cpu_s_gb": stats(cpu[k])} for k in results}
 
 
+def kinesis_ingest():
+    """The Kinesis ingest contender (boto3 put_records, 500 lines per call, random partition keys, 4 shards)
+    against the emulator, moto server and kinesalite: lines/s, and the server's CPU per record (µs)."""
+    path = generate("kinesis.log", 300_000, 9)
+    servers = [("firehose-kit local", start_local("emu-kinesis")), ("moto server", start_moto())]
+    kl = start_kinesalite()
+    if kl:
+        servers.append(("kinesalite", kl))
+    out = {}
+    for name, (proc, endpoint) in servers:
+        rates, us = [], []
+        for i in range(RUNS):
+            log(f"Kinesis ingest: boto3 put_records x500 against {name}, run {i + 1}/{RUNS}")
+            before = process_cpu(proc.pid)
+            rate, _, lines = python_contender("kinesis_producer.py", endpoint, f"Ingest{i}", path)
+            rates.append(rate)
+            us.append((process_cpu(proc.pid) - before) / lines * 1e6)
+        out[name] = {"lines_s": stats(rates), "us_record": stats(us)}
+    os.remove(path)
+    return out
+
+
+def chained():
+    """End to end (send until every byte is in S3) for 300,000 lines through a 4-shard data stream in front of
+    Firehose, against the same lines sent to a Direct Put stream. --speed 60: the 60 s intervals pass in one
+    second, Firehose reads each shard 60 times a second."""
+    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
+    if "--source" not in helped:
+        log(f"{BIN} has no setup --source (an older build): skipping the chained rows")
+        return None
+    proc, emu = start_local("emu-chained", "--speed", "60")
+    path = generate("chained.log", 300_000, 10)
+    size = os.path.getsize(path)
+    results = {"direct": [], "chained": []}
+    for i in range(RUNS):
+        for name in ("direct", "chained"):
+            log(f"chained: 300,000 lines end to end, {name}, run {i + 1}/{RUNS}")
+            stream, bucket, state = f"C{name}{i}", f"bench-c-{name}-{i}", f"s-c-{name}-{i}"
+            extra = ["--source", "kinesis", "--shards", "4"] if name == "chained" else []
+            kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *extra, state=state)
+            t = time.time()
+            kit(emu, "--stream", stream, "send", path, state=state)
+            while delivered_bytes(emu, bucket) < size:
+                if time.time() - t > 600:
+                    sys.exit(f"chained benchmark: {name} delivered {delivered_bytes(emu, bucket)} of {size} bytes after 600 s")
+                time.sleep(0.1)
+            results[name].append(300_000 / (time.time() - t))
+    os.remove(path)
+    return {k: stats(v) for k, v in results.items()}
+
+
+def kinesis_rows(c, ingest):
+    rows = []
+    if c is not None:
+        ratio = c["chained"]["median"] / c["direct"]["median"]
+        rows.append(("chained: 300,000 lines end to end (send → all in S3) through a 4-shard data stream",
+                     fmt(c["chained"], " lines/s", 0),
+                     f"{ratio:.2f}× Direct Put ({fmt(c['direct'], ' lines/s', 0)}); packed records, PutRecords, Firehose reading each shard"))
+    emu = ingest["firehose-kit local"]
+    for name, r in ingest.items():
+        note = "" if name == "firehose-kit local" else \
+            f"firehose-kit local uses {r['us_record']['median'] / emu['us_record']['median']:,.1f}× less server CPU per record"
+        rows.append((f"Kinesis ingest: boto3 put_records 500 lines/call against {name}",
+                     f"{fmt(r['lines_s'], ' lines/s', 0)} · server {fmt(r['us_record'], ' µs/record', 1)}", note))
+    return rows
+
+
 def transform_rows(t):
     if t is None:
         return []
@@ -404,6 +496,14 @@ def main():
     if os.environ.get("BENCH_ONLY") == "transform":
         os.makedirs(WORK, exist_ok=True)
         rows = transform_rows(transform())
+        width = max(len(a) for a, _, _ in rows)
+        for a, b, note in rows:
+            print(f"{a:<{width}}  {b}  — {note}")
+        print(f"({cpu_model()}, {sha_extensions()})")
+        return
+    if os.environ.get("BENCH_ONLY") == "kinesis":
+        os.makedirs(WORK, exist_ok=True)
+        rows = kinesis_rows(chained(), kinesis_ingest())
         width = max(len(a) for a, _, _ in rows)
         for a, b, note in rows:
             print(f"{a:<{width}}  {b}  — {note}")
@@ -491,6 +591,8 @@ def main():
     results["partitioning"] = partitioning(emu)
     results["transform"] = transform()
     results["durability"] = durability(emu_proc, emu)
+    results["chained"] = chained()
+    results["kinesis_ingest"] = kinesis_ingest()
 
     # Verify throughput and peak memory at 1 M and 4 M delivered lines.
     verify = {}
@@ -599,6 +701,7 @@ def report(r, big_mb):
     rows += partitioning_rows(r["partitioning"])
     rows += transform_rows(r["transform"])
     rows += durability_rows(r["durability"])
+    rows += kinesis_rows(r["chained"], r["kinesis_ingest"])
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
         once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \

@@ -379,6 +379,12 @@ pub struct SendArgs {
     #[arg(long)]
     pub one_line_per_record: bool,
 
+    /// For a stream with a Kinesis data stream in front: the partition key of each record is this field of its
+    /// JSON line (e.g. `host`: one host's lines stay in order on one shard); lines are sent as JSON, one per
+    /// record. Without it, keys are random and records spread evenly
+    #[arg(long, value_name = "FIELD")]
+    pub partition_key: Option<String>,
+
     /// Largest record in bytes when packing lines (up to 1,024,000) [default: 1024000]
     #[arg(long, value_name = "BYTES")]
     pub record_size: Option<usize>,

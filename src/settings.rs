@@ -473,6 +473,8 @@ pub struct SendSettings {
     pub linger: Duration,
     pub from_start: bool,
     pub retry_timeout: Duration,
+    /// `--partition-key FIELD`: a chained pipeline's records keyed by this field of their JSON line.
+    pub partition_key: Option<String>,
 }
 
 impl SendSettings {
@@ -504,7 +506,17 @@ impl SendSettings {
             },
             from_start: args.from_start,
             retry_timeout: duration("retry_timeout", args.retry_timeout, file.retry_timeout, 120)?,
+            partition_key: args.partition_key.clone(),
         };
+        if s.partition_key.as_deref().is_some_and(|f| f.is_empty()) {
+            return Err(Error::usage("--partition-key needs a field name (e.g. `--partition-key host`)"));
+        }
+        if s.partition_key.is_some() && s.format_explicit && s.format == SendFormat::Raw {
+            return Err(Error::usage(
+                "--partition-key takes the key from each JSON line, but --format raw sends raw lines",
+            )
+            .with_hint("drop --format raw: with --partition-key, send converts Apache lines to JSON"));
+        }
         if s.inputs.is_empty() && s.generate.is_none() {
             return Err(Error::usage("nothing to send: give FILE arguments, `-` for standard input, or --generate N")
                 .with_hint("`firehose-kit send access.log` or `firehose-kit send --generate 10000`"));

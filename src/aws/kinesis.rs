@@ -141,6 +141,22 @@ pub fn random_partition_key() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
+/// The partition key `send --partition-key FIELD` gives a record: `field` of its JSON line (a string as it is,
+/// another value as JSON text, cut to Kinesis's 256 characters), or a random key when the line has no such field
+/// (or it is null or empty), so the record is sent all the same.
+pub fn field_partition_key(line: &[u8], field: &str) -> String {
+    let value = serde_json::from_slice::<serde_json::Value>(line).ok().and_then(|v| v.get(field).cloned());
+    let key = match value {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    if key.is_empty() {
+        return random_partition_key();
+    }
+    key.chars().take(firehose_kit_domain::kinesis::MAX_PARTITION_KEY_CHARS).collect()
+}
+
 /// Sends `records` (data and partition key) to the data stream in one PutRecords call; per entry `None` when
 /// accepted (its shard counted in `spread`), else its error.
 pub async fn put_records<'a>(
@@ -205,4 +221,20 @@ fn failure(stream: &str, err: SdkError<PutRecordsError, HttpResponse>) -> Failed
         );
     }
     Failed { class, code, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_of_the_json_line_is_the_key_and_a_missing_one_a_random_key() {
+        assert_eq!(field_partition_key(br#"{"host":"10.0.0.1","status":200}"#, "host"), "10.0.0.1");
+        assert_eq!(field_partition_key(br#"{"host":"10.0.0.1","status":200}"#, "status"), "200");
+        let long = format!(r#"{{"k":"{}"}}"#, "x".repeat(300));
+        assert_eq!(field_partition_key(long.as_bytes(), "k").chars().count(), 256);
+        for missing in [&br#"{"host":null}"#[..], br#"{"other":1}"#, b"not json"] {
+            assert_eq!(field_partition_key(missing, "host").len(), 32, "random: {}", String::from_utf8_lossy(missing));
+        }
+    }
 }

@@ -238,6 +238,7 @@ async fn pipeline(
         linger: Duration::from_secs(1),
         from_start: true,
         retry_timeout: Duration::from_secs(120),
+        partition_key: None,
     };
     let sent = super::send::send(g, &send, clients, reporter, cancel.clone()).await?;
     report.steps.push(("send".into(), elapsed_ms(t)));

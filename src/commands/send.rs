@@ -154,17 +154,27 @@ type PutFuture = Pin<Box<dyn std::future::Future<Output = (Batch, u32, PutAnswer
 /// (PutRecords, each record with a random partition key so records spread evenly over the shards).
 #[derive(Clone)]
 enum Sink {
-    Firehose { client: aws_sdk_firehose::Client, stream: String },
-    Kinesis { client: aws_sdk_kinesis::Client, stream: String, spread: kinesis::Spread },
+    Firehose {
+        client: aws_sdk_firehose::Client,
+        stream: String,
+    },
+    Kinesis {
+        client: aws_sdk_kinesis::Client,
+        stream: String,
+        spread: kinesis::Spread,
+        /// `--partition-key FIELD`: each record's key is this field of its (one) JSON line.
+        key_field: Option<String>,
+    },
 }
 
 impl Sink {
-    fn of(clients: &Clients, stream: &str, info: &fh::StreamInfo) -> Self {
+    fn of(clients: &Clients, stream: &str, info: &fh::StreamInfo, key_field: Option<&str>) -> Self {
         match &info.source {
             Some(source) => Sink::Kinesis {
                 client: clients.kinesis_put.clone(),
                 stream: source.stream_name().to_string(),
                 spread: kinesis::Spread::default(),
+                key_field: key_field.map(str::to_string),
             },
             None => Sink::Firehose { client: clients.put.clone(), stream: stream.to_string() },
         }
@@ -179,8 +189,12 @@ fn put(sink: &Sink, batch: Batch, attempt: u32) -> PutFuture {
             Sink::Firehose { client, stream } => {
                 put_record_batch(client, stream, batch.records.iter().map(|r| r.data.as_slice())).await
             }
-            Sink::Kinesis { client, stream, spread } => {
-                let records = batch.records.iter().map(|r| (r.data.as_slice(), kinesis::random_partition_key()));
+            Sink::Kinesis { client, stream, spread, key_field } => {
+                let key = |data: &[u8]| match key_field {
+                    Some(field) => kinesis::field_partition_key(data, field),
+                    None => kinesis::random_partition_key(),
+                };
+                let records = batch.records.iter().map(|r| (r.data.as_slice(), key(&r.data)));
                 kinesis::put_records(client, stream, records, spread).await
             }
         };
@@ -281,7 +295,22 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
             json = true;
         }
     }
-    let one_line_reason = info.per_record_processing.clone();
+    if let Some(field) = &s.partition_key {
+        if info.source.is_none() {
+            return Err(Error::usage(format!(
+                "--partition-key {field}: delivery stream `{}` takes records directly (Direct Put), and Firehose has no partition keys",
+                info.name
+            ))
+            .with_hint("partition keys belong to a Kinesis data stream in front: `firehose-kit setup --source kinesis`"));
+        }
+        if !json {
+            reporter.note(&format!("--partition-key {field}: sending the lines as JSON (--format json)"));
+            json = true;
+        }
+    }
+    let one_line_reason = info.per_record_processing.clone().or_else(|| {
+        s.partition_key.as_ref().map(|f| format!("--partition-key {f}: each record carries one line's key"))
+    });
     if let Some(reason) = &one_line_reason {
         reporter.note(&format!("{reason}: sending one line per record (packing would merge events)"));
     }
@@ -361,7 +390,7 @@ pub async fn send(
     if info.destination.as_ref().is_some_and(|d| d.transform.is_some()) {
         sender.keep_lines()?;
     }
-    let sink = Sink::of(clients, &stream, &info);
+    let sink = Sink::of(clients, &stream, &info, s.partition_key.as_deref());
     if let Sink::Kinesis { stream: data_stream, .. } = &sink {
         // A hot shard's throttled entries are resent alone; only a call throttled whole slows every shard.
         sender.throttle_per_entry();

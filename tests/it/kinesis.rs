@@ -353,3 +353,54 @@ async fn kills_of_the_emulator_during_a_chained_run_lose_no_line() {
     eprintln!("chained run through {kills} kills: 100,000 lines matched, {} duplicated", v["duplicated"]);
     kill(&mut emu);
 }
+
+/// `send --partition-key host`: one JSON line per record, keyed by its host, so one host's lines all land on one
+/// shard; refused for a Direct Put stream, which has no partition keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_key_keeps_each_hosts_lines_on_one_shard() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let c = &env.clients;
+    support::setup(&ep, dir.path(), &["--stream", "Direct"]);
+    let refused = cli(&ep, dir.path(), &["--stream", "Direct", "send", "--generate", "10", "--partition-key", "host"]);
+    assert_exit(&refused, 2);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("setup --source kinesis"));
+    support::setup(&ep, dir.path(), &["--stream", "Keyed", "--source", "kinesis", "--shards", "4"]);
+    let sent = cli(
+        &ep,
+        dir.path(),
+        &["--stream", "Keyed", "send", "--generate", "2000", "--partition-key", "host", "-o", "json"],
+    );
+    assert_exit(&sent, 0);
+    let report = json_out(&sent);
+    assert_eq!(
+        (report["records"].as_u64(), report["one_line_per_record"].as_bool()),
+        (Some(2000), Some(true)),
+        "{report}"
+    );
+    let mut shard_of_host: std::collections::HashMap<String, String> = Default::default();
+    let mut read = 0;
+    for shard in (0..4).map(|i| format!("shardId-{i:012}")) {
+        let it = c
+            .kinesis
+            .get_shard_iterator()
+            .stream_name("Keyed")
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let out = c.kinesis.get_records().shard_iterator(it.shard_iterator().unwrap()).send().await.unwrap();
+        for r in out.records() {
+            let line: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
+            let host = line["host"].as_str().unwrap().to_string();
+            assert_eq!(r.partition_key(), Some(host.as_str()));
+            let first = shard_of_host.entry(host.clone()).or_insert_with(|| shard.clone());
+            assert_eq!(*first, shard, "{host}'s lines are all on one shard");
+            read += 1;
+        }
+    }
+    assert_eq!(read, 2000);
+    assert!(shard_of_host.values().collect::<std::collections::HashSet<_>>().len() > 1, "hosts spread over shards");
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "Keyed", "verify"]), 0);
+}
