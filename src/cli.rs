@@ -239,10 +239,18 @@ Then, in another shell:
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Compression {
+    /// UNCOMPRESSED
     None,
+    /// GZIP (`.gz`)
     Gzip,
+    /// ZIP: an archive of one entry (`.zip`)
+    Zip,
+    /// Snappy: the Snappy framing format (`.snappy`)
+    Snappy,
+    /// HADOOP_SNAPPY: Hadoop's Snappy blocks, what Hadoop, Hive and Spark read (`.snappy`)
+    HadoopSnappy,
 }
 
 #[derive(Debug, Clone, Default, Args)]

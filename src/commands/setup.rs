@@ -60,6 +60,9 @@ fn compression_of(c: Compression) -> crate::firehose::types::Compression {
     match c {
         Compression::None => crate::firehose::types::Compression::Uncompressed,
         Compression::Gzip => crate::firehose::types::Compression::Gzip,
+        Compression::Zip => crate::firehose::types::Compression::Zip,
+        Compression::Snappy => crate::firehose::types::Compression::Snappy,
+        Compression::HadoopSnappy => crate::firehose::types::Compression::HadoopSnappy,
     }
 }
 

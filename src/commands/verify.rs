@@ -23,6 +23,7 @@ use crate::delivery::transformed::{Prediction, account, predict};
 use crate::error::{Error, ExitCode, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
 use crate::firehose::prefix;
+use crate::firehose::types::Compression;
 use crate::pipeline::manifest::{self, Destination, RunManifest, line_hash, read_hashes};
 use crate::settings::{Global, VerifySettings};
 use crate::ui::{Printer, Reporter, Unit, format_bytes, format_count, plural};
@@ -287,7 +288,7 @@ fn expected_from_files(files: &[PathBuf]) -> Result<Expected> {
     let mut hashes = Vec::new();
     for path in files {
         let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.clone(), source })?;
-        read_lines(file, None, &mut |h| hashes.extend_from_slice(h))
+        read_lines(file, &Compression::Uncompressed, None, &mut |h| hashes.extend_from_slice(h))
             .map_err(|source| Error::Input { path: path.clone(), source })?;
     }
     Ok(Expected::from_hashes(hashes))
@@ -314,7 +315,7 @@ fn missing_lines(files: &[PathBuf], expected: &mut Expected, max: usize) -> Resu
 /// The text of a source file (gunzipped when it is gzip), without its final newline.
 fn decompressed(raw: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    read_lines(raw, Some(&mut out), &mut |_| {}).ok()?;
+    read_lines(raw, &Compression::Uncompressed, Some(&mut out), &mut |_| {}).ok()?;
     if out.last() == Some(&b'\n') {
         out.pop();
     }
@@ -383,6 +384,7 @@ async fn download(
     keep_as: Option<PathBuf>,
     expected: Arc<Mutex<Expected>>,
     partitions: Option<(Arc<PartitionCheck>, DateTime<Utc>)>,
+    compression: Compression,
 ) -> Result<Downloaded> {
     let out = clients
         .s3
@@ -415,7 +417,7 @@ async fn download(
         let mut checker = partitions.as_ref().map(|(check, at)| check.writer(&key, *at));
         let mut tee = Tee { a: keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), b: checker.as_mut() };
         let sink = (tee.a.is_some() || tee.b.is_some()).then_some(&mut tee as &mut dyn std::io::Write);
-        let info = read_lines(reader, sink, &mut observe)
+        let info = read_lines(reader, &compression, sink, &mut observe)
             .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
         if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
             std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
@@ -727,7 +729,8 @@ async fn read_objects(
         let check = l.partition_check.clone().and_then(|c| Some((c, parse_key(&o.key, &e.stream, l.zone).ok()?.time)));
         let (bucket, expected) = (l.bucket.clone(), e.expected.clone());
         async move {
-            let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check).await;
+            let compression = e.dest.compression.clone();
+            let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check, compression).await;
             (o, lines, keep_as)
         }
     }))

@@ -1,10 +1,13 @@
-//! Reading a delivered object back into line hashes, streaming: decompressed when it is gzip (by extension or
-//! magic bytes; several gzip members are read too), split on `\n`, each line hashed as `send` hashed it.
+//! Reading a delivered object back into line hashes, streaming: decoded as Firehose encoded it (gzip, several
+//! members too; ZIP; the Snappy framing format; Hadoop's Snappy blocks), split on `\n`, each line hashed as
+//! `send` hashed it. The encoding is told by the object's first bytes, except Hadoop Snappy, which has no magic:
+//! that one is taken from the stream's `CompressionFormat`.
 //! Hashes are handed over in bounded batches, so memory does not grow with the object. Optionally the
 //! decompressed bytes are copied out (`verify --keep`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 
+use crate::firehose::types::Compression;
 use crate::pipeline::manifest::line_hash;
 
 /// What one object held.
@@ -13,26 +16,64 @@ pub struct ObjectLines {
     pub lines: u64,
     /// Decompressed size.
     pub bytes: u64,
-    pub gzip: bool,
+    /// How the object was encoded: `plain`, `gzip`, `zip`, `snappy` or `hadoop-snappy`.
+    pub encoding: &'static str,
 }
 
 /// Line hashes handed to the caller at a time.
 const HASH_BATCH: usize = 64 * 1024;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
+/// The stream identifier chunk that begins the Snappy framing format.
+const SNAPPY_FRAME_MAGIC: [u8; 10] = *b"\xff\x06\x00\x00sNaPpY";
 
-/// Reads an object's body, giving `on_hashes` the low 64 bits of each line's hash, in order and in batches;
-/// `keep` receives the decompressed bytes.
+/// A reader of the object's decoded bytes, and the encoding's name.
+fn decoder<'a>(
+    mut peek: BufReader<impl Read + 'a>,
+    compression: &Compression,
+) -> std::io::Result<(Box<dyn Read + 'a>, &'static str)> {
+    let head = peek.fill_buf()?;
+    Ok(if head.starts_with(&GZIP_MAGIC) {
+        (Box::new(flate2::read::MultiGzDecoder::new(peek)), "gzip")
+    } else if head.starts_with(&SNAPPY_FRAME_MAGIC) {
+        (Box::new(snap::read::FrameDecoder::new(peek)), "snappy")
+    } else if head.starts_with(&ZIP_MAGIC) {
+        (Box::new(unzipped(peek)?), "zip")
+    } else if *compression == Compression::HadoopSnappy && !head.is_empty() {
+        (Box::new(firehose_kit_domain::hadoop_snappy::Reader::new(peek)), "hadoop-snappy")
+    } else {
+        (Box::new(peek), "plain")
+    })
+}
+
+/// The entries of a ZIP archive, one after the other. An archive is read from its end (the central directory),
+/// so the body is spooled to a temporary file first, and the entries into another: disk, not memory, grows
+/// with the object.
+fn unzipped(body: impl Read) -> std::io::Result<std::fs::File> {
+    let mut spool = tempfile::tempfile()?;
+    std::io::copy(&mut { body }, &mut spool)?;
+    let mut archive = zip::ZipArchive::new(spool).map_err(std::io::Error::other)?;
+    let mut out = tempfile::tempfile()?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(std::io::Error::other)?;
+        std::io::copy(&mut entry, &mut out)?;
+    }
+    std::io::Seek::rewind(&mut out)?;
+    Ok(out)
+}
+
+/// Reads an object's body (written for a stream with `compression`), giving `on_hashes` the low 64 bits of
+/// each line's hash, in order and in batches; `keep` receives the decoded bytes.
 pub fn read_lines(
     body: impl Read,
+    compression: &Compression,
     mut keep: Option<&mut dyn Write>,
     on_hashes: &mut dyn FnMut(&[u64]),
 ) -> std::io::Result<ObjectLines> {
-    let mut peek = BufReader::with_capacity(256 * 1024, body);
-    let gzip = peek.fill_buf()?.starts_with(&GZIP_MAGIC);
-    let mut reader: Box<dyn Read> =
-        if gzip { Box::new(flate2::read::MultiGzDecoder::new(peek)) } else { Box::new(peek) };
-    let mut out = ObjectLines { gzip, ..Default::default() };
+    let peek = BufReader::with_capacity(256 * 1024, body);
+    let (mut reader, encoding) = decoder(peek, compression)?;
+    let mut out = ObjectLines { encoding, ..Default::default() };
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry: Vec<u8> = Vec::new();
     let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);
@@ -81,7 +122,7 @@ mod tests {
 
     fn hashes_of(body: &[u8], keep: Option<&mut dyn Write>) -> (ObjectLines, Vec<u64>) {
         let mut all = Vec::new();
-        let info = read_lines(body, keep, &mut |h| all.extend_from_slice(h)).unwrap();
+        let info = read_lines(body, &Compression::Uncompressed, keep, &mut |h| all.extend_from_slice(h)).unwrap();
         (info, all)
     }
 
@@ -92,7 +133,7 @@ mod tests {
         let expected = [line_hash(b"a\r"), line_hash(b"b"), line_hash(b""), line_hash(b"c")];
         assert_eq!(plain_hashes, expected.map(|h| h as u64));
         assert_eq!(plain.lines, 4);
-        assert!(!plain.gzip);
+        assert_eq!(plain.encoding, "plain");
         let mut gz = Vec::new();
         for part in [&b"a\r\nb\n"[..], b"\nc\n"] {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -102,9 +143,35 @@ mod tests {
         let mut kept = Vec::new();
         let (zipped, zipped_hashes) = hashes_of(&gz[..], Some(&mut kept));
         assert_eq!(zipped_hashes, plain_hashes);
-        assert!(zipped.gzip);
+        assert_eq!(zipped.encoding, "gzip");
         assert_eq!(kept, text);
         assert_eq!(zipped.bytes, text.len() as u64);
+    }
+
+    /// What the emulator writes for ZIP, Snappy and HADOOP_SNAPPY reads back to the same lines.
+    #[test]
+    fn zip_snappy_and_hadoop_snappy_objects_read_back() {
+        let text: Vec<u8> = (0..50_000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let (_, want) = hashes_of(&text, None);
+        let mut zipped = zip::ZipWriter::new_stream(Vec::new());
+        zip::ZipWriter::start_file(&mut zipped, "obj", zip::write::SimpleFileOptions::default()).unwrap();
+        zipped.write_all(&text).unwrap();
+        let zipped = zipped.finish().unwrap().into_inner();
+        let mut framed = snap::write::FrameEncoder::new(Vec::new());
+        framed.write_all(&text).unwrap();
+        let framed = framed.into_inner().unwrap();
+        let mut blocks = firehose_kit_domain::hadoop_snappy::Writer::new(Vec::new());
+        blocks.write_all(&text).unwrap();
+        let blocks = blocks.finish().unwrap();
+        for (body, compression, encoding) in [
+            (zipped, Compression::Zip, "zip"),
+            (framed, Compression::Snappy, "snappy"),
+            (blocks, Compression::HadoopSnappy, "hadoop-snappy"),
+        ] {
+            let mut got = Vec::new();
+            let info = read_lines(&body[..], &compression, None, &mut |h| got.extend_from_slice(h)).unwrap();
+            assert_eq!((info.encoding, info.bytes, &got), (encoding, text.len() as u64, &want), "{encoding}");
+        }
     }
 
     #[test]
@@ -120,7 +187,8 @@ mod tests {
     fn hashes_come_in_bounded_batches() {
         let data = "l\n".repeat(HASH_BATCH * 2 + 5);
         let mut batches = Vec::new();
-        let info = read_lines(data.as_bytes(), None, &mut |h| batches.push(h.len())).unwrap();
+        let info =
+            read_lines(data.as_bytes(), &Compression::Uncompressed, None, &mut |h| batches.push(h.len())).unwrap();
         assert_eq!(info.lines, (HASH_BATCH * 2 + 5) as u64);
         assert!(batches.iter().all(|n| *n <= HASH_BATCH + 1024 * 128), "{batches:?}");
         assert_eq!(batches.iter().sum::<usize>(), HASH_BATCH * 2 + 5);

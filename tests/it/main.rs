@@ -6,6 +6,7 @@ mod support;
 
 mod aws;
 mod compat;
+mod compression;
 mod crash;
 mod demo;
 mod docs;

@@ -5,8 +5,6 @@
 //! `InvalidArgumentException` and a message that names it, what it does not model, rather than pretending to
 //! deliver it: [`refusal`] is that list. docs/emulator.md shows the same list to users.
 
-use super::types::Compression;
-
 /// What the emulator does not model, and says so when asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unmodelled {
@@ -14,8 +12,6 @@ pub enum Unmodelled {
     StreamType(String),
     /// A destination other than S3 (Redshift, OpenSearch, Splunk, HTTP endpoint, ...), by its member name.
     Destination(String),
-    /// ZIP, Snappy and HADOOP_SNAPPY compression.
-    Compression(Compression),
     /// Partition keys from a Lambda's answer (`!{partitionKeyFromLambda:..}`): the function runs, but the
     /// `metadata.partitionKeys` it answers are not carried to the destination's partitions.
     LambdaPartitioning,
@@ -39,9 +35,6 @@ impl Unmodelled {
             Unmodelled::Destination(d) => {
                 format!("{d} is not modelled by the firehose-kit emulator; use ExtendedS3DestinationConfiguration")
             }
-            Unmodelled::Compression(c) => format!(
-                "CompressionFormat {c} is valid in AWS but not modelled by the firehose-kit emulator; use UNCOMPRESSED or GZIP"
-            ),
             Unmodelled::LambdaProcessorChange(what) => format!(
                 "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
             ),
@@ -61,7 +54,6 @@ pub struct Requested<'a> {
     pub stream_type: Option<&'a str>,
     /// Member names of destination configurations other than (Extended)S3.
     pub other_destinations: Vec<&'a str>,
-    pub compression: Option<&'a Compression>,
     /// The prefix takes partition keys from a Lambda.
     pub lambda_partition_keys: bool,
     /// An update takes the stream's Lambda processor away.
@@ -79,11 +71,6 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
     }
     if let Some(d) = r.other_destinations.first() {
         return Some(Unmodelled::Destination(d.to_string()));
-    }
-    if let Some(c) =
-        r.compression.filter(|c| matches!(c, Compression::Zip | Compression::Snappy | Compression::HadoopSnappy))
-    {
-        return Some(Unmodelled::Compression(c.clone()));
     }
     if r.format_conversion {
         return Some(Unmodelled::FormatConversion);
@@ -107,14 +94,7 @@ mod tests {
     #[test]
     fn only_what_is_not_modelled_is_refused() {
         assert_eq!(refusal(&Requested::default()), None);
-        let gzip = Compression::Gzip;
-        assert_eq!(
-            refusal(&Requested { compression: Some(&gzip), stream_type: Some("DirectPut"), ..Default::default() }),
-            None
-        );
-        let zip = Compression::Zip;
-        let r = refusal(&Requested { compression: Some(&zip), ..Default::default() }).unwrap();
-        assert!(r.message().contains("ZIP is valid in AWS"));
+        assert_eq!(refusal(&Requested { stream_type: Some("KinesisStreamAsSource"), ..Default::default() }), None);
         assert_eq!(
             refusal(&Requested { stream_type: Some("MSKAsSource"), ..Default::default() }),
             Some(Unmodelled::StreamType("MSKAsSource".into()))

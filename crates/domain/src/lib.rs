@@ -11,6 +11,7 @@
 //! | [`names`] | stream and bucket naming rules; ARN partitions by region |
 //! | [`types`] | typed enums for stream status, compression, processors and encryption status |
 //! | [`partitioning`] | dynamic partitioning: processors (deaggregation, jq metadata extraction, delimiter), the create-time rules, routing a record to its partition |
+//! | [`hadoop_snappy`] | Hadoop's Snappy block format, which `HADOOP_SNAPPY` objects are written in |
 //! | [`field_query`] | the common `{k: .field, d: .time[0:10]}` query shape answered without jq, and only where jq would answer the same |
 //! | [`prefix`] | prefix expressions (`!{timestamp:..}`, `!{firehose:..}`, `!{partitionKeyFrom..}`): validation and evaluation, in a `CustomTimeZone` |
 //! | [`keys`] | the object-key layout: building a key and parsing one back |
@@ -30,6 +31,7 @@ pub mod contract;
 pub mod emulated;
 pub mod failures;
 pub mod field_query;
+pub mod hadoop_snappy;
 pub mod keys;
 pub mod kinesis;
 pub mod limits;

@@ -89,13 +89,13 @@ wire_enum!(
 );
 
 impl Compression {
-    /// The object-name extension Firehose uses when `FileExtension` is not set.
+    /// The object-name extension Firehose uses when `FileExtension` is not set. HADOOP_SNAPPY objects are named
+    /// `.snappy` by the service (its documentation's table says `.hsnappy`; the service is followed).
     pub fn default_extension(&self) -> &'static str {
         match self {
             Compression::Gzip => ".gz",
             Compression::Zip => ".zip",
-            Compression::Snappy => ".snappy",
-            Compression::HadoopSnappy => ".hsnappy",
+            Compression::Snappy | Compression::HadoopSnappy => ".snappy",
             Compression::Uncompressed | Compression::Other(_) => "",
         }
     }

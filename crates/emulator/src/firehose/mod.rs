@@ -47,7 +47,7 @@ use crate::json::ApiError;
 use firehose_kit_domain::partitioning::Partitioner;
 use firehose_kit_domain::prefix::Prefixes;
 use firehose_kit_domain::transform::LambdaProcessor;
-use firehose_kit_domain::types::{Compression, StreamStatus};
+use firehose_kit_domain::types::StreamStatus;
 use firehose_kit_domain::util::persist;
 
 /// Settings of the Firehose part of the emulator.
@@ -172,7 +172,7 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
         bucket: d.bucket().to_string(),
         prefix: prefixes.data,
         zone,
-        gzip: d.compression == Compression::Gzip,
+        compression: d.compression.clone(),
         extension: d.extension(),
         size_bytes: stage_size,
         interval_ms: stage_interval,

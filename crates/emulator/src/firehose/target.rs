@@ -25,7 +25,8 @@ pub struct Target {
     pub prefix: Prefix,
     /// `CustomTimeZone` (UTC by default): the zone of the prefix's timestamps and of the file name's.
     pub zone: Tz,
-    pub gzip: bool,
+    /// `CompressionFormat`: how the object's bytes are encoded.
+    pub compression: firehose_kit_domain::types::Compression,
     pub extension: String,
     pub size_bytes: usize,
     pub interval_ms: i64,

@@ -779,6 +779,42 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Failu
     })
 }
 
+/// Streams a buffer's records into `out` encoded as the destination's `CompressionFormat`: GZIP (one gzip
+/// member), ZIP (an archive of one deflated entry named as the object without `.zip`, written as a stream:
+/// sizes in data descriptors), Snappy (the Snappy framing format) or HADOOP_SNAPPY (Hadoop's block format).
+fn write_encoded(rt: &Runtime, sealed: &Sealed, key: &str, out: &mut impl Write) -> std::io::Result<()> {
+    use firehose_kit_domain::types::Compression;
+    match &sealed.target.compression {
+        Compression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            write_records(rt, sealed, &mut gz)?;
+            gz.finish().map(|_| ())
+        }
+        Compression::Snappy => {
+            let mut frames = snap::write::FrameEncoder::new(out);
+            write_records(rt, sealed, &mut frames)?;
+            frames.into_inner().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()))
+        }
+        Compression::HadoopSnappy => {
+            let mut blocks = firehose_kit_domain::hadoop_snappy::Writer::new(out);
+            write_records(rt, sealed, &mut blocks)?;
+            blocks.finish().map(|_| ())
+        }
+        Compression::Zip => {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            let entry = name.strip_suffix(".zip").unwrap_or(name);
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .large_file(true);
+            let mut archive = zip::ZipWriter::new_stream(out);
+            archive.start_file(entry, options).map_err(std::io::Error::other)?;
+            write_records(rt, sealed, &mut archive)?;
+            archive.finish().map(|_| ()).map_err(std::io::Error::other)
+        }
+        _ => write_records(rt, sealed, out),
+    }
+}
+
 /// Writes one object: the intent (the object's key and the journal offset it covers) first, then the object,
 /// then the progress. Once the object is committed the delivery has happened, whatever follows: a progress
 /// file that cannot be rewritten then is a storage error to warn about, not a failed delivery to retry (a retry
@@ -791,14 +827,9 @@ fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Re
     journal::write_progress(&rt.dir, &Progress { offset: previous, pending: Some(pending) }, durability)?;
     let attrs = PutAttrs { content_type: Some("application/octet-stream".into()), ..Default::default() };
     let result = store.begin_write(&target.bucket).and_then(|mut writer| {
-        // The records stream into the object (through gzip when asked) from memory or from the journal; a
+        // The records stream into the object (through its compression) from memory or from the journal; a
         // 128 MiB object is never copied whole.
-        let written = if target.gzip {
-            let mut gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::default());
-            write_records(rt, sealed, &mut gz).and_then(|_| gz.finish().map(|_| ()))
-        } else {
-            write_records(rt, sealed, &mut writer)
-        };
+        let written = write_encoded(rt, sealed, &key, &mut writer);
         match written {
             Ok(()) => store.commit(&target.bucket, &key, writer, attrs),
             Err(e) => {
@@ -857,7 +888,7 @@ mod tests {
             bucket: "b".into(),
             prefix: prefix::validate(None, None, false).unwrap().data,
             zone: chrono_tz::Tz::UTC,
-            gzip: false,
+            compression: firehose_kit_domain::types::Compression::Uncompressed,
             extension: String::new(),
             size_bytes: size,
             interval_ms: 60_000,
@@ -927,7 +958,11 @@ mod tests {
             let records: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 1000 + i as usize]).collect();
             rt.block_on(async {
                 let mut t = target(1 << 20);
-                t.gzip = gzip;
+                t.compression = if gzip {
+                    firehose_kit_domain::types::Compression::Gzip
+                } else {
+                    firehose_kit_domain::types::Compression::Uncompressed
+                };
                 let budget = Arc::new(MemoryBudget::new(10_000));
                 let (gate, _) = test_gate(&jdir.with_extension("gate"), None, Duration::from_secs(3600));
                 let runtime = Runtime::start(jdir.clone(), t, None, store.clone(), gate, budget.clone()).unwrap();
