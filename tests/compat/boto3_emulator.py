@@ -383,7 +383,25 @@ delivered_chain = wait("400 chained lines", lambda: lines_under("chained/", 400)
 assert sorted(delivered_chain) == sorted(d.rstrip(b"\n") for d in chained), len(delivered_chain)
 firehose.delete_delivery_stream(DeliveryStreamName=CHAINED)
 kinesis.delete_stream(StreamName=DATA_STREAM)
+
+# The Glue Data Catalog: a database and a table (names folded to lower case), an update kept as version 2.
+glue = boto3.client("glue", region_name=REGION)
+glue.create_database(DatabaseInput={"Name": "Boto3Logs"})
+columns = [{"Name": "host", "Type": "string"}, {"Name": "status", "Type": "int"}, {"Name": "time", "Type": "timestamp"}]
+glue.create_table(DatabaseName="boto3logs", TableInput={"Name": "Apache", "StorageDescriptor": {"Columns": columns}})
+table = glue.get_table(DatabaseName="BOTO3LOGS", Name="apache")["Table"]
+assert table["Name"] == "apache" and table["StorageDescriptor"]["Columns"] == columns, table
+glue.update_table(DatabaseName="boto3logs", TableInput={"Name": "apache", "StorageDescriptor": {"Columns": columns[:2]}})
+versions = [v["VersionId"] for v in glue.get_table_versions(DatabaseName="boto3logs", TableName="apache")["TableVersions"]]
+assert versions == ["2", "1"], versions
+try:
+    glue.get_table(DatabaseName="boto3logs", Name="nope")
+    sys.exit("GetTable found a table that does not exist")
+except glue.exceptions.EntityNotFoundException:
+    pass
+glue.delete_database(Name="boto3logs")
+assert glue.get_databases()["DatabaseList"] == []
 cli("s3", "rm", f"s3://{BUCKET}/", "--recursive")
 cli("s3", "rb", f"s3://{BUCKET}")
 firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions, {len(docs)} records transformed by Lambda and {len(failed)} processing-failed, {len(chained)} records through a Kinesis data stream")
+print(f"boto3 and the AWS CLI drove the emulator: {len(keys)} gzip objects, {len(lines)} lines verified, error events read back, {seen} partitioned records in {len(parted_keys)} partitions, {len(docs)} records transformed by Lambda and {len(failed)} processing-failed, {len(chained)} records through a Kinesis data stream, a Glue table and its versions")

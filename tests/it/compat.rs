@@ -287,8 +287,8 @@ fn terraform_handler(dir: &std::path::Path, version: &str) {
     std::fs::write(dir.join("function.zip"), crate::transform::zip_of(&[("handler.py", &code, 0o644)])).unwrap();
 }
 
-/// Terraform's aws_lambda_function and a Firehose stream with its processor, against the emulator: create, a plan
-/// without drift, records transformed by the function, new code and configuration applied (and run), destroy.
+/// Terraform's aws_lambda_function and a Firehose stream with its processor, and a Glue database and table,
+/// against the emulator: create, a plan without drift, records transformed by the function, new code and configuration applied (and run), destroy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs terraform and the AWS provider in a filesystem mirror: make test-compat"]
 async fn compat_terraform_lambda_function_and_transforming_stream() {
@@ -337,4 +337,6 @@ async fn compat_terraform_lambda_function_and_transforming_stream() {
     assert!(both.contains(&b"b-v2:two\n".to_vec()), "the new code ran: {both:?}");
     run(&["destroy", "-auto-approve", "-input=false", "-no-color"], &vars("b-", 45), 0);
     assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty());
+    let glue = std::fs::read_to_string(env.emu.data_dir().join("glue/catalog.json")).unwrap();
+    assert!(!glue.contains("tf_logs"), "the Glue database is gone: {glue}");
 }

@@ -53,7 +53,9 @@ async fn compat_unzip_and_python_snappy_read_every_format() {
     let has_snappy = Command::new("python3").args(["-c", "import snappy"]).output().is_ok_and(|o| o.status.success());
     let has_unzip = Command::new("unzip").arg("-v").output().is_ok_and(|o| o.status.success());
     if !has_snappy || !has_unzip {
-        eprintln!("SKIPPED: needs unzip and python-snappy (pip install python-snappy); has unzip: {has_unzip}, snappy: {has_snappy}");
+        eprintln!(
+            "SKIPPED: needs unzip and python-snappy (pip install python-snappy); has unzip: {has_unzip}, snappy: {has_snappy}"
+        );
         return;
     }
     let env = support::start_with(|b| b.speed(60.0)).await;

@@ -1,4 +1,5 @@
-//! The embedded emulator of Amazon Data Firehose, Kinesis Data Streams, S3, IAM, STS, CloudWatch Logs and Lambda (`firehose-kit local`).
+//! The embedded emulator of Amazon Data Firehose, Kinesis Data Streams, S3, IAM, STS, CloudWatch Logs, Lambda and
+//! the Glue Data Catalog (`firehose-kit local`).
 //!
 //! It exists to be faithful where moto and LocalStack are not: buffering hints, compression, key layout, API
 //! limits and error shapes, CREATING/DELETING transitions, IAM propagation, throttling quotas, injected faults,
@@ -33,6 +34,7 @@
 //! role and stream, sends, and reads the delivered object back.
 
 pub mod firehose;
+pub mod glue;
 pub mod iam;
 pub mod json;
 pub mod kinesis;
@@ -398,6 +400,8 @@ async fn open(
         })
         .map_err(dir_err)?,
     );
+    let glue =
+        Arc::new(glue::Glue::open(data_dir.join("glue"), config.account_id.clone(), durability).map_err(dir_err)?);
     let firehose = Arc::new(
         firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone(), lambda.clone(), kinesis.clone())
             .map_err(dir_err)?,
@@ -409,6 +413,7 @@ async fn open(
         s3: builder.build(),
         firehose,
         kinesis,
+        glue,
         iam,
         logs,
         lambda,

@@ -2,7 +2,8 @@
 //! CloudWatch Logs, Lambda, IAM or STS, and stamps a request id on every response.
 //!
 //! Routing order (as LocalStack's, reduced to these services): `X-Amz-Target: Firehose_20150804.*` → Firehose,
-//! `Kinesis_20131202.*` → Kinesis Data Streams, `Logs_20140328.*` → CloudWatch Logs;
+//! `Kinesis_20131202.*` → Kinesis Data Streams, `AWSGlue.*` → the Glue Data Catalog, `Logs_20140328.*` → CloudWatch
+//! Logs;
 //! else the SigV4 credential scope's service (Authorization header, or `X-Amz-Credential` of a presigned URL;
 //! `lambda` → Lambda's REST API);
 //! else an unsigned form `POST /` → STS for `GetCallerIdentity`, IAM otherwise; everything else → S3 (s3s).
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::firehose::Firehose;
+use super::glue::Glue;
 use super::iam::Iam;
 use super::kinesis::Kinesis;
 use super::lambda::Lambda;
@@ -36,6 +38,7 @@ pub struct Services {
     pub s3: s3s::service::S3Service,
     pub firehose: Arc<Firehose>,
     pub kinesis: Arc<Kinesis>,
+    pub glue: Arc<Glue>,
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
     pub lambda: Arc<Lambda>,
@@ -51,6 +54,7 @@ enum Route {
     S3,
     Firehose(String),
     Kinesis(String),
+    Glue(String),
     Logs(String),
     Lambda,
     /// An unsigned download of a function's zip, from the `Code.Location` GetFunction answers (on AWS a
@@ -76,6 +80,11 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
         return (Route::Kinesis(op.to_string()), region);
     }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("AWSGlue.")
+    {
+        return (Route::Glue(op.to_string()), region);
+    }
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
         && let Some(op) = target.strip_prefix("Logs_20140328.")
     {
         return (Route::Logs(op.to_string()), region);
@@ -86,6 +95,7 @@ fn classify<B>(req: &Request<B>) -> (Route, String) {
         Some("firehose") => Route::Firehose(String::new()),
         Some("logs") => Route::Logs(String::new()),
         Some("kinesis") => Route::Kinesis(String::new()),
+        Some("glue") => Route::Glue(String::new()),
         Some("lambda") => Route::Lambda,
         Some("iam") => Route::Iam,
         Some("sts") => Route::Sts,
@@ -197,6 +207,10 @@ async fn handle_api(
             let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
             svc.kinesis.handle(&op, &bytes, region, content_type)
         }
+        Route::Glue(op) if op.is_empty() => {
+            json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
+        }
+        Route::Glue(op) => svc.glue.handle(&op, &bytes, region),
         Route::Logs(op) if op.is_empty() => {
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
@@ -231,6 +245,7 @@ async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Resp
         Route::S3 => format!("s3 {method} {path}"),
         Route::Firehose(op) => format!("firehose {op}"),
         Route::Kinesis(op) => format!("kinesis {op}"),
+        Route::Glue(op) => format!("glue {op}"),
         Route::Logs(op) => format!("logs {op}"),
         Route::Lambda => format!("lambda {method} {path}"),
         Route::LambdaCode => format!("lambda code {path}"),
@@ -358,6 +373,8 @@ mod tests {
         let kinesis =
             req(&[("x-amz-target", "Kinesis_20131202.PutRecords"), ("authorization", &auth("kinesis"))], "POST", "/");
         assert_eq!(classify(&kinesis).0, Route::Kinesis("PutRecords".into()));
+        let glue = req(&[("x-amz-target", "AWSGlue.GetTable"), ("authorization", &auth("glue"))], "POST", "/");
+        assert_eq!(classify(&glue).0, Route::Glue("GetTable".into()));
         assert_eq!(classify(&req(&[("authorization", &auth("iam"))], "POST", "/")).0, Route::Iam);
         assert_eq!(classify(&req(&[("authorization", &auth("sts"))], "POST", "/")).0, Route::Sts);
         assert_eq!(classify(&req(&[("authorization", &auth("s3"))], "PUT", "/bucket")).0, Route::S3);

@@ -1,6 +1,7 @@
 # A transforming Firehose stream as Terraform writes it, against the firehose-kit emulator: an execution role, an
 # aws_lambda_function from a zip, a bucket, a delivery role allowed to invoke the function, and the stream with a
-# Lambda processor. Driven by tests/it/compat.rs (`make test-compat`): apply, plan without drift, change the code
+# Lambda processor; and a Glue database and table (the schema a converting stream would read). Driven by
+# tests/it/compat.rs (`make test-compat`): apply, plan without drift, change the code
 # and the configuration, apply, destroy.
 terraform {
   required_providers {
@@ -27,6 +28,7 @@ provider "aws" {
     sts      = var.endpoint
     logs     = var.endpoint
     lambda   = var.endpoint
+    glue     = var.endpoint
   }
 }
 
@@ -87,4 +89,36 @@ resource "aws_kinesis_firehose_delivery_stream" "transformed" {
     }
   }
   depends_on = [aws_iam_role_policy.delivery]
+}
+
+resource "aws_glue_catalog_database" "logs" {
+  name = "tf_logs"
+  tags = { team = "data" }
+}
+
+resource "aws_glue_catalog_table" "apache" {
+  name          = "apache"
+  database_name = aws_glue_catalog_database.logs.name
+  table_type    = "EXTERNAL_TABLE"
+  parameters    = { classification = "parquet" }
+  storage_descriptor {
+    location      = "s3://${aws_s3_bucket.out.bucket}/"
+    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    }
+    columns {
+      name = "host"
+      type = "string"
+    }
+    columns {
+      name = "status"
+      type = "int"
+    }
+    columns {
+      name = "time"
+      type = "timestamp"
+    }
+  }
 }
