@@ -64,7 +64,6 @@ while True:
 const PYTHON_RAISES: &str = "def handler(event, context):\n    raise ValueError('no transformation today')\n";
 const PYTHON_FORGETS: &str =
     "def handler(event, context):\n    return {'records': [dict(r, result='Ok') for r in event['records'][1:]]}\n";
-const PYTHON_SLOW: &str = "import time\n\ndef handler(event, context):\n    time.sleep(30)\n";
 
 /// A zip of `(name, text, mode)` files.
 pub fn zip_of(files: &[(&str, &str, u32)]) -> Vec<u8> {
@@ -324,7 +323,13 @@ async fn a_function_past_its_timeout_is_stopped_and_reported() {
         return;
     }
     let env = start().await;
-    let zip = zip_of(&[("handler.py", PYTHON_SLOW, 0o644)]);
+    // The handler starts a process of its own before it hangs: the timeout stops that one too.
+    let pid_file = tempfile::NamedTempFile::new().unwrap();
+    let code = format!(
+        "import subprocess, time\n\ndef handler(event, context):\n    p = subprocess.Popen(['sleep', '300'])\n    open({:?}, 'w').write(str(p.pid))\n    time.sleep(30)\n",
+        pid_file.path().display().to_string()
+    );
+    let zip = zip_of(&[("handler.py", &code, 0o644)]);
     let arn = function(&env.clients, "slow", Runtime::Python312, "handler.handler", zip, 1).await;
     // Invoke directly: the answer is Lambda's, a function error with Sandbox.Timedout.
     let out = env.clients.lambda.invoke().function_name("slow").payload(Blob::new("{}")).send().await.unwrap();
@@ -332,6 +337,11 @@ async fn a_function_past_its_timeout_is_stopped_and_reported() {
     let body: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
     assert_eq!(body["errorType"], "Sandbox.Timedout", "{body}");
     assert!(body["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"), "{body}");
+    let child = std::fs::read_to_string(pid_file.path()).unwrap();
+    eventually("the function's own process stopped", Duration::from_secs(10), || async {
+        (!std::path::Path::new(&format!("/proc/{}", child.trim())).exists()).then_some(())
+    })
+    .await;
     let s = Stream { name: "Slow", bucket: "slow", function_arn: &arn, retries: 0, may_invoke: true };
     transforming_stream(&env.clients, &s).await;
     support::put_batch(&env.clients, "Slow", &[b"x\n".to_vec()]).await;

@@ -89,8 +89,17 @@ pub struct Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = self.child.start_kill();
+        kill_group(&mut self.child);
     }
+}
+
+/// Kills the function's process and every process it started (they share its process group, which the sandbox
+/// gave it), as Lambda stops a whole execution environment.
+fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.start_kill();
 }
 
 /// Starts `program` under `sh` with the function's data-segment limit (`memory_kb`, when given) and an orphan
@@ -163,6 +172,8 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a timeout or a drop stops what the function started, too.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
             server.abort();
@@ -211,7 +222,7 @@ impl Sandbox {
                 (init.unwrap_or_else(exited), false)
             }
             _ = tokio::time::sleep(timeout) => {
-                let _ = self.child.start_kill();
+                kill_group(&mut self.child);
                 let message = format!("RequestId: {id} Error: Task timed out after {:.2} seconds", timeout.as_secs_f64());
                 (Outcome::error("Sandbox.Timedout", message), false)
             }
