@@ -287,15 +287,26 @@ async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Resp
 pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: oneshot::Receiver<()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let firehose = svc.firehose.clone();
-    let kinesis = svc.kinesis.clone();
     let ticker = tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
             firehose.tick(false);
-            // Reading Kinesis sources is file I/O: off the runtime's threads, one pass at a time.
-            let (fh, ks) = (firehose.clone(), kinesis.clone());
+        }
+    });
+    // Reading Kinesis sources is file I/O: off the runtime's threads, one pass at a time, on a ticker of its own
+    // so a long pass never delays the buffers' interval checks.
+    let (fh, ks) = (svc.firehose.clone(), svc.kinesis.clone());
+    let reader = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if !ks.has_streams() {
+                continue;
+            }
+            let (fh, ks) = (fh.clone(), ks.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 ks.sweep();
                 fh.read_sources();
@@ -333,6 +344,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
     }
     drop(listener);
     ticker.abort();
+    reader.abort();
     if !svc.firehose.flush_all(Duration::from_secs(10)).await {
         tracing::warn!(
             "some buffered records could not be delivered before shutdown; they stay in the journal and are delivered at the next start"

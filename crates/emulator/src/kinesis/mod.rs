@@ -221,6 +221,11 @@ impl Kinesis {
         self.store.save_meta(state).map_err(ApiError::internal)
     }
 
+    /// Whether any data stream exists (else there is nothing to sweep, and no Firehose stream has a source).
+    pub fn has_streams(&self) -> bool {
+        !self.state.lock().expect("kinesis lock").streams.is_empty()
+    }
+
     /// Forgets streams whose DELETING period is over (their files too), and compacts shard files whose
     /// records are mostly past the retention.
     pub fn sweep(&self) {
