@@ -323,6 +323,19 @@ def delivered_bytes(endpoint, bucket):
     return total
 
 
+def end_to_end(emu, what, stream, bucket, state, path, want, setup_extra):
+    """Sets up `stream` (60 s interval, into `bucket`), sends `path`, and waits until `want` bytes are in the bucket;
+    the seconds from the send's start until then."""
+    kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *setup_extra, state=state)
+    t = time.time()
+    kit(emu, "--stream", stream, "send", path, state=state)
+    while delivered_bytes(emu, bucket) < want:
+        if time.time() - t > 600:
+            sys.exit(f"{what}: {stream} delivered {delivered_bytes(emu, bucket)} of {want} bytes after 600 s")
+        time.sleep(0.1)
+    return time.time() - t
+
+
 def transform():
     """End to end (send until every object is in S3) for 200,000 lines to a stream whose records the Python
     Apache -> JSON blueprint transforms on Lambda, against the same lines to an untransformed stream; and the
@@ -342,17 +355,12 @@ def transform():
     for i in range(RUNS):
         for name in ("flat", "transformed"):
             log(f"transform: 200,000 lines end to end, {name}, run {i + 1}/{RUNS}")
-            stream, bucket, state = f"T{name}{i}", f"bench-t-{name}-{i}", f"s-t-{name}-{i}"
             extra = ["--transform", handler] if name == "transformed" else []
-            kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *extra, state=state)
             want = expected if name == "transformed" else size
-            before, t = process_cpu(proc.pid), time.time()
-            kit(emu, "--stream", stream, "send", path, state=state)
-            while delivered_bytes(emu, bucket) < want:
-                if time.time() - t > 600:
-                    sys.exit(f"transform benchmark: {name} delivered {delivered_bytes(emu, bucket)} of {want} bytes after 600 s")
-                time.sleep(0.2)
-            results[name].append(200_000 / (time.time() - t))
+            before = process_cpu(proc.pid)
+            seconds = end_to_end(emu, "transform benchmark", f"T{name}{i}", f"bench-t-{name}-{i}", f"s-t-{name}-{i}",
+                                 path, want, extra)
+            results[name].append(200_000 / seconds)
             cpu[name].append((process_cpu(proc.pid) - before) / (size / 1e9))
     os.remove(path)
     return {k: {"lines_s": stats(results[k]), "cpu_s_gb": stats(cpu[k])} for k in results}
@@ -396,16 +404,10 @@ def chained():
     for i in range(RUNS):
         for name in ("direct", "chained"):
             log(f"chained: 300,000 lines end to end, {name}, run {i + 1}/{RUNS}")
-            stream, bucket, state = f"C{name}{i}", f"bench-c-{name}-{i}", f"s-c-{name}-{i}"
             extra = ["--source", "kinesis", "--shards", "4"] if name == "chained" else []
-            kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *extra, state=state)
-            t = time.time()
-            kit(emu, "--stream", stream, "send", path, state=state)
-            while delivered_bytes(emu, bucket) < size:
-                if time.time() - t > 600:
-                    sys.exit(f"chained benchmark: {name} delivered {delivered_bytes(emu, bucket)} of {size} bytes after 600 s")
-                time.sleep(0.1)
-            results[name].append(300_000 / (time.time() - t))
+            seconds = end_to_end(emu, "chained benchmark", f"C{name}{i}", f"bench-c-{name}-{i}", f"s-c-{name}-{i}",
+                                 path, size, extra)
+            results[name].append(300_000 / seconds)
     os.remove(path)
     return {k: stats(v) for k, v in results.items()}
 
