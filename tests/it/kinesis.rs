@@ -404,3 +404,31 @@ async fn partition_key_keeps_each_hosts_lines_on_one_shard() {
     assert!(shard_of_host.values().collect::<std::collections::HashSet<_>>().len() > 1, "hosts spread over shards");
     assert_exit(&cli(&ep, dir.path(), &["--stream", "Keyed", "verify"]), 0);
 }
+
+/// A data stream in front of a partitioned stream and of a transforming one: what Firehose reads goes through the
+/// same dynamic partitioning and the same Lambda processor as Direct Put, and verify proves every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_streams_partition_and_transform_like_direct_put() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    support::setup(&ep, dir.path(), &["--stream", "Parted", "--source", "kinesis", "--partition-by", "status"]);
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "Parted", "send", "--generate", "20000"]), 0);
+    let verified = cli(&ep, dir.path(), &["--stream", "Parted", "verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    let v = json_out(&verified);
+    assert_eq!(v["matched"].as_u64(), Some(20_000), "{v}");
+    let keys: Vec<String> =
+        support::objects(&env.clients, support::DEFAULT_BUCKET, "").await.into_iter().map(|(k, _)| k).collect();
+    assert!(keys.iter().any(|k| k.starts_with("status=200/")), "{keys:?}");
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED the transforming half: no python3");
+        return;
+    }
+    let handler = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/apache_to_json.py");
+    support::setup(&ep, dir.path(), &["--stream", "Shaped", "--source", "kinesis", "--transform", handler]);
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "Shaped", "send", "--generate", "2000"]), 0);
+    let verified = cli(&ep, dir.path(), &["--stream", "Shaped", "verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    let v = json_out(&verified);
+    assert_eq!(v["transform"]["transformed"].as_u64(), Some(2000), "{v}");
+}
