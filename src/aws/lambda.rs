@@ -7,6 +7,10 @@ use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, LastUpdateStatus, Runtime, State};
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use super::sdk_error;
 use crate::error::{Error, Result};
 use crate::util::retry::Backoff;
@@ -65,6 +69,37 @@ fn is_iam_propagation(message: &str) -> bool {
     message.contains("cannot be assumed by Lambda")
 }
 
+/// Runs `call` again while Lambda says the execution role cannot be assumed yet (a new or re-created role still
+/// propagating), for at most `iam_retry`, reporting each retry.
+async fn retrying_propagation<T, E, Fut>(
+    iam_retry: Duration,
+    on_retry: &(dyn Fn(u32, &str, Duration) + Send + Sync),
+    mut call: impl FnMut() -> Fut,
+) -> std::result::Result<T, SdkError<E, HttpResponse>>
+where
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) => {
+                let message = e.as_service_error().and_then(|s| s.message()).unwrap_or("").to_string();
+                if is_iam_propagation(&message) && started.elapsed() < iam_retry {
+                    let wait = IAM_BACKOFF.delay(attempt);
+                    on_retry(attempt, &message, wait);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(e);
+            }
+            ok => return ok,
+        }
+    }
+}
+
 /// Creates the function; returns its ARN.
 pub async fn create(
     lambda: &Client,
@@ -72,11 +107,8 @@ pub async fn create(
     iam_retry: Duration,
     on_retry: &(dyn Fn(u32, &str, Duration) + Send + Sync),
 ) -> Result<String> {
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let result = lambda
+    let out = retrying_propagation(iam_retry, on_retry, || {
+        lambda
             .create_function()
             .function_name(d.name)
             .runtime(Runtime::from(d.runtime))
@@ -88,21 +120,10 @@ pub async fn create(
             .code(FunctionCode::builder().zip_file(Blob::new(d.zip)).build())
             .set_tags(Some(d.tags.iter().cloned().collect()))
             .send()
-            .await;
-        match result {
-            Ok(out) => return Ok(out.function_arn().unwrap_or_default().to_string()),
-            Err(e) => {
-                let message = e.as_service_error().and_then(|s| s.meta().message()).unwrap_or("").to_string();
-                if is_iam_propagation(&message) && started.elapsed() < iam_retry {
-                    let wait = IAM_BACKOFF.delay(attempt);
-                    on_retry(attempt, &message, wait);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(sdk_error(format!("create Lambda function `{}`", d.name), e));
-            }
-        }
-    }
+    })
+    .await
+    .map_err(|e| sdk_error(format!("create Lambda function `{}`", d.name), e))?;
+    Ok(out.function_arn().unwrap_or_default().to_string())
 }
 
 /// Replaces the function's code.
@@ -117,17 +138,24 @@ pub async fn update_code(lambda: &Client, name: &str, zip: &[u8]) -> Result<()> 
     Ok(())
 }
 
-/// Sets the function's runtime, handler and role.
-pub async fn update_configuration(lambda: &Client, d: &Deploy<'_>) -> Result<()> {
-    lambda
-        .update_function_configuration()
-        .function_name(d.name)
-        .runtime(Runtime::from(d.runtime))
-        .handler(d.handler)
-        .role(d.role_arn)
-        .send()
-        .await
-        .map_err(|e| sdk_error(format!("update the configuration of Lambda function `{}`", d.name), e))?;
+/// Sets the function's runtime, handler and role (retrying while a re-created execution role propagates).
+pub async fn update_configuration(
+    lambda: &Client,
+    d: &Deploy<'_>,
+    iam_retry: Duration,
+    on_retry: &(dyn Fn(u32, &str, Duration) + Send + Sync),
+) -> Result<()> {
+    retrying_propagation(iam_retry, on_retry, || {
+        lambda
+            .update_function_configuration()
+            .function_name(d.name)
+            .runtime(Runtime::from(d.runtime))
+            .handler(d.handler)
+            .role(d.role_arn)
+            .send()
+    })
+    .await
+    .map_err(|e| sdk_error(format!("update the configuration of Lambda function `{}`", d.name), e))?;
     Ok(())
 }
 

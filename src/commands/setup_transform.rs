@@ -222,14 +222,14 @@ pub(super) async fn apply(
         zip: &d.zip,
         tags: &tags,
     };
+    let on_retry = |attempt: u32, message: &str, wait: Duration| {
+        task.set_message(format!(
+            "IAM propagation: Lambda cannot assume the new role yet (retry {attempt} in {:.1} s): {message}",
+            wait.as_secs_f64()
+        ));
+    };
     match function_step.action {
         "create" => {
-            let on_retry = |attempt: u32, message: &str, wait: Duration| {
-                task.set_message(format!(
-                    "IAM propagation: Lambda cannot assume the new role yet (retry {attempt} in {:.1} s): {message}",
-                    wait.as_secs_f64()
-                ));
-            };
             task.set_message(format!("creating {}", t.function));
             lambda::create(&clients.lambda, &deploy, s.iam_retry_timeout, &on_retry).await?;
         }
@@ -237,7 +237,7 @@ pub(super) async fn apply(
             lambda::wait_ready(&clients.lambda, &t.function, s.timeout).await?;
             lambda::update_code(&clients.lambda, &t.function, &d.zip).await?;
             lambda::wait_ready(&clients.lambda, &t.function, s.timeout).await?;
-            lambda::update_configuration(&clients.lambda, &deploy).await?;
+            lambda::update_configuration(&clients.lambda, &deploy, s.iam_retry_timeout, &on_retry).await?;
             lambda::tag(&clients.lambda, &t.function_arn, &tags).await?;
         }
         _ => {}

@@ -707,3 +707,35 @@ async fn the_python_and_javascript_templates_answer_alike() {
         (200, Some("ProcessingFailed"))
     );
 }
+
+/// IAM propagation on the update path: the function's execution role is deleted and setup re-creates it while the
+/// handler changed, so UpdateFunctionConfiguration names a role Lambda cannot assume yet; setup retries until it
+/// can, as it does for CreateFunction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_waits_for_a_recreated_execution_role_when_it_updates_the_function() {
+    use crate::support::{assert_exit, cli, json_out};
+    if !has("python3") {
+        return;
+    }
+    let env = support::start_with(|b| b.iam_propagation_delay(Duration::from_secs(2))).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let handler = dir.path().join("shape.py");
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/apache_to_json.py");
+    std::fs::copy(template, &handler).unwrap();
+    let args = ["--stream", "Shape", "setup", "--transform", handler.to_str().unwrap(), "-o", "json"];
+    assert_exit(&cli(&ep, dir.path(), &args), 0);
+    let exec = "firehose-kit-Shape-transform";
+    let iam = &env.clients.iam;
+    for name in iam.list_role_policies().role_name(exec).send().await.unwrap().policy_names() {
+        iam.delete_role_policy().role_name(exec).policy_name(name).send().await.unwrap();
+    }
+    iam.delete_role().role_name(exec).send().await.unwrap();
+    let mut code = std::fs::read_to_string(&handler).unwrap();
+    code.push_str("\n# changed\n");
+    std::fs::write(&handler, code).unwrap();
+    let repaired = cli(&ep, dir.path(), &args);
+    assert_exit(&repaired, 0);
+    let actions = crate::provision::actions(&json_out(&repaired));
+    assert!(actions.contains(&("exec role".into(), "create".into())), "{actions:?}");
+    assert!(actions.contains(&("function".into(), "update".into())), "{actions:?}");
+}

@@ -144,7 +144,8 @@ impl Iam {
     }
 
     /// Whether the role `role_arn` (in the region's partition) lets `service` assume it without an external id,
-    /// as Lambda assumes a function's execution role.
+    /// as Lambda assumes a function's execution role; a role whose trust changed less than the IAM propagation delay
+    /// ago is not assumable yet (the race CreateFunction has after CreateRole).
     pub fn role_trusts(&self, role_arn: &str, region: &str, service: &str) -> bool {
         let partition = arn_partition(region);
         let Some(path_and_name) = role_arn.strip_prefix(&format!("arn:{partition}:iam::{}:role/", self.account_id))
@@ -153,8 +154,12 @@ impl Iam {
         };
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
         let state = self.state.lock().expect("iam lock");
+        // A role (or trust) changed less than the propagation delay ago is not assumable yet, as Firehose sees it.
+        let settled = |changed_ms: i64| now_ms() - changed_ms >= self.propagation_delay.as_millis() as i64;
         state.roles.get(name).filter(|role| self.role_arn(role, partition) == role_arn).is_some_and(|role| {
-            Policy::parse(&role.assume_role_policy).is_ok_and(|trust| access::trusts_service(&trust, service, ""))
+            settled(role.trust_changed_ms)
+                && Policy::parse(&role.assume_role_policy)
+                    .is_ok_and(|trust| access::trusts_service(&trust, service, ""))
         })
     }
 
