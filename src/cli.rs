@@ -524,7 +524,7 @@ pub struct LocalArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub delete_delay: std::time::Duration,
 
-    /// How long a new or changed role cannot be assumed by Firehose (reproduces IAM propagation)
+    /// How long a new or changed role cannot be assumed by Firehose or Lambda (reproduces IAM propagation)
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub iam_propagation_delay: std::time::Duration,
 
