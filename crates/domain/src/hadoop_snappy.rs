@@ -1,6 +1,7 @@
 //! Hadoop's Snappy block format, which Firehose writes for `CompressionFormat: HADOOP_SNAPPY` (the codec Hadoop,
-//! Hive and Spark read by default for `.snappy` files): the data is cut into blocks of at most 256 KiB (Hadoop's
-//! `io.compression.codec.snappy.buffersize`); each block is its uncompressed length (4 bytes, big-endian), then
+//! Hive and Spark read by default for `.snappy` files): the data is cut into blocks small enough that their
+//! compressed form fits Hadoop's 256 KiB buffer (`io.compression.codec.snappy.buffersize`, less Snappy's worst-case
+//! growth, as Hadoop's `SnappyCodec` sizes them); each block is its uncompressed length (4 bytes, big-endian), then
 //! its raw-Snappy chunks, each its compressed length (4 bytes, big-endian) and bytes. This writer makes one chunk
 //! per block, as Hadoop's `BlockCompressorStream` does; the reader takes any number of chunks per block.
 //!
@@ -8,8 +9,11 @@
 
 use std::io::{self, Read, Write};
 
-/// Uncompressed bytes per block.
-pub const BLOCK_SIZE: usize = 256 * 1024;
+/// Uncompressed bytes per block: Hadoop's 256 KiB buffer less `buffer / 6 + 32`, so that even incompressible data
+/// compresses into a chunk Hadoop's reader can take.
+pub const BLOCK_SIZE: usize = 256 * 1024 - (256 * 1024 / 6 + 32);
+/// The largest chunk the reader accepts (a corrupt length is an error, not an allocation of gigabytes).
+const MAX_CHUNK: usize = 64 * 1024 * 1024;
 
 /// Encodes what is written to it into Hadoop Snappy blocks on `inner`; call [`Writer::finish`] at the end.
 pub struct Writer<W: Write> {
@@ -94,6 +98,9 @@ impl<R: Read> Reader<R> {
             let len = self.length()?.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::UnexpectedEof, "a Hadoop Snappy block ends before its length")
             })?;
+            if len > MAX_CHUNK || total > MAX_CHUNK {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "a Hadoop Snappy length is not plausible"));
+            }
             let mut chunk = vec![0u8; len];
             self.inner.read_exact(&mut chunk)?;
             let decoded = self.decoder.decompress_vec(&chunk).map_err(io::Error::other)?;
@@ -140,6 +147,14 @@ mod tests {
         Reader::new(&encoded[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
         assert!(Reader::new(&encoded[..encoded.len() - 1]).read_to_end(&mut Vec::new()).is_err(), "cut short");
+        // Incompressible data: every chunk still fits Hadoop's 256 KiB buffer.
+        let noise: Vec<u8> =
+            (0..BLOCK_SIZE as u64 * 2).map(|i| (i.wrapping_mul(6364136223846793005) >> 56) as u8).collect();
+        let mut w = Writer::new(Vec::new());
+        w.write_all(&noise).unwrap();
+        let encoded = w.finish().unwrap();
+        let chunk = u32::from_be_bytes(encoded[4..8].try_into().unwrap()) as usize;
+        assert!(chunk <= 256 * 1024, "{chunk}");
         let mut empty = Vec::new();
         Reader::new(&Writer::new(Vec::new()).finish().unwrap()[..]).read_to_end(&mut empty).unwrap();
         assert!(empty.is_empty());

@@ -204,8 +204,13 @@ async fn handle_api(
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")
         }
         Route::Kinesis(op) => {
-            let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            svc.kinesis.handle(&op, &bytes, region, content_type)
+            // Shard files are read and written under the service's lock: off the runtime's worker threads.
+            let content_type =
+                parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let (kinesis, region) = (svc.kinesis.clone(), region.to_string());
+            tokio::task::spawn_blocking(move || kinesis.handle(&op, &bytes, &region, content_type.as_deref()))
+                .await
+                .unwrap_or_else(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", &e.to_string()))
         }
         Route::Glue(op) if op.is_empty() => {
             json_error(StatusCode::BAD_REQUEST, "UnknownOperationException", "missing X-Amz-Target header")

@@ -30,6 +30,15 @@ fn name(input: &Value, member: &str, path: &str) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
+/// A required structure member (`DatabaseInput`, `TableInput`): a JSON object.
+fn structure(input: &Value, member: &str, path: &str) -> Result<Value, ApiError> {
+    match input.get(member) {
+        Some(v) if v.is_object() => Ok(v.clone()),
+        Some(v) => Err(ApiError::new("SerializationException", format!("{path} must be a structure, not {v}"))),
+        None => Err(ApiError::validation(null_violation(path))),
+    }
+}
+
 fn database<'s>(state: &'s mut State, region: &str, name: &str) -> Result<&'s mut Database, ApiError> {
     state.databases.get_mut(&key(region, name)).ok_or_else(|| not_found(&format!("Database {}", name.to_lowercase())))
 }
@@ -42,8 +51,7 @@ fn tags_of(input: &Value) -> std::collections::BTreeMap<String, String> {
 }
 
 pub fn create_database(g: &Glue, state: &mut State, input: Value, region: &str) -> Result<Vec<u8>, ApiError> {
-    let mut db_input =
-        input.get("DatabaseInput").cloned().ok_or_else(|| ApiError::validation(null_violation("databaseInput")))?;
+    let mut db_input = structure(&input, "DatabaseInput", "databaseInput")?;
     let db_name = name(&db_input, "Name", "databaseInput.name")?.to_lowercase();
     if state.databases.contains_key(&key(region, &db_name)) {
         return Err(ApiError::new("AlreadyExistsException", "Database already exists."));
@@ -76,8 +84,7 @@ pub fn get_databases(g: &Glue, state: &mut State, _input: Value, region: &str) -
 
 pub fn update_database(g: &Glue, state: &mut State, input: Value, region: &str) -> Result<Vec<u8>, ApiError> {
     let db_name = name(&input, "Name", "name")?;
-    let mut db_input =
-        input.get("DatabaseInput").cloned().ok_or_else(|| ApiError::validation(null_violation("databaseInput")))?;
+    let mut db_input = structure(&input, "DatabaseInput", "databaseInput")?;
     let db = database(state, region, &db_name)?;
     db_input["Name"] = json!(db.name);
     db.input = db_input;
@@ -95,7 +102,7 @@ pub fn delete_database(g: &Glue, state: &mut State, input: Value, region: &str) 
 
 /// The `TableInput` of a create or update, its name lower-cased.
 fn table_input(input: &Value) -> Result<(String, Value), ApiError> {
-    let mut t = input.get("TableInput").cloned().ok_or_else(|| ApiError::validation(null_violation("tableInput")))?;
+    let mut t = structure(input, "TableInput", "tableInput")?;
     let table_name = name(&t, "Name", "tableInput.name")?.to_lowercase();
     t["Name"] = json!(table_name);
     Ok((table_name, t))

@@ -137,5 +137,10 @@ mod tests {
         assert_eq!((status, e["message"].as_str()), (400, Some("Database logs not found.")));
         let (_, e) = call(&g, "CreateTable", json!({"DatabaseName": "logs"}));
         assert_eq!(e["__type"], "ValidationException");
+        // A member of the wrong shape is refused, and the catalog keeps serving.
+        assert_eq!(call(&g, "CreateDatabase", json!({"DatabaseInput": {"Name": "logs"}})).0, 200);
+        let (status, e) = call(&g, "UpdateDatabase", json!({"Name": "logs", "DatabaseInput": "x"}));
+        assert_eq!((status, e["__type"].as_str()), (400, Some("SerializationException")));
+        assert_eq!(call(&g, "GetDatabase", json!({"Name": "logs"})).0, 200);
     }
 }

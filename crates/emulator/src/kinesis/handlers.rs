@@ -274,7 +274,7 @@ pub fn list_shards(k: &Kinesis, state: &mut State, input: Input, region: &str) -
     let shards: Vec<Value> =
         meta.shards.iter().enumerate().skip(after).take(limit as usize).map(|(i, s)| shard_json(meta, i, s)).collect();
     let mut out = json!({"Shards": shards});
-    let end = after + limit as usize;
+    let end = after.saturating_add(limit as usize);
     if end < meta.shards.len() {
         out["NextToken"] = Value::String(format!("{key}|{end}"));
     }
@@ -325,14 +325,17 @@ type Placed = Result<(usize, u64), (String, String)>;
 /// Appends accepted records to their shards (one write per shard); returns per record its shard and number, or
 /// the throttling error.
 fn append(k: &Kinesis, meta: &mut StreamMeta, puts: &[Put]) -> Result<Vec<Placed>, ApiError> {
-    let now = now_ms();
+    let wall = now_ms();
     let mut frames: Vec<Vec<u8>> = vec![Vec::new(); meta.shards.len()];
     let mut pending: Vec<Vec<Entry>> = vec![Vec::new(); meta.shards.len()];
     let mut results = Vec::with_capacity(puts.len());
-    let retention = meta.retention_hours * 3_600_000;
+    let retention = meta.retention_ms();
     for p in puts {
         let shard = meta.route(p.hash);
         let s = &mut meta.shards[shard];
+        // Arrival times never go back within a shard (AT_TIMESTAMP searches them), even if the clock does.
+        let now = s.index.back().map_or(wall, |e| e.arrival_ms.max(wall));
+        let now = pending[shard].last().map_or(now, |e| e.arrival_ms.max(now));
         let size = rules::entry_bytes(p.data.len(), &p.key) as f64;
         if k.config.quota && !(s.write_records.take(1.0, now) && s.write_bytes.take(size, now)) {
             results.push(Err(k.throttled(meta, shard)));
@@ -345,9 +348,9 @@ fn append(k: &Kinesis, meta: &mut StreamMeta, puts: &[Put]) -> Result<Vec<Placed
         results.push(Ok((shard, n)));
     }
     for (shard, bytes) in frames.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
-        k.store.append(meta, shard, bytes).map_err(ApiError::internal)?;
+        k.store.append(meta, shard, meta.shards[shard].file_len, bytes).map_err(ApiError::internal)?;
         let s = &mut meta.shards[shard];
-        s.trim(retention, now);
+        s.trim(retention, wall);
         s.file_len += bytes.len() as u64;
         s.index.extend(pending[shard].drain(..));
     }
@@ -429,7 +432,12 @@ pub fn get_shard_iterator(k: &Kinesis, state: &mut State, input: Input, region: 
             .as_deref()
             .ok_or_else(|| ApiError::invalid(format!("StartingSequenceNumber must be specified for {kind}.")))?;
         match meta.parse_sequence_number(seq) {
-            Some((i, n)) if i == shard => Ok(s.clamp(n + after)),
+            Some((i, n)) if i == shard => {
+                let n = n
+                    .checked_add(after)
+                    .ok_or_else(|| ApiError::invalid(format!("StartingSequenceNumber {seq} is out of range.")))?;
+                Ok(s.clamp(n))
+            }
             Some((i, _)) => Err(ApiError::invalid(format!(
                 "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
                 rules::shard_id(i),

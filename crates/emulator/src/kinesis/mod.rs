@@ -242,27 +242,30 @@ impl Kinesis {
                 self.store.remove(&meta);
             }
         }
-        let mut compacted = false;
+        let mut changed = !gone.is_empty();
         for meta in state.streams.values_mut() {
-            let retention = meta.retention_hours * 3_600_000;
+            let retention = meta.retention_ms();
+            for (i, shard) in meta.shards.iter_mut().enumerate() {
+                shard.trim(retention, now);
+                if Store::needs_compaction(shard) && meta.first_kept[i] != shard.first {
+                    meta.first_kept[i] = shard.first;
+                    changed = true;
+                }
+            }
+        }
+        // Where each shard's numbering continues is saved before any file loses its trimmed records.
+        if changed && let Err(e) = self.save(&state) {
+            tracing::error!("cannot persist Kinesis streams: {}", e.message);
+            return;
+        }
+        for meta in state.streams.values_mut() {
             let mut shards = std::mem::take(&mut meta.shards);
             for (i, shard) in shards.iter_mut().enumerate() {
-                shard.trim(retention, now);
-                match self.store.compact(meta, i, shard) {
-                    Ok(true) => {
-                        meta.first_kept[i] = shard.first;
-                        compacted = true;
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(stream = %meta.name, shard = i, "cannot compact: {e}"),
+                if let Err(e) = self.store.compact(meta, i, shard) {
+                    tracing::warn!(stream = %meta.name, shard = i, "cannot compact: {e}");
                 }
             }
             meta.shards = shards;
-        }
-        if (!gone.is_empty() || compacted)
-            && let Err(e) = self.save(&state)
-        {
-            tracing::error!("cannot persist Kinesis streams: {}", e.message);
         }
     }
 
@@ -308,7 +311,7 @@ impl Kinesis {
         limit: usize,
         now: i64,
     ) -> Result<Batch, ReadFailure> {
-        let retention = meta.retention_hours * 3_600_000;
+        let retention = meta.retention_ms();
         let s = &mut meta.shards[shard];
         s.trim(retention, now);
         let from = s.clamp(from);

@@ -42,6 +42,10 @@ impl StreamMeta {
         Lifecycle::at(self.created_ms, self.deleting_since_ms, now_ms, create_delay_ms, delete_delay_ms)
     }
 
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_hours * 3_600_000
+    }
+
     pub fn mode(&self) -> &'static str {
         if self.on_demand { "ON_DEMAND" } else { "PROVISIONED" }
     }
@@ -245,7 +249,7 @@ impl Iterator {
     }
 
     pub fn expired(&self, now_ms: i64) -> bool {
-        now_ms - self.issued_ms > ITERATOR_TTL_MS
+        now_ms.saturating_sub(self.issued_ms) > ITERATOR_TTL_MS
     }
 }
 

@@ -124,15 +124,36 @@ impl Store {
         persist::write_json_as(&self.dir.join("meta.json"), state, self.durability)
     }
 
-    /// Appends encoded frames to a shard's file (synced with `--fsync`).
-    pub fn append(&self, meta: &StreamMeta, shard: usize, frames: &[u8]) -> std::io::Result<()> {
+    /// Appends encoded frames to a shard's file, whose good part is `len` bytes (synced with `--fsync`). A write
+    /// or sync that fails cuts the file back to `len`: the records were not acknowledged, and no partial frame may
+    /// stay in front of the next ones.
+    pub fn append(&self, meta: &StreamMeta, shard: usize, len: u64, frames: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(self.stream_dir(meta))?;
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(self.shard_path(meta, shard))?;
-        file.write_all(frames)?;
-        if self.durability == Durability::Machine {
-            file.sync_data()?;
+        let path = self.shard_path(meta, shard);
+        let new = len == 0 && !path.exists();
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let written = file.write_all(frames).and_then(|_| {
+            if self.durability == Durability::Machine {
+                file.sync_data()?;
+                if new {
+                    persist::sync_parent(&path)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            if let Err(cut) = file.set_len(len) {
+                tracing::error!(stream = %meta.name, shard, "cannot cut a failed append off {}: {cut}", path.display());
+            }
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Whether a shard's file is due for [`Store::compact`].
+    pub fn needs_compaction(shard: &Shard) -> bool {
+        let kept = shard.file_len - shard.stale_bytes;
+        shard.stale_bytes >= kept.max(1 << 20)
     }
 
     /// Reads the records at `entries` (consecutive in the file) back.
@@ -159,11 +180,13 @@ impl Store {
     }
 
     /// Rewrites a shard's file without its trimmed records once more of it is stale than kept.
+    /// The stream's `first_kept` must already be saved with `shard.first` (a file rewritten without its trimmed
+    /// records no longer says where the shard's numbering is).
     pub fn compact(&self, meta: &StreamMeta, i: usize, shard: &mut Shard) -> std::io::Result<bool> {
-        let kept = shard.file_len - shard.stale_bytes;
-        if shard.stale_bytes < kept.max(1 << 20) {
+        if !Self::needs_compaction(shard) {
             return Ok(false);
         }
+        let kept = shard.file_len - shard.stale_bytes;
         let path = self.shard_path(meta, i);
         let entries: Vec<Entry> = shard.index.iter().copied().collect();
         let records = self.read(meta, i, &entries)?;
