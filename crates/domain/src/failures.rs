@@ -147,6 +147,21 @@ pub const SOURCE_CODES: [Code; 1] = [Code {
     hint: "the delivery role may not read the source stream: allow kinesis:DescribeStream, GetShardIterator, GetRecords and ListShards on it (re-run `firehose-kit setup --source kinesis` to restore setup's grant)",
 }];
 
+/// The error codes the emulator logs when a converting stream cannot read its Glue table (**chosen**: AWS documents
+/// the conversion's per-record codes, not these).
+pub const CONVERSION_CODES: [Code; 2] = [
+    Code {
+        code: "DataFormatConversion.AccessDenied",
+        message: "Access was denied when calling Glue. Ensure that the access policy on the IAM role in the SchemaConfiguration allows glue:GetTable, glue:GetTableVersion and glue:GetTableVersions.",
+        hint: "the conversion's role may not read the Glue table: allow glue:GetTable, GetTableVersion and GetTableVersions on it; the data is kept and retried",
+    },
+    Code {
+        code: "DataFormatConversion.EntityNotFound",
+        message: "The Glue table of the data format conversion was not found, or has a column type that cannot be converted.",
+        hint: "create the Glue table the stream's SchemaConfiguration names (or fix its columns); the data is kept and retried",
+    },
+];
+
 /// `--fail-delivery CODE[:P]`: delivery attempts fail with `code` with probability `probability`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailDelivery {
@@ -178,7 +193,12 @@ impl FromStr for FailDelivery {
 
 /// The entry for `code`, if it is one Firehose documents (delivery, transformation or source).
 pub fn code(code: &str) -> Option<&'static Code> {
-    CODES.iter().chain(LAMBDA_CODES.iter()).chain(SOURCE_CODES.iter()).find(|c| c.code == code)
+    CODES
+        .iter()
+        .chain(LAMBDA_CODES.iter())
+        .chain(SOURCE_CODES.iter())
+        .chain(CONVERSION_CODES.iter())
+        .find(|c| c.code == code)
 }
 
 /// One error log event, as Firehose writes it to CloudWatch Logs (one JSON document per event).

@@ -20,6 +20,7 @@
 //! | [`emulated`] | the one place where the emulator deliberately refuses what AWS accepts |
 //! | [`quota`] | Direct Put throughput quotas per region |
 //! | [`transform`] | data transformation with Lambda: the processor's parameters, the event, the answer's rules, the processing-failed document |
+//! | [`conversion`] | record format conversion: the configuration's rules, Glue column types, JSON into typed cells as the OpenX and Hive SerDes read it |
 //! | [`contract`] | the emulator's contract with its clients: default endpoint, credentials, account, headers |
 //! | [`util`] | persistence, SHA-256 and escaping both sides need (no Firehose knowledge) |
 //!
@@ -28,6 +29,7 @@
 pub mod access;
 pub mod billing;
 pub mod contract;
+pub mod conversion;
 pub mod emulated;
 pub mod failures;
 pub mod field_query;
