@@ -19,9 +19,6 @@ pub enum Unmodelled {
     /// emulator's transformation stages are set up when the processor first appears and kept while the stream
     /// lives.
     LambdaProcessorChange(&'static str),
-    /// Record format conversion (`DataFormatConversionConfiguration` with `Enabled` not false): AWS writes
-    /// Parquet or ORC; the emulator would write the JSON it was sent.
-    FormatConversion,
 }
 
 impl Unmodelled {
@@ -38,9 +35,6 @@ impl Unmodelled {
             Unmodelled::LambdaProcessorChange(what) => format!(
                 "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
             ),
-            Unmodelled::FormatConversion => {
-                "Record format conversion (DataFormatConversionConfiguration with Enabled true) is not modelled by the firehose-kit emulator: it would deliver the JSON it receives where AWS writes Parquet or ORC; omit the configuration or set Enabled to false".into()
-            }
             Unmodelled::LambdaPartitioning => {
                 "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs the function but does not partition by the metadata.partitionKeys it answers; use partitionKeyFromQuery with a MetadataExtraction processor".into()
             }
@@ -60,8 +54,6 @@ pub struct Requested<'a> {
     pub lambda_removed: bool,
     /// An update adds a Lambda processor to a partitioned stream.
     pub lambda_added_to_partitioned: bool,
-    /// The destination converts record formats.
-    pub format_conversion: bool,
 }
 
 /// The first thing in `r` that the emulator does not model, if any.
@@ -71,9 +63,6 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
     }
     if let Some(d) = r.other_destinations.first() {
         return Some(Unmodelled::Destination(d.to_string()));
-    }
-    if r.format_conversion {
-        return Some(Unmodelled::FormatConversion);
     }
     if r.lambda_partition_keys {
         return Some(Unmodelled::LambdaPartitioning);

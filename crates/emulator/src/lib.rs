@@ -403,8 +403,16 @@ async fn open(
     let glue =
         Arc::new(glue::Glue::open(data_dir.join("glue"), config.account_id.clone(), durability).map_err(dir_err)?);
     let firehose = Arc::new(
-        firehose::Firehose::open(fh_config, store.clone(), iam.clone(), logs.clone(), lambda.clone(), kinesis.clone())
-            .map_err(dir_err)?,
+        firehose::Firehose::open(
+            fh_config,
+            store.clone(),
+            iam.clone(),
+            logs.clone(),
+            lambda.clone(),
+            kinesis.clone(),
+            glue.clone(),
+        )
+        .map_err(dir_err)?,
     );
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::S3Api::new(store, config.account_id.clone()));
     builder.set_auth(s3::FixedSecret(config.secret.clone()));

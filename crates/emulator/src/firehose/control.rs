@@ -25,6 +25,7 @@ impl Firehose {
             (Some(_), Some(_)) => return Err(ApiError::invalid("Only one destination configuration can be specified")),
         };
         let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationConfiguration")?;
+        self.check_conversion_table(&destination, region)?;
         validate::tags(&input.tags)?;
         let encryption = input.encryption.as_ref().map(validate::encryption).transpose()?;
         let source =
@@ -191,6 +192,7 @@ impl Firehose {
                 _ => {}
             }
             let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationUpdate")?;
+            self.check_conversion_table(&destination, region)?;
             if destination.role_arn != s.state.destination.role_arn {
                 self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
             }
@@ -200,6 +202,27 @@ impl Firehose {
             s.runtime.retarget(target_of(&s.state, prefixes, zone, &self.config));
             wire::ok(&Empty {})
         })
+    }
+
+    /// A converting stream's Glue table must exist (AWS reads it at create), with column types the emulator
+    /// converts to.
+    fn check_conversion_table(&self, d: &super::model::Destination, region: &str) -> Result<(), ApiError> {
+        let Ok(Some(c)) = firehose_kit_domain::conversion::parse(d.data_format_conversion.as_ref()) else {
+            return Ok(());
+        };
+        let s = &c.schema;
+        let region = s.region.as_deref().unwrap_or(region);
+        let table = self.gate.glue.as_ref().and_then(|g| g.table(region, &s.database, &s.table)).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Could not read the Glue table {}.{} of the data format conversion: EntityNotFoundException: Table {} not found.",
+                s.database, s.table, s.table
+            ))
+        })?;
+        for col in table["StorageDescriptor"]["Columns"].as_array().into_iter().flatten() {
+            firehose_kit_domain::conversion::column_type(col["Type"].as_str().unwrap_or_default())
+                .map_err(|e| ApiError::invalid(e.trim_start_matches("unmodelled:").to_string()))?;
+        }
+        Ok(())
     }
 
     /// StartDeliveryStreamEncryption: ENABLING, then ENABLED (a new key while ENABLED goes through ENABLING).

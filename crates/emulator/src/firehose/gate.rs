@@ -57,6 +57,8 @@ pub struct Gate {
     pub logs: Arc<Logs>,
     /// Lambda, for streams that transform their records (`None` in unit tests of the engine).
     pub lambda: Option<Arc<crate::lambda::Lambda>>,
+    /// Glue, for streams that convert record formats (`None` in unit tests of the engine).
+    pub glue: Option<Arc<crate::glue::Glue>>,
     pub account_id: String,
     pub fail: Option<FailDelivery>,
     rng: Mutex<SmallRng>,
@@ -91,6 +93,7 @@ impl Gate {
             iam,
             logs,
             lambda: None,
+            glue: None,
             account_id,
             fail,
             rng: Mutex::new(rng),

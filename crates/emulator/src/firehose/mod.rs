@@ -6,6 +6,7 @@
 //! | [`model`] | request documents, persisted stream state, the typed `DeliveryStreamDescription` |
 //! | [`validate`] | model constraints and semantic rules (through [`firehose_kit_domain`]), and what the emulator refuses |
 //! | [`control`] | the control plane: create, describe, list, update, delete, tags, server-side encryption; the CREATING → ACTIVE → DELETING lifecycle |
+//! | [`convert`] | record format conversion at delivery: JSON records into the Glue table's columns, written as Parquet |
 //! | [`data`] | the data plane: PutRecord and PutRecordBatch with quotas and injected faults |
 //! | [`engine`], [`journal`] | buffering, delivery to S3 and the durable record journal |
 //! | [`gate`] | what a delivery attempt must pass (role, trust, bucket, policies), injected delivery faults, error logging to CloudWatch Logs |
@@ -17,6 +18,7 @@
 //! `<data-dir>/firehose/journal/<name>-<incarnation>/`.
 
 pub mod control;
+pub mod convert;
 pub mod data;
 pub mod engine;
 pub mod gate;
@@ -159,6 +161,21 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
             interval_ms,
         })
     });
+    let conversion = firehose_kit_domain::conversion::parse(d.data_format_conversion.as_ref())
+        .unwrap_or_else(|e| {
+            tracing::error!(stream = %state.name, "data format conversion: {e}");
+            None
+        })
+        .map(|conversion| {
+            Arc::new(target::ConversionTarget {
+                conversion,
+                error_prefix: prefixes.error_output(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
+            })
+        });
+    let extension = match (&conversion, d.file_extension.as_deref().filter(|e| !e.is_empty())) {
+        (Some(_), None) => ".parquet".to_string(),
+        _ => d.extension(),
+    };
     Target {
         stream: state.name.clone(),
         stream_arn: state.arn.clone(),
@@ -173,13 +190,14 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
         prefix: prefixes.data,
         zone,
         compression: d.compression.clone(),
-        extension: d.extension(),
+        extension,
         size_bytes: stage_size,
         interval_ms: stage_interval,
         partitioning,
         keys: None,
         output_type: None,
         processing,
+        conversion,
     }
 }
 
@@ -192,6 +210,7 @@ impl Firehose {
         logs: Arc<Logs>,
         lambda: Arc<crate::lambda::Lambda>,
         kinesis: Arc<crate::kinesis::Kinesis>,
+        glue: Arc<crate::glue::Glue>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.dir.join("journal"))?;
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
@@ -208,6 +227,7 @@ impl Firehose {
         );
         gate.durability = config.durability;
         gate.lambda = Some(lambda);
+        gate.glue = Some(glue);
         let gate = Arc::new(gate);
         let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget, kinesis };
         let mut streams = BTreeMap::new();

@@ -39,6 +39,8 @@ pub struct Target {
     /// A Lambda transformation (on the stream's runtime, which then buffers for the function: its `size_bytes`
     /// and `interval_ms` are the processor's; the destination's are here).
     pub processing: Option<Arc<Processing>>,
+    /// Record format conversion: the objects are Parquet, and records that do not convert go to `error_prefix`.
+    pub conversion: Option<Arc<ConversionTarget>>,
 }
 
 /// How a stream's records are transformed before they are buffered for S3.
@@ -62,4 +64,12 @@ pub struct PartitionSpec {
     pub error_prefix: Prefix,
     /// Active partitions at most (`local --partition-limit`); records for more go to the error output.
     pub limit: usize,
+}
+
+/// A converting stream's conversion and where its failed records go.
+#[derive(Debug)]
+pub struct ConversionTarget {
+    pub conversion: firehose_kit_domain::conversion::Conversion,
+    /// The error prefix with `!{firehose:error-output-type}` = `format-conversion-failed`.
+    pub error_prefix: Prefix,
 }

@@ -3,6 +3,7 @@
 //! using the rules in [`firehose_kit_domain`], plus the emulator's deliberate refusals
 //! ([`firehose_kit_domain::emulated`]).
 
+use firehose_kit_domain::conversion;
 use firehose_kit_domain::emulated::{self, Requested};
 use firehose_kit_domain::keys::file_extension_problem;
 use firehose_kit_domain::limits::{
@@ -52,7 +53,14 @@ pub fn destination_from(input: DestinationInput, extended: bool, path: &str) -> 
         bucket_arn: input.bucket_arn.unwrap_or_default(),
         prefix: input.prefix.filter(|p| !p.is_empty()),
         error_output_prefix: input.error_output_prefix.filter(|p| !p.is_empty()),
-        size_in_mbs: hints.size_in_mbs.unwrap_or(DEFAULT_BUFFER_SIZE_MIB),
+        // A converting stream without hints buffers 128 MiB (AWS's default there; 64 MiB is its minimum).
+        size_in_mbs: hints.size_in_mbs.unwrap_or(
+            if matches!(conversion::parse(input.data_format_conversion_configuration.as_ref()), Ok(Some(_))) {
+                conversion::DEFAULT_SIZE_MIB
+            } else {
+                DEFAULT_BUFFER_SIZE_MIB
+            },
+        ),
         interval_in_seconds: hints.interval_in_seconds.unwrap_or(DEFAULT_BUFFER_INTERVAL_S),
         compression: compression(input.compression_format.as_deref())?,
         file_extension: input.file_extension,
@@ -157,14 +165,19 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     }
     let requested = Requested {
         lambda_partition_keys: d.prefix.as_deref().is_some_and(|p| p.contains("!{partitionKeyFromLambda:")),
-        format_conversion: d
-            .data_format_conversion
-            .as_ref()
-            .is_some_and(|c| c.get("Enabled").and_then(|e| e.as_bool()).unwrap_or(true)),
         ..Default::default()
     };
     if let Some(unmodelled) = emulated::refusal(&requested) {
         return Err(ApiError::invalid(unmodelled.message()));
+    }
+    let invalid = |e: String| ApiError::invalid(e.trim_start_matches("unmodelled:").to_string());
+    if conversion::parse(d.data_format_conversion.as_ref()).map_err(invalid)?.is_some() {
+        if !d.extended {
+            return Err(ApiError::invalid(
+                "Data format conversion is only supported with ExtendedS3DestinationConfiguration",
+            ));
+        }
+        conversion::check_destination(d.size_in_mbs, &d.compression).map_err(ApiError::invalid)?;
     }
     let zone = prefix::parse_time_zone(d.custom_time_zone.as_deref()).map_err(ApiError::invalid)?;
     let dp = d.dynamic_partitioning_enabled();
@@ -350,7 +363,7 @@ mod tests {
         assert!(destination(&d, "p").is_ok(), "ZIP is modelled");
         d.compression = Compression::Gzip;
         d.data_format_conversion = Some(serde_json::json!({"SchemaConfiguration": {"TableName": "t"}}));
-        assert!(destination(&d, "p").unwrap_err().message.contains("format conversion"), "enabled by default");
+        assert!(destination(&d, "p").unwrap_err().message.contains("are required"), "enabled by default");
         d.data_format_conversion = Some(serde_json::json!({"Enabled": false}));
         assert!(destination(&d, "p").is_ok(), "a disabled conversion is stored");
         d.custom_time_zone = Some("Asia/Tokyo".into());

@@ -187,6 +187,7 @@ fn stage_targets(target: &Target) -> (Target, Target) {
     let errors = Target {
         processing: None,
         partitioning: None,
+        conversion: None,
         keys: None,
         prefix: p.error_prefix.clone(),
         output_type: Some(firehose_kit_domain::transform::ERROR_OUTPUT_TYPE),
@@ -454,6 +455,7 @@ impl Runtime {
             prefix: if keys.is_some() { base.prefix.clone() } else { spec.error_prefix.clone() },
             output_type: keys.is_none().then_some(partitioning::ERROR_OUTPUT_TYPE),
             partitioning: None,
+            conversion: if keys.is_some() { base.conversion.clone() } else { None },
             keys,
             ..base
         }
@@ -767,7 +769,15 @@ fn deliver(rt: &Runtime, store: &Store, sealed: &Sealed) -> Result<String, Failu
     let target = &sealed.target;
     let key = object_key(target, sealed.oldest_ms);
     rt.gate.check(target, store, &key)?;
-    write_object(rt, store, sealed, key.clone()).map_err(|e| match e {
+    let body = match &target.conversion {
+        Some(c) => converted(rt, store, sealed, c, &key)?,
+        None => None,
+    };
+    let (key, body) = match body {
+        Some((key, bytes)) => (key, Some(bytes)),
+        None => (key, None),
+    };
+    write_object(rt, store, sealed, key.clone(), body).map_err(|e| match e {
         StoreError::NoSuchBucket => {
             Failure::new("S3.NoSuchBucket", format!("the bucket {} does not exist", target.bucket))
         }
@@ -815,11 +825,60 @@ fn write_encoded(rt: &Runtime, sealed: &Sealed, key: &str, out: &mut impl Write)
     }
 }
 
+/// A converting stream's object: the Parquet file under `key`, after the records that failed conversion were
+/// written to the error output; when none converted, the error output is the object the delivery commits.
+fn converted(
+    rt: &Runtime,
+    store: &Store,
+    sealed: &Sealed,
+    c: &super::target::ConversionTarget,
+    key: &str,
+) -> Result<Option<(String, Vec<u8>)>, Failure> {
+    let records = journal::read_range(&rt.dir, sealed.start, sealed.end_offset)
+        .map_err(|e| Failure::new("InternalError", format!("reading the journal under {}: {e}", rt.dir.display())))?;
+    let out = super::convert::convert(&rt.gate, c, &sealed.target.region, &records)?;
+    let error_target = Target {
+        prefix: c.error_prefix.clone(),
+        output_type: Some(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
+        extension: String::new(),
+        conversion: None,
+        ..sealed.target.clone()
+    };
+    let error_key = object_key(&error_target, sealed.oldest_ms);
+    match (out.parquet, out.failed) {
+        (Some(parquet), Some(failed)) => {
+            let attrs = PutAttrs { content_type: Some("application/octet-stream".into()), ..Default::default() };
+            store
+                .begin_write(&sealed.target.bucket)
+                .and_then(|mut w| match w.write_all(&failed) {
+                    Ok(()) => store.commit(&sealed.target.bucket, &error_key, w, attrs),
+                    Err(e) => {
+                        w.abort();
+                        Err(e.into())
+                    }
+                })
+                .map_err(|e| {
+                    Failure::new("InternalError", format!("writing the format-conversion-failed output: {e}"))
+                })?;
+            Ok(Some((key.to_string(), parquet)))
+        }
+        (Some(parquet), None) => Ok(Some((key.to_string(), parquet))),
+        (None, Some(failed)) => Ok(Some((error_key, failed))),
+        (None, None) => Ok(Some((key.to_string(), Vec::new()))),
+    }
+}
+
 /// Writes one object: the intent (the object's key and the journal offset it covers) first, then the object,
 /// then the progress. Once the object is committed the delivery has happened, whatever follows: a progress
 /// file that cannot be rewritten then is a storage error to warn about, not a failed delivery to retry (a retry
 /// would write the object again). After a kill the intent says whether the object landed.
-fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Result<String, StoreError> {
+fn write_object(
+    rt: &Runtime,
+    store: &Store,
+    sealed: &Sealed,
+    key: String,
+    body: Option<Vec<u8>>,
+) -> Result<String, StoreError> {
     let target = &sealed.target;
     let pending = Pending { end: sealed.end_offset, bucket: target.bucket.clone(), key: key.clone() };
     let previous = rt.delivered.load(Ordering::SeqCst);
@@ -829,7 +888,10 @@ fn write_object(rt: &Runtime, store: &Store, sealed: &Sealed, key: String) -> Re
     let result = store.begin_write(&target.bucket).and_then(|mut writer| {
         // The records stream into the object (through its compression) from memory or from the journal; a
         // 128 MiB object is never copied whole.
-        let written = write_encoded(rt, sealed, &key, &mut writer);
+        let written = match &body {
+            Some(bytes) => writer.write_all(bytes),
+            None => write_encoded(rt, sealed, &key, &mut writer),
+        };
         match written {
             Ok(()) => store.commit(&target.bucket, &key, writer, attrs),
             Err(e) => {
@@ -896,6 +958,7 @@ mod tests {
             keys: None,
             output_type: None,
             processing: None,
+            conversion: None,
         }
     }
 
