@@ -170,6 +170,8 @@ pub struct StreamInfo {
     /// Why records must not be packed (a processing Lambda, dynamic partitioning or format conversion sees
     /// each record as one event), when that is the case.
     pub per_record_processing: Option<String>,
+    /// Record format conversion is on: the objects are Parquet (or ORC), and records must be JSON.
+    pub converts_formats: bool,
     /// Dynamic partitioning, when enabled.
     pub partitioning: Option<Partitioning>,
     pub failure: Option<String>,
@@ -215,6 +217,8 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
     let processors = processors_of(ext);
     let partitioning = partitioning_of(ext, &processors);
     let per_record_processing = per_record_processing(ext, &processors, partitioning.as_ref());
+    let converts_formats =
+        ext.and_then(|e| e.data_format_conversion_configuration()).is_some_and(|c| c.enabled().unwrap_or(true));
     let destination = destination_of(dest).map(|mut spec| {
         spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
         spec.transform = lambda_of(&processors);
@@ -228,6 +232,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
         destination_id: dest.map(|x| x.destination_id().to_string()).unwrap_or_default(),
         destination,
         per_record_processing,
+        converts_formats,
         partitioning,
         failure: d.failure_description().map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
         created: d.create_timestamp().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),

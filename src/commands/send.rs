@@ -295,6 +295,17 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
             json = true;
         }
     }
+    if info.converts_formats && !json {
+        if s.format_explicit {
+            return Err(Error::usage(format!(
+                "delivery stream `{}` converts JSON records to Parquet, but --format raw sends raw lines: every line would fail conversion",
+                info.name
+            ))
+            .with_hint("drop --format raw (send converts Apache lines to JSON for converting streams) or pass --format json"));
+        }
+        reporter.note("the stream converts JSON records to Parquet: sending the lines as JSON (--format json)");
+        json = true;
+    }
     if let Some(field) = &s.partition_key {
         if info.source.is_none() {
             return Err(Error::usage(format!(

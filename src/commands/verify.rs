@@ -541,6 +541,12 @@ async fn expectations(
     })?;
     let dest =
         info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
+    if info.converts_formats {
+        return Err(Error::usage(format!(
+            "stream `{stream}` converts records to Parquet: verify reads delivered lines, not Parquet rows, and cannot prove this stream yet"
+        ))
+        .with_hint("read the objects with a Parquet reader (pyarrow, DuckDB, Athena); the records that did not convert are under the error prefix in format-conversion-failed/"));
+    }
     let here = Destination {
         stream_arn: info.arn.clone(),
         stream_created: info.created,

@@ -69,6 +69,21 @@ print("boto3 put 1000 records")
     assert_eq!(v["extra"].as_u64(), Some(1001), "the other producers' lines are extra: {v}");
 }
 
+/// Record format conversion, driven by boto3 and read back by pyarrow (tests/compat/conversion.py).
+#[tokio::test]
+#[ignore = "needs python3 with boto3 and pyarrow: make test-compat"]
+async fn compat_pyarrow_reads_the_parquet_a_converting_stream_writes() {
+    if !Command::new("python3").args(["-c", "import pyarrow"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: needs pyarrow (pip install pyarrow)");
+        return;
+    }
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/conversion.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(cmd, env.emu.endpoint(), "conversion script", "read back by pyarrow");
+}
+
 /// Runs another client's script against `endpoint` and asserts it succeeded and printed `done`.
 fn run_client_script(mut cmd: Command, endpoint: &str, what: &str, done: &str) {
     let out = cmd

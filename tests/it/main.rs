@@ -7,6 +7,7 @@ mod support;
 mod aws;
 mod compat;
 mod compression;
+mod conversion;
 mod crash;
 mod demo;
 mod docs;

@@ -1,0 +1,95 @@
+"""Record format conversion against the firehose-kit emulator, read back by pyarrow (an independent Parquet
+reader): boto3 creates a Glue table and a converting stream, puts JSON records (three of them malformed), and
+the Parquet object holds every good record as one typed row while the malformed ones land in
+format-conversion-failed with their code. Run by tests/it/compat.rs with AWS_ENDPOINT_URL set (`--speed 60`).
+"""
+import base64
+import datetime
+import io
+import json
+import os
+import sys
+import time
+
+import boto3
+import pyarrow.parquet as pq
+
+REGION = os.environ.get("AWS_REGION", "us-east-2")
+BUCKET, ROLE, STREAM = "convert-compat", "convert-role", "Converting"
+s3, iam, glue, firehose = (boto3.client(n, region_name=REGION) for n in ("s3", "iam", "glue", "firehose"))
+
+
+def wait(what, check, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    sys.exit(f"timed out waiting for {what}")
+
+
+s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+policy = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+    {"Effect": "Allow", "Action": ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"], "Resource": "*"}]}
+iam.put_role_policy(RoleName=ROLE, PolicyName="delivery", PolicyDocument=json.dumps(policy))
+glue.create_database(DatabaseInput={"Name": "weblogs"})
+columns = [{"Name": "host", "Type": "string"}, {"Name": "status", "Type": "int"}, {"Name": "bytes", "Type": "bigint"},
+           {"Name": "time", "Type": "timestamp"}, {"Name": "price", "Type": "decimal(8,2)"}]
+glue.create_table(DatabaseName="weblogs", TableInput={"Name": "apache", "StorageDescriptor": {"Columns": columns}})
+conversion = {
+    "SchemaConfiguration": {"RoleARN": role["Arn"], "DatabaseName": "weblogs", "TableName": "apache"},
+    "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+    "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
+}
+destination = {"RoleARN": role["Arn"], "BucketARN": f"arn:aws:s3:::{BUCKET}", "Prefix": "parquet/",
+               "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+               "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 60},
+               "DataFormatConversionConfiguration": conversion}
+try:
+    firehose.create_delivery_stream(DeliveryStreamName=STREAM, ExtendedS3DestinationConfiguration=destination)
+    sys.exit("a 5 MiB buffer was accepted for a converting stream")
+except firehose.exceptions.InvalidArgumentException as e:
+    assert "must be at least 64" in str(e), e
+destination["BufferingHints"]["SizeInMBs"] = 64
+firehose.create_delivery_stream(DeliveryStreamName=STREAM, ExtendedS3DestinationConfiguration=destination)
+wait("ACTIVE", lambda: firehose.describe_delivery_stream(DeliveryStreamName=STREAM)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+
+good = [{"HOST": f"10.0.0.{i % 7}", "status": 200 + i % 3, "bytes": i * 10, "time": f"2026-12-02T10:00:{i % 60:02d}Z",
+         "price": f"{i}.25"} for i in range(997)]
+bad = [b"not json at all\n", json.dumps({"status": "two hundred"}).encode(), json.dumps({"status": 99999999999}).encode()]
+records = [{"Data": json.dumps(g).encode()} for g in good] + [{"Data": b} for b in bad]
+for start in range(0, len(records), 500):
+    out = firehose.put_record_batch(DeliveryStreamName=STREAM, Records=records[start:start + 500])
+    assert out["FailedPutCount"] == 0, out
+
+
+def objects(prefix):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+
+
+keys = wait("the Parquet object", lambda: objects("parquet/"))
+assert all(k.endswith(".parquet") for k in keys), keys
+tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())) for k in keys]
+rows = [r for t in tables for r in t.to_pylist()]
+schema = tables[0].schema
+assert [f.name for f in schema] == ["host", "status", "bytes", "time", "price"], schema
+assert str(schema.field("status").type) == "int32" and str(schema.field("bytes").type) == "int64", schema
+assert str(schema.field("time").type).startswith("timestamp[us") and str(schema.field("price").type) == "decimal128(8, 2)", schema
+assert len(rows) == len(good), f"{len(rows)} rows"
+by_bytes = {r["bytes"]: r for r in rows}
+for g in good:
+    r = by_bytes[g["bytes"]]
+    assert r["host"] == g["HOST"] and r["status"] == g["status"], (r, g)
+    assert r["time"].replace(tzinfo=None) == datetime.datetime.strptime(g["time"], "%Y-%m-%dT%H:%M:%SZ"), (r, g)
+    assert str(r["price"]) == g["price"], (r, g)
+failed_keys = wait("the format-conversion-failed output", lambda: objects("errors/format-conversion-failed/"))
+docs = [json.loads(line) for k in failed_keys for line in s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().splitlines()]
+assert sorted(base64.b64decode(d["rawData"]) for d in docs) == sorted(bad), docs
+codes = sorted(d["lastErrorCode"] for d in docs)
+assert codes == ["DataFormatConversion.MalformedData", "DataFormatConversion.MalformedData", "DataFormatConversion.ParseError"], codes
+assert all(d["dataCatalogTable"]["tableName"] == "apache" for d in docs), docs
+print(f"converted {len(rows)} records to Parquet read back by pyarrow, {len(docs)} in format-conversion-failed")

@@ -1,0 +1,140 @@
+//! Record format conversion: a Glue table (through aws-sdk-glue) and a converting stream, the create-time rules
+//! with AWS's messages, `send` turning Apache lines into the JSON the table reads, the Parquet objects read back
+//! with the `parquet` crate (typed columns, one row per line), a role without `glue:GetTable` logged, and
+//! `verify` refusing plainly what it cannot prove yet. pyarrow reads the same objects in `make test-compat`.
+
+use std::time::Duration;
+
+use aws_sdk_firehose::types::{
+    BufferingHints, CloudWatchLoggingOptions, DataFormatConversionConfiguration, Deserializer,
+    ExtendedS3DestinationConfiguration, InputFormatConfiguration, OpenXJsonSerDe, OutputFormatConfiguration,
+    ParquetSerDe, SchemaConfiguration, Serializer,
+};
+use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+
+use crate::support::{self, REGION, assert_exit, cli, eventually};
+
+fn glue(endpoint: &str) -> aws_sdk_glue::Client {
+    let conf = aws_sdk_glue::Config::builder()
+        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_glue::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_glue::config::Credentials::new("test", "test", None, None, "test"))
+        .build();
+    aws_sdk_glue::Client::from_conf(conf)
+}
+
+async fn table(g: &aws_sdk_glue::Client, columns: &[(&str, &str)]) {
+    g.create_database().database_input(DatabaseInput::builder().name("weblogs").build().unwrap()).send().await.unwrap();
+    let cols: Vec<Column> =
+        columns.iter().map(|(n, t)| Column::builder().name(*n).r#type(*t).build().unwrap()).collect();
+    let input = TableInput::builder()
+        .name("apache")
+        .storage_descriptor(StorageDescriptor::builder().set_columns(Some(cols)).build())
+        .build()
+        .unwrap();
+    g.create_table().database_name("weblogs").table_input(input).send().await.unwrap();
+}
+
+fn destination(bucket_arn: &str, role_arn: &str, size_mib: i32, table: &str) -> ExtendedS3DestinationConfiguration {
+    let conversion = DataFormatConversionConfiguration::builder()
+        .schema_configuration(
+            SchemaConfiguration::builder().role_arn(role_arn).database_name("weblogs").table_name(table).build(),
+        )
+        .input_format_configuration(
+            InputFormatConfiguration::builder()
+                .deserializer(Deserializer::builder().open_x_json_ser_de(OpenXJsonSerDe::builder().build()).build())
+                .build(),
+        )
+        .output_format_configuration(
+            OutputFormatConfiguration::builder()
+                .serializer(Serializer::builder().parquet_ser_de(ParquetSerDe::builder().build()).build())
+                .build(),
+        )
+        .build();
+    ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(bucket_arn)
+        .role_arn(role_arn)
+        .prefix("parquet/")
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(BufferingHints::builder().size_in_mbs(size_mib).interval_in_seconds(60).build())
+        .data_format_conversion_configuration(conversion)
+        .cloud_watch_logging_options(
+            CloudWatchLoggingOptions::builder()
+                .enabled(true)
+                .log_group_name("/aws/kinesisfirehose/Conv")
+                .log_stream_name("DestinationDelivery")
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn create(c: &firehose_kit::aws::Clients, dest: ExtendedS3DestinationConfiguration) -> Result<(), String> {
+    c.firehose
+        .create_delivery_stream()
+        .delivery_stream_name("Conv")
+        .extended_s3_destination_configuration(dest)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.into_service_error().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_lines_become_parquet_rows_of_the_glue_table() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let c = &env.clients;
+    let g = glue(&ep);
+    table(&g, &[("host", "string"), ("status", "int"), ("bytes", "bigint"), ("time", "timestamp"), ("path", "string")])
+        .await;
+    let (bucket_arn, role_arn) = support::bucket_and_role(c, "conv", "conv-role").await;
+    // The create-time rules, with AWS's messages.
+    let small = create(c, destination(&bucket_arn, &role_arn, 5, "apache")).await.unwrap_err();
+    assert!(small.contains("BufferingHints.SizeInMBs must be at least 64"), "{small}");
+    let missing = create(c, destination(&bucket_arn, &role_arn, 64, "nope")).await.unwrap_err();
+    assert!(missing.contains("EntityNotFoundException"), "{missing}");
+    create(c, destination(&bucket_arn, &role_arn, 64, "apache")).await.unwrap();
+    support::wait_active(c, "Conv").await;
+    // The role may not read the table yet: the failure is logged, and nothing is lost.
+    c.logs.create_log_group().log_group_name("/aws/kinesisfirehose/Conv").send().await.unwrap();
+    let group = c.logs.create_log_stream().log_group_name("/aws/kinesisfirehose/Conv");
+    group.log_stream_name("DestinationDelivery").send().await.unwrap();
+    let logging = r#"{"Statement":[{"Effect":"Allow","Action":"logs:PutLogEvents","Resource":"*"}]}"#;
+    c.iam.put_role_policy().role_name("conv-role").policy_name("log").policy_document(logging).send().await.unwrap();
+    let sent = cli(&ep, dir.path(), &["--stream", "Conv", "send", "--generate", "2000"]);
+    assert_exit(&sent, 0);
+    assert!(String::from_utf8_lossy(&sent.stderr).contains("sending the lines as JSON"));
+    eventually("DataFormatConversion.AccessDenied logged", Duration::from_secs(30), || async {
+        let out = c.logs.filter_log_events().log_group_name("/aws/kinesisfirehose/Conv").send().await.ok()?;
+        out.events()
+            .iter()
+            .any(|e| e.message().unwrap_or("").contains("DataFormatConversion.AccessDenied"))
+            .then_some(())
+    })
+    .await;
+    let read = r#"{"Statement":[{"Effect":"Allow","Action":["glue:GetTable","glue:GetTableVersion","glue:GetTableVersions"],"Resource":"*"}]}"#;
+    c.iam.put_role_policy().role_name("conv-role").policy_name("glue").policy_document(read).send().await.unwrap();
+    let objects = eventually("the Parquet objects", Duration::from_secs(60), || async {
+        let o = support::objects(c, "conv", "parquet/").await;
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    let mut rows = 0;
+    for (key, body) in &objects {
+        assert!(key.ends_with(".parquet"), "{key}");
+        let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(body.clone())).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        let schema = meta.file_metadata().schema_descr();
+        let names: Vec<&str> = schema.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["host", "status", "bytes", "time", "path"]);
+        assert_eq!(schema.column(1).physical_type(), parquet::basic::Type::INT32);
+        rows += meta.file_metadata().num_rows();
+    }
+    assert_eq!(rows, 2000, "one row per line");
+    assert!(support::objects(c, "conv", "errors/").await.is_empty(), "every generated line converts");
+    let verified = cli(&ep, dir.path(), &["--stream", "Conv", "verify"]);
+    assert_exit(&verified, 2);
+    assert!(String::from_utf8_lossy(&verified.stderr).contains("converts records to Parquet"));
+}
