@@ -148,6 +148,7 @@ Examples:
   firehose-kit setup --buffer-size 5 --buffer-interval 300 --compression gzip --prefix logs/
   firehose-kit setup --transform templates/transform/apache_to_json.py  # JSON via Lambda
   firehose-kit setup --source kinesis --shards 4     # a Kinesis data stream in front (chained pipeline)
+  firehose-kit setup --format parquet                 # Parquet typed by a Glue table, for Athena
   firehose-kit --local setup --stream Demo --buffer-interval 10"
     )]
     Setup(SetupArgs),
@@ -344,6 +345,27 @@ pub struct SetupArgs {
     /// setup did not make is used as it is and left by teardown
     #[arg(long, value_name = "NAME")]
     pub source_stream: Option<String>,
+
+    /// The objects' format: `parquet` converts the JSON records send makes of each line into Parquet, typed by a
+    /// Glue table setup creates (status and bytes as integers, time as a timestamp); `as-sent` turns conversion
+    /// off. Conversion needs a buffer of at least 64 MiB and no S3 compression (Parquet compresses inside the
+    /// file). [new stream: as-sent; an existing stream keeps its format]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<RecordFormat>,
+
+    /// With --format parquet: the Glue database of the table (created if missing) [default: firehose_kit]
+    #[arg(long, value_name = "NAME")]
+    pub glue_database: Option<String>,
+}
+
+/// What a stream writes to S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordFormat {
+    /// The records as sent (lines, or JSON documents)
+    AsSent,
+    /// Apache Parquet, typed by a Glue table (record format conversion)
+    Parquet,
 }
 
 /// Where a delivery stream's records come from.

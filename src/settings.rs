@@ -58,6 +58,8 @@ pub struct SetupFile {
     pub shards: Option<u32>,
     pub on_demand: Option<bool>,
     pub source_stream: Option<String>,
+    pub format: Option<cli::RecordFormat>,
+    pub glue_database: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +286,10 @@ pub struct SetupSettings {
     pub on_demand: bool,
     /// The data stream's name (default: the delivery stream's).
     pub source_stream: Option<String>,
+    /// Record format conversion; `None`: keep what an existing stream has (as sent for a new one).
+    pub format: Option<cli::RecordFormat>,
+    /// The Glue database of a converting stream's table (`None`: the stream's, else `firehose_kit`).
+    pub glue_database: Option<String>,
 }
 
 /// Setup's defaults for a new stream: the original demo's 1 MiB / 60 s, or AWS's minimums with dynamic
@@ -336,6 +342,8 @@ impl SetupSettings {
             shards: args.shards.or(file.shards),
             on_demand: args.on_demand || file.on_demand.unwrap_or(false),
             source_stream: args.source_stream.clone().or_else(|| file.source_stream.clone()),
+            format: args.format.or(file.format),
+            glue_database: args.glue_database.clone().or_else(|| file.glue_database.clone()),
         };
         s.validate()?;
         Ok(s)
@@ -372,6 +380,19 @@ impl SetupSettings {
         Ok(())
     }
 
+    /// `--glue-database` belongs to `--format parquet` and must be a name Glue and Athena take.
+    fn validate_format(&self) -> Result<()> {
+        let Some(db) = &self.glue_database else { return Ok(()) };
+        if self.format != Some(cli::RecordFormat::Parquet) {
+            return Err(Error::usage("--glue-database names where the table of a converting stream goes")
+                .with_hint("add --format parquet"));
+        }
+        if let Some(problem) = crate::logs::table::database_name_problem(db) {
+            return Err(Error::usage(format!("--glue-database `{db}` is not a Glue database name: {problem}")));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         use crate::firehose::limits::{BUFFER_INTERVAL_S, BUFFER_SIZE_MIB};
         if let Some(size) = self.buffer_size_mib
@@ -396,6 +417,7 @@ impl SetupSettings {
             validate_bucket_name(b)?;
         }
         self.validate_source()?;
+        self.validate_format()?;
         if let Some(days) = self.log_retention_days
             && !crate::firehose::failures::RETENTION_DAYS.contains(&days)
         {

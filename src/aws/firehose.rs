@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::types::{
-    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DeliveryStreamType, DestinationDescription,
-    DynamicPartitioningConfiguration, ExtendedS3DestinationConfiguration, ExtendedS3DestinationDescription,
-    ExtendedS3DestinationUpdate, ProcessingConfiguration, Processor, ProcessorParameter, ProcessorParameterName,
-    ProcessorType, Tag,
+    BufferingHints, CloudWatchLoggingOptions, CompressionFormat, DataFormatConversionConfiguration, DeliveryStreamType,
+    Deserializer, DestinationDescription, DynamicPartitioningConfiguration, ExtendedS3DestinationConfiguration,
+    ExtendedS3DestinationDescription, ExtendedS3DestinationUpdate, InputFormatConfiguration, OpenXJsonSerDe,
+    OutputFormatConfiguration, ParquetCompression, ParquetSerDe, ProcessingConfiguration, Processor,
+    ProcessorParameter, ProcessorParameterName, ProcessorType, SchemaConfiguration, Serializer, Tag,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -17,7 +18,7 @@ use super::error::is_iam_propagation;
 use super::sdk_error;
 use crate::error::{Error, Result};
 use crate::firehose::names::bucket_of_arn;
-use crate::firehose::types::{Compression, StreamStatus, object_extension};
+use crate::firehose::types::{Compression, StreamStatus, delivered_extension};
 use crate::util::retry::Backoff;
 
 /// The S3 destination setup wants (and what Describe reports, in the same shape, so they compare).
@@ -40,6 +41,68 @@ pub struct DestinationSpec {
     pub partition_query: Option<String>,
     /// The Lambda processor's function ARN: records are transformed by it before delivery.
     pub transform: Option<String>,
+    /// Record format conversion: JSON records written as Parquet typed by a Glue table.
+    pub conversion: Option<ConversionSpec>,
+}
+
+/// Record format conversion as setup configures it: the OpenX JSON SerDe in, Parquet (Snappy inside) out, typed
+/// by a Glue table read as `role_arn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversionSpec {
+    pub database: String,
+    pub table: String,
+    pub role_arn: String,
+    /// The output format (`parquet`); another one (ORC) as Describe reports it.
+    pub format: String,
+}
+
+impl std::fmt::Display for ConversionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} typed by Glue table {}.{}", self.format, self.database, self.table)
+    }
+}
+
+/// The `DataFormatConversionConfiguration` of `spec` (`None`: turned off).
+fn conversion_config(spec: Option<&ConversionSpec>) -> DataFormatConversionConfiguration {
+    let Some(c) = spec else { return DataFormatConversionConfiguration::builder().enabled(false).build() };
+    DataFormatConversionConfiguration::builder()
+        .enabled(true)
+        .schema_configuration(
+            SchemaConfiguration::builder()
+                .role_arn(&c.role_arn)
+                .database_name(&c.database)
+                .table_name(&c.table)
+                .version_id("LATEST")
+                .build(),
+        )
+        .input_format_configuration(
+            InputFormatConfiguration::builder()
+                .deserializer(Deserializer::builder().open_x_json_ser_de(OpenXJsonSerDe::builder().build()).build())
+                .build(),
+        )
+        .output_format_configuration(
+            OutputFormatConfiguration::builder()
+                .serializer(
+                    Serializer::builder()
+                        .parquet_ser_de(ParquetSerDe::builder().compression(ParquetCompression::Snappy).build())
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// The conversion a described destination has, when enabled.
+fn conversion_of(ext: &ExtendedS3DestinationDescription) -> Option<ConversionSpec> {
+    let c = ext.data_format_conversion_configuration().filter(|c| c.enabled().unwrap_or(true))?;
+    let schema = c.schema_configuration();
+    let serializer = c.output_format_configuration().and_then(|o| o.serializer());
+    Some(ConversionSpec {
+        database: schema.and_then(|s| s.database_name()).unwrap_or_default().to_string(),
+        table: schema.and_then(|s| s.table_name()).unwrap_or_default().to_string(),
+        role_arn: schema.and_then(|s| s.role_arn()).unwrap_or_default().to_string(),
+        format: if serializer.is_some_and(|s| s.orc_ser_de().is_some()) { "orc" } else { "parquet" }.to_string(),
+    })
 }
 
 /// The log group and log stream a stream writes its delivery errors to.
@@ -114,9 +177,10 @@ impl DestinationSpec {
         bucket_of_arn(&self.bucket_arn)
     }
 
-    /// The extension of delivered objects: `FileExtension`, else the compression's default.
+    /// The extension of delivered objects: `FileExtension`, else `.parquet` when converting, else the
+    /// compression's default.
     pub fn extension(&self) -> String {
-        object_extension(&self.compression, self.file_extension.as_deref())
+        delivered_extension(&self.compression, self.file_extension.as_deref(), self.conversion.is_some())
     }
 
     /// The Lambda processor's function and buffering (see [`processing`]).
@@ -144,6 +208,8 @@ impl DestinationSpec {
         field("error logging", logging(&self.error_logging), logging(&want.error_logging));
         field("partitioning", show(&self.partition_query), show(&want.partition_query));
         field("transform", show(&self.transform), show(&want.transform));
+        let format = |c: &Option<ConversionSpec>| c.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "as sent".into());
+        field("format", format(&self.conversion), format(&want.conversion));
         out
     }
 }
@@ -167,7 +233,7 @@ pub struct StreamInfo {
     pub version_id: String,
     pub destination_id: String,
     pub destination: Option<DestinationSpec>,
-    /// Why records must not be packed (a processing Lambda, dynamic partitioning or format conversion sees
+    /// Why records must not be packed (a processing Lambda or dynamic partitioning without deaggregation sees
     /// each record as one event), when that is the case.
     pub per_record_processing: Option<String>,
     /// Record format conversion is on: the objects are Parquet (or ORC), and records must be JSON.
@@ -279,6 +345,7 @@ fn destination_of(dest: Option<&DestinationDescription>) -> Option<DestinationSp
                     }),
                 partition_query: None,
                 transform: None,
+                conversion: None,
             }
         }};
     }
@@ -286,6 +353,7 @@ fn destination_of(dest: Option<&DestinationDescription>) -> Option<DestinationSp
         Some(e) => Some(DestinationSpec {
             file_extension: e.file_extension().filter(|x| !x.is_empty()).map(str::to_string),
             time_zone: e.custom_time_zone().filter(|z| !z.is_empty()).map(str::to_string),
+            conversion: conversion_of(e),
             ..spec_of!(e)
         }),
         None => dest.and_then(|x| x.s3_destination_description()).map(|e| spec_of!(e)),
@@ -344,14 +412,13 @@ fn per_record_processing(
     processors: &Processors,
     partitioning: Option<&Partitioning>,
 ) -> Option<String> {
-    let e = ext?;
-    let conversion = e.data_format_conversion_configuration().is_some_and(|c| c.enabled().unwrap_or(true));
+    // Record format conversion reads every JSON document of a record (concatenated documents are one row each),
+    // so packed JSON lines convert; a record that fails conversion fails whole, with all its lines.
+    ext?;
     if has_processor(processors, "Lambda") {
         Some("the stream has a processing Lambda".to_string())
     } else if partitioning.is_some_and(|p| !p.deaggregates) {
         Some("the stream uses dynamic partitioning without record deaggregation".to_string())
-    } else if conversion {
-        Some("the stream converts record formats".to_string())
     } else {
         None
     }
@@ -385,6 +452,7 @@ pub async fn create(
             spec.partition_query.as_ref().map(|_| DynamicPartitioningConfiguration::builder().enabled(true).build()),
         )
         .set_processing_configuration(processing(spec.processor(), spec.partition_query.as_deref()))
+        .set_data_format_conversion_configuration(spec.conversion.as_ref().map(|c| conversion_config(Some(c))))
         .build()
         .map_err(|e| Error::failed(format!("cannot build the destination configuration: {e}")))?;
     let tags = tags
@@ -462,6 +530,9 @@ pub async fn update_destination(fh: &Client, info: &StreamInfo, spec: &Destinati
         .processing_configuration(
             processing(spec.processor(), spec.partition_query.as_deref())
                 .unwrap_or_else(|| ProcessingConfiguration::builder().enabled(false).build()),
+        )
+        .set_data_format_conversion_configuration(
+            (spec.conversion.is_some() || info.converts_formats).then(|| conversion_config(spec.conversion.as_ref())),
         )
         .build();
     fh.update_destination()
@@ -628,6 +699,7 @@ mod tests {
             error_logging: None,
             partition_query: None,
             transform: None,
+            conversion: None,
         }
     }
 
@@ -640,6 +712,17 @@ mod tests {
         want.time_zone = Some("Asia/Tokyo".into());
         assert_eq!(spec().diff(&want), vec!["buffer size: 1 MiB → 5 MiB", "compression: UNCOMPRESSED → GZIP"]);
         assert_eq!(spec().bucket(), "b");
+        let mut parquet = spec();
+        parquet.conversion = Some(ConversionSpec {
+            database: "firehose_kit".into(),
+            table: "apachelogs".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            format: "parquet".into(),
+        });
+        assert_eq!(
+            spec().diff(&parquet),
+            vec!["format: as sent → parquet typed by Glue table firehose_kit.apachelogs"]
+        );
     }
 
     #[test]

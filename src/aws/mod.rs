@@ -1,5 +1,5 @@
 //! Everything that talks to AWS: SDK clients built from one `SdkConfig`, thin wrappers per service
-//! (`firehose`, `s3`, `iam`, `logs`), the policy documents setup renders (`policy`), and the mapping of SDK errors to
+//! (`firehose`, `s3`, `iam`, `logs`, `glue`, ...), the policy documents setup renders (`policy`), and the mapping of SDK errors to
 //! firehose-kit errors with a hint (`error`).
 //!
 //! Retry ownership: control-plane calls use the SDK's standard retry (3 attempts, jittered backoff) for
@@ -12,6 +12,7 @@ pub mod diagnosis;
 pub mod emulator_headers;
 pub mod error;
 pub mod firehose;
+pub mod glue;
 pub mod iam;
 pub mod kinesis;
 pub mod lambda;
@@ -50,6 +51,8 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// Lambda: the transformation function setup deploys.
     pub lambda: aws_sdk_lambda::Client,
+    /// Glue Data Catalog: the table that types a converting stream's Parquet.
+    pub glue: aws_sdk_glue::Client,
     /// Kinesis Data Streams: a chained pipeline's source stream (control plane, with the SDK's retries).
     pub kinesis: aws_sdk_kinesis::Client,
     /// Kinesis client for PutRecords: no SDK retries (send's loop owns them), bounded attempt time.
@@ -126,6 +129,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            glue: aws_sdk_glue::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             region,
             endpoint_url: conn.endpoint_url.clone(),

@@ -96,6 +96,22 @@ pub fn source_policy(stream_arn: &str) -> Value {
     }]})
 }
 
+/// The delivery role's inline policy that lets Firehose read the Glue table a converting stream's Parquet is
+/// typed by.
+pub const SCHEMA_POLICY_NAME: &str = "firehose-kit-read-schema";
+
+/// Exactly what record format conversion needs (`glue:GetTable`, `GetTableVersion`, `GetTableVersions`), on
+/// that table only: Glue checks the catalog, the database and the table, so all three are named.
+pub fn schema_policy(partition: &str, region: &str, account_id: &str, database: &str, table: &str) -> Value {
+    let arn = |what: &str| format!("arn:{partition}:glue:{region}:{account_id}:{what}");
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "FirehoseReadSchema",
+        "Effect": "Allow",
+        "Action": ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+        "Resource": [arn("catalog"), arn(&format!("database/{database}")), arn(&format!("table/{database}/{table}"))]
+    }]})
+}
+
 /// Exactly what Firehose needs of the transformation function: `lambda:InvokeFunction` and
 /// `lambda:GetFunctionConfiguration`, on the function and its versions (Firehose invokes the qualified ARN,
 /// `:$LATEST` when none is given).
@@ -243,6 +259,32 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_grant_names_the_catalog_database_and_table_only() {
+        let p = schema_policy("aws", "us-east-2", "123", "firehose_kit", "apachelogs");
+        let st = &p["Statement"][0];
+        assert_eq!(st["Action"], json!(["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]));
+        assert_eq!(
+            st["Resource"],
+            json!([
+                "arn:aws:glue:us-east-2:123:catalog",
+                "arn:aws:glue:us-east-2:123:database/firehose_kit",
+                "arn:aws:glue:us-east-2:123:table/firehose_kit/apachelogs"
+            ])
+        );
+        // The emulator evaluates exactly this grant when it reads the table.
+        let arn = "arn:aws:iam::123:role/r";
+        let ctx = firehose_kit_domain::access::delivery_context(arn, "123");
+        let identity = [firehose_kit_domain::access::Policy::parse(&p.to_string()).unwrap()];
+        let req = firehose_kit_domain::access::Request {
+            action: "glue:GetTable",
+            resource: "arn:aws:glue:us-east-2:123:table/firehose_kit/apachelogs",
+            principal: arn,
+            context: &ctx,
+        };
+        assert!(firehose_kit_domain::access::evaluate(&identity, None, &req).allowed());
+    }
+
+    #[test]
     fn templates_match_the_rendered_documents() {
         assert_eq!(template("trust-policy.json"), trust_policy("${AccountId}"));
         let log_stream = "arn:${Partition}:logs:${Region}:${AccountId}:log-group:/aws/kinesisfirehose/${StreamName}:log-stream:DestinationDelivery";
@@ -292,6 +334,14 @@ mod tests {
             "- lambda:GetFunctionConfiguration\n",
             "- !Sub \"${TransformFunctionArn}:*\"",
             "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
+            &format!("PolicyName: {SCHEMA_POLICY_NAME}"),
+            "Sid: FirehoseReadSchema",
+            "- glue:GetTable\n",
+            "- glue:GetTableVersion\n",
+            "- glue:GetTableVersions\n",
+            "OpenXJsonSerDe: {}",
+            "CompressionFormat: !If [Parquet, UNCOMPRESSED, !Ref Compression]",
+            "firehose-kit:stream: !Ref StreamName",
         ] {
             assert!(cfn.contains(text), "{text}");
         }
@@ -405,6 +455,14 @@ mod tests {
             ("add_tags_to_stream()", "kinesis:AddTagsToStream"),
             ("delete_stream()", "kinesis:DeleteStream"),
             ("put_records()", "kinesis:PutRecords"),
+            ("get_database()", "glue:GetDatabase"),
+            ("create_database()", "glue:CreateDatabase"),
+            ("delete_database()", "glue:DeleteDatabase"),
+            ("get_table()", "glue:GetTable"),
+            ("get_tables()", "glue:GetTables"),
+            ("create_table()", "glue:CreateTable"),
+            ("update_table()", "glue:UpdateTable"),
+            ("delete_table()", "glue:DeleteTable"),
         ];
         let mut sources = String::new();
         for dir in ["src/aws", "src/commands"] {

@@ -413,6 +413,7 @@ pub async fn send(
         one_line_per_record: framing.one_line_per_record,
         max_lines_per_record: framing.max_lines_per_record,
         json: framing.json,
+        utc_times: info.converts_formats,
         rate: s.rate,
         follow: s.follow,
         linger: s.linger,

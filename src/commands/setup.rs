@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Clients;
 use crate::aws::firehose::{self as fh, DestinationSpec, ErrorLogging, StreamInfo};
-use crate::aws::policy::{self, DELIVERY_POLICY_NAME, SOURCE_POLICY_NAME, TRANSFORM_POLICY_NAME};
+use crate::aws::policy::{self, DELIVERY_POLICY_NAME, SCHEMA_POLICY_NAME, SOURCE_POLICY_NAME, TRANSFORM_POLICY_NAME};
 use crate::aws::{iam, logs, s3};
 use crate::cli::Compression;
 use crate::error::{Error, ExitCode, Result};
@@ -50,6 +50,8 @@ pub struct Plan {
     pub transform: Option<TransformPlan>,
     /// The Kinesis data stream in front, for a chained pipeline.
     pub source: Option<SourcePlan>,
+    /// The Glue table of a converting stream (`--format parquet`).
+    pub format: Option<FormatPlan>,
     #[serde(skip)]
     existing_stream: Option<StreamInfo>,
     #[serde(skip)]
@@ -114,6 +116,8 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     let (bucket_step, bucket_exists) = plan_bucket(&ctx, s, &bucket, &bucket_policy).await?;
     let transform = transform::plan(&ctx, s.transform.as_ref(), current.and_then(|c| c.transform.as_deref())).await?;
     let source = source::plan(&ctx, s, existing_stream.as_ref()).await?;
+    let layout = desired_layout(s, current, &global.stream)?;
+    let format = format::plan(&ctx, s, current, &bucket, layout.1.as_deref()).await?;
     let grants: Vec<Grant> = transform
         .iter()
         .map(|t| Grant {
@@ -126,6 +130,11 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
             document: &p.read_policy,
             what: format!("the four Kinesis read actions on data stream `{}` only", p.data_stream),
         }))
+        .chain(format.iter().map(|f| Grant {
+            name: SCHEMA_POLICY_NAME,
+            document: &f.schema_policy,
+            what: format!("glue:GetTable and its versions on table `{}.{}` only", f.database, f.table),
+        }))
         .collect();
     let (role_step, role_arn) =
         plan_role(&ctx, &role, &bucket, &trust_policy, &delivery_policy, &error_logging, &grants).await?;
@@ -135,7 +144,9 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     };
     let bucket_arn = format!("arn:{}:s3:::{bucket}", ctx.partition);
     let transform_arn = transform.as_ref().map(|t| t.function_arn.clone());
-    let destination = desired_destination(s, current, role_arn, bucket_arn, error_logging, transform_arn)?;
+    let conversion = format.as_ref().map(|f| f.conversion(&role_arn));
+    let destination =
+        desired_destination(s, current, layout, (role_arn, bucket_arn), error_logging, transform_arn, conversion)?;
     let mut stream_step = plan_stream(&ctx, s, existing_stream.as_ref(), &destination)?;
     if let Some(p) = source.as_ref().filter(|_| stream_step.action == "create")
         && let Some(first) = stream_step.changes.first_mut()
@@ -148,10 +159,13 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     }
     let log_retention_days = log_step.as_ref().and_then(|(_, days)| *days);
     let transform_steps = transform.as_ref().map(|t| t.steps.clone()).unwrap_or_default();
+    let format_steps = format.as_ref().map(|f| f.steps.clone()).unwrap_or_default();
     let steps = [Some(bucket_step), Some(role_step)]
         .into_iter()
         .chain(transform_steps.into_iter().map(Some))
-        .chain([log_step.map(|(step, _)| step), source.as_ref().map(|p| p.step.clone()), Some(stream_step)])
+        .chain([log_step.map(|(step, _)| step), source.as_ref().map(|p| p.step.clone())])
+        .chain(format_steps.into_iter().map(Some))
+        .chain([Some(stream_step)])
         .flatten()
         .collect();
     Ok(Plan {
@@ -168,6 +182,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
         destination,
         transform,
         source,
+        format,
         existing_stream,
         bucket_exists,
     })
@@ -371,10 +386,7 @@ fn partition_base(prefix: Option<&str>, by: &PartitionBy) -> Option<String> {
 
 /// Partitioning and prefixes: what the user asked for, over what the stream has. A new `--prefix` on a
 /// partitioned stream is the base the partition segments follow.
-fn desired_layout(
-    s: &SetupSettings,
-    current: Option<&DestinationSpec>,
-) -> Result<(Option<String>, Option<String>, Option<String>)> {
+fn desired_layout(s: &SetupSettings, current: Option<&DestinationSpec>, stream: &str) -> Result<Layout> {
     let blank = |p: &String| (!p.is_empty()).then(|| p.clone());
     let current_by = match current.and_then(|c| c.partition_query.as_deref()) {
         Some(q) => Some(PartitionBy::from_query(q).ok_or_else(|| {
@@ -395,8 +407,10 @@ fn desired_layout(
         None => current_by.clone(),
     };
     let Some(by) = by else {
+        // A converting stream's objects get a prefix of their own (the Glue table's location) unless one is given.
         let prefix = match &s.prefix {
             Some(p) => blank(p),
+            None if current_base.is_none() && format::wanted(s, current) => Some(format::default_prefix(stream)),
             None => current_base,
         };
         let error_prefix = match &s.error_prefix {
@@ -416,18 +430,23 @@ fn desired_layout(
     Ok((Some(by.query()), Some(by.prefix(&base)), Some(error_prefix)))
 }
 
-/// The destination setup wants: the user's settings over the stream's current ones (or the defaults).
+/// Partitioning query, prefix and error prefix (see [`desired_layout`]).
+type Layout = (Option<String>, Option<String>, Option<String>);
+
+/// The destination setup wants: the user's settings over the stream's current ones (or the defaults), with the
+/// layout, the role and bucket ARNs, and the processing decided already.
 fn desired_destination(
     s: &SetupSettings,
     current: Option<&DestinationSpec>,
-    role_arn: String,
-    bucket_arn: String,
+    (partition_query, prefix, mut error_prefix): Layout,
+    (role_arn, bucket_arn): (String, String),
     error_logging: Option<ErrorLogging>,
     transform: Option<String>,
+    conversion: Option<fh::ConversionSpec>,
 ) -> Result<DestinationSpec> {
-    let (partition_query, prefix, mut error_prefix) = desired_layout(s, current)?;
-    // Records the function fails go under the error prefix, by error-output-type (`processing-failed/`).
-    if transform.is_some() && error_prefix.is_none() {
+    // Records the function fails (`processing-failed/`) or that do not convert (`format-conversion-failed/`) go
+    // under the error prefix, by error-output-type.
+    if (transform.is_some() || conversion.is_some()) && error_prefix.is_none() {
         error_prefix = Some(transform::DEFAULT_ERROR_PREFIX.to_string());
     }
     let partitioned = partition_query.is_some();
@@ -443,6 +462,10 @@ fn desired_destination(
     let compression = match s.compression {
         Some(c) => compression_of(c),
         None => current.map(|c| c.compression.clone()).unwrap_or(crate::firehose::types::Compression::Uncompressed),
+    };
+    let (size, compression) = match &conversion {
+        Some(_) => (conversion_buffer_size(s, size)?, crate::firehose::types::Compression::Uncompressed),
+        None => (size, compression),
     };
     if partitioned {
         crate::firehose::prefix::validate(prefix.as_deref(), error_prefix.as_deref(), true)
@@ -461,7 +484,24 @@ fn desired_destination(
         time_zone: current.and_then(|c| c.time_zone.clone()),
         error_logging,
         transform,
+        conversion,
     })
+}
+
+/// A converting stream's buffer size (its compression is UNCOMPRESSED): AWS's rules (at least 64 MiB, no S3
+/// compression) applied to what was asked, refused with AWS's reason; a size inherited or defaulted is raised to
+/// fit.
+fn conversion_buffer_size(s: &SetupSettings, size: u32) -> Result<u32> {
+    use crate::firehose::types::Compression as C;
+    use firehose_kit_domain::conversion::{MIN_SIZE_MIB, check_destination};
+    let asked_size = s.buffer_size_mib.unwrap_or(MIN_SIZE_MIB as u32);
+    let asked_compression = s.compression.map(compression_of).unwrap_or(C::Uncompressed);
+    check_destination(asked_size as i64, &asked_compression).map_err(|reason| {
+        Error::usage(format!("--format parquet: {reason}")).with_hint(format!(
+            "Parquet compresses inside the file (Snappy): leave out --compression (or pass --compression none), and use --buffer-size {MIN_SIZE_MIB} or more"
+        ))
+    })?;
+    Ok(if s.buffer_size_mib.is_some() { asked_size } else { size.max(MIN_SIZE_MIB as u32) })
 }
 
 /// The stream: create it, update it in place, or (partitioning changed, with `--recreate`) re-create it.
@@ -514,6 +554,10 @@ pub use transform::TransformPlan;
 mod source;
 pub use source::SourcePlan;
 
+#[path = "setup_format.rs"]
+mod format;
+pub use format::FormatPlan;
+
 /// Whether requests travel over TLS (AWS, or a custom https endpoint).
 fn tls_endpoint(clients: &Clients) -> bool {
     clients.endpoint_url.as_deref().is_none_or(|u| u.starts_with("https://"))
@@ -526,7 +570,11 @@ fn describe_destination(d: &DestinationSpec) -> String {
         d.prefix.as_deref().unwrap_or(""),
         d.buffer_size_mib,
         d.buffer_interval_s,
-        if d.compression == crate::firehose::types::Compression::Gzip { "gzip" } else { "no compression" },
+        match &d.conversion {
+            Some(c) => c.to_string(),
+            None if d.compression == crate::firehose::types::Compression::Uncompressed => "no compression".into(),
+            None => d.compression.to_string(),
+        },
         match &d.error_logging {
             Some(l) => format!("errors logged to {l}"),
             None => "error logging off".to_string(),
@@ -569,6 +617,9 @@ pub async fn apply(s: &SetupSettings, plan: Plan, clients: &Clients, reporter: &
     }
     if let Some(p) = &plan.source {
         source::apply(&plan.stream, p, clients, s.timeout, reporter).await?;
+    }
+    if let Some(f) = &plan.format {
+        format::apply(&plan.stream, f, clients, reporter).await?;
     }
     let stream_step = step("stream").expect("plan has a stream");
     let task = reporter.task("stream", None, Unit::Items);
@@ -631,6 +682,9 @@ async fn apply_role(plan: &Plan, step: &Step, clients: &Clients) -> Result<()> {
     }
     if let (Some(p), "create" | "update") = (&plan.source, step.action) {
         iam::put_role_policy(&clients.iam, &plan.role, SOURCE_POLICY_NAME, &p.read_policy.to_string()).await?;
+    }
+    if let (Some(f), "create" | "update") = (&plan.format, step.action) {
+        iam::put_role_policy(&clients.iam, &plan.role, SCHEMA_POLICY_NAME, &f.schema_policy.to_string()).await?;
     }
     Ok(())
 }
@@ -748,6 +802,9 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
             if let Some(p) = &plan.source {
                 docs.push((format!("role {} inline policy {SOURCE_POLICY_NAME}", plan.role), &p.read_policy));
             }
+            if let Some(f) = &plan.format {
+                docs.push((format!("role {} inline policy {SCHEMA_POLICY_NAME}", plan.role), &f.schema_policy));
+            }
             for (title, doc) in docs {
                 out.push(String::new());
                 out.push(format!("{title}:"));
@@ -772,6 +829,7 @@ pub async fn run(global: &Global, s: &SetupSettings, clients: &Clients, printer:
             "steps": outcome.plan.steps,
             "destination": outcome.plan.destination,
             "source": outcome.plan.source,
+            "format": outcome.plan.format,
             "iam_retries": outcome.iam_retries,
             "waited_ms": outcome.waited_ms,
         }));

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::policy;
-use crate::aws::{iam, kinesis, lambda, logs, s3};
+use crate::aws::{glue, iam, kinesis, lambda, logs, s3};
 use crate::cli::TeardownArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::settings::{self, Global};
@@ -98,6 +98,11 @@ pub async fn remove(
     reporter.note(&role.line());
     removals.push(role);
     for removal in remove_transform(stream, opts, clients).await? {
+        reporter.note(&removal.line());
+        removals.push(removal);
+    }
+    let conversion = info.as_ref().and_then(|i| i.destination.as_ref()).and_then(|d| d.conversion.as_ref());
+    for removal in remove_schema(stream, conversion, opts, clients).await? {
         reporter.note(&removal.line());
         removals.push(removal);
     }
@@ -221,6 +226,60 @@ async fn remove_transform(stream: &str, opts: &Options, clients: &Clients) -> Re
             let fate = if iam::delete_role(&clients.iam, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
             removal("exec role", fate, None)
         });
+    }
+    Ok(out)
+}
+
+/// The Glue table `setup --format parquet` made for this stream (marked so in its parameters), and its database
+/// when setup made it and no other table is left in it. Without the stream (a re-run) the default table is looked
+/// for. Nothing to say when there is no such table.
+async fn remove_schema(
+    stream: &str,
+    conversion: Option<&fh::ConversionSpec>,
+    opts: &Options,
+    clients: &Clients,
+) -> Result<Vec<Removal>> {
+    use crate::logs::table::{DEFAULT_DATABASE, table_name};
+    let (database, table) = match conversion {
+        Some(c) => (c.database.clone(), c.table.clone()),
+        None => (DEFAULT_DATABASE.to_string(), table_name(stream)),
+    };
+    let mut out = Vec::new();
+    let qualified = format!("{database}.{table}");
+    match glue::table(&clients.glue, &database, &table).await? {
+        None if conversion.is_none() => return Ok(out),
+        None => out.push(Removal { resource: "table", name: qualified, fate: Fate::AlreadyGone, detail: None }),
+        Some(t) if !t.belongs_to(stream) && !opts.force => {
+            let detail = format!(
+                "not made by firehose-kit for this stream (no {}={stream} parameter): delete it yourself or pass --force",
+                glue::STREAM_PARAMETER
+            );
+            out.push(Removal { resource: "table", name: qualified, fate: Fate::Refused, detail: Some(detail) });
+            return Ok(out);
+        }
+        Some(_) => {
+            let deleted = glue::delete_table(&clients.glue, &database, &table).await?;
+            let fate = if deleted { Fate::Deleted } else { Fate::AlreadyGone };
+            out.push(Removal { resource: "table", name: qualified, fate, detail: None });
+        }
+    }
+    let removal = |fate, detail: Option<String>| Removal { resource: "database", name: database.clone(), fate, detail };
+    match glue::database(&clients.glue, &database).await? {
+        None => {}
+        Some(p) if p.get(glue::MANAGED_PARAMETER).is_none_or(|v| v != "true") && !opts.force => {
+            let detail = format!(
+                "no {}=true parameter: not made by firehose-kit, so not touched; delete it yourself or pass --force",
+                glue::MANAGED_PARAMETER
+            );
+            out.push(removal(Fate::Refused, Some(detail)));
+        }
+        Some(_) if glue::has_tables(&clients.glue, &database).await? => {
+            out.push(removal(Fate::Kept, Some("it holds other tables".into())));
+        }
+        Some(_) => {
+            let deleted = glue::delete_database(&clients.glue, &database).await?;
+            out.push(removal(if deleted { Fate::Deleted } else { Fate::AlreadyGone }, None));
+        }
     }
     Ok(out)
 }

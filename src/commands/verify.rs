@@ -79,6 +79,8 @@ pub struct VerifyReport {
     /// On a transformed stream: every sent line accounted for as transformed, dropped, processing-failed or
     /// missing.
     pub transform: Option<crate::delivery::transformed::TransformTally>,
+    /// A converting stream: rows, lines that did not convert and why, and the Parquet schema.
+    pub conversion: Option<crate::delivery::converted::ConversionReport>,
     /// The interval that applied (the hint, divided by an emulator's `--speed`).
     pub effective_interval_s: f64,
     /// What the runs' lines were billed as (from their manifests).
@@ -477,6 +479,11 @@ struct Found {
     misplaced_lines: u64,
     misplaced_example: Option<String>,
     waited_s: f64,
+    /// A converting stream: the error objects of `format-conversion-failed` read so far, and what they held.
+    conversion_read: HashSet<String>,
+    conversion_codes: std::collections::BTreeMap<String, (u64, String)>,
+    conversion_failed: u64,
+    conversion_example: Option<String>,
 }
 
 pub async fn verify(
@@ -541,12 +548,6 @@ async fn expectations(
     })?;
     let dest =
         info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
-    if info.converts_formats {
-        return Err(Error::usage(format!(
-            "stream `{stream}` converts records to Parquet: verify reads delivered lines, not Parquet rows, and cannot prove this stream yet"
-        ))
-        .with_hint("read the objects with a Parquet reader (pyarrow, DuckDB, Athena); the records that did not convert are under the error prefix in format-conversion-failed/"));
-    }
     let here = Destination {
         stream_arn: info.arn.clone(),
         stream_created: info.created,
@@ -791,6 +792,7 @@ fn delivered_object(
         matched_lines: matched,
         layout_problems: problems,
         kept_as,
+        schema: lines.schema,
     }
 }
 
@@ -818,6 +820,9 @@ async fn poll(
                 .map(|o| o.key)
                 .collect();
         }
+        if e.dest.conversion.is_some() {
+            read_conversion_failures(e, l, clients, &mut found).await?;
+        }
         let t = e.expected.lock().expect("expected lock").tally();
         let now = tokio::time::Instant::now();
         if (t.missing == 0 && now >= settle) || now >= deadline {
@@ -838,6 +843,55 @@ async fn poll(
     }
     found.waited_s = started.elapsed().as_secs_f64();
     Ok(found)
+}
+
+/// Reads the `format-conversion-failed` objects not read yet: each sent line found there is accounted for as one
+/// that did not convert (taken out of the missing ones, counted apart from the rows).
+async fn read_conversion_failures(e: &Expectations, l: &Layout, clients: &Clients, found: &mut Found) -> Result<()> {
+    let new: Vec<String> = found
+        .error_objects
+        .iter()
+        .filter(|k| {
+            k.contains(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE) && !found.conversion_read.contains(*k)
+        })
+        .cloned()
+        .collect();
+    for key in new {
+        let body = s3::get_object_bytes(&clients.s3, &l.bucket, &key).await?;
+        let body = decompressed(&body).unwrap_or(body);
+        let mut expected = e.expected.lock().expect("expected lock");
+        let (failed, example) = (&mut found.conversion_failed, &mut found.conversion_example);
+        crate::delivery::converted::failed_records(&body, &mut found.conversion_codes, &mut |line, code, why| {
+            if expected.take_missing(line_hash(line) as u64) {
+                *failed += 1;
+                if example.is_none() {
+                    *example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(line)));
+                }
+            }
+        });
+        found.conversion_read.insert(key);
+    }
+    Ok(())
+}
+
+/// A converting stream's report: rows, the lines that did not convert and why, and the objects' schema.
+fn conversion_report(
+    dest: &DestinationSpec,
+    found: &mut Found,
+) -> Option<crate::delivery::converted::ConversionReport> {
+    use crate::delivery::converted::{ConversionReport, failures, schema_problems};
+    let c = dest.conversion.as_ref()?;
+    let schema = found.objects.iter().find_map(|o| o.schema.clone()).unwrap_or_default();
+    Some(ConversionReport {
+        database: c.database.clone(),
+        table: c.table.clone(),
+        rows: found.objects.iter().map(|o| o.lines).sum(),
+        failed_lines: found.conversion_failed,
+        failures: failures(std::mem::take(&mut found.conversion_codes)),
+        failed_example: found.conversion_example.take(),
+        schema_problems: if schema.is_empty() { Vec::new() } else { schema_problems(&schema) },
+        schema,
+    })
 }
 
 /// Per-partition summaries of a partitioned stream's objects.
@@ -888,7 +942,10 @@ async fn conclude(
     clients: &Clients,
 ) -> Result<VerifyReport> {
     let transform = account_transformed(&e, &l, &found, clients).await?;
-    let tally = e.expected.lock().expect("expected lock").tally();
+    let mut tally = e.expected.lock().expect("expected lock").tally();
+    // Lines in the conversion error output were taken out of the missing ones: they are not rows either.
+    tally.matched -= found.conversion_failed.min(tally.matched);
+    let conversion = conversion_report(&e.dest, &mut found);
     // (On a transformed stream the comparison is over the function's output, not the files' lines.)
     let missing_lines = if !s.expect.is_empty() && tally.missing > 0 && transform.is_none() {
         missing_lines(&s.expect, &mut e.expected.lock().expect("expected lock"), SHOW_MISSING)?
@@ -906,6 +963,7 @@ async fn conclude(
         (Vec::new(), Vec::new())
     };
     let verified = tally.missing == 0
+        && found.conversion_failed == 0
         && (!s.strict || tally.duplicated == 0)
         && found.misplaced_lines == 0
         && transform.as_ref().is_none_or(|t| t.complete());
@@ -947,6 +1005,7 @@ async fn conclude(
         endpoint: clients.backend(),
         stream_description: e.info,
         transform,
+        conversion,
     })
 }
 
@@ -1007,6 +1066,9 @@ pub fn verdict(r: &VerifyReport) -> String {
     if let Some(x) = &r.transform {
         return transform_verdict(r, x);
     }
+    if let Some(c) = &r.conversion {
+        return conversion_verdict(r, c);
+    }
     if r.verified {
         let all =
             if t.expected == 1 { "the 1 line".to_string() } else { format!("all {}", plural(t.expected, "line")) };
@@ -1030,6 +1092,59 @@ pub fn verdict(r: &VerifyReport) -> String {
             }
         )
     }
+}
+
+/// The verdict on a converting stream: each sent line a Parquet row with equal typed fields, or in the error
+/// output because it did not convert, or missing.
+fn conversion_verdict(r: &VerifyReport, c: &crate::delivery::converted::ConversionReport) -> String {
+    let t = &r.tally;
+    let failed = match c.failures.first() {
+        Some(f) if c.failed_lines > 0 => format!(
+            "{} did not convert (in the error output, format-conversion-failed: {})",
+            plural(c.failed_lines, "line"),
+            f.code
+        ),
+        _ => String::new(),
+    };
+    if r.verified {
+        let all = if t.expected == 1 { "the 1 line".into() } else { format!("all {}", plural(t.expected, "line")) };
+        format!("OK: {all} arrived as Parquet rows with equal typed fields in s3://{}", r.bucket)
+    } else if t.missing == 0 && c.failed_lines > 0 {
+        format!("FAILED: {} of {} arrived as rows; {failed}", format_count(t.matched), plural(t.expected, "line"))
+    } else if t.missing == 0 {
+        format!("FAILED: every line arrived as a row, but {} duplicated (--strict)", plural(t.duplicated, "line"))
+    } else {
+        format!(
+            "FAILED: {} of {} missing (neither a row nor in the error output){}",
+            format_count(t.missing),
+            plural(t.expected, "line"),
+            if failed.is_empty() { String::new() } else { format!("; {failed}") }
+        )
+    }
+}
+
+/// What the summary says of a converting stream: rows, the schema, and a line that did not convert.
+fn conversion_lines(c: &crate::delivery::converted::ConversionReport) -> Vec<String> {
+    let mut out = vec![format!(
+        "  parquet: {} in the objects, typed by Glue table {}.{}",
+        plural(c.rows, "row"),
+        c.database,
+        c.table
+    )];
+    if !c.schema.is_empty() {
+        let columns: Vec<String> = c.schema.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        out.push(format!("    schema: {}", columns.join(", ")));
+    }
+    for p in &c.schema_problems {
+        out.push(format!("    not the Apache table setup makes: {p}"));
+    }
+    for f in &c.failures {
+        out.push(format!("    error output: {} {} ({})", plural(f.count, "record"), f.code, f.example));
+    }
+    if let Some(example) = &c.failed_example {
+        out.push(format!("    e.g. {example}"));
+    }
+    out
 }
 
 /// The verdict on a transformed stream: about the sent lines, each accounted for once.
@@ -1099,6 +1214,7 @@ pub fn summary(r: &VerifyReport) -> String {
         format_count(t.extra)
     ));
     out.extend(delivery_lines(r));
+    out.extend(r.conversion.iter().flat_map(conversion_lines));
     out.extend(partition_lines(r));
     if r.bucket_missing {
         out.push(format!("  the bucket s3://{} does not exist: nothing can be delivered to it", r.bucket));
@@ -1120,7 +1236,7 @@ fn delivery_lines(r: &VerifyReport) -> Vec<String> {
             "    {}  {} · {}{}",
             o.key,
             format_bytes(o.size),
-            plural(o.lines, "line"),
+            plural(o.lines, if o.schema.is_some() { "row" } else { "line" }),
             o.delay_s.map(|d| format!(" · buffered {d:.1} s")).unwrap_or_default()
         ));
     }

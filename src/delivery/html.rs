@@ -464,6 +464,7 @@ mod tests {
             matched_lines: bytes / 100,
             layout_problems: vec![],
             kept_as: None,
+            schema: None,
         }
     }
 

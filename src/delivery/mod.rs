@@ -2,9 +2,11 @@
 //! `--keep` saves them, and the delivery report. (The key layout itself is Firehose's rule: `firehose::keys`.)
 
 pub mod compare;
+pub mod converted;
 pub mod html;
 pub mod keep;
 pub mod objects;
+pub mod parquet_rows;
 pub mod partitions;
 pub mod report;
 pub mod transformed;

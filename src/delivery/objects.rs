@@ -1,6 +1,6 @@
 //! Reading a delivered object back into line hashes, streaming: decoded as Firehose encoded it (gzip, several
-//! members too; ZIP; the Snappy framing format; Hadoop's Snappy blocks), split on `\n`, each line hashed as
-//! `send` hashed it. The encoding is told by the object's first bytes, except Hadoop Snappy, which has no magic:
+//! members too; ZIP; the Snappy framing format; Hadoop's Snappy blocks; Parquet, whose rows become the JSON lines
+//! they were made from, see [`super::parquet_rows`]), split on `\n`, each line hashed as `send` hashed it. The encoding is told by the object's first bytes, except Hadoop Snappy, which has no magic:
 //! that one is taken from the stream's `CompressionFormat`.
 //! Hashes are handed over in bounded batches, so memory does not grow with the object. Optionally the
 //! decompressed bytes are copied out (`verify --keep`).
@@ -16,8 +16,10 @@ pub struct ObjectLines {
     pub lines: u64,
     /// Decompressed size.
     pub bytes: u64,
-    /// How the object was encoded: `plain`, `gzip`, `zip`, `snappy` or `hadoop-snappy`.
+    /// How the object was encoded: `plain`, `gzip`, `zip`, `snappy`, `hadoop-snappy` or `parquet`.
     pub encoding: &'static str,
+    /// A Parquet object's columns and their types (its rows are the lines).
+    pub schema: Option<Vec<(String, String)>>,
 }
 
 /// Line hashes handed to the caller at a time.
@@ -27,14 +29,18 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
 /// The stream identifier chunk that begins the Snappy framing format.
 const SNAPPY_FRAME_MAGIC: [u8; 10] = *b"\xff\x06\x00\x00sNaPpY";
+const PARQUET_MAGIC: [u8; 4] = *b"PAR1";
 
-/// A reader of the object's decoded bytes, and the encoding's name.
-fn decoder<'a>(
-    mut peek: BufReader<impl Read + 'a>,
-    compression: &Compression,
-) -> std::io::Result<(Box<dyn Read + 'a>, &'static str)> {
+/// A reader of the object's decoded bytes, the encoding's name, and a Parquet object's schema.
+type Decoded<'a> = (Box<dyn Read + 'a>, &'static str, Option<Vec<(String, String)>>);
+
+fn decoder<'a>(mut peek: BufReader<impl Read + 'a>, compression: &Compression) -> std::io::Result<Decoded<'a>> {
     let head = peek.fill_buf()?;
-    Ok(if head.starts_with(&GZIP_MAGIC) {
+    if head.starts_with(&PARQUET_MAGIC) {
+        let rows = super::parquet_rows::read(peek)?;
+        return Ok((Box::new(rows.json_lines), "parquet", Some(rows.schema)));
+    }
+    let (reader, encoding): (Box<dyn Read + 'a>, &'static str) = if head.starts_with(&GZIP_MAGIC) {
         (Box::new(flate2::read::MultiGzDecoder::new(peek)), "gzip")
     } else if head.starts_with(&SNAPPY_FRAME_MAGIC) {
         (Box::new(snap::read::FrameDecoder::new(peek)), "snappy")
@@ -44,7 +50,8 @@ fn decoder<'a>(
         (Box::new(firehose_kit_domain::hadoop_snappy::Reader::new(peek)), "hadoop-snappy")
     } else {
         (Box::new(peek), "plain")
-    })
+    };
+    Ok((reader, encoding, None))
 }
 
 /// The entries of a ZIP archive, one after the other. An archive is read from its end (the central directory),
@@ -72,8 +79,8 @@ pub fn read_lines(
     on_hashes: &mut dyn FnMut(&[u64]),
 ) -> std::io::Result<ObjectLines> {
     let peek = BufReader::with_capacity(256 * 1024, body);
-    let (mut reader, encoding) = decoder(peek, compression)?;
-    let mut out = ObjectLines { encoding, ..Default::default() };
+    let (mut reader, encoding, schema) = decoder(peek, compression)?;
+    let mut out = ObjectLines { encoding, schema, ..Default::default() };
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry: Vec<u8> = Vec::new();
     let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);

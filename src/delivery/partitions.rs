@@ -134,8 +134,10 @@ pub struct ErrorRecords {
 pub fn tally_error_records(body: &[u8], into: &mut BTreeMap<String, (u64, String)>) {
     for line in body.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
         let doc: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-        let code = doc["errorCode"].as_str().unwrap_or("unreadable error record").to_string();
-        let message = doc["errorMessage"].as_str().unwrap_or_default().to_string();
+        // Processing failures say `errorCode`; conversion failures `lastErrorCode` (AWS's pages show both forms).
+        let field = |names: [&str; 2]| names.iter().find_map(|n| doc[*n].as_str()).map(str::to_string);
+        let code = field(["errorCode", "lastErrorCode"]).unwrap_or_else(|| "unreadable error record".into());
+        let message = field(["errorMessage", "lastErrorMessage"]).unwrap_or_default();
         let entry = into.entry(code).or_insert((0, message));
         entry.0 += 1;
     }

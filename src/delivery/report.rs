@@ -39,9 +39,12 @@ pub struct DeliveredObject {
     pub matched_lines: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layout_problems: Vec<String>,
-    /// Where `verify --keep` saved it (decompressed).
+    /// Where `verify --keep` saved it (decompressed; a Parquet object's rows as JSON lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_as: Option<std::path::PathBuf>,
+    /// A Parquet object's columns and types (its `lines` are its rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Vec<(String, String)>>,
 }
 
 /// Why an object was delivered. One that waited at least the interval that applied (IntervalInSeconds, or less
@@ -145,6 +148,7 @@ mod tests {
             matched_lines: 1,
             layout_problems: vec![],
             kept_as: None,
+            schema: None,
         }
     }
 

@@ -22,6 +22,17 @@ pub struct LogEntry {
     pub agent: Option<String>,
 }
 
+impl LogEntry {
+    /// The entry with its time in UTC, `2000-10-10T20:55:36Z`: the form the OpenX JSON SerDe documents for
+    /// timestamps, and what a Parquet timestamp keeps (an instant, without the offset).
+    pub fn in_utc(mut self) -> Self {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&self.time) {
+            self.time = t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+        self
+    }
+}
+
 struct Cursor<'a> {
     s: &'a str,
     pos: usize,
@@ -199,5 +210,6 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert!(v["bytes"].is_null());
         assert_eq!(v["time"], "2000-10-10T13:55:36-07:00");
+        assert_eq!(e.in_utc().time, "2000-10-10T20:55:36Z");
     }
 }

@@ -55,6 +55,8 @@ pub struct ReaderConfig {
     /// At most this many lines in one record (a stream that deaggregates takes 500).
     pub max_lines_per_record: Option<u32>,
     pub json: bool,
+    /// JSON times in UTC (`2000-10-10T20:55:36Z`, the form the OpenX JSON SerDe documents): a converting stream.
+    pub utc_times: bool,
     pub rate: Option<f64>,
     pub follow: bool,
     pub linger: Duration,
@@ -355,6 +357,7 @@ impl Producer {
             let raw = &bytes[..bytes.len() - 1];
             match parse_line(raw) {
                 Ok(entry) => {
+                    let entry = if self.config.utc_times { entry.in_utc() } else { entry };
                     self.json_buf.clear();
                     serde_json::to_writer(&mut self.json_buf, &entry).expect("log entries serialise");
                     self.json_buf.push(b'\n');
@@ -577,6 +580,7 @@ mod tests {
             one_line_per_record: false,
             max_lines_per_record: None,
             json,
+            utc_times: false,
             rate: None,
             follow: false,
             linger: Duration::from_secs(1),

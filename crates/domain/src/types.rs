@@ -141,6 +141,15 @@ pub fn object_extension(compression: &Compression, file_extension: Option<&str>)
     }
 }
 
+/// The extension of a stream's objects: `FileExtension`, else `.parquet` when it converts record formats (the
+/// destination is then UNCOMPRESSED), else the compression's.
+pub fn delivered_extension(compression: &Compression, file_extension: Option<&str>, converts: bool) -> String {
+    match file_extension.filter(|e| !e.is_empty()) {
+        None if converts => ".parquet".to_string(),
+        ext => object_extension(compression, ext),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

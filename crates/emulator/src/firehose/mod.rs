@@ -172,10 +172,11 @@ fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, confi
                 error_prefix: prefixes.error_output(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
             })
         });
-    let extension = match (&conversion, d.file_extension.as_deref().filter(|e| !e.is_empty())) {
-        (Some(_), None) => ".parquet".to_string(),
-        _ => d.extension(),
-    };
+    let extension = firehose_kit_domain::types::delivered_extension(
+        &d.compression,
+        d.file_extension.as_deref(),
+        conversion.is_some(),
+    );
     Target {
         stream: state.name.clone(),
         stream_arn: state.arn.clone(),
