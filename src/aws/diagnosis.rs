@@ -143,15 +143,25 @@ pub async fn causes(
             None => c.log_readable = false,
         }
     }
-    let denied = c.errors.iter().any(|e| e.code == "S3.AccessDenied");
+    let denied = c.errors.iter().any(|e| e.code == "S3.AccessDenied" || e.code == "DataFormatConversion.AccessDenied");
     if denied || (data_missing && c.errors.is_empty()) {
         let account_id = clients.account_id().await?;
         let log = dest
             .error_logging
             .as_ref()
             .map(|l| log_stream_arn(clients.partition(), &clients.region, &account_id, &l.group, &l.stream));
-        let needs =
+        let mut needs =
             delivery_needs(clients.partition(), dest.bucket(), static_part_of(dest.prefix.as_deref()), log.as_deref());
+        if let Some(conv) = dest.conversion.as_ref().filter(|conv| conv.role_arn == dest.role_arn) {
+            let (partition, region) = (clients.partition(), &clients.region);
+            needs.extend(firehose_kit_domain::conversion::read_needs(
+                partition,
+                region,
+                &account_id,
+                &conv.database,
+                &conv.table,
+            ));
+        }
         let access = role_access(clients, &account_id, &dest.role_arn, dest.bucket(), &needs).await?;
         c.untrusted = access.exists && !access.trusts_firehose;
         c.lacking = access.lacking().cloned().collect();

@@ -89,6 +89,9 @@ pub async fn examine(global: &Global, args: &DoctorArgs, clients: &Clients) -> R
     if let Some(function) = &subject.dest.transform {
         out.push(function_check(clients, function, &subject.setup_hint).await?);
     }
+    if let Some(c) = &subject.dest.conversion {
+        out.push(table_check(clients, c, &subject.setup_hint).await?);
+    }
     out.extend(bucket_checks(&subject).await?);
     out.push(stream_encryption(&subject.info));
     out.extend(error_logging_checks(&subject).await?);
@@ -129,6 +132,11 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
     if let Some(source) = &x.info.source {
         needs.extend(firehose_kit_domain::kinesis::read_needs(&source.stream_arn));
     }
+    // The conversion's role is setup's delivery role; another role is checked by AWS, not here.
+    if let Some(c) = dest.conversion.as_ref().filter(|c| c.role_arn == dest.role_arn) {
+        let (partition, region) = (clients.partition(), &clients.region);
+        needs.extend(firehose_kit_domain::conversion::read_needs(partition, region, account_id, &c.database, &c.table));
+    }
     let access = role_access(clients, account_id, &dest.role_arn, bucket, &needs).await?;
     if !access.exists {
         return Ok(vec![problem(
@@ -156,6 +164,7 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
             "delivery" => "role policy",
             "transform" => "transform policy",
             "source" => "source policy",
+            "schema" => "schema policy",
             _ => "logging policy",
         };
         let reason = g.reason.as_deref().unwrap_or("not allowed");
@@ -176,6 +185,14 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
                     g.action, g.resource
                 ),
                 format!("allow {} on the data stream ({setup_hint} restores setup's grant)", g.action),
+            ),
+            (false, "schema") => problem(
+                check,
+                format!(
+                    "the role may not {} on {}: {reason}; Parquet conversion fails with DataFormatConversion.AccessDenied and the records wait",
+                    g.action, g.resource
+                ),
+                format!("allow {} on the Glue table ({setup_hint} restores setup's grant)", g.action),
             ),
             (false, "delivery") => problem(
                 check,
@@ -225,6 +242,28 @@ async fn function_check(clients: &Clients, function: &str, setup_hint: &str) -> 
             ),
             format!("deploy it again: {setup_hint} --transform HANDLER"),
         ),
+    })
+}
+
+/// The Glue table of a converting stream exists, and whether it is the Apache table setup makes.
+async fn table_check(clients: &Clients, c: &fh::ConversionSpec, setup_hint: &str) -> Result<Finding> {
+    let name = format!("{}.{}", c.database, c.table);
+    let Some(t) = crate::aws::glue::table(&clients.glue, &c.database, &c.table).await? else {
+        return Ok(problem(
+            "schema",
+            format!(
+                "the Glue table {name} does not exist: conversion fails with DataFormatConversion.EntityNotFound and the records wait"
+            ),
+            format!("create it: {setup_hint} --format parquet"),
+        ));
+    };
+    let columns: Vec<String> = t.columns.iter().map(|(n, ty)| format!("{n} {ty}")).collect();
+    let apache: Vec<(String, String)> =
+        crate::logs::table::COLUMNS.iter().map(|(n, ty)| (n.to_string(), ty.to_string())).collect();
+    Ok(if t.columns == apache {
+        ok("schema", format!("Glue table {name} types the Apache JSON send makes ({})", columns.join(", ")))
+    } else {
+        ok("schema", format!("Glue table {name} has {} columns: {}", t.columns.len(), columns.join(", ")))
     })
 }
 

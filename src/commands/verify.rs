@@ -1334,6 +1334,7 @@ pub fn write_html(report: &VerifyReport, path: &Path) -> Result<()> {
         configuration,
         generated: Utc::now(),
         transform: report.transform.as_ref(),
+        conversion: report.conversion.as_ref(),
     };
     let html =
         crate::delivery::html::render(&page).map_err(|e| Error::failed(format!("cannot draw the report: {e}")))?;

@@ -42,6 +42,8 @@ pub struct Page<'a> {
     pub generated: DateTime<Utc>,
     /// A transformed stream: what became of each sent line.
     pub transform: Option<&'a crate::delivery::transformed::TransformTally>,
+    /// A converting stream: rows, lines that did not convert, and the Parquet schema.
+    pub conversion: Option<&'a crate::delivery::converted::ConversionReport>,
 }
 
 /// What the run's lines were billed as.
@@ -238,6 +240,7 @@ pub fn render(p: &Page<'_>) -> Result<String, String> {
     header(&mut h, p);
     verdict(&mut h, p);
     transformation(&mut h, p);
+    conversion(&mut h, p);
     delivery(&mut h, p)?;
     objects(&mut h, p);
     partitions(&mut h, p);
@@ -320,6 +323,43 @@ fn transformation(h: &mut String, p: &Page<'_>) {
     h.push_str("</tr></table>");
 }
 
+/// A converting stream: rows against lines, the lines that did not convert by code, and the schema.
+fn conversion(h: &mut String, p: &Page<'_>) {
+    let Some(c) = p.conversion else { return };
+    let _ = write!(
+        h,
+        "<h2>Parquet</h2><p class=\"note\">Records were converted to Parquet typed by Glue table <code>{}.{}</code>. verify read each row back as the JSON document send made of its line: a row matches a line only when every typed field is equal. Lines that did not convert are matched through the <code>format-conversion-failed</code> error output.</p><table id=\"conversion\"><tr><th>rows</th><th>lines that did not convert</th></tr><tr><td class=\"n\" data-n=\"{}\">{}</td><td class=\"n\" data-n=\"{}\">{}</td></tr></table>",
+        escape(&c.database),
+        escape(&c.table),
+        c.rows,
+        format_count(c.rows),
+        c.failed_lines,
+        format_count(c.failed_lines)
+    );
+    if !c.failures.is_empty() {
+        h.push_str("<table id=\"conversion-failures\"><tr><th>code</th><th>records</th><th>message</th></tr>");
+        for f in &c.failures {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"n\" data-n=\"{}\">{}</td><td>{}</td></tr>",
+                escape(&f.code),
+                f.count,
+                format_count(f.count),
+                escape(&f.example)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<table id=\"schema\"><tr><th>column</th><th>type</th></tr>");
+    for (name, ty) in &c.schema {
+        let _ = write!(h, "<tr><td><code>{}</code></td><td>{}</td></tr>", escape(name), escape(ty));
+    }
+    h.push_str("</table>");
+    for problem in &c.schema_problems {
+        let _ = write!(h, "<p><b>Not the Apache table setup makes: {}</b></p>", escape(problem));
+    }
+}
+
 /// The delivery timeline and how long objects were buffered.
 fn delivery(h: &mut String, p: &Page<'_>) -> Result<(), String> {
     let _ = write!(
@@ -342,9 +382,10 @@ fn delivery(h: &mut String, p: &Page<'_>) -> Result<(), String> {
 
 /// Every delivered object.
 fn objects(h: &mut String, p: &Page<'_>) {
+    let unit = if p.conversion.is_some() { "rows" } else { "lines" };
     let _ = write!(
         h,
-        "<h2>Objects</h2><table id=\"objects\"><tr><th>key</th><th>size</th><th>lines</th><th>buffered (s)</th><th>flushed by</th><th>delivered</th></tr>"
+        "<h2>Objects</h2><table id=\"objects\"><tr><th>key</th><th>size</th><th>{unit}</th><th>buffered (s)</th><th>flushed by</th><th>delivered</th></tr>"
     );
     for o in p.objects {
         let _ = write!(
@@ -493,6 +534,7 @@ mod tests {
             configuration: "{\"x\": \"<y>\"}".into(),
             generated: Utc::now(),
             transform: None,
+            conversion: None,
         };
         let html = render(&page).unwrap();
         assert!(html.contains("a/&lt;b&gt;&amp;x") && !html.contains("<b>&x"), "keys are escaped");

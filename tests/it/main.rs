@@ -19,6 +19,7 @@ mod html;
 mod kinesis;
 mod load;
 mod memory;
+mod parquet;
 mod partitioning;
 mod provision;
 mod report;

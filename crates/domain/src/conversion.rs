@@ -20,6 +20,33 @@ pub const PARSE_ERROR: &str = "DataFormatConversion.ParseError";
 /// A value that does not fit its column.
 pub const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
 
+/// The ARN of a Glue table (Glue folds names to lower case).
+pub fn table_arn(partition: &str, region: &str, account_id: &str, database: &str, table: &str) -> String {
+    format!("arn:{partition}:glue:{region}:{account_id}:table/{}/{}", database.to_lowercase(), table.to_lowercase())
+}
+
+/// What the conversion's role must be allowed to read the table: `glue:GetTable` on the catalog, the database
+/// and the table (Glue checks all three), and the two version reads on the table.
+pub fn read_needs(
+    partition: &str,
+    region: &str,
+    account_id: &str,
+    database: &str,
+    table: &str,
+) -> Vec<crate::access::Need> {
+    let arn = |what: String| format!("arn:{partition}:glue:{region}:{account_id}:{what}");
+    let table_arn = table_arn(partition, region, account_id, database, table);
+    let need =
+        |action: &str, resource: String| crate::access::Need { action: action.into(), resource, for_what: "schema" };
+    vec![
+        need("glue:GetTable", arn("catalog".into())),
+        need("glue:GetTable", arn(format!("database/{}", database.to_lowercase()))),
+        need("glue:GetTable", table_arn.clone()),
+        need("glue:GetTableVersion", table_arn.clone()),
+        need("glue:GetTableVersions", table_arn),
+    ]
+}
+
 /// Where the schema is: a Glue table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaRef {

@@ -153,12 +153,12 @@ pub const CONVERSION_CODES: [Code; 2] = [
     Code {
         code: "DataFormatConversion.AccessDenied",
         message: "Access was denied when calling Glue. Ensure that the access policy on the IAM role in the SchemaConfiguration allows glue:GetTable, glue:GetTableVersion and glue:GetTableVersions.",
-        hint: "the conversion's role may not read the Glue table: allow glue:GetTable, GetTableVersion and GetTableVersions on it; the data is kept and retried",
+        hint: "the conversion's role may not read the Glue table: allow glue:GetTable, GetTableVersion and GetTableVersions on it (re-run `firehose-kit setup --format parquet` to restore setup's grant); the data is kept and retried",
     },
     Code {
         code: "DataFormatConversion.EntityNotFound",
         message: "The Glue table of the data format conversion was not found, or has a column type that cannot be converted.",
-        hint: "create the Glue table the stream's SchemaConfiguration names (or fix its columns); the data is kept and retried",
+        hint: "create the Glue table the stream's SchemaConfiguration names, or fix its columns (`firehose-kit setup --format parquet` restores setup's table); the data is kept and retried",
     },
 ];
 

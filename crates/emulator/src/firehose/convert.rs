@@ -41,13 +41,8 @@ fn columns(
 ) -> Result<Vec<(String, ColumnType)>, Failure> {
     let s = &c.conversion.schema;
     let region = s.region.as_deref().unwrap_or(stream_region);
-    let table_arn = format!(
-        "arn:{}:glue:{region}:{}:table/{}/{}",
-        firehose_kit_domain::names::arn_partition(region),
-        gate.account_id,
-        s.database.to_lowercase(),
-        s.table.to_lowercase()
-    );
+    let partition = firehose_kit_domain::names::arn_partition(region);
+    let table_arn = conversion::table_arn(partition, region, &gate.account_id, &s.database, &s.table);
     let denied = |why: String| Failure::new("DataFormatConversion.AccessDenied", why);
     let role = gate
         .iam

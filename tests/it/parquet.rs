@@ -1,0 +1,212 @@
+//! `setup --format parquet` through the binary: the Glue database and table, send's JSON packed into records,
+//! verify proving each line is one Parquet row with equal typed fields (and naming lines that did not convert),
+//! the create-time rules refused with AWS's reasons, a role that may not read the table explained and repaired,
+//! kills of the emulator during conversion, teardown removing the table and database.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, DEFAULT_BUCKET, assert_exit, cli, eventually, json_out};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The Parquet objects under `prefix`: total rows, and the first one's columns with their physical types.
+async fn parquet_rows(c: &firehose_kit::aws::Clients, prefix: &str) -> (i64, Vec<(String, String)>) {
+    let mut rows = 0;
+    let mut columns = Vec::new();
+    for (key, body) in support::objects(c, DEFAULT_BUCKET, prefix).await {
+        assert!(key.ends_with(".parquet"), "{key}");
+        let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(body)).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        rows += meta.file_metadata().num_rows();
+        if columns.is_empty() {
+            let schema = meta.file_metadata().schema_descr();
+            columns =
+                schema.columns().iter().map(|c| (c.name().to_string(), format!("{:?}", c.physical_type()))).collect();
+        }
+    }
+    (rows, columns)
+}
+
+/// setup makes the database and table (re-run: unchanged), send packs 200,000 lines as JSON, verify proves each
+/// is one row with equal typed fields, the objects open with the parquet crate with the same rows and types, and
+/// teardown removes the table and the database it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_format_parquet_then_send_and_verify_200k_rows() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let c = &env.clients;
+    let dry = cli(&ep, dir.path(), &["setup", "--format", "parquet", "--dry-run"]);
+    assert_exit(&dry, 0);
+    assert!(text(&dry).contains(firehose_kit::aws::policy::SCHEMA_POLICY_NAME), "{}", text(&dry));
+    assert!(c.glue.get_database().name("firehose_kit").send().await.is_err(), "a dry run creates nothing");
+    let created = json_out(&cli(&ep, dir.path(), &["setup", "--format", "parquet", "-o", "json"]));
+    let actions = crate::provision::actions(&created);
+    for resource in ["database", "table", "stream"] {
+        assert!(actions.contains(&(resource.to_string(), "create".to_string())), "{created}");
+    }
+    assert_eq!(created["destination"]["buffer_size_mib"], 64, "the conversion minimum");
+    assert_eq!(created["destination"]["prefix"], "apachelogs/");
+    let again = json_out(&cli(&ep, dir.path(), &["setup", "-o", "json"]));
+    assert!(crate::provision::actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
+
+    let sent = json_out(&cli(&ep, dir.path(), &["send", "--generate", "200000", "-o", "json"]));
+    assert_eq!(sent["lines"], 200_000);
+    assert!(sent["records"].as_u64().unwrap() < 1_000, "lines are packed: {sent}");
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    let v: Value = json_out(&verified);
+    assert_eq!((v["verified"].as_bool(), v["matched"].as_u64()), (Some(true), Some(200_000)), "{v}");
+    assert_eq!(v["conversion"]["rows"], 200_000);
+    assert_eq!(v["conversion"]["schema_problems"], serde_json::json!([]));
+    assert_eq!(v["conversion"]["schema"][7], serde_json::json!(["status", "int32"]));
+    let human = text(&cli(&ep, dir.path(), &["verify", "--no-wait", "--report", "report.html"]));
+    assert!(human.contains("OK: all 200,000 lines arrived as Parquet rows with equal typed fields"), "{human}");
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for shown in
+        ["<h2>Parquet</h2>", "<table id=\"schema\">", "<td><code>status</code></td><td>int32</td>", "<th>rows</th>"]
+    {
+        assert!(page.contains(shown), "the report shows {shown}");
+    }
+
+    let (rows, columns) = parquet_rows(c, "apachelogs/").await;
+    assert_eq!(rows, 200_000);
+    let physical: Vec<(&str, &str)> = columns.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    assert_eq!(&physical[3..4], &[("time", "INT64")]);
+    assert_eq!(&physical[7..9], &[("status", "INT32"), ("bytes", "INT64")]);
+
+    let torn = json_out(&cli(&ep, dir.path(), &["teardown", "--yes", "-o", "json"]));
+    let gone = torn.to_string();
+    assert!(gone.contains("\"name\":\"firehose_kit.apachelogs\"") && gone.contains("\"resource\":\"database\""));
+    assert!(c.glue.get_database().name("firehose_kit").send().await.is_err(), "{torn}");
+}
+
+/// Three lines whose size does not fit `bigint` (send parses sizes as unsigned 64-bit numbers) do not convert:
+/// sent one per record they alone go to `format-conversion-failed` with AWS's code, the rest converts, and
+/// verify says which lines did not convert and why instead of calling them missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_that_do_not_fit_the_table_are_named_with_their_code() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    support::setup(&ep, dir.path(), &["--format", "parquet"]);
+    let path = support::log_file(dir.path(), "access.log", 997, 3);
+    let mut log = std::fs::read_to_string(&path).unwrap();
+    for i in 0..3 {
+        log.push_str(&format!(
+            "10.0.0.{i} - - [02/Dec/2026:10:00:0{i} +0000] \"GET /huge HTTP/1.1\" 200 1000000000000000000{i}\n"
+        ));
+    }
+    std::fs::write(&path, log).unwrap();
+    let sent = cli(&ep, dir.path(), &["send", "access.log", "--one-line-per-record"]);
+    assert_exit(&sent, 0);
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--wait", "60s"]);
+    assert_exit(&verified, 1);
+    let v = json_out(&verified);
+    assert_eq!((v["matched"].as_u64(), v["missing"].as_u64()), (Some(997), Some(0)), "{v}");
+    assert_eq!(v["conversion"]["failed_lines"], 3, "{v}");
+    assert_eq!(v["conversion"]["failures"][0]["code"], "DataFormatConversion.MalformedData");
+    assert!(v["conversion"]["failed_example"].as_str().unwrap().contains("/huge"), "{v}");
+    let human = text(&cli(&ep, dir.path(), &["verify", "--no-wait"]));
+    assert!(
+        human.contains("FAILED: 997 of 1,000 lines arrived as rows; 3 lines did not convert (in the error output, format-conversion-failed: DataFormatConversion.MalformedData)"),
+        "{human}"
+    );
+    let errors = support::objects(&env.clients, DEFAULT_BUCKET, "errors/format-conversion-failed/").await;
+    let docs: usize = errors.iter().map(|(_, b)| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count()).sum();
+    assert_eq!(docs, 3, "one document per failed record");
+}
+
+/// What conversion cannot take is refused before anything is made, with AWS's reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_refuses_what_conversion_cannot_take() {
+    let env = support::start().await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    for (args, says) in [
+        (&["--buffer-size", "5"][..], "BufferingHints.SizeInMBs must be at least 64"),
+        (&["--compression", "gzip"][..], "CompressionFormat must be UNCOMPRESSED"),
+    ] {
+        let mut all = vec!["setup", "--format", "parquet"];
+        all.extend_from_slice(args);
+        let out = cli(&ep, dir.path(), &all);
+        assert_exit(&out, 2);
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
+    let out = cli(&ep, dir.path(), &["setup", "--glue-database", "logs"]);
+    assert_exit(&out, 2);
+    assert!(text(&out).contains("add --format parquet"), "{}", text(&out));
+    let out = cli(&ep, dir.path(), &["setup", "--format", "parquet", "--glue-database", "Web-Logs"]);
+    assert_exit(&out, 2);
+    assert!(text(&out).contains("`W` is not allowed"), "{}", text(&out));
+    let streams = env.clients.firehose.list_delivery_streams().send().await.unwrap();
+    assert!(streams.delivery_stream_names().is_empty(), "nothing was made");
+}
+
+/// Without the schema grant the conversion cannot read the table: `DataFormatConversion.AccessDenied` is logged,
+/// verify and doctor say what the role lacks, and setup restores the grant; the waiting lines then arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_read_the_table_is_explained_and_repaired() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let c = &env.clients;
+    support::setup(&ep, dir.path(), &["--stream", "denied", "--format", "parquet"]);
+    let role = firehose_kit::settings::role_name("denied").unwrap();
+    let policy = firehose_kit::aws::policy::SCHEMA_POLICY_NAME;
+    c.iam.delete_role_policy().role_name(&role).policy_name(policy).send().await.unwrap();
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "denied", "send", "--generate", "500"]), 0);
+    eventually("DataFormatConversion.AccessDenied logged", Duration::from_secs(30), || async {
+        let out = c.logs.filter_log_events().log_group_name("/aws/kinesisfirehose/denied").send().await.ok()?;
+        out.events()
+            .iter()
+            .any(|e| e.message().unwrap_or("").contains("DataFormatConversion.AccessDenied"))
+            .then_some(())
+    })
+    .await;
+    let failed = text(&cli(&ep, dir.path(), &["--stream", "denied", "verify", "--wait", "2s"]));
+    assert!(failed.contains("FAILED") && failed.contains("DataFormatConversion.AccessDenied"), "{failed}");
+    assert!(failed.contains("glue:GetTable"), "verify names what the role lacks: {failed}");
+    let doctor = cli(&ep, dir.path(), &["--stream", "denied", "doctor"]);
+    assert_exit(&doctor, 1);
+    assert!(text(&doctor).contains("the role may not glue:GetTable"), "{}", text(&doctor));
+    let repaired = json_out(&cli(&ep, dir.path(), &["--stream", "denied", "setup", "-o", "json"]));
+    let role_step = repaired["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "role").unwrap().clone();
+    assert_eq!(role_step["action"], "update", "{repaired}");
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "denied", "verify", "--wait", "60s"]), 0);
+}
+
+/// The emulator killed (SIGKILL) every half second while send writes 100,000 lines to a converting stream:
+/// every line is still a row (a kill between writing an object and forgetting its buffer may deliver it twice:
+/// duplicates, never missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_of_the_emulator_during_conversion_lose_no_line() {
+    use crate::crash::{emulator, free_port, kill};
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("emulator.log"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let ep = format!("http://{addr}");
+    let mut emu = emulator(&data, &addr, &["--speed", "60"], &log);
+    support::setup(&ep, dir.path(), &["--format", "parquet"]);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+    cmd.args(["--endpoint-url", &ep, "send", "--generate", "100000", "--rate", "20000", "--retry-timeout", "60s"]);
+    cmd.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    support::test_env(&mut cmd);
+    let mut send = cmd.spawn().unwrap();
+    let mut kills = 0;
+    while send.try_wait().unwrap().is_none() && kills < 12 {
+        tokio::time::sleep(Duration::from_millis(400 + 50 * (kills % 4))).await;
+        emu.0.kill().unwrap();
+        emu = emulator(&data, &addr, &["--speed", "60"], &log);
+        kills += 1;
+    }
+    let sent = tokio::task::spawn_blocking(move || send.wait_with_output()).await.unwrap().unwrap();
+    assert_exit(&sent, 0);
+    assert!(kills >= 3, "the kills hit the run ({kills})");
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--wait", "60s"]);
+    let v = json_out(&verified);
+    assert_exit(&verified, 0);
+    assert_eq!((v["matched"].as_u64(), v["missing"].as_u64()), (Some(100_000), Some(0)), "{v}");
+    eprintln!("converting run through {kills} kills: 100,000 lines as rows, {} duplicated", v["duplicated"]);
+    kill(&mut emu);
+}
