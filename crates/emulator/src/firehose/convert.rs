@@ -1,7 +1,9 @@
-//! Record format conversion at delivery: the buffer's records read back from the journal (one record, one or
-//! more JSON documents), each deserialized into the Glue table's columns ([`firehose_kit_domain::conversion`]),
-//! the rows written as one Parquet file with the ParquetSerDe's settings, and the records that did not convert
-//! kept for the `format-conversion-failed` error output, one document each, while the rest converts.
+//! Record format conversion at delivery: the buffer's records read back from the journal one at a time (one
+//! record, one or more JSON documents), each deserialized into the Glue table's columns
+//! ([`firehose_kit_domain::conversion`]), the rows written as one Parquet file with the ParquetSerDe's settings in
+//! row groups of [`ROWS_PER_BATCH`] (so memory holds a batch of cells and the compressed file, not the buffer),
+//! and the records that did not convert kept for the `format-conversion-failed` error output, one document each,
+//! while the rest converts.
 //!
 //! Chosen where AWS does not document: timestamps are written as INT64 microseconds (UTC), the error documents
 //! use `lastErrorCode`/`lastErrorMessage`, and the Glue failures are logged as
@@ -73,46 +75,131 @@ fn columns(
         .collect()
 }
 
-/// Converts `records` (arrival time, data) for a stream in `region`.
+/// Rows turned into Arrow arrays and handed to the Parquet writer at a time.
+pub const ROWS_PER_BATCH: usize = 16 * 1024;
+
+/// The Parquet file being written, batch by batch.
+struct ParquetOut<'a> {
+    columns: &'a [(String, ColumnType)],
+    schema: Arc<Schema>,
+    props: Option<WriterProperties>,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    pending: Vec<Vec<Cell>>,
+    rows: usize,
+}
+
+fn storage(e: impl std::fmt::Display) -> Failure {
+    Failure::new("InternalError", format!("writing Parquet: {e}"))
+}
+
+impl<'a> ParquetOut<'a> {
+    fn new(columns: &'a [(String, ColumnType)], p: &conversion::Parquet) -> Self {
+        let fields: Vec<Field> = columns.iter().map(|(n, t)| Field::new(n, data_type(t), true)).collect();
+        Self {
+            columns,
+            schema: Arc::new(Schema::new(fields)),
+            props: Some(properties(p)),
+            writer: None,
+            pending: Vec::with_capacity(ROWS_PER_BATCH),
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, rows: Vec<Vec<Cell>>) -> Result<(), Failure> {
+        self.rows += rows.len();
+        self.pending.extend(rows);
+        if self.pending.len() >= ROWS_PER_BATCH { self.flush() } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> =
+            self.columns.iter().enumerate().map(|(i, (_, t))| array(t, &self.pending, i)).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(storage)?;
+        if self.writer.is_none() {
+            self.writer =
+                Some(ArrowWriter::try_new(Vec::new(), self.schema.clone(), self.props.take()).map_err(storage)?);
+        }
+        self.writer.as_mut().expect("made above").write(&batch).map_err(storage)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The file, when any row was written.
+    fn finish(mut self) -> Result<Option<Vec<u8>>, Failure> {
+        self.flush()?;
+        match self.writer {
+            Some(w) => Ok(Some(w.into_inner().map_err(storage)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The error output's document for a record that did not convert.
+fn failed_document(
+    gate: &super::gate::Gate,
+    c: &ConversionTarget,
+    region: &str,
+    arrival: i64,
+    data: &[u8],
+    f: &conversion::Failure,
+) -> serde_json::Value {
+    let s = &c.conversion.schema;
+    json!({
+        "attemptsMade": 1,
+        "arrivalTimestamp": arrival,
+        "lastErrorCode": f.code,
+        "lastErrorMessage": f.message,
+        "attemptEndingTimestamp": crate::s3::store::now_ms(),
+        "rawData": base64_simd::STANDARD.encode_to_string(data),
+        "dataCatalogTable": {
+            "catalogId": s.catalog_id.clone().unwrap_or_else(|| gate.account_id.clone()),
+            "databaseName": s.database,
+            "tableName": s.table,
+            "region": s.region.as_deref().unwrap_or(region),
+            "versionId": s.version_id.as_deref().unwrap_or("LATEST"),
+            "roleArn": s.role_arn,
+        }
+    })
+}
+
+/// Converts the records `visit` hands over (arrival time, data) for a stream in `region`. A storage error of the
+/// journal read is an `InternalError` (the buffer is kept and retried).
 pub fn convert(
     gate: &super::gate::Gate,
     c: &ConversionTarget,
     region: &str,
-    records: &[(i64, Vec<u8>)],
+    visit: impl FnOnce(&mut dyn FnMut(i64, &[u8]) -> std::io::Result<()>) -> std::io::Result<()>,
 ) -> Result<Converted, Failure> {
     let columns = columns(gate, c, region)?;
-    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let mut out = ParquetOut::new(&columns, &c.conversion.parquet);
     let mut failed = Vec::new();
-    let now = crate::s3::store::now_ms();
-    for (arrival, data) in records {
+    let mut write_error = None;
+    visit(&mut |arrival, data| {
         match conversion::rows(data, &columns, &c.conversion.deserializer) {
-            Ok(r) => rows.extend(r),
+            Ok(rows) => {
+                if let Err(e) = out.push(rows) {
+                    write_error = Some(e);
+                    return Err(std::io::Error::other("writing Parquet failed"));
+                }
+            }
             Err(f) => {
-                let s = &c.conversion.schema;
-                let doc = json!({
-                    "attemptsMade": 1,
-                    "arrivalTimestamp": arrival,
-                    "lastErrorCode": f.code,
-                    "lastErrorMessage": f.message,
-                    "attemptEndingTimestamp": now,
-                    "rawData": base64_simd::STANDARD.encode_to_string(data),
-                    "dataCatalogTable": {
-                        "catalogId": s.catalog_id.clone().unwrap_or_else(|| gate.account_id.clone()),
-                        "databaseName": s.database,
-                        "tableName": s.table,
-                        "region": s.region.as_deref().unwrap_or(region),
-                        "versionId": s.version_id.as_deref().unwrap_or("LATEST"),
-                        "roleArn": s.role_arn,
-                    }
-                });
-                serde_json::to_writer(&mut failed, &doc).expect("a JSON document serializes");
+                serde_json::to_writer(&mut failed, &failed_document(gate, c, region, arrival, data, &f))?;
                 failed.push(b'\n');
             }
         }
-    }
-    let count = rows.len();
-    let parquet = if rows.is_empty() { None } else { Some(write_parquet(&columns, rows, &c.conversion.parquet)?) };
-    Ok(Converted { parquet, failed: (!failed.is_empty()).then_some(failed), rows: count })
+        Ok(())
+    })
+    .map_err(|e| {
+        write_error
+            .take()
+            .unwrap_or_else(|| Failure::new("InternalError", format!("reading the buffered records: {e}")))
+    })?;
+    let rows = out.rows;
+    let parquet = out.finish()?;
+    Ok(Converted { parquet, failed: (!failed.is_empty()).then_some(failed), rows })
 }
 
 fn data_type(ty: &ColumnType) -> DataType {
@@ -169,31 +256,46 @@ fn array(ty: &ColumnType, rows: &[Vec<Cell>], i: usize) -> ArrayRef {
     }
 }
 
-fn write_parquet(
-    columns: &[(String, ColumnType)],
-    rows: Vec<Vec<Cell>>,
-    p: &conversion::Parquet,
-) -> Result<Vec<u8>, Failure> {
-    let fields: Vec<Field> = columns.iter().map(|(n, t)| Field::new(n, data_type(t), true)).collect();
-    let schema = Arc::new(Schema::new(fields));
-    let arrays: Vec<ArrayRef> = columns.iter().enumerate().map(|(i, (_, t))| array(t, &rows, i)).collect();
-    let storage = |e: String| Failure::new("InternalError", format!("writing Parquet: {e}"));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| storage(e.to_string()))?;
+/// The ParquetSerDe's settings as writer properties.
+fn properties(p: &conversion::Parquet) -> WriterProperties {
     let compression = match p.compression.as_str() {
         "GZIP" => parquet::basic::Compression::GZIP(Default::default()),
         "UNCOMPRESSED" => parquet::basic::Compression::UNCOMPRESSED,
         _ => parquet::basic::Compression::SNAPPY,
     };
-    let props = WriterProperties::builder()
+    WriterProperties::builder()
         .set_compression(compression)
         .set_data_page_size_limit(p.page_size)
         .set_dictionary_enabled(p.dictionary)
         .set_writer_version(if p.v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+        .set_max_row_group_row_count(Some(8 * ROWS_PER_BATCH))
         .set_created_by("firehose-kit emulator (format conversion)".into())
-        .build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| storage(e.to_string()))?;
-    writer.write(&batch).map_err(|e| storage(e.to_string()))?;
-    writer.close().map_err(|e| storage(e.to_string()))?;
-    Ok(out)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// Rows go to the writer a batch at a time and land in row groups of at most eight batches; the file holds
+    /// every row in order.
+    #[test]
+    fn rows_are_written_in_batches_and_row_groups() {
+        let columns = vec![("n".to_string(), ColumnType::BigInt), ("s".to_string(), ColumnType::String)];
+        let settings =
+            conversion::Parquet { compression: "SNAPPY".into(), page_size: 1 << 20, dictionary: true, v2: false };
+        let mut out = ParquetOut::new(&columns, &settings);
+        let total = 8 * ROWS_PER_BATCH * 2 + 5;
+        for n in 0..total {
+            out.push(vec![vec![Cell::Int(n as i64), Cell::Str(format!("row {n}"))]]).unwrap();
+            assert!(out.pending.len() < ROWS_PER_BATCH, "a full batch is handed to the writer at once");
+        }
+        let file = out.finish().unwrap().unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), total as i64);
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        assert_eq!(reader.metadata().row_group(0).num_rows(), (8 * ROWS_PER_BATCH) as i64);
+        assert!(ParquetOut::new(&columns, &settings).finish().unwrap().is_none(), "no rows, no file");
+    }
 }

@@ -280,6 +280,22 @@ pub fn read_range(dir: &Path, start: u64, end: u64) -> std::io::Result<Vec<(i64,
     Ok(out)
 }
 
+/// Calls `f(arrival_ms, data)` for each record between offsets `start` and `end`, in order, one record in memory
+/// at a time.
+pub fn for_each_record(
+    dir: &Path,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(i64, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut record = Vec::new();
+    walk_range(dir, start, end, |arrival_ms, size, data| {
+        record.resize(size as usize, 0);
+        data.read_exact(&mut record)?;
+        f(arrival_ms, &record)
+    })
+}
+
 /// Calls `f(arrival_ms, size, data)` for each frame between `start` and `end`; `f` reads exactly `size` bytes.
 fn walk_range(
     dir: &Path,

@@ -834,9 +834,9 @@ fn converted(
     c: &super::target::ConversionTarget,
     key: &str,
 ) -> Result<Option<(String, Vec<u8>)>, Failure> {
-    let records = journal::read_range(&rt.dir, sealed.start, sealed.end_offset)
-        .map_err(|e| Failure::new("InternalError", format!("reading the journal under {}: {e}", rt.dir.display())))?;
-    let out = super::convert::convert(&rt.gate, c, &sealed.target.region, &records)?;
+    let out = super::convert::convert(&rt.gate, c, &sealed.target.region, |f| {
+        journal::for_each_record(&rt.dir, sealed.start, sealed.end_offset, f)
+    })?;
     let error_target = Target {
         prefix: c.error_prefix.clone(),
         output_type: Some(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
