@@ -302,8 +302,9 @@ fn terraform_handler(dir: &std::path::Path, version: &str) {
     std::fs::write(dir.join("function.zip"), crate::transform::zip_of(&[("handler.py", &code, 0o644)])).unwrap();
 }
 
-/// Terraform's aws_lambda_function and a Firehose stream with its processor, and a Glue database and table,
-/// against the emulator: create, a plan without drift, records transformed by the function, new code and configuration applied (and run), destroy.
+/// Terraform's aws_lambda_function and a Firehose stream with its processor, and a Glue database and table with
+/// a stream converting to Parquet by it, against the emulator: create, a plan without drift, records transformed
+/// by the function, new code and configuration applied (and run), a JSON record as a Parquet row, destroy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs terraform and the AWS provider in a filesystem mirror: make test-compat"]
 async fn compat_terraform_lambda_function_and_transforming_stream() {
@@ -350,6 +351,20 @@ async fn compat_terraform_lambda_function_and_transforming_stream() {
     support::put_batch(c, "tf-transformed", &[b"two\n".to_vec()]).await;
     let both = support::wait_for_lines(c, "tf-transform", 2).await;
     assert!(both.contains(&b"b-v2:two\n".to_vec()), "the new code ran: {both:?}");
+    // The converting stream: a JSON record becomes a Parquet row typed by the Glue table.
+    support::put_batch(c, "tf-parquet", &[br#"{"host":"h","status":"404","time":"2026-12-02T10:00:00Z"}"#.to_vec()])
+        .await;
+    let parquet = support::eventually("the Parquet object", std::time::Duration::from_secs(60), || async {
+        let o = support::objects(c, "tf-transform", "parquet/").await;
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    assert!(parquet[0].0.ends_with(".parquet"), "{}", parquet[0].0);
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(parquet[0].1.clone())).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    assert_eq!(meta.file_metadata().num_rows(), 1);
+    let names: Vec<&str> = meta.file_metadata().schema_descr().columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["host", "status", "time"]);
     run(&["destroy", "-auto-approve", "-input=false", "-no-color"], &vars("b-", 45), 0);
     assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty());
     let glue = std::fs::read_to_string(env.emu.data_dir().join("glue/catalog.json")).unwrap();

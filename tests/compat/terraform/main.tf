@@ -66,6 +66,7 @@ resource "aws_iam_role_policy" "delivery" {
   policy = jsonencode({ Version = "2012-10-17", Statement = [
     { Effect = "Allow", Action = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"], Resource = [aws_s3_bucket.out.arn, "${aws_s3_bucket.out.arn}/*"] },
     { Effect = "Allow", Action = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"], Resource = [aws_lambda_function.transform.arn, "${aws_lambda_function.transform.arn}:*"] },
+    { Effect = "Allow", Action = ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"], Resource = ["*"] },
   ] })
 }
 
@@ -121,4 +122,38 @@ resource "aws_glue_catalog_table" "apache" {
       type = "timestamp"
     }
   }
+}
+
+# A converting stream: JSON records written as Parquet typed by the Glue table above.
+resource "aws_kinesis_firehose_delivery_stream" "parquet" {
+  name        = "tf-parquet"
+  destination = "extended_s3"
+  extended_s3_configuration {
+    role_arn            = aws_iam_role.delivery.arn
+    bucket_arn          = aws_s3_bucket.out.arn
+    prefix              = "parquet/"
+    error_output_prefix = "errors/!{firehose:error-output-type}/"
+    buffering_size      = 64
+    buffering_interval  = 60
+    data_format_conversion_configuration {
+      input_format_configuration {
+        deserializer {
+          open_x_json_ser_de {}
+        }
+      }
+      output_format_configuration {
+        serializer {
+          parquet_ser_de {
+            compression = "SNAPPY"
+          }
+        }
+      }
+      schema_configuration {
+        database_name = aws_glue_catalog_table.apache.database_name
+        table_name    = aws_glue_catalog_table.apache.name
+        role_arn      = aws_iam_role.delivery.arn
+      }
+    }
+  }
+  depends_on = [aws_iam_role_policy.delivery]
 }
