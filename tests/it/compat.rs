@@ -84,6 +84,26 @@ async fn compat_pyarrow_reads_the_parquet_a_converting_stream_writes() {
     run_client_script(cmd, env.emu.endpoint(), "conversion script", "read back by pyarrow");
 }
 
+/// What `setup --format parquet` and send deliver, read by pyarrow (tests/compat/setup_parquet.py): the rows
+/// verify proved, with the Glue table's types.
+#[tokio::test]
+#[ignore = "needs python3 with boto3 and pyarrow: make test-compat"]
+async fn compat_pyarrow_reads_what_setup_format_parquet_delivers() {
+    if !Command::new("python3").args(["-c", "import pyarrow"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: needs pyarrow (pip install pyarrow)");
+        return;
+    }
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    support::setup(&ep, dir.path(), &["--format", "parquet"]);
+    support::assert_exit(&support::cli(&ep, dir.path(), &["send", "--generate", "10000"]), 0);
+    support::assert_exit(&support::cli(&ep, dir.path(), &["verify"]), 0);
+    let mut cmd = Command::new("python3");
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/setup_parquet.py")).arg("10000");
+    cmd.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(cmd, &ep, "pyarrow script", "read back by pyarrow with the table's types");
+}
+
 /// Runs another client's script against `endpoint` and asserts it succeeded and printed `done`.
 fn run_client_script(mut cmd: Command, endpoint: &str, what: &str, done: &str) {
     let out = cmd
