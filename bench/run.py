@@ -9,7 +9,8 @@ SHA extensions from aws-lc (OPENSSL_ia32cap), which with a build made with
 RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) reproduces a CPU without them;
 BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
 BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning,
-BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda), BENCH_ONLY=fsync (`local --fsync`
+BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda), BENCH_ONLY=conversion (Parquet through
+a Glue table against the unconverted stream and gzip JSON), BENCH_ONLY=fsync (`local --fsync`
 against the default) or BENCH_ONLY=kinesis (the chained pipeline against Direct Put, and Kinesis ingest against
 moto and kinesalite: `npm ci` in bench/kinesalite, which `make bench` runs).
 """
@@ -412,6 +413,89 @@ def chained():
     return {k: stats(v) for k, v in results.items()}
 
 
+def parquet_scan_bytes(endpoint, bucket, columns):
+    """What a query reading `columns` scans of the Parquet objects in `bucket`: the compressed bytes of those
+    columns' chunks plus each file's footer (what Athena reads and bills), from the files' own metadata (pyarrow);
+    None without pyarrow."""
+    try:
+        import io
+        import boto3
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-2", aws_access_key_id="test", aws_secret_access_key="test")
+    total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            meta = pq.ParquetFile(io.BytesIO(body)).metadata
+            names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+            total += int.from_bytes(body[-8:-4], "little") + 8  # the footer and its length
+            for g in range(meta.num_row_groups):
+                for j, name in enumerate(names):
+                    if name in columns:
+                        total += meta.row_group(g).column(j).total_compressed_size
+    return total
+
+
+def conversion():
+    """End to end (send, then verify proving every line) for 200,000 lines into a stream converting to Parquet
+    through the Glue table setup makes, against the same lines to an unconverted stream and as JSON to a gzip
+    stream; the emulator's CPU per GB sent; the bytes delivered; and what a query over status and bytes scans of
+    the Parquet against the gzip JSON (Athena reads a gzip object whole). --speed 60."""
+    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
+    if "--format" not in helped:
+        log(f"{BIN} has no setup --format (an older build): skipping the conversion rows")
+        return None
+    proc, emu = start_local("emu-conversion", "--speed", "60")
+    path = generate("conversion.log", 200_000, 11)
+    size = os.path.getsize(path)
+    runs = {"flat": ([], []), "parquet": ([], []), "gzip-json": ([], [])}
+    delivered = {}
+    setup = {"flat": [], "parquet": ["--format", "parquet"], "gzip-json": ["--compression", "gzip"]}
+    for i in range(RUNS):
+        for name, (rates, cpu) in runs.items():
+            log(f"conversion: 200,000 lines end to end, {name}, run {i + 1}/{RUNS}")
+            stream, bucket, state = f"V{name.replace('-', '')}{i}", f"bench-v-{name}-{i}", f"s-v-{name}-{i}"
+            kit(emu, "--stream", stream, "setup", "--bucket", bucket, "--buffer-interval", "60", *setup[name], state=state)
+            before, t = process_cpu(proc.pid), time.time()
+            kit(emu, "--stream", stream, "send", path, *(["--format", "json"] if name == "gzip-json" else []), state=state)
+            verified = kit(emu, "--stream", stream, "verify", state=state)
+            assert verified["verified"] and verified["matched"] == 200_000, verified
+            rates.append(200_000 / (time.time() - t))
+            cpu.append((process_cpu(proc.pid) - before) / (size / 1e9))
+            delivered[name] = (delivered_bytes(emu, bucket), bucket)
+    os.remove(path)
+    out = {k: {"lines_s": stats(r), "cpu_s_gb": stats(c), "bytes": delivered[k][0]} for k, (r, c) in runs.items()}
+    out["scan_status_bytes"] = parquet_scan_bytes(emu, delivered["parquet"][1], {"status", "bytes"})
+    out["input_bytes"] = size
+    return out
+
+
+def conversion_rows(c):
+    if c is None:
+        return []
+    ratio = c["parquet"]["lines_s"]["median"] / c["flat"]["lines_s"]["median"]
+    rows = [
+        ("conversion: 200,000 lines end to end (send → verify proved every row), Parquet through the Glue table",
+         fmt(c["parquet"]["lines_s"], " lines/s", 0),
+         f"{ratio:.2f}× the unconverted stream ({fmt(c['flat']['lines_s'], ' lines/s', 0)}); lines packed as JSON, each row read back by verify"),
+        ("conversion: emulator CPU per GB sent (receiving, converting, serving verify)",
+         fmt(c["parquet"]["cpu_s_gb"], " s/GB"),
+         f"{c['parquet']['cpu_s_gb']['median'] / c['flat']['cpu_s_gb']['median']:.1f}× the unconverted stream ({fmt(c['flat']['cpu_s_gb'], ' s/GB')})"),
+        ("conversion: bytes delivered for the same 200,000 lines",
+         f"Parquet {c['parquet']['bytes'] / MIB:.1f} MiB",
+         f"gzip JSON {c['gzip-json']['bytes'] / MIB:.1f} MiB ({c['gzip-json']['bytes'] / c['parquet']['bytes']:.2f}× Parquet); "
+         f"raw lines {c['flat']['bytes'] / MIB:.1f} MiB"),
+    ]
+    if c.get("scan_status_bytes"):
+        scan = c["scan_status_bytes"]
+        rows.append(("conversion: bytes a query over status and bytes scans (Athena bills these)",
+                     f"Parquet {scan / MIB:.2f} MiB",
+                     f"gzip JSON {c['gzip-json']['bytes'] / MIB:.1f} MiB, read whole: {c['gzip-json']['bytes'] / scan:.0f}× more"))
+    return rows
+
+
 def kinesis_rows(c, ingest):
     rows = []
     if c is not None:
@@ -501,6 +585,14 @@ def main():
     if os.environ.get("BENCH_ONLY") == "transform":
         os.makedirs(WORK, exist_ok=True)
         rows = transform_rows(transform())
+        width = max(len(a) for a, _, _ in rows)
+        for a, b, note in rows:
+            print(f"{a:<{width}}  {b}  — {note}")
+        print(f"({cpu_model()}, {sha_extensions()})")
+        return
+    if os.environ.get("BENCH_ONLY") == "conversion":
+        os.makedirs(WORK, exist_ok=True)
+        rows = conversion_rows(conversion())
         width = max(len(a) for a, _, _ in rows)
         for a, b, note in rows:
             print(f"{a:<{width}}  {b}  — {note}")
@@ -598,6 +690,7 @@ def main():
     results["durability"] = durability(emu_proc, emu)
     results["chained"] = chained()
     results["kinesis_ingest"] = kinesis_ingest()
+    results["conversion"] = conversion()
 
     # Verify throughput and peak memory at 1 M and 4 M delivered lines.
     verify = {}
@@ -707,6 +800,7 @@ def report(r, big_mb):
     rows += transform_rows(r["transform"])
     rows += durability_rows(r["durability"])
     rows += kinesis_rows(r["chained"], r["kinesis_ingest"])
+    rows += conversion_rows(r.get("conversion"))
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
         once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \

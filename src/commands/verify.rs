@@ -732,7 +732,15 @@ async fn read_objects(
     task: &dyn crate::ui::Task,
 ) -> Result<()> {
     let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
-        let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key));
+        // A Parquet object is kept as the JSON lines its rows were made from: named so.
+        let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key)).map(|p| match p.file_name() {
+            Some(name) if o.key.ends_with(".parquet") => {
+                let mut name = name.to_os_string();
+                name.push(".jsonl");
+                p.with_file_name(name)
+            }
+            _ => p,
+        });
         let check = l.partition_check.clone().and_then(|c| Some((c, parse_key(&o.key, &e.stream, l.zone).ok()?.time)));
         let (bucket, expected) = (l.bucket.clone(), e.expected.clone());
         async move {

@@ -9,6 +9,16 @@ use serde_json::Value;
 
 use crate::support::{self, DEFAULT_BUCKET, assert_exit, cli, eventually, json_out};
 
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -63,7 +73,12 @@ async fn setup_format_parquet_then_send_and_verify_200k_rows() {
     assert_eq!(v["conversion"]["rows"], 200_000);
     assert_eq!(v["conversion"]["schema_problems"], serde_json::json!([]));
     assert_eq!(v["conversion"]["schema"][7], serde_json::json!(["status", "int32"]));
-    let human = text(&cli(&ep, dir.path(), &["verify", "--no-wait", "--report", "report.html"]));
+    let human = text(&cli(&ep, dir.path(), &["verify", "--no-wait", "--report", "report.html", "--keep", "kept"]));
+    let kept: Vec<_> = walk(&dir.path().join("kept"));
+    assert!(!kept.is_empty() && kept.iter().all(|p| p.to_string_lossy().ends_with(".parquet.jsonl")), "{kept:?}");
+    let first = std::fs::read_to_string(&kept[0]).unwrap();
+    let row: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert!(row["time"].as_str().unwrap().ends_with('Z') && row["status"].is_u64(), "{row}");
     assert!(human.contains("OK: all 200,000 lines arrived as Parquet rows with equal typed fields"), "{human}");
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     for shown in
