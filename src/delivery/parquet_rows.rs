@@ -97,7 +97,7 @@ fn timestamp(micros: i64) -> Value {
     }
 }
 
-/// The JSON value of one cell.
+/// The JSON value of one cell (nested ones as JSON arrays and objects).
 fn value(column: &Arc<dyn Array>, row: usize) -> Value {
     if column.is_null(row) {
         return Value::Null;
@@ -139,6 +139,23 @@ fn value(column: &Arc<dyn Array>, row: usize) -> Value {
                 .unwrap_or_default(),
         ),
         DataType::Binary => Value::String(String::from_utf8_lossy(column.as_binary::<i32>().value(row)).into_owned()),
+        DataType::List(_) => {
+            let items = column.as_list::<i32>().value(row);
+            Value::Array((0..items.len()).map(|j| value(&items, j)).collect())
+        }
+        DataType::Map(..) => {
+            let entries = column.as_map().value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            let key = |j: usize| match value(keys, j) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Value::Object((0..entries.len()).map(|j| (key(j), value(values, j))).collect())
+        }
+        DataType::Struct(fields) => {
+            let s = column.as_struct();
+            Value::Object(fields.iter().zip(s.columns()).map(|(f, c)| (f.name().clone(), value(c, row))).collect())
+        }
         other => Value::String(format!("({other})")),
     }
 }
@@ -210,6 +227,38 @@ mod tests {
         assert_eq!(rows.rows, 1);
         assert_eq!(rows.schema[3], ("time".to_string(), "timestamp[us, UTC]".to_string()));
         assert_eq!(rows.schema[7], ("status".to_string(), "int32".to_string()));
+    }
+
+    /// Nested columns come back as JSON arrays and objects (a map's keys as strings).
+    #[test]
+    fn nested_cells_become_json_arrays_and_objects() {
+        use arrow_array::builder::{Int32Builder, ListBuilder, MapBuilder, StructBuilder};
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        tags.values().append_value("a");
+        tags.values().append_null();
+        tags.append(true);
+        let mut hits = MapBuilder::new(None, Int32Builder::new(), StringBuilder::new());
+        hits.keys().append_value(7);
+        hits.values().append_value("seven");
+        hits.append(true).unwrap();
+        let mut geo = StructBuilder::from_fields(vec![Field::new("city", DataType::Utf8, true)], 1);
+        geo.field_builder::<StringBuilder>(0).unwrap().append_value("Paris");
+        geo.append(true);
+        let columns: Vec<ArrayRef> = vec![Arc::new(tags.finish()), Arc::new(hits.finish()), Arc::new(geo.finish())];
+        let fields: Vec<Field> = ["tags", "hits", "geo"]
+            .iter()
+            .zip(&columns)
+            .map(|(n, c)| Field::new(*n, c.data_type().clone(), true))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut file = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let mut text = String::new();
+        read(&file[..]).unwrap().json_lines.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "{\"tags\":[\"a\",null],\"hits\":{\"7\":\"seven\"},\"geo\":{\"city\":\"Paris\"}}\n");
     }
 
     #[test]

@@ -244,11 +244,72 @@ pub enum ColumnType {
     Date,
     Decimal(u8, i8),
     Binary,
+    /// `array<T>`: a JSON array.
+    Array(Box<ColumnType>),
+    /// `map<K,V>`: a JSON object, its keys read as K (a primitive type).
+    Map(Box<ColumnType>, Box<ColumnType>),
+    /// `struct<name:T,...>`: a JSON object, its keys matched to the fields as top-level keys are to columns.
+    Struct(Vec<(String, ColumnType)>),
 }
 
-/// Parses a Hive type; nested types (array, map, struct) are not modelled.
+/// Splits `s` at `sep` outside `<>` and `()`.
+fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0i32, 0usize, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// `array<…>`, `map<…>` and `struct<…>`, their element types parsed in turn; `None` when `t` is none of them.
+fn nested_type(t: &str, hive: &str) -> Option<Result<ColumnType, String>> {
+    let inner = |prefix: &str| t.strip_prefix(prefix).and_then(|r| r.trim_start().strip_prefix('<'))?.strip_suffix('>');
+    if let Some(item) = inner("array") {
+        return Some(column_type(item).map(|t| ColumnType::Array(Box::new(t))));
+    }
+    if let Some(kv) = inner("map") {
+        let parts = split_top(kv, ',');
+        let [k, v] = parts.as_slice() else { return Some(Err(bad(hive))) };
+        return Some((|| {
+            let key = column_type(k)?;
+            if matches!(key, ColumnType::Array(_) | ColumnType::Map(..) | ColumnType::Struct(_)) {
+                return Err(format!("column type `{hive}`: a map's keys must be of a primitive type"));
+            }
+            Ok(ColumnType::Map(Box::new(key), Box::new(column_type(v)?)))
+        })());
+    }
+    let fields = inner("struct")?;
+    Some(
+        split_top(fields, ',')
+            .into_iter()
+            .map(|f| {
+                let (name, ty) = f.split_once(':').ok_or_else(|| bad(hive))?;
+                let name = name.trim().trim_matches('`');
+                if name.is_empty() {
+                    return Err(bad(hive));
+                }
+                Ok((name.to_string(), column_type(ty)?))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(ColumnType::Struct),
+    )
+}
+
+/// Parses a Hive type, nested ones (`array<…>`, `map<…>`, `struct<…>`) included.
 pub fn column_type(hive: &str) -> Result<ColumnType, String> {
     let t = hive.trim().to_lowercase();
+    if let Some(nested) = nested_type(&t, hive) {
+        return nested;
+    }
     let arg = |prefix: &str| t.strip_prefix(prefix).and_then(|r| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'));
     Ok(match t.as_str() {
         "string" => ColumnType::String,
@@ -263,11 +324,6 @@ pub fn column_type(hive: &str) -> Result<ColumnType, String> {
         "date" => ColumnType::Date,
         "binary" => ColumnType::Binary,
         "decimal" => ColumnType::Decimal(10, 0),
-        _ if t.starts_with("array<") || t.starts_with("map<") || t.starts_with("struct<") => {
-            return Err(format!(
-                "unmodelled:column type `{hive}`: nested columns (array, map, struct) are not modelled by the firehose-kit emulator's conversion"
-            ));
-        }
         _ => {
             if let Some(n) = arg("char").and_then(|n| n.trim().parse().ok()) {
                 ColumnType::Char(n)
@@ -306,6 +362,12 @@ pub enum Cell {
     /// The unscaled value of a decimal.
     Decimal(i128),
     Binary(Vec<u8>),
+    /// An array's elements.
+    List(Vec<Cell>),
+    /// A map's entries, in the JSON object's order.
+    Map(Vec<(Cell, Cell)>),
+    /// A struct's fields, in the type's order.
+    Struct(Vec<Cell>),
 }
 
 /// Why a record did not convert: the code Firehose writes, and what was wrong.
@@ -415,6 +477,40 @@ fn cell(v: &Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, String> {
             Cell::Decimal(decimal(&text(), *p, *s).ok_or_else(|| format!("{v} is not a decimal({p},{s})"))?)
         }
         ColumnType::Binary => Cell::Binary(text().into_bytes()),
+        ColumnType::Array(_) | ColumnType::Map(..) | ColumnType::Struct(_) => nested_cell(v, ty, d)?,
+    })
+}
+
+/// The cell of a nested column: each element, entry or field converted by its own type (a field's or entry's
+/// name in what is wrong).
+fn nested_cell(v: &Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, String> {
+    Ok(match (ty, v) {
+        (ColumnType::Array(item), Value::Array(items)) => Cell::List(
+            items.iter().map(|x| cell(x, item, d)).collect::<Result<_, _>>().map_err(|e| format!("an element: {e}"))?,
+        ),
+        (ColumnType::Map(key, value), Value::Object(entries)) => Cell::Map(
+            entries
+                .iter()
+                .map(|(k, x)| {
+                    let k_cell = cell(&Value::String(k.clone()), key, d).map_err(|e| format!("key `{k}`: {e}"))?;
+                    Ok((k_cell, cell(x, value, d).map_err(|e| format!("key `{k}`: {e}"))?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (ColumnType::Struct(fields), Value::Object(members)) => {
+            let members = keys(members.clone(), d);
+            Cell::Struct(
+                fields
+                    .iter()
+                    .map(|(name, t)| {
+                        cell(members.get(&key_of(name, d)).unwrap_or(&Value::Null), t, d)
+                            .map_err(|e| format!("field {name}: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (ColumnType::Array(_), _) => return Err(format!("{v} is not an array")),
+        _ => return Err(format!("{v} is not an object")),
     })
 }
 
@@ -505,7 +601,23 @@ mod tests {
         assert!(joda_to_chrono("EEE yyyy").unwrap_err().starts_with("unmodelled:"));
         assert_eq!(column_type("DECIMAL(10, 2)"), Ok(ColumnType::Decimal(10, 2)));
         assert_eq!(column_type("varchar(5)"), Ok(ColumnType::Varchar(5)));
-        assert!(column_type("array<int>").unwrap_err().starts_with("unmodelled:"));
+        assert_eq!(column_type("array<int>"), Ok(ColumnType::Array(Box::new(ColumnType::Int))));
+        assert_eq!(
+            column_type("struct<a:decimal(4, 2),`b`:map<string,array<bigint>>>"),
+            Ok(ColumnType::Struct(vec![
+                ("a".into(), ColumnType::Decimal(4, 2)),
+                (
+                    "b".into(),
+                    ColumnType::Map(
+                        Box::new(ColumnType::String),
+                        Box::new(ColumnType::Array(Box::new(ColumnType::BigInt)))
+                    )
+                ),
+            ]))
+        );
+        for bad in ["array<int", "map<string>", "map<array<int>,int>", "struct<a int>", "struct<:int>", "array<nope>"] {
+            assert!(column_type(bad).is_err(), "{bad}");
+        }
         assert!(column_type("integr").is_err());
     }
 
@@ -546,6 +658,24 @@ mod tests {
         ] {
             assert_eq!(timestamp(&v, &openx()), Some(micros), "{v}");
         }
+        let nested = vec![
+            ("tags".to_string(), column_type("array<string>").unwrap()),
+            ("hits".to_string(), column_type("map<string,int>").unwrap()),
+            ("geo".to_string(), column_type("struct<City:string,lat:double>").unwrap()),
+        ];
+        let got = rows(br#"{"tags":["a",null],"hits":{"x":"1"},"geo":{"CITY":"Paris","lat":48.8}}"#, &nested, &openx());
+        assert_eq!(
+            got.unwrap()[0],
+            vec![
+                Cell::List(vec![Cell::Str("a".into()), Cell::Null]),
+                Cell::Map(vec![(Cell::Str("x".into()), Cell::Int(1))]),
+                Cell::Struct(vec![Cell::Str("Paris".into()), Cell::Float(48.8)]),
+            ]
+        );
+        let wrong = rows(br#"{"hits":{"x":"many"}}"#, &nested, &openx()).unwrap_err();
+        assert_eq!(wrong.code, MALFORMED_DATA);
+        assert!(wrong.message.contains("column hits: key `x`"), "{}", wrong.message);
+        assert!(rows(br#"{"tags":"a"}"#, &nested, &openx()).unwrap_err().message.contains("is not an array"));
         assert_eq!(decimal("-1.5", 4, 2), Some(-150));
         assert_eq!(decimal("123.456", 6, 2), None, "too many fraction digits");
         assert_eq!(decimal("12345", 6, 2), None, "too many integer digits");

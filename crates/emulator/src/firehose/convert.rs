@@ -12,11 +12,12 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder,
-    Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int8Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder, make_builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use serde_json::json;
@@ -216,43 +217,87 @@ fn data_type(ty: &ColumnType) -> DataType {
         ColumnType::Date => DataType::Date32,
         ColumnType::Decimal(p, s) => DataType::Decimal128(*p, *s),
         ColumnType::Binary => DataType::Binary,
+        ColumnType::Array(item) => DataType::List(Arc::new(Field::new("element", data_type(item), true))),
+        ColumnType::Map(key, value) => {
+            let entries = Fields::from(vec![
+                Field::new("key", data_type(key), false),
+                Field::new("value", data_type(value), true),
+            ]);
+            DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false)
+        }
+        ColumnType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|(n, t)| Field::new(n, data_type(t), true)).collect())
+        }
     }
 }
 
 /// One column's Arrow array from the rows' cells at `i` (every cell already checked against the type).
 fn array(ty: &ColumnType, rows: &[Vec<Cell>], i: usize) -> ArrayRef {
-    macro_rules! build {
-        ($builder:expr, $pat:pat => $v:expr) => {{
-            let mut b = $builder;
-            for row in rows {
-                match &row[i] {
-                    $pat => b.append_value($v),
-                    _ => b.append_null(),
-                }
+    let mut builder = make_builder(&data_type(ty), rows.len());
+    for row in rows {
+        append(builder.as_mut(), ty, &row[i]);
+    }
+    builder.finish()
+}
+
+fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> &mut T {
+    b.as_any_mut().downcast_mut::<T>().expect("make_builder made the builder of the column's type")
+}
+
+/// Appends one cell (null when it is not of the type: only `Cell::Null` is, after conversion) to the builder
+/// `make_builder` made for `ty`; nested cells recurse into the child builders.
+fn append(b: &mut dyn ArrayBuilder, ty: &ColumnType, cell: &Cell) {
+    macro_rules! value {
+        ($builder:ty, $pat:pat => $v:expr) => {{
+            let b = downcast::<$builder>(b);
+            match cell {
+                $pat => b.append_value($v),
+                _ => b.append_null(),
             }
-            Arc::new(b.finish()) as ArrayRef
         }};
     }
     match ty {
-        ColumnType::String | ColumnType::Char(_) | ColumnType::Varchar(_) => {
-            build!(StringBuilder::new(), Cell::Str(s) => s)
+        ColumnType::String | ColumnType::Char(_) | ColumnType::Varchar(_) => value!(StringBuilder, Cell::Str(s) => s),
+        ColumnType::TinyInt => value!(Int8Builder, Cell::Int(n) => *n as i8),
+        ColumnType::SmallInt => value!(Int16Builder, Cell::Int(n) => *n as i16),
+        ColumnType::Int => value!(Int32Builder, Cell::Int(n) => *n as i32),
+        ColumnType::BigInt => value!(Int64Builder, Cell::Int(n) => *n),
+        ColumnType::Float => value!(Float32Builder, Cell::Float(f) => *f as f32),
+        ColumnType::Double => value!(Float64Builder, Cell::Float(f) => *f),
+        ColumnType::Boolean => value!(BooleanBuilder, Cell::Bool(v) => *v),
+        ColumnType::Timestamp => value!(TimestampMicrosecondBuilder, Cell::Timestamp(t) => *t),
+        ColumnType::Date => value!(Date32Builder, Cell::Date(d) => *d),
+        ColumnType::Decimal(..) => value!(Decimal128Builder, Cell::Decimal(d) => *d),
+        ColumnType::Binary => value!(BinaryBuilder, Cell::Binary(v) => v),
+        ColumnType::Array(item) => {
+            let b = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(b);
+            if let Cell::List(items) = cell {
+                items.iter().for_each(|c| append(b.values().as_mut(), item, c));
+            }
+            b.append(matches!(cell, Cell::List(_)));
         }
-        ColumnType::TinyInt => build!(Int8Builder::new(), Cell::Int(n) => *n as i8),
-        ColumnType::SmallInt => build!(Int16Builder::new(), Cell::Int(n) => *n as i16),
-        ColumnType::Int => build!(Int32Builder::new(), Cell::Int(n) => *n as i32),
-        ColumnType::BigInt => build!(Int64Builder::new(), Cell::Int(n) => *n),
-        ColumnType::Float => build!(Float32Builder::new(), Cell::Float(f) => *f as f32),
-        ColumnType::Double => build!(Float64Builder::new(), Cell::Float(f) => *f),
-        ColumnType::Boolean => build!(BooleanBuilder::new(), Cell::Bool(b) => *b),
-        ColumnType::Timestamp => {
-            build!(TimestampMicrosecondBuilder::new().with_timezone("UTC"), Cell::Timestamp(t) => *t)
+        ColumnType::Map(key, value) => {
+            let b = downcast::<MapBuilder<Box<dyn ArrayBuilder>, Box<dyn ArrayBuilder>>>(b);
+            if let Cell::Map(entries) = cell {
+                for (k, v) in entries {
+                    append(b.keys().as_mut(), key, k);
+                    append(b.values().as_mut(), value, v);
+                }
+            }
+            b.append(matches!(cell, Cell::Map(_))).expect("keys and values were appended in pairs");
         }
-        ColumnType::Date => build!(Date32Builder::new(), Cell::Date(d) => *d),
-        ColumnType::Decimal(p, s) => {
-            let builder = Decimal128Builder::new().with_precision_and_scale(*p, *s).expect("checked at create");
-            build!(builder, Cell::Decimal(d) => *d)
+        ColumnType::Struct(fields) => {
+            let b = downcast::<StructBuilder>(b);
+            let cells = match cell {
+                Cell::Struct(cells) => cells.as_slice(),
+                _ => &[],
+            };
+            // A null struct still has a (null) value in every field.
+            for (j, (_, t)) in fields.iter().enumerate() {
+                append(b.field_builders_mut()[j].as_mut(), t, cells.get(j).unwrap_or(&Cell::Null));
+            }
+            b.append(matches!(cell, Cell::Struct(_)));
         }
-        ColumnType::Binary => build!(BinaryBuilder::new(), Cell::Binary(b) => b),
     }
 }
 
@@ -297,5 +342,45 @@ mod tests {
         assert_eq!(reader.metadata().num_row_groups(), 3);
         assert_eq!(reader.metadata().row_group(0).num_rows(), (8 * ROWS_PER_BATCH) as i64);
         assert!(ParquetOut::new(&columns, &settings).finish().unwrap().is_none(), "no rows, no file");
+    }
+
+    /// Array, map and struct columns (a null struct too) are written as Parquet's LIST, MAP and groups and read
+    /// back with their values.
+    #[test]
+    fn nested_columns_round_trip() {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let columns = vec![
+            ("tags".to_string(), conversion::column_type("array<string>").unwrap()),
+            ("hits".to_string(), conversion::column_type("map<string,int>").unwrap()),
+            ("geo".to_string(), conversion::column_type("struct<city:string,lat:double>").unwrap()),
+        ];
+        let settings =
+            conversion::Parquet { compression: "SNAPPY".into(), page_size: 1 << 20, dictionary: true, v2: false };
+        let mut out = ParquetOut::new(&columns, &settings);
+        let d = conversion::Deserializer::Hive { timestamp_formats: vec![] };
+        for record in [
+            &br#"{"tags":["a",null],"hits":{"x":1,"y":2},"geo":{"city":"Paris","lat":48.85}}"#[..],
+            br#"{"tags":[],"geo":null}"#,
+        ] {
+            out.push(conversion::rows(record, &columns, &d).unwrap()).unwrap();
+        }
+        let file = bytes::Bytes::from(out.finish().unwrap().unwrap());
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let tags = batch.column(0).as_list::<i32>();
+        assert_eq!((tags.value(0).len(), tags.value(1).len()), (2, 0));
+        assert!(tags.value(0).is_null(1));
+        let hits = batch.column(1).as_map();
+        assert_eq!(hits.value(0).len(), 2);
+        assert!(hits.is_null(1), "an absent map is null");
+        let geo = batch.column(2).as_struct();
+        assert_eq!(geo.column(0).as_string::<i32>().value(0), "Paris");
+        assert!(geo.is_null(1), "a null struct stays null");
     }
 }
