@@ -292,6 +292,25 @@ pub struct SetupSettings {
     pub glue_database: Option<String>,
 }
 
+/// What setup does not combine with conversion: a transformation (its output is not the JSON the table types)
+/// and dynamic partitioning (its error output would sit inside the table's location).
+pub fn check_format_combination(transforms: bool, partitioned: bool) -> Result<()> {
+    let (what, why) = match (transforms, partitioned) {
+        (true, _) => (
+            "--transform",
+            "the Glue table types the JSON send makes of each line, and a transformation's output is another document: its fields would convert to nulls",
+        ),
+        (_, true) => (
+            "--partition-by",
+            "a partitioned stream's error output is under its prefix, inside the table's location, where Athena would read it as Parquet",
+        ),
+        _ => return Ok(()),
+    };
+    Err(Error::usage(format!("--format parquet with {what} is not something setup makes: {why}")).with_hint(
+        "use one of them per stream, or describe the combination yourself (CloudFormation, Terraform): the emulator converts whatever a stream's configuration says",
+    ))
+}
+
 /// Setup's defaults for a new stream: the original demo's 1 MiB / 60 s, or AWS's minimums with dynamic
 /// partitioning (64 MiB / 60 s).
 pub fn default_buffering(partitioned: bool) -> (u32, u32) {
@@ -382,6 +401,10 @@ impl SetupSettings {
 
     /// `--glue-database` belongs to `--format parquet` and must be a name Glue and Athena take.
     fn validate_format(&self) -> Result<()> {
+        if self.format == Some(cli::RecordFormat::Parquet) {
+            let partitioned = self.partition_by.as_ref().is_some_and(|p| !p.is_empty());
+            check_format_combination(self.transform.is_some(), partitioned)?;
+        }
         let Some(db) = &self.glue_database else { return Ok(()) };
         if self.format != Some(cli::RecordFormat::Parquet) {
             return Err(Error::usage("--glue-database names where the table of a converting stream goes")

@@ -590,6 +590,24 @@ pub async fn streams_delivering_to(fh: &Client, bucket: &str, except: &str) -> R
     Ok(users)
 }
 
+/// The delivery streams other than `except` (not DELETING) whose conversion reads Glue table `database.table`
+/// (names compared as Glue folds them, in lower case).
+pub async fn streams_converting_with(fh: &Client, database: &str, table: &str, except: &str) -> Result<Vec<String>> {
+    let mut users = Vec::new();
+    for name in list_names(fh).await?.into_iter().filter(|n| n != except) {
+        let Some(info) = describe(fh, &name).await? else { continue };
+        let reads = info
+            .destination
+            .as_ref()
+            .and_then(|d| d.conversion.as_ref())
+            .is_some_and(|c| c.database.eq_ignore_ascii_case(database) && c.table.eq_ignore_ascii_case(table));
+        if reads && info.status != StreamStatus::Deleting {
+            users.push(name);
+        }
+    }
+    Ok(users)
+}
+
 /// The delivery streams other than `except` that read the data stream `arn` (not DELETING).
 pub async fn streams_reading(fh: &Client, arn: &str, except: &str) -> Result<Vec<String>> {
     let mut readers = Vec::new();

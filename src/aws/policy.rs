@@ -101,8 +101,11 @@ pub fn source_policy(stream_arn: &str) -> Value {
 pub const SCHEMA_POLICY_NAME: &str = "firehose-kit-read-schema";
 
 /// Exactly what record format conversion needs (`glue:GetTable`, `GetTableVersion`, `GetTableVersions`), on
-/// that table only: Glue checks the catalog, the database and the table, so all three are named.
+/// that table only: Glue checks the catalog, the database and the table, so all three are named (in lower case,
+/// as Glue names them).
 pub fn schema_policy(partition: &str, region: &str, account_id: &str, database: &str, table: &str) -> Value {
+    // Glue folds names to lower case, and its ARNs name them so.
+    let (database, table) = (database.to_lowercase(), table.to_lowercase());
     let arn = |what: &str| format!("arn:{partition}:glue:{region}:{account_id}:{what}");
     json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "FirehoseReadSchema",

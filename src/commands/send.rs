@@ -295,7 +295,9 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
             json = true;
         }
     }
-    if info.converts_formats && !json {
+    // A transforming stream's function makes the JSON the conversion reads: the lines go to it as they are.
+    let transforms = info.destination.as_ref().is_some_and(|d| d.transform.is_some());
+    if info.converts_formats && !json && !transforms {
         if s.format_explicit {
             return Err(Error::usage(format!(
                 "delivery stream `{}` converts JSON records to Parquet, but --format raw sends raw lines: every line would fail conversion",
@@ -303,7 +305,11 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
             ))
             .with_hint("drop --format raw (send converts Apache lines to JSON for converting streams) or pass --format json"));
         }
-        reporter.note("the stream converts JSON records to Parquet: sending the lines as JSON (--format json)");
+        reporter.note(if s.one_line_per_record {
+            "the stream converts JSON records to Parquet: sending the lines as JSON (--format json)"
+        } else {
+            "the stream converts JSON records to Parquet: sending the lines as JSON (--format json), packed (a record that does not convert goes to the error output with all its lines: --one-line-per-record keeps them apart)"
+        });
         json = true;
     }
     if let Some(field) = &s.partition_key {
@@ -413,7 +419,7 @@ pub async fn send(
         one_line_per_record: framing.one_line_per_record,
         max_lines_per_record: framing.max_lines_per_record,
         json: framing.json,
-        utc_times: info.converts_formats,
+        utc_times: info.converts_formats && framing.json,
         rate: s.rate,
         follow: s.follow,
         linger: s.linger,

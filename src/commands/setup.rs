@@ -118,6 +118,9 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     let source = source::plan(&ctx, s, existing_stream.as_ref()).await?;
     let layout = desired_layout(s, current, &global.stream)?;
     let format = format::plan(&ctx, s, current, &bucket, layout.1.as_deref()).await?;
+    if format.is_some() {
+        settings::check_format_combination(transform.is_some(), layout.0.is_some())?;
+    }
     let grants: Vec<Grant> = transform
         .iter()
         .map(|t| Grant {
@@ -410,7 +413,10 @@ fn desired_layout(s: &SetupSettings, current: Option<&DestinationSpec>, stream: 
         // A converting stream's objects get a prefix of their own (the Glue table's location) unless one is given.
         let prefix = match &s.prefix {
             Some(p) => blank(p),
-            None if current_base.is_none() && format::wanted(s, current) => Some(format::default_prefix(stream)),
+            // (also when conversion is turned on: the table's location must hold its Parquet only)
+            None if format::wanted(s, current) && current.is_none_or(|c| c.conversion.is_none()) => {
+                Some(format::default_prefix(stream))
+            }
             None => current_base,
         };
         let error_prefix = match &s.error_prefix {
@@ -464,7 +470,10 @@ fn desired_destination(
         None => current.map(|c| c.compression.clone()).unwrap_or(crate::firehose::types::Compression::Uncompressed),
     };
     let (size, compression) = match &conversion {
-        Some(_) => (conversion_buffer_size(s, size)?, crate::firehose::types::Compression::Uncompressed),
+        Some(_) => {
+            format::check_location(prefix.as_deref(), error_prefix.as_deref())?;
+            (conversion_buffer_size(s, size)?, crate::firehose::types::Compression::Uncompressed)
+        }
         None => (size, compression),
     };
     if partitioned {

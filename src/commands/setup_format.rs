@@ -10,7 +10,7 @@ use super::{Ctx, Step, line};
 use crate::aws::firehose::{ConversionSpec, DestinationSpec};
 use crate::aws::{Clients, glue, policy};
 use crate::cli::RecordFormat;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::logs::table::{COLUMNS, DEFAULT_DATABASE, table_name};
 use crate::settings::SetupSettings;
 use crate::ui::Reporter;
@@ -52,6 +52,25 @@ pub fn wanted(s: &SetupSettings, current: Option<&DestinationSpec>) -> bool {
 /// The default prefix of a converting stream: the table's own, so that its location holds only its Parquet.
 pub fn default_prefix(stream: &str) -> String {
     format!("{}/", table_name(stream))
+}
+
+/// The table's location is the data prefix: it must be one (not the whole bucket) and not hold the error output.
+pub fn check_location(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<()> {
+    let data = prefix.unwrap_or("").split("!{").next().unwrap_or("");
+    if data.is_empty() {
+        return Err(Error::usage(
+            "--format parquet needs a prefix: the Glue table's location is the stream's prefix, and the whole bucket holds other objects",
+        )
+        .with_hint("leave out --prefix (setup uses the table's name) or give one, e.g. --prefix parquet/"));
+    }
+    let errors = error_prefix.unwrap_or("").split("!{").next().unwrap_or("");
+    if errors.starts_with(data) {
+        return Err(Error::usage(format!(
+            "--format parquet: the error prefix `{errors}` is inside the prefix `{data}`, the table's location: Athena would read the error documents as Parquet"
+        ))
+        .with_hint("leave out --error-prefix (setup uses errors/ at the bucket's root) or give one outside the prefix"));
+    }
+    Ok(())
 }
 
 /// Decides the database and table from the settings and what the stream has; `None` without conversion.
@@ -110,6 +129,13 @@ async fn plan_table(
             vec![format!("{} columns ({typed})", columns.len()), format!("location {location}")],
         ));
     };
+    if let Some(owner) = t.parameters.get(glue::STREAM_PARAMETER).filter(|o| *o != &ctx.global.stream) {
+        return Err(Error::usage(format!(
+            "Glue table `{database}.{name}` types stream `{owner}`'s Parquet: stream `{}` would share its table and its location",
+            ctx.global.stream
+        ))
+        .with_hint("give this stream a table of its own: --glue-database NAME (setup creates it), or another stream name"));
+    }
     if !t.belongs_to(&ctx.global.stream) {
         return Ok(step(
             "adopt",

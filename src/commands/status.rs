@@ -282,6 +282,9 @@ fn destination_lines(d: &DestinationSpec, r: &StatusReport) -> Vec<String> {
         d.compression.as_str()
     };
     out.push(format!("compression {compression}"));
+    if let Some(c) = &d.conversion {
+        out.push(format!("format      {c} (records that do not convert: format-conversion-failed)"));
+    }
     if let Some(s) = &r.source {
         let lag = match s.millis_behind {
             Some(ms) => {

@@ -231,8 +231,10 @@ async fn remove_transform(stream: &str, opts: &Options, clients: &Clients) -> Re
 }
 
 /// The Glue table `setup --format parquet` made for this stream (marked so in its parameters), and its database
-/// when setup made it and no other table is left in it. Without the stream (a re-run) the default table is looked
-/// for. Nothing to say when there is no such table.
+/// when setup made it and no other table is left in it. A table another stream's conversion still reads, or one
+/// marked as another stream's, is kept even with `--force`; one setup adopted (not made by firehose-kit) is kept
+/// as setup said. Without the stream (a re-run) the default table is looked for, and nothing is said of a table
+/// that is not this stream's.
 async fn remove_schema(
     stream: &str,
     conversion: Option<&fh::ConversionSpec>,
@@ -244,44 +246,58 @@ async fn remove_schema(
         Some(c) => (c.database.clone(), c.table.clone()),
         None => (DEFAULT_DATABASE.to_string(), table_name(stream)),
     };
-    let mut out = Vec::new();
     let qualified = format!("{database}.{table}");
+    let kept =
+        |detail: String| Removal { resource: "table", name: qualified.clone(), fate: Fate::Kept, detail: Some(detail) };
+    let mut out = Vec::new();
     match glue::table(&clients.glue, &database, &table).await? {
         None if conversion.is_none() => return Ok(out),
-        None => out.push(Removal { resource: "table", name: qualified, fate: Fate::AlreadyGone, detail: None }),
+        None => out.push(Removal { resource: "table", name: qualified.clone(), fate: Fate::AlreadyGone, detail: None }),
+        Some(t) if conversion.is_none() && !t.belongs_to(stream) => return Ok(out),
+        Some(t) if t.parameters.get(glue::STREAM_PARAMETER).is_some_and(|s| s != stream) => {
+            let owner = &t.parameters[glue::STREAM_PARAMETER];
+            out.push(kept(format!("made by setup for stream {owner}")));
+            return Ok(out);
+        }
         Some(t) if !t.belongs_to(stream) && !opts.force => {
-            let detail = format!(
-                "not made by firehose-kit for this stream (no {}={stream} parameter): delete it yourself or pass --force",
-                glue::STREAM_PARAMETER
-            );
-            out.push(Removal { resource: "table", name: qualified, fate: Fate::Refused, detail: Some(detail) });
+            out.push(kept(
+                "not made by firehose-kit: setup used it as it is (delete it yourself or pass --force)".into(),
+            ));
             return Ok(out);
         }
         Some(_) => {
+            let users = fh::streams_converting_with(&clients.firehose, &database, &table, stream).await?;
+            if !users.is_empty() {
+                out.push(kept(format!("still read by delivery stream {}", users.join(", "))));
+                return Ok(out);
+            }
             let deleted = glue::delete_table(&clients.glue, &database, &table).await?;
             let fate = if deleted { Fate::Deleted } else { Fate::AlreadyGone };
-            out.push(Removal { resource: "table", name: qualified, fate, detail: None });
+            out.push(Removal { resource: "table", name: qualified.clone(), fate, detail: None });
         }
     }
-    let removal = |fate, detail: Option<String>| Removal { resource: "database", name: database.clone(), fate, detail };
-    match glue::database(&clients.glue, &database).await? {
-        None => {}
-        Some(p) if p.get(glue::MANAGED_PARAMETER).is_none_or(|v| v != "true") && !opts.force => {
-            let detail = format!(
-                "no {}=true parameter: not made by firehose-kit, so not touched; delete it yourself or pass --force",
-                glue::MANAGED_PARAMETER
-            );
-            out.push(removal(Fate::Refused, Some(detail)));
-        }
-        Some(_) if glue::has_tables(&clients.glue, &database).await? => {
-            out.push(removal(Fate::Kept, Some("it holds other tables".into())));
+    out.extend(remove_glue_database(&database, opts, clients).await?);
+    Ok(out)
+}
+
+/// The Glue database of a removed table: deleted when setup made it and it holds no other table.
+async fn remove_glue_database(database: &str, opts: &Options, clients: &Clients) -> Result<Option<Removal>> {
+    let removal =
+        |fate, detail: Option<String>| Removal { resource: "database", name: database.to_string(), fate, detail };
+    Ok(match glue::database(&clients.glue, database).await? {
+        None => None,
+        Some(p) if p.get(glue::MANAGED_PARAMETER).is_none_or(|v| v != "true") && !opts.force => Some(removal(
+            Fate::Kept,
+            Some("not made by firehose-kit: setup used it as it is (delete it yourself or pass --force)".into()),
+        )),
+        Some(_) if glue::has_tables(&clients.glue, database).await? => {
+            Some(removal(Fate::Kept, Some("it holds other tables".into())))
         }
         Some(_) => {
-            let deleted = glue::delete_database(&clients.glue, &database).await?;
-            out.push(removal(if deleted { Fate::Deleted } else { Fate::AlreadyGone }, None));
+            let deleted = glue::delete_database(&clients.glue, database).await?;
+            Some(removal(if deleted { Fate::Deleted } else { Fate::AlreadyGone }, None))
         }
-    }
-    Ok(out)
+    })
 }
 
 /// The error log group setup made (tagged). `None` when there is nothing to say: the stream did not log errors

@@ -548,6 +548,12 @@ async fn expectations(
     })?;
     let dest =
         info.destination.clone().ok_or_else(|| Error::failed(format!("stream `{stream}` has no S3 destination")))?;
+    if dest.conversion.is_some() && !s.expect.is_empty() {
+        return Err(Error::usage(format!(
+            "stream `{stream}` converts records to Parquet: --expect compares lines, and its rows are the JSON send made of each line"
+        ))
+        .with_hint(format!("verify the runs send recorded (`{}`)", global.command("verify"))));
+    }
     let here = Destination {
         stream_arn: info.arn.clone(),
         stream_created: info.created,
@@ -856,27 +862,30 @@ async fn poll(
 /// Reads the `format-conversion-failed` objects not read yet: each sent line found there is accounted for as one
 /// that did not convert (taken out of the missing ones, counted apart from the rows).
 async fn read_conversion_failures(e: &Expectations, l: &Layout, clients: &Clients, found: &mut Found) -> Result<()> {
-    let new: Vec<String> = found
-        .error_objects
-        .iter()
-        .filter(|k| {
-            k.contains(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE) && !found.conversion_read.contains(*k)
-        })
-        .cloned()
-        .collect();
+    // Every error object is read (a custom error prefix need not name the error-output-type); only documents of
+    // this stream's table count.
+    let Some(c) = e.dest.conversion.as_ref() else { return Ok(()) };
+    let new: Vec<String> =
+        found.error_objects.iter().filter(|k| !found.conversion_read.contains(*k)).cloned().collect();
     for key in new {
         let body = s3::get_object_bytes(&clients.s3, &l.bucket, &key).await?;
         let body = decompressed(&body).unwrap_or(body);
         let mut expected = e.expected.lock().expect("expected lock");
         let (failed, example) = (&mut found.conversion_failed, &mut found.conversion_example);
-        crate::delivery::converted::failed_records(&body, &mut found.conversion_codes, &mut |line, code, why| {
-            if expected.take_missing(line_hash(line) as u64) {
-                *failed += 1;
-                if example.is_none() {
-                    *example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(line)));
+        let table = (c.database.as_str(), c.table.as_str());
+        crate::delivery::converted::failed_records(
+            &body,
+            table,
+            &mut found.conversion_codes,
+            &mut |line, code, why| {
+                if expected.take_missing(line_hash(line) as u64) {
+                    *failed += 1;
+                    if example.is_none() {
+                        *example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(line)));
+                    }
                 }
-            }
-        });
+            },
+        );
         found.conversion_read.insert(key);
     }
     Ok(())
@@ -1119,6 +1128,11 @@ fn conversion_verdict(r: &VerifyReport, c: &crate::delivery::converted::Conversi
         format!("OK: {all} arrived as Parquet rows with equal typed fields in s3://{}", r.bucket)
     } else if t.missing == 0 && c.failed_lines > 0 {
         format!("FAILED: {} of {} arrived as rows; {failed}", format_count(t.matched), plural(t.expected, "line"))
+    } else if t.missing == 0 && r.misplaced_lines > 0 {
+        format!(
+            "FAILED: every line arrived as a row, but {} in the wrong partition",
+            plural(r.misplaced_lines, "line is|lines are")
+        )
     } else if t.missing == 0 {
         format!("FAILED: every line arrived as a row, but {} duplicated (--strict)", plural(t.duplicated, "line"))
     } else {

@@ -59,19 +59,28 @@ pub fn schema_problems(schema: &[(String, String)]) -> Vec<String> {
     out
 }
 
-/// The error output's records of one object: tallied by code into `codes`, and each record's lines (a record
-/// may carry several, one JSON document per line) handed to `on_line` with the record's code and message.
+/// The error output's records of one object that failed conversion against Glue table `database.table` (other
+/// streams' and other failures' documents are passed over): tallied by code into `codes`, and each record's
+/// lines (a record may carry several, one JSON document per line) handed to `on_line` with the record's code and
+/// message.
 pub fn failed_records(
     body: &[u8],
+    (database, table): (&str, &str),
     codes: &mut BTreeMap<String, (u64, String)>,
     on_line: &mut dyn FnMut(&[u8], &str, &str),
 ) {
-    tally_error_records(body, codes);
-    for doc in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let doc: serde_json::Value = serde_json::from_slice(doc).unwrap_or_default();
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let doc: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+        let catalog = &doc["dataCatalogTable"];
+        let ours = catalog["databaseName"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(database))
+            && catalog["tableName"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(table));
         let Some(raw) = doc["rawData"].as_str().and_then(|r| base64_simd::STANDARD.decode_to_vec(r).ok()) else {
             continue;
         };
+        if !ours {
+            continue;
+        }
+        tally_error_records(line, codes);
         let code = doc["lastErrorCode"].as_str().or(doc["errorCode"].as_str()).unwrap_or_default();
         let message = doc["lastErrorMessage"].as_str().or(doc["errorMessage"].as_str()).unwrap_or_default();
         let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
@@ -105,12 +114,17 @@ mod tests {
     #[test]
     fn each_line_of_a_failed_record_is_handed_over_with_its_code() {
         let raw = base64_simd::STANDARD.encode_to_string(b"{\"a\":1}\n{\"a\":2}\n");
-        let body = format!(
-            "{{\"lastErrorCode\":\"DataFormatConversion.MalformedData\",\"lastErrorMessage\":\"column bytes: x\",\"rawData\":\"{raw}\"}}\n"
-        );
+        let doc = |table: &str| {
+            format!(
+                "{{\"lastErrorCode\":\"DataFormatConversion.MalformedData\",\"lastErrorMessage\":\"column bytes: x\",\"rawData\":\"{raw}\",\"dataCatalogTable\":{{\"databaseName\":\"firehose_kit\",\"tableName\":\"{table}\"}}}}\n"
+            )
+        };
+        // Another stream's failure, and a processing failure (no table), are not this table's.
+        let body =
+            doc("apachelogs") + &doc("other") + &format!("{{\"errorCode\":\"Lambda.x\",\"rawData\":\"{raw}\"}}\n");
         let mut codes = BTreeMap::new();
         let mut lines = Vec::new();
-        failed_records(body.as_bytes(), &mut codes, &mut |l, code, _| {
+        failed_records(body.as_bytes(), ("firehose_kit", "ApacheLogs"), &mut codes, &mut |l, code, _| {
             lines.push((String::from_utf8(l.to_vec()).unwrap(), code.to_string()))
         });
         assert_eq!(lines.len(), 2);

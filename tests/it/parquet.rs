@@ -99,15 +99,10 @@ async fn setup_format_parquet_then_send_and_verify_200k_rows() {
     assert!(c.glue.get_database().name("firehose_kit").send().await.is_err(), "{torn}");
 }
 
-/// Three lines whose size does not fit `bigint` (send parses sizes as unsigned 64-bit numbers) do not convert:
-/// sent one per record they alone go to `format-conversion-failed` with AWS's code, the rest converts, and
-/// verify says which lines did not convert and why instead of calling them missing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_that_do_not_fit_the_table_are_named_with_their_code() {
-    let env = support::start_with(|b| b.speed(60.0)).await;
-    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
-    support::setup(&ep, dir.path(), &["--format", "parquet"]);
-    let path = support::log_file(dir.path(), "access.log", 997, 3);
+/// The access log with three lines whose size does not fit `bigint` (send parses sizes as unsigned 64-bit
+/// numbers): 1,000 lines.
+fn log_with_three_huge_sizes(dir: &std::path::Path) {
+    let path = support::log_file(dir, "access.log", 997, 3);
     let mut log = std::fs::read_to_string(&path).unwrap();
     for i in 0..3 {
         log.push_str(&format!(
@@ -115,6 +110,18 @@ async fn lines_that_do_not_fit_the_table_are_named_with_their_code() {
         ));
     }
     std::fs::write(&path, log).unwrap();
+}
+
+/// Three lines that do not fit the table do not convert. Sent one per record they alone go to
+/// `format-conversion-failed` with AWS's code and the rest converts; packed (send's default), a record fails
+/// with every line in it. Either way verify accounts for each line, a row or named with its code, and never
+/// calls one missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_that_do_not_fit_the_table_are_named_with_their_code() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    log_with_three_huge_sizes(dir.path());
+    support::setup(&ep, dir.path(), &["--format", "parquet"]);
     let sent = cli(&ep, dir.path(), &["send", "access.log", "--one-line-per-record"]);
     assert_exit(&sent, 0);
     let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--wait", "60s"]);
@@ -132,6 +139,14 @@ async fn lines_that_do_not_fit_the_table_are_named_with_their_code() {
     let errors = support::objects(&env.clients, DEFAULT_BUCKET, "errors/format-conversion-failed/").await;
     let docs: usize = errors.iter().map(|(_, b)| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count()).sum();
     assert_eq!(docs, 3, "one document per failed record");
+
+    support::setup(&ep, dir.path(), &["--stream", "Packed", "--format", "parquet"]);
+    let sent = cli(&ep, dir.path(), &["--stream", "Packed", "send", "access.log"]);
+    assert!(text(&sent).contains("a record that does not convert goes to the error output with all its lines"));
+    let v = json_out(&cli(&ep, dir.path(), &["--stream", "Packed", "verify", "-o", "json", "--wait", "60s"]));
+    let (matched, failed) = (v["matched"].as_u64().unwrap(), v["conversion"]["failed_lines"].as_u64().unwrap());
+    assert_eq!((matched + failed, v["missing"].as_u64()), (1000, Some(0)), "every line a row or named: {v}");
+    assert!(failed >= 3 && v["verified"] == false, "{v}");
 }
 
 /// What conversion cannot take is refused before anything is made, with AWS's reasons.
@@ -149,6 +164,21 @@ async fn setup_refuses_what_conversion_cannot_take() {
         assert_exit(&out, 2);
         assert!(text(&out).contains(says), "{}", text(&out));
     }
+    for (args, says) in [
+        (
+            &["--transform", concat!(env!("CARGO_MANIFEST_DIR"), "/templates/transform/apache_to_json.py")][..],
+            "--format parquet with --transform is not something setup makes",
+        ),
+        (&["--partition-by", "status"][..], "--format parquet with --partition-by is not something setup makes"),
+        (&["--prefix", ""][..], "--format parquet needs a prefix"),
+        (&["--prefix", "logs/", "--error-prefix", "logs/errors/"][..], "is inside the prefix `logs/`"),
+    ] {
+        let mut all = vec!["setup", "--format", "parquet"];
+        all.extend_from_slice(args);
+        let out = cli(&ep, dir.path(), &all);
+        assert_exit(&out, 2);
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
     let out = cli(&ep, dir.path(), &["setup", "--glue-database", "logs"]);
     assert_exit(&out, 2);
     assert!(text(&out).contains("add --format parquet"), "{}", text(&out));
@@ -159,7 +189,7 @@ async fn setup_refuses_what_conversion_cannot_take() {
     assert!(streams.delivery_stream_names().is_empty(), "nothing was made");
 }
 
-/// Without the schema grant the conversion cannot read the table: `DataFormatConversion.AccessDenied` is logged,
+/// With only part of the schema grant the conversion cannot read the table: `DataFormatConversion.AccessDenied` is logged,
 /// verify and doctor say what the role lacks, and setup restores the grant; the waiting lines then arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_that_may_not_read_the_table_is_explained_and_repaired() {
@@ -169,7 +199,9 @@ async fn a_role_that_may_not_read_the_table_is_explained_and_repaired() {
     support::setup(&ep, dir.path(), &["--stream", "denied", "--format", "parquet"]);
     let role = firehose_kit::settings::role_name("denied").unwrap();
     let policy = firehose_kit::aws::policy::SCHEMA_POLICY_NAME;
-    c.iam.delete_role_policy().role_name(&role).policy_name(policy).send().await.unwrap();
+    // Only glue:GetTable on the table: AWS also checks the catalog, the database and the version reads.
+    let partial = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"glue:GetTable","Resource":"arn:aws:glue:us-east-2:000000000000:table/firehose_kit/denied"}]}"#;
+    c.iam.put_role_policy().role_name(&role).policy_name(policy).policy_document(partial).send().await.unwrap();
     assert_exit(&cli(&ep, dir.path(), &["--stream", "denied", "send", "--generate", "500"]), 0);
     eventually("DataFormatConversion.AccessDenied logged", Duration::from_secs(30), || async {
         let out = c.logs.filter_log_events().log_group_name("/aws/kinesisfirehose/denied").send().await.ok()?;
@@ -181,7 +213,8 @@ async fn a_role_that_may_not_read_the_table_is_explained_and_repaired() {
     .await;
     let failed = text(&cli(&ep, dir.path(), &["--stream", "denied", "verify", "--wait", "2s"]));
     assert!(failed.contains("FAILED") && failed.contains("DataFormatConversion.AccessDenied"), "{failed}");
-    assert!(failed.contains("glue:GetTable"), "verify names what the role lacks: {failed}");
+    assert!(failed.contains("the role lacks glue:GetTableVersions"), "verify names what the role lacks: {failed}");
+    assert!(!failed.contains("lacks glue:GetTable on arn:aws:glue:us-east-2:000000000000:table/"), "{failed}");
     let doctor = cli(&ep, dir.path(), &["--stream", "denied", "doctor"]);
     assert_exit(&doctor, 1);
     assert!(text(&doctor).contains("the role may not glue:GetTable"), "{}", text(&doctor));
@@ -224,4 +257,52 @@ async fn kills_of_the_emulator_during_conversion_lose_no_line() {
     assert_eq!((v["matched"].as_u64(), v["missing"].as_u64()), (Some(100_000), Some(0)), "{v}");
     eprintln!("converting run through {kills} kills: 100,000 lines as rows, {} duplicated", v["duplicated"]);
     kill(&mut emu);
+}
+
+/// Two converting streams share the database; a third whose table name folds to another's is refused; one is
+/// turned back to delivering as sent; teardown of one keeps the database and the other's table, teardown of the
+/// last removes the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_converting_streams_share_the_database_and_teardown_keeps_what_the_other_uses() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    let g = &env.clients.glue;
+    support::setup(&ep, dir.path(), &["--stream", "Web", "--format", "parquet"]);
+    support::setup(&ep, dir.path(), &["--stream", "Api", "--format", "parquet"]);
+    let clash = cli(&ep, dir.path(), &["--stream", "web", "setup", "--format", "parquet"]);
+    assert_exit(&clash, 2);
+    assert!(text(&clash).contains("types stream `Web`'s Parquet"), "{}", text(&clash));
+    let expect = cli(&ep, dir.path(), &["--stream", "Web", "verify", "--expect", "access.log"]);
+    assert_exit(&expect, 2);
+
+    let plain = json_out(&cli(&ep, dir.path(), &["--stream", "Api", "setup", "--format", "as-sent", "-o", "json"]));
+    let stream_step = plain["steps"].as_array().unwrap().iter().find(|s| s["resource"] == "stream").unwrap().clone();
+    assert_eq!(stream_step["action"], "update", "{plain}");
+    assert!(
+        stream_step["changes"].to_string().contains("format: parquet typed by Glue table firehose_kit.api → as sent")
+    );
+    assert_exit(&cli(&ep, dir.path(), &["--stream", "Api", "send", "--generate", "100"]), 0);
+    let v = json_out(&cli(&ep, dir.path(), &["--stream", "Api", "verify", "-o", "json"]));
+    assert_eq!((v["verified"].as_bool(), v["conversion"].is_null()), (Some(true), true), "lines as sent: {v}");
+    support::setup(&ep, dir.path(), &["--stream", "Api", "--format", "parquet"]);
+
+    let fates = |torn: &Value| -> Vec<(String, String)> {
+        torn["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap().to_string(), r["fate"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let torn =
+        json_out(&cli(&ep, dir.path(), &["--stream", "Web", "teardown", "--yes", "--keep-bucket", "-o", "json"]));
+    assert!(fates(&torn).contains(&("firehose_kit.web".into(), "deleted".into())), "{torn}");
+    assert!(fates(&torn).contains(&("firehose_kit".into(), "kept".into())), "the database holds Api's table: {torn}");
+    assert!(g.get_table().database_name("firehose_kit").name("api").send().await.is_ok());
+    let torn = json_out(&cli(&ep, dir.path(), &["--stream", "Api", "teardown", "--yes", "-o", "json"]));
+    assert!(fates(&torn).contains(&("firehose_kit".into(), "deleted".into())), "{torn}");
+    assert!(
+        g.get_database().name("firehose_kit").send().await.is_err(),
+        "the last table gone, the database too: {torn}"
+    );
 }

@@ -36,7 +36,8 @@ pub struct Converted {
     pub rows: usize,
 }
 
-/// The table's columns, read from Glue as the conversion role (checked for `glue:GetTable`).
+/// The table's columns, read from Glue as the conversion role (checked for what AWS checks: `glue:GetTable` on
+/// the catalog, database and table, `GetTableVersion(s)` on the table).
 fn columns(
     gate: &super::gate::Gate,
     c: &ConversionTarget,
@@ -45,16 +46,21 @@ fn columns(
     let s = &c.conversion.schema;
     let region = s.region.as_deref().unwrap_or(stream_region);
     let partition = firehose_kit_domain::names::arn_partition(region);
-    let table_arn = conversion::table_arn(partition, region, &gate.account_id, &s.database, &s.table);
     let denied = |why: String| Failure::new("DataFormatConversion.AccessDenied", why);
     let role = gate
         .iam
         .role_view(&s.role_arn, stream_region)
         .ok_or_else(|| denied(format!("the role {} does not exist", s.role_arn)))?;
+    if !role.trusts_firehose {
+        return Err(denied(format!("{} does not trust firehose.amazonaws.com", s.role_arn)));
+    }
+    // What AWS checks: GetTable on the catalog, the database and the table, and the version reads on the table.
     let context = access::delivery_context(&s.role_arn, &gate.account_id);
-    let req = Request { action: "glue:GetTable", resource: &table_arn, principal: &s.role_arn, context: &context };
-    if !role.trusts_firehose || !access::evaluate(&role.identity, None, &req).allowed() {
-        return Err(denied(format!("{} may not glue:GetTable on {table_arn}", s.role_arn)));
+    for need in conversion::read_needs(partition, region, &gate.account_id, &s.database, &s.table) {
+        let req = Request { action: &need.action, resource: &need.resource, principal: &s.role_arn, context: &context };
+        if !access::evaluate(&role.identity, None, &req).allowed() {
+            return Err(denied(format!("{} may not {} on {}", s.role_arn, need.action, need.resource)));
+        }
     }
     let glue =
         gate.glue.as_ref().ok_or_else(|| Failure::new("DataFormatConversion.EntityNotFound", "no Glue catalog"))?;
@@ -161,7 +167,12 @@ fn failed_document(
             "tableName": s.table,
             "region": s.region.as_deref().unwrap_or(region),
             "versionId": s.version_id.as_deref().unwrap_or("LATEST"),
-            "roleArn": s.role_arn,
+            "catalogArn": format!(
+                "arn:{}:glue:{}:{}:catalog",
+                firehose_kit_domain::names::arn_partition(s.region.as_deref().unwrap_or(region)),
+                s.region.as_deref().unwrap_or(region),
+                s.catalog_id.as_deref().unwrap_or(&gate.account_id)
+            ),
         }
     })
 }
