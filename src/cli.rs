@@ -218,6 +218,7 @@ Then, in another shell:
   firehose-kit demo                                   # offline, ~200,000 generated lines
   firehose-kit demo --lines 1000000 --keep            # keep the emulator's data dir to look at the objects
   firehose-kit demo --transform                       # lines turned into JSON by a Lambda function
+  firehose-kit demo --format parquet                  # Parquet typed by a Glue table, every row proved
   firehose-kit --profile sandbox demo --lines 10000   # the same on real AWS, with unique names, cleaned up")]
     Demo(DemoArgs),
 
@@ -664,6 +665,11 @@ pub struct DemoArgs {
     /// (templates/transform/apache_to_json.py, built in); with one, your handler file, directory or function ARN
     #[arg(long, value_name = "PATH|ARN", num_args = 0..=1, default_missing_value = "")]
     pub transform: Option<String>,
+
+    /// Deliver Parquet typed by a Glue table (`setup --format parquet`): verify proves each line is one row with
+    /// equal typed fields
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<RecordFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

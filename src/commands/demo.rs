@@ -148,6 +148,7 @@ fn demo_setup(args: &DemoArgs, bucket: Option<String>, state: &std::path::Path) 
         // Dynamic partitioning needs 64 MiB / 60 s (setup's defaults then); the embedded emulator runs it faster.
         buffer_interval: (!partitioned).then_some(args.buffer_interval),
         partition_by: args.partition_by.clone(),
+        format: args.format,
         ..Default::default()
     };
     SetupSettings::resolve(&setup_args, &Default::default())
@@ -170,6 +171,13 @@ fn plan_line(args: &DemoArgs, backend_name: &str, stream: &str, partitioned: boo
             "demo on {backend_name}: stream `{stream}` partitioned by {} (64 MiB / 60 s per partition, AWS's minimums{})",
             args.partition_by.join(", "),
             if embedded { "; the embedded emulator runs them 12× faster" } else { "" }
+        )
+    } else if args.format == Some(crate::cli::RecordFormat::Parquet) {
+        format!(
+            "demo on {backend_name}: stream `{stream}` converting to Parquet typed by Glue table {}.{}, buffering 64 MiB (conversion's minimum) or {} s",
+            crate::logs::table::DEFAULT_DATABASE,
+            crate::logs::table::table_name(stream),
+            args.buffer_interval.as_secs()
         )
     } else {
         format!(
@@ -307,6 +315,15 @@ fn summary(r: &DemoReport) -> String {
             if v.tally.missing > 0 { format!(", {} missing", format_count(v.tally.missing)) } else { String::new() }
         ));
         out.push(format!("  delivery: {}", v.buffering.sentence()));
+        if let Some(c) = &v.conversion {
+            out.push(format!(
+                "  parquet: {} rows typed by Glue table {}.{} ({}), each line one row with equal typed fields",
+                format_count(c.rows),
+                c.database,
+                c.table,
+                c.schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         if !v.partitions.is_empty() {
             out.push(format!(
                 "  partitions: {} (every line checked against its own fields; {} misplaced)",

@@ -41,6 +41,25 @@ async fn demo_partitioned_by_status_shows_the_partitioned_layout() {
 }
 
 #[tokio::test]
+async fn demo_format_parquet_proves_every_row_and_removes_the_glue_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_plain(dir.path(), &["demo", "--lines", "20000", "--format", "parquet"]);
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "converting to Parquet typed by Glue table firehose_kit.apachelogs",
+        "OK: 20,000 lines sent",
+        "parquet: 20,000 rows typed by Glue table firehose_kit.apachelogs",
+        "status int32, bytes int64",
+        ".parquet",
+        "table     firehose_kit.apachelogs  deleted",
+        "cleanup: everything the demo made was removed",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn demo_interrupted_mid_send_leaves_nothing_on_an_external_backend() {
     let data = tempfile::tempdir().unwrap();
     let (_emulator, endpoint) = support::spawn_local(data.path());
