@@ -159,60 +159,8 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
             ),
         )
     }];
-    for g in &access.grants {
-        let check = match g.for_what {
-            "delivery" => "role policy",
-            "transform" => "transform policy",
-            "source" => "source policy",
-            "schema" => "schema policy",
-            _ => "logging policy",
-        };
-        let reason = g.reason.as_deref().unwrap_or("not allowed");
-        out.push(match (g.allowed, g.for_what) {
-            (true, _) => ok(check, format!("the role may {} on {}", g.action, g.resource)),
-            (false, "transform") => problem(
-                check,
-                format!(
-                    "the role may not {} on {}: {reason}; every transformation fails with Lambda.InvokeAccessDenied and the records wait",
-                    g.action, g.resource
-                ),
-                format!("allow {} on the function ({setup_hint} restores setup's grant)", g.action),
-            ),
-            (false, "source") => problem(
-                check,
-                format!(
-                    "the role may not {} on {}: {reason}; Firehose cannot read the data stream (Kinesis.AccessDenied) and records wait in it until its retention ends",
-                    g.action, g.resource
-                ),
-                format!("allow {} on the data stream ({setup_hint} restores setup's grant)", g.action),
-            ),
-            (false, "schema") => problem(
-                check,
-                format!(
-                    "the role may not {} on {}: {reason}; Parquet conversion fails with DataFormatConversion.AccessDenied and the records wait",
-                    g.action, g.resource
-                ),
-                format!("allow {} on the Glue table ({setup_hint} restores setup's grant)", g.action),
-            ),
-            (false, "delivery") => problem(
-                check,
-                format!(
-                    "the role may not {} on {}: {reason}; deliveries fail with S3.AccessDenied",
-                    g.action, g.resource
-                ),
-                format!(
-                    "allow {} on arn:{}:s3:::{bucket}/* ({setup_hint} restores setup's policy)",
-                    g.action,
-                    clients.partition()
-                ),
-            ),
-            (false, _) => warning(
-                check,
-                format!("the role may not {} on {}: {reason}; delivery errors cannot be logged", g.action, g.resource),
-                format!("allow {} on that log stream ({setup_hint})", g.action),
-            ),
-        });
-    }
+    let objects = format!("arn:{}:s3:::{bucket}/*", clients.partition());
+    out.extend(access.grants.iter().map(|g| grant_finding(g, setup_hint, &objects)));
     if !access.not_evaluated.is_empty() {
         out.push(warning(
             "role policy",
@@ -221,6 +169,42 @@ async fn role_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
         ));
     }
     Ok(out)
+}
+
+/// What one evaluated grant means: fine, or what fails without it and where to allow it. `objects` is the
+/// bucket's object ARN pattern (where delivery needs to write).
+fn grant_finding(g: &crate::aws::access::Grant, setup_hint: &str, objects: &str) -> Finding {
+    let (check, fails, on) = match g.for_what {
+        "delivery" => ("role policy", "deliveries fail with S3.AccessDenied", objects),
+        "transform" => (
+            "transform policy",
+            "every transformation fails with Lambda.InvokeAccessDenied and the records wait",
+            "the function",
+        ),
+        "source" => (
+            "source policy",
+            "Firehose cannot read the data stream (Kinesis.AccessDenied) and records wait in it until its retention ends",
+            "the data stream",
+        ),
+        "schema" => (
+            "schema policy",
+            "Parquet conversion fails with DataFormatConversion.AccessDenied and the records wait",
+            "the Glue table",
+        ),
+        _ => ("logging policy", "delivery errors cannot be logged", "that log stream"),
+    };
+    if g.allowed {
+        return ok(check, format!("the role may {} on {}", g.action, g.resource));
+    }
+    let reason = g.reason.as_deref().unwrap_or("not allowed");
+    let what = format!("the role may not {} on {}: {reason}; {fails}", g.action, g.resource);
+    let restores = if g.for_what == "delivery" { "setup's policy" } else { "setup's grant" };
+    let fix = format!("allow {} on {on} ({setup_hint} restores {restores})", g.action);
+    if check == "logging policy" {
+        warning(check, what, format!("allow {} on {on} ({setup_hint})", g.action))
+    } else {
+        problem(check, what, fix)
+    }
 }
 
 /// The transformation function exists (else every transformation fails with Lambda.ResourceNotFound).

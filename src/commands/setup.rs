@@ -121,24 +121,7 @@ pub async fn plan(global: &Global, s: &SetupSettings, clients: &Clients) -> Resu
     if format.is_some() {
         settings::check_format_combination(transform.is_some(), layout.0.is_some())?;
     }
-    let grants: Vec<Grant> = transform
-        .iter()
-        .map(|t| Grant {
-            name: TRANSFORM_POLICY_NAME,
-            document: &t.invoke_policy,
-            what: "lambda:InvokeFunction, lambda:GetFunctionConfiguration on the transformation function only".into(),
-        })
-        .chain(source.iter().map(|p| Grant {
-            name: SOURCE_POLICY_NAME,
-            document: &p.read_policy,
-            what: format!("the four Kinesis read actions on data stream `{}` only", p.data_stream),
-        }))
-        .chain(format.iter().map(|f| Grant {
-            name: SCHEMA_POLICY_NAME,
-            document: &f.schema_policy,
-            what: format!("glue:GetTable and its versions on table `{}.{}` only", f.database, f.table),
-        }))
-        .collect();
+    let grants = grants(transform.as_ref(), source.as_ref(), format.as_ref());
     let (role_step, role_arn) =
         plan_role(&ctx, &role, &bucket, &trust_policy, &delivery_policy, &error_logging, &grants).await?;
     let log_step = match &error_logging {
@@ -285,6 +268,33 @@ struct Grant<'a> {
     name: &'static str,
     document: &'a Value,
     what: String,
+}
+
+/// The inline policies beside the S3 delivery one: to invoke the transformation function, to read the source
+/// data stream, to read the Glue table; each when the stream has that.
+fn grants<'a>(
+    transform: Option<&'a TransformPlan>,
+    source: Option<&'a SourcePlan>,
+    format: Option<&'a FormatPlan>,
+) -> Vec<Grant<'a>> {
+    transform
+        .map(|t| Grant {
+            name: TRANSFORM_POLICY_NAME,
+            document: &t.invoke_policy,
+            what: "lambda:InvokeFunction, lambda:GetFunctionConfiguration on the transformation function only".into(),
+        })
+        .into_iter()
+        .chain(source.map(|p| Grant {
+            name: SOURCE_POLICY_NAME,
+            document: &p.read_policy,
+            what: format!("the four Kinesis read actions on data stream `{}` only", p.data_stream),
+        }))
+        .chain(format.map(|f| Grant {
+            name: SCHEMA_POLICY_NAME,
+            document: &f.schema_policy,
+            what: format!("glue:GetTable and its versions on table `{}.{}` only", f.database, f.table),
+        }))
+        .collect()
 }
 
 /// The delivery role: create it, or restore a trust or inline policy that drifted. Returns its ARN.

@@ -166,6 +166,17 @@ mod tests {
     use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
     use arrow_schema::{Field, Schema};
 
+    /// A Parquet file of one batch of these columns.
+    fn parquet_file(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut file = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        file
+    }
+
     /// A row written the way the emulator writes it reads back as the document send made of the line.
     #[test]
     fn a_row_reads_back_as_the_json_send_made() {
@@ -214,12 +225,7 @@ mod tests {
                 }
             })
             .collect();
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        let mut file = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
+        let file = parquet_file(fields, columns);
         let mut rows = read(&file[..]).unwrap();
         let mut text = String::new();
         rows.json_lines.read_to_string(&mut text).unwrap();
@@ -250,12 +256,7 @@ mod tests {
             .zip(&columns)
             .map(|(n, c)| Field::new(*n, c.data_type().clone(), true))
             .collect();
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        let mut file = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
+        let file = parquet_file(fields, columns);
         let mut text = String::new();
         read(&file[..]).unwrap().json_lines.read_to_string(&mut text).unwrap();
         assert_eq!(text, "{\"tags\":[\"a\",null],\"hits\":{\"7\":\"seven\"},\"geo\":{\"city\":\"Paris\"}}\n");

@@ -31,6 +31,35 @@ pub fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::p
     unreachable!()
 }
 
+/// An emulator at `--speed 60` on a fixed address, set up with `setup SETUP`, killed (SIGKILL) about every half
+/// second while `send SEND` runs, and restarted on its data dir each time (at most 12 kills): the send's
+/// output, the kills, the endpoint and the running emulator, for the caller to verify against.
+pub async fn send_through_kills(
+    dir: &std::path::Path,
+    setup: &[&str],
+    send: &[&str],
+) -> (std::process::Output, u32, String, Process) {
+    let (data, log) = (dir.join("data"), dir.join("emulator.log"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let ep = format!("http://{addr}");
+    let mut emu = emulator(&data, &addr, &["--speed", "60"], &log);
+    support::setup(&ep, dir, setup);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
+    cmd.args(["--endpoint-url", &ep, "send"]).args(send);
+    cmd.current_dir(dir).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    support::test_env(&mut cmd);
+    let mut running = cmd.spawn().unwrap();
+    let mut kills = 0;
+    while running.try_wait().unwrap().is_none() && kills < 12 {
+        tokio::time::sleep(Duration::from_millis(400 + 50 * (kills as u64 % 4))).await;
+        emu.0.kill().unwrap();
+        emu = emulator(&data, &addr, &["--speed", "60"], &log);
+        kills += 1;
+    }
+    let out = tokio::task::spawn_blocking(move || running.wait_with_output()).await.unwrap().unwrap();
+    (out, kills, ep, emu)
+}
+
 pub fn kill(p: &mut Process) {
     p.0.kill().unwrap();
     p.0.wait().unwrap();

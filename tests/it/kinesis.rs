@@ -324,26 +324,14 @@ async fn eventually_gone(c: &Clients) -> bool {
 /// (a kill between journaling a batch and saving the read position) as duplicates, not as missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_of_the_emulator_during_a_chained_run_lose_no_line() {
-    use crate::crash::{emulator, free_port, kill};
+    use crate::crash::{kill, send_through_kills};
     let dir = tempfile::tempdir().unwrap();
-    let (data, log) = (dir.path().join("data"), dir.path().join("emulator.log"));
-    let addr = format!("127.0.0.1:{}", free_port());
-    let ep = format!("http://{addr}");
-    let mut emu = emulator(&data, &addr, &["--speed", "60"], &log);
-    support::setup(&ep, dir.path(), &["--source", "kinesis", "--shards", "4"]);
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
-    cmd.args(["--endpoint-url", &ep, "send", "--generate", "100000", "--rate", "20000", "--retry-timeout", "60s"]);
-    cmd.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    support::test_env(&mut cmd);
-    let mut send = cmd.spawn().unwrap();
-    let mut kills = 0;
-    while send.try_wait().unwrap().is_none() && kills < 12 {
-        tokio::time::sleep(Duration::from_millis(400 + 50 * (kills % 4))).await;
-        emu.0.kill().unwrap();
-        emu = emulator(&data, &addr, &["--speed", "60"], &log);
-        kills += 1;
-    }
-    let sent = tokio::task::spawn_blocking(move || send.wait_with_output()).await.unwrap().unwrap();
+    let (sent, kills, ep, mut emu) = send_through_kills(
+        dir.path(),
+        &["--source", "kinesis", "--shards", "4"],
+        &["--generate", "100000", "--rate", "20000", "--retry-timeout", "60s"],
+    )
+    .await;
     assert_exit(&sent, 0);
     assert!(kills >= 3, "the kills hit the run ({kills})");
     let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--wait", "60s"]);
