@@ -569,6 +569,14 @@ def partitioning_rows(p):
     ]
 
 
+def print_rows(rows):
+    """A BENCH_ONLY run's rows, aligned, and the CPU they were measured on."""
+    width = max(len(a) for a, _, _ in rows)
+    for a, b, note in rows:
+        print(f"{a:<{width}}  {b}  — {note}")
+    print(f"({cpu_model()}, {sha_extensions()})")
+
+
 def main():
     if os.environ.get("BENCH_ONLY") == "cpu":
         return cpu_only()
@@ -577,44 +585,24 @@ def main():
         os.makedirs(WORK)
         proc, emu = start_local("emu")
         rows = durability_rows(durability(proc, emu))
-        width = max(len(a) for a, _, _ in rows)
-        for a, b, note in rows:
-            print(f"{a:<{width}}  {b}  — {note}")
-        print(f"({cpu_model()}, {sha_extensions()})")
-        return
+        return print_rows(rows)
     if os.environ.get("BENCH_ONLY") == "transform":
         os.makedirs(WORK, exist_ok=True)
         rows = transform_rows(transform())
-        width = max(len(a) for a, _, _ in rows)
-        for a, b, note in rows:
-            print(f"{a:<{width}}  {b}  — {note}")
-        print(f"({cpu_model()}, {sha_extensions()})")
-        return
+        return print_rows(rows)
     if os.environ.get("BENCH_ONLY") == "conversion":
         os.makedirs(WORK, exist_ok=True)
         rows = conversion_rows(conversion())
-        width = max(len(a) for a, _, _ in rows)
-        for a, b, note in rows:
-            print(f"{a:<{width}}  {b}  — {note}")
-        print(f"({cpu_model()}, {sha_extensions()})")
-        return
+        return print_rows(rows)
     if os.environ.get("BENCH_ONLY") == "kinesis":
         os.makedirs(WORK, exist_ok=True)
         rows = kinesis_rows(chained(), kinesis_ingest())
-        width = max(len(a) for a, _, _ in rows)
-        for a, b, note in rows:
-            print(f"{a:<{width}}  {b}  — {note}")
-        print(f"({cpu_model()}, {sha_extensions()})")
-        return
+        return print_rows(rows)
     if os.environ.get("BENCH_ONLY") == "partitioning":
         os.makedirs(WORK, exist_ok=True)
         _, emu = start_local("emu-partitioning")
         rows = partitioning_rows(partitioning(emu))
-        width = max(len(a) for a, _, _ in rows)
-        for a, b, note in rows:
-            print(f"{a:<{width}}  {b}  — {note}")
-        print(f"({cpu_model()}, {sha_extensions()})")
-        return
+        return print_rows(rows)
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `make build` first")
     shutil.rmtree(WORK, ignore_errors=True)
