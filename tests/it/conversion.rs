@@ -95,6 +95,17 @@ async fn apache_lines_become_parquet_rows_of_the_glue_table() {
     assert!(small.contains("BufferingHints.SizeInMBs must be at least 64"), "{small}");
     let missing = create(c, destination(&bucket_arn, &role_arn, 64, "nope")).await.unwrap_err();
     assert!(missing.contains("EntityNotFoundException"), "{missing}");
+    let mut gzip = destination(&bucket_arn, &role_arn, 64, "apache");
+    gzip.compression_format = Some(aws_sdk_firehose::types::CompressionFormat::Gzip);
+    let gzipped = create(c, gzip).await.unwrap_err();
+    assert!(gzipped.contains("CompressionFormat must be UNCOMPRESSED"), "{gzipped}");
+    let mut orc = destination(&bucket_arn, &role_arn, 64, "apache");
+    let serializer = Serializer::builder().orc_ser_de(aws_sdk_firehose::types::OrcSerDe::builder().build()).build();
+    if let Some(conv) = orc.data_format_conversion_configuration.as_mut() {
+        conv.output_format_configuration = Some(OutputFormatConfiguration::builder().serializer(serializer).build());
+    }
+    let refused = create(c, orc).await.unwrap_err();
+    assert!(refused.contains("ORC output (OrcSerDe) is not modelled"), "refused plainly, not stored: {refused}");
     create(c, destination(&bucket_arn, &role_arn, 64, "apache")).await.unwrap();
     support::wait_active(c, "Conv").await;
     // The role may not read the table yet: the failure is logged, and nothing is lost.
