@@ -72,6 +72,9 @@ async fn kinesis_routes_by_hash_key_and_reads_back_with_every_iterator_type() {
     let c = &env.clients;
     data_stream(c, "routes", 2).await;
     let shards = c.kinesis.list_shards().stream_name("routes").send().await.unwrap();
+    let mixed = c.kinesis.list_shards().stream_name("routes").next_token("x").send().await.unwrap_err();
+    let message = format!("{:?}", mixed.into_service_error());
+    assert!(message.contains("NextToken and StreamName cannot be provided together."), "{message}");
     let ranges: Vec<(String, String)> = shards
         .shards()
         .iter()

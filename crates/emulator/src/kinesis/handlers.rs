@@ -255,6 +255,13 @@ pub fn list_shards(k: &Kinesis, state: &mut State, input: Input, region: &str) -
         return Err(validation(&limit.to_string(), "maxResults", "Member must have value between 1 and 10000"));
     }
     let (key, after) = match input.next_token.as_deref() {
+        // AWS refuses a NextToken beside the members that start a listing (the message Terraform's provider quotes).
+        Some(_) if input.stream_name.is_some() => {
+            return Err(ApiError::invalid("NextToken and StreamName cannot be provided together."));
+        }
+        Some(_) if input.exclusive_start_shard_id.is_some() => {
+            return Err(ApiError::invalid("NextToken and ExclusiveStartShardId cannot be provided together."));
+        }
         Some(token) => {
             let invalid = || ApiError::invalid("Invalid NextToken.");
             let (key, after) = token.rsplit_once('|').ok_or_else(invalid)?;
