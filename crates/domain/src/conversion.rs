@@ -383,23 +383,37 @@ fn malformed(message: String) -> Failure {
 
 /// The rows of one record (its JSON documents, one after the other), or why the record fails as a whole.
 pub fn rows(record: &[u8], columns: &[(String, ColumnType)], d: &Deserializer) -> Result<Vec<Vec<Cell>>, Failure> {
+    // The key each column reads, worked out once per record; a key two columns read is copied, not moved out.
+    let wanted: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| {
+            match d {
+                Deserializer::OpenX { mappings, .. } => mappings.get(&name.to_lowercase()).map(|k| key_of(k, d)),
+                Deserializer::Hive { .. } => None,
+            }
+            .unwrap_or_else(|| key_of(name, d))
+        })
+        .collect();
+    let shared: Vec<bool> = wanted.iter().map(|k| wanted.iter().filter(|w| *w == k).count() > 1).collect();
     let mut out = Vec::new();
     for doc in serde_json::Deserializer::from_slice(record).into_iter::<Value>() {
         let doc = doc.map_err(|e| Failure { code: PARSE_ERROR, message: format!("the record is not JSON: {e}") })?;
         let Value::Object(fields) = doc else {
             return Err(Failure { code: PARSE_ERROR, message: "a record's document must be a JSON object".into() });
         };
-        let fields = keys(fields, d);
+        let mut fields: Vec<(String, Value)> = fields.into_iter().map(|(k, v)| (folded(k, d), v)).collect();
         let row = columns
             .iter()
-            .map(|(name, ty)| {
-                let key = match d {
-                    Deserializer::OpenX { mappings, .. } => mappings.get(&name.to_lowercase()).map(|k| key_of(k, d)),
-                    Deserializer::Hive { .. } => None,
-                }
-                .unwrap_or_else(|| key_of(name, d));
-                cell(fields.get(&key).unwrap_or(&Value::Null), ty, d)
-                    .map_err(|why| malformed(format!("column {name}: {why}")))
+            .zip(&wanted)
+            .zip(&shared)
+            .map(|(((name, ty), key), shared)| {
+                // The last of keys that fold alike wins, as in a map.
+                let value = match fields.iter_mut().rev().find(|(k, _)| k == key) {
+                    Some((_, v)) if *shared => v.clone(),
+                    Some((_, v)) => std::mem::take(v),
+                    None => Value::Null,
+                };
+                owned_cell(value, ty, d).map_err(|why| malformed(format!("column {name}: {why}")))
             })
             .collect::<Result<Vec<Cell>, Failure>>()?;
         out.push(row);
@@ -412,18 +426,30 @@ pub fn rows(record: &[u8], columns: &[(String, ColumnType)], d: &Deserializer) -
 
 /// A JSON key as the deserializer compares it.
 fn key_of(key: &str, d: &Deserializer) -> String {
-    match d {
-        Deserializer::OpenX { dots_to_underscores, case_insensitive, .. } => {
-            let k = if *case_insensitive { key.to_lowercase() } else { key.to_string() };
-            if *dots_to_underscores { k.replace('.', "_") } else { k }
-        }
+    folded(key.to_string(), d)
+}
+
+/// `key` as the deserializer compares it, reusing its allocation when it is already so (the usual case).
+fn folded(key: String, d: &Deserializer) -> String {
+    let (lower, dots) = match d {
+        Deserializer::OpenX { dots_to_underscores, case_insensitive, .. } => (*case_insensitive, *dots_to_underscores),
         // The Hive SerDe matches keys case-insensitively.
-        Deserializer::Hive { .. } => key.to_lowercase(),
-    }
+        Deserializer::Hive { .. } => (true, false),
+    };
+    let key = if lower && key.chars().any(char::is_uppercase) { key.to_lowercase() } else { key };
+    if dots && key.contains('.') { key.replace('.', "_") } else { key }
 }
 
 fn keys(fields: serde_json::Map<String, Value>, d: &Deserializer) -> BTreeMap<String, Value> {
-    fields.into_iter().map(|(k, v)| (key_of(&k, d), v)).collect()
+    fields.into_iter().map(|(k, v)| (folded(k, d), v)).collect()
+}
+
+/// [`cell`] of a value the row owns: a string moves into its cell instead of being copied.
+fn owned_cell(v: Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, String> {
+    match (ty, v) {
+        (ColumnType::String, Value::String(s)) => Ok(Cell::Str(s)),
+        (_, v) => cell(&v, ty, d),
+    }
 }
 
 fn cell(v: &Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, String> {
@@ -676,6 +702,18 @@ mod tests {
         assert_eq!(wrong.code, MALFORMED_DATA);
         assert!(wrong.message.contains("column hits: key `x`"), "{}", wrong.message);
         assert!(rows(br#"{"tags":"a"}"#, &nested, &openx()).unwrap_err().message.contains("is not an array"));
+        // Keys that fold alike: the last wins; two columns reading one key both get it.
+        let twice = vec![("host".to_string(), ColumnType::String), ("ts".to_string(), ColumnType::String)];
+        let mapped = parse(Some(&json!({
+            "SchemaConfiguration": {"RoleARN": "r", "DatabaseName": "d", "TableName": "t"},
+            "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {"ColumnToJsonKeyMappings": {"ts": "host"}}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}}
+        })))
+        .unwrap()
+        .unwrap()
+        .deserializer;
+        let got = rows(br#"{"Host":"a","host":"b"}"#, &twice, &mapped).unwrap();
+        assert_eq!(got[0], vec![Cell::Str("b".into()), Cell::Str("b".into())]);
         assert_eq!(decimal("-1.5", 4, 2), Some(-150));
         assert_eq!(decimal("123.456", 6, 2), None, "too many fraction digits");
         assert_eq!(decimal("12345", 6, 2), None, "too many integer digits");
