@@ -32,21 +32,19 @@ pub fn emulator(data: &std::path::Path, addr: &str, extra: &[&str], log: &std::p
 }
 
 /// An emulator at `--speed 60` on a fixed address, set up with `setup SETUP`, killed (SIGKILL) about every half
-/// second while `send SEND` runs, and restarted on its data dir each time (at most 12 kills): the send's
-/// output, the kills, the endpoint and the running emulator, for the caller to verify against.
-pub async fn send_through_kills(
-    dir: &std::path::Path,
-    setup: &[&str],
-    send: &[&str],
-) -> (std::process::Output, u32, String, Process) {
-    let (data, log) = (dir.join("data"), dir.join("emulator.log"));
+/// second while `send --generate 100000 --rate 20000` runs, and restarted on its data dir each time (at most 12
+/// kills); then verify must find every line (duplicates allowed: a kill can land between an object and the
+/// progress that says it was written). Returns the kills and verify's report.
+pub async fn lines_survive_kills(setup: &[&str]) -> (u32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("emulator.log"));
     let addr = format!("127.0.0.1:{}", free_port());
     let ep = format!("http://{addr}");
     let mut emu = emulator(&data, &addr, &["--speed", "60"], &log);
-    support::setup(&ep, dir, setup);
+    support::setup(&ep, dir.path(), setup);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firehose-kit"));
-    cmd.args(["--endpoint-url", &ep, "send"]).args(send);
-    cmd.current_dir(dir).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.args(["--endpoint-url", &ep, "send", "--generate", "100000", "--rate", "20000", "--retry-timeout", "60s"]);
+    cmd.current_dir(dir.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     support::test_env(&mut cmd);
     let mut running = cmd.spawn().unwrap();
     let mut kills = 0;
@@ -56,8 +54,15 @@ pub async fn send_through_kills(
         emu = emulator(&data, &addr, &["--speed", "60"], &log);
         kills += 1;
     }
-    let out = tokio::task::spawn_blocking(move || running.wait_with_output()).await.unwrap().unwrap();
-    (out, kills, ep, emu)
+    let sent = tokio::task::spawn_blocking(move || running.wait_with_output()).await.unwrap().unwrap();
+    support::assert_exit(&sent, 0);
+    assert!(kills >= 3, "the kills hit the run ({kills})");
+    let verified = support::cli(&ep, dir.path(), &["verify", "-o", "json", "--wait", "60s"]);
+    let v = support::json_out(&verified);
+    support::assert_exit(&verified, 0);
+    assert_eq!((v["matched"].as_u64(), v["missing"].as_u64()), (Some(100_000), Some(0)), "{v}");
+    kill(&mut emu);
+    (kills, v)
 }
 
 pub fn kill(p: &mut Process) {
