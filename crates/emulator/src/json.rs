@@ -88,6 +88,33 @@ pub fn ok_sized<T: Serialize>(output: &T, capacity: usize) -> Result<Vec<u8>, Ap
 pub struct Empty {}
 
 /// The HTTP response for a result.
+/// An action of a JSON 1.1 service: the service, its state (locked), the parsed input, the region.
+pub type Handler<Svc, St, I> = fn(&Svc, &mut St, I, &str) -> Result<Vec<u8>, ApiError>;
+
+/// Serves one call of a JSON 1.1 service: its handler from `actions` (an action not there is
+/// `UnknownOperationException`), the input parsed and told its action's name by `named`, run under the service's
+/// state lock.
+pub fn dispatch<Svc, St, I: DeserializeOwned>(
+    svc: &Svc,
+    state: &std::sync::Mutex<St>,
+    actions: &[(&'static str, Handler<Svc, St, I>)],
+    (operation, body, region): (&str, &[u8], &str),
+    named: fn(&mut I, &'static str),
+) -> Response<Bytes> {
+    let Some((name, handler)) = actions.iter().find(|(name, _)| *name == operation) else {
+        return response(Err(ApiError::new(
+            "UnknownOperationException",
+            format!("operation {operation} is not modelled by the firehose-kit emulator"),
+        )));
+    };
+    let result = input::<I>(body).and_then(|mut input| {
+        named(&mut input, name);
+        let mut state = state.lock().expect("service state lock");
+        handler(svc, &mut state, input, region)
+    });
+    response(result)
+}
+
 pub fn response(result: Result<Vec<u8>, ApiError>) -> Response<Bytes> {
     let (status, body) = match result {
         Ok(body) => (StatusCode::OK, body),

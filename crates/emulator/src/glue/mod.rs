@@ -25,7 +25,7 @@ use crate::json::{self, ApiError};
 use firehose_kit_domain::util::persist::{self, Durability};
 
 /// One action: reads its input, changes or reads the catalog (persisting what it changes), answers.
-type Handler = fn(&Glue, &mut State, serde_json::Value, &str) -> Result<Vec<u8>, ApiError>;
+type Handler = json::Handler<Glue, State, serde_json::Value>;
 
 /// Every action the emulator serves, by name.
 const ACTIONS: &[(&str, Handler)] = &[
@@ -65,17 +65,7 @@ impl Glue {
 
     /// Serves one Glue call.
     pub fn handle(&self, operation: &str, body: &[u8], region: &str) -> Response<Bytes> {
-        let Some((_, handler)) = ACTIONS.iter().find(|(name, _)| *name == operation) else {
-            return json::response(Err(ApiError::new(
-                "UnknownOperationException",
-                format!("operation {operation} is not modelled by the firehose-kit emulator"),
-            )));
-        };
-        let result = json::input::<serde_json::Value>(body).and_then(|input| {
-            let mut state = self.state.lock().expect("glue lock");
-            handler(self, &mut state, input, region)
-        });
-        json::response(result)
+        json::dispatch(self, &self.state, ACTIONS, (operation, body, region), |_, _| {})
     }
 
     fn save(&self, state: &State) -> Result<(), ApiError> {

@@ -33,7 +33,7 @@ use firehose_kit_domain::kinesis::{MAX_GET_RECORDS, MAX_GET_RECORDS_BYTES};
 use firehose_kit_domain::util::persist::Durability;
 
 /// One action: reads its input, changes or reads the state (persisting what it changes), answers.
-type Handler = fn(&Kinesis, &mut State, Input, &str) -> Result<Vec<u8>, ApiError>;
+type Handler = json::Handler<Kinesis, State, Input>;
 
 /// Every action the emulator serves, by name.
 const ACTIONS: &[(&str, Handler)] = &[
@@ -192,18 +192,7 @@ impl Kinesis {
                 format!("{operation} is not modelled by the firehose-kit emulator: {why}"),
             )));
         }
-        let Some((name, handler)) = ACTIONS.iter().find(|(name, _)| *name == operation) else {
-            return json::response(Err(ApiError::new(
-                "UnknownOperationException",
-                format!("operation {operation} is not modelled by the firehose-kit emulator"),
-            )));
-        };
-        let result = json::input::<Input>(body).and_then(|mut input| {
-            input.action = name;
-            let mut state = self.state.lock().expect("kinesis lock");
-            handler(self, &mut state, input, region)
-        });
-        json::response(result)
+        json::dispatch(self, &self.state, ACTIONS, (operation, body, region), |input, name| input.action = name)
     }
 
     fn lifecycle(&self, meta: &StreamMeta, now: i64) -> Lifecycle {

@@ -26,7 +26,7 @@ use super::json::{self, ApiError};
 use super::s3::store::now_ms;
 
 /// One action: reads its input, changes or reads the state (persisting what it changes), answers.
-type Handler = fn(&Logs, &mut State, Input, &str) -> Result<Vec<u8>, ApiError>;
+type Handler = json::Handler<Logs, State, Input>;
 
 /// Every action the emulator serves, by name.
 const ACTIONS: &[(&str, Handler)] = &[
@@ -116,18 +116,7 @@ impl Logs {
 
     /// Serves one CloudWatch Logs call.
     pub fn handle(&self, operation: &str, body: &[u8], region: &str) -> Response<Bytes> {
-        let Some((name, handler)) = ACTIONS.iter().find(|(name, _)| *name == operation) else {
-            return json::response(Err(ApiError::new(
-                "UnknownOperationException",
-                format!("operation {operation} is not modelled by the firehose-kit emulator"),
-            )));
-        };
-        let result = json::input::<Input>(body).and_then(|mut input| {
-            input.action = name;
-            let mut state = self.state.lock().expect("logs lock");
-            handler(self, &mut state, input, region)
-        });
-        json::response(result)
+        json::dispatch(self, &self.state, ACTIONS, (operation, body, region), |input, name| input.action = name)
     }
 
     fn persist(&self, result: std::io::Result<()>) -> Result<(), ApiError> {
