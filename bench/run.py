@@ -96,7 +96,9 @@ def run_cpu(cmd, **kw):
 
 
 def start_local(name, *extra):
+    """A fresh emulator (its data dir emptied: a BENCH_ONLY run keeps the work dir of the run before)."""
     data = os.path.join(WORK, name)
+    shutil.rmtree(data, ignore_errors=True)
     proc = subprocess.Popen([BIN, "local", "--addr", "127.0.0.1:0", "--data-dir", data, "--create-delay", "0s",
                              "--delete-delay", "0s", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=ENV)
@@ -337,14 +339,20 @@ def end_to_end(emu, what, stream, bucket, state, path, want, setup_extra):
     return time.time() - t
 
 
+def setup_has(flag, rows):
+    """Whether the binary measured has `setup FLAG` (an older build may not: then its rows are skipped, said)."""
+    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
+    if flag not in helped:
+        log(f"{BIN} has no setup {flag} (an older build): skipping the {rows} rows")
+    return flag in helped
+
+
 def transform():
     """End to end (send until every object is in S3) for 200,000 lines to a stream whose records the Python
     Apache -> JSON blueprint transforms on Lambda, against the same lines to an untransformed stream; and the
     emulator's own CPU per GB (the function's processes are children it has not waited for, so their CPU is
     not in the emulator's count). --speed 60: the 60 s intervals pass in one second."""
-    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
-    if "--transform" not in helped:
-        log(f"{BIN} has no setup --transform (an older build): skipping the transform rows")
+    if not setup_has("--transform", "transform"):
         return None
     proc, emu = start_local("emu-transform", "--speed", "60")
     path = generate("transform.log", 200_000, 8)
@@ -394,9 +402,7 @@ def chained():
     """End to end (send until every byte is in S3) for 300,000 lines through a 4-shard data stream in front of
     Firehose, against the same lines sent to a Direct Put stream. --speed 60: the 60 s intervals pass in one
     second, Firehose reads each shard 60 times a second."""
-    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
-    if "--source" not in helped:
-        log(f"{BIN} has no setup --source (an older build): skipping the chained rows")
+    if not setup_has("--source", "chained"):
         return None
     proc, emu = start_local("emu-chained", "--speed", "60")
     path = generate("chained.log", 300_000, 10)
@@ -443,9 +449,7 @@ def conversion():
     through the Glue table setup makes, against the same lines to an unconverted stream and as JSON to a gzip
     stream; the emulator's CPU per GB sent; the bytes delivered; and what a query over status and bytes scans of
     the Parquet against the gzip JSON (Athena reads a gzip object whole). --speed 60."""
-    helped = subprocess.run([BIN, "setup", "--help"], capture_output=True, text=True, env=ENV).stdout
-    if "--format" not in helped:
-        log(f"{BIN} has no setup --format (an older build): skipping the conversion rows")
+    if not setup_has("--format", "conversion"):
         return None
     proc, emu = start_local("emu-conversion", "--speed", "60")
     path = generate("conversion.log", 200_000, 11)
