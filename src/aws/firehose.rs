@@ -63,7 +63,7 @@ impl std::fmt::Display for ConversionSpec {
 }
 
 /// The `DataFormatConversionConfiguration` of `spec` (`None`: turned off).
-fn conversion_config(spec: Option<&ConversionSpec>) -> DataFormatConversionConfiguration {
+pub fn conversion_config(spec: Option<&ConversionSpec>) -> DataFormatConversionConfiguration {
     let Some(c) = spec else { return DataFormatConversionConfiguration::builder().enabled(false).build() };
     DataFormatConversionConfiguration::builder()
         .enabled(true)

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use aws_sdk_firehose::types::{
-    BufferingHints, CloudWatchLoggingOptions, DataFormatConversionConfiguration, Deserializer,
-    ExtendedS3DestinationConfiguration, InputFormatConfiguration, OpenXJsonSerDe, OutputFormatConfiguration,
-    ParquetSerDe, SchemaConfiguration, Serializer,
+    BufferingHints, CloudWatchLoggingOptions, ExtendedS3DestinationConfiguration, OutputFormatConfiguration, Serializer,
 };
 use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
 
@@ -37,21 +35,14 @@ async fn table(g: &aws_sdk_glue::Client, columns: &[(&str, &str)]) {
 }
 
 fn destination(bucket_arn: &str, role_arn: &str, size_mib: i32, table: &str) -> ExtendedS3DestinationConfiguration {
-    let conversion = DataFormatConversionConfiguration::builder()
-        .schema_configuration(
-            SchemaConfiguration::builder().role_arn(role_arn).database_name("weblogs").table_name(table).build(),
-        )
-        .input_format_configuration(
-            InputFormatConfiguration::builder()
-                .deserializer(Deserializer::builder().open_x_json_ser_de(OpenXJsonSerDe::builder().build()).build())
-                .build(),
-        )
-        .output_format_configuration(
-            OutputFormatConfiguration::builder()
-                .serializer(Serializer::builder().parquet_ser_de(ParquetSerDe::builder().build()).build())
-                .build(),
-        )
-        .build();
+    // The configuration setup --format parquet sends (OpenX in, Parquet out), on this test's own table.
+    let conversion =
+        firehose_kit::aws::firehose::conversion_config(Some(&firehose_kit::aws::firehose::ConversionSpec {
+            database: "weblogs".into(),
+            table: table.into(),
+            role_arn: role_arn.into(),
+            format: "parquet".into(),
+        }));
     ExtendedS3DestinationConfiguration::builder()
         .bucket_arn(bucket_arn)
         .role_arn(role_arn)
