@@ -180,11 +180,11 @@ mod tests {
     /// A row written the way the emulator writes it reads back as the document send made of the line.
     #[test]
     fn a_row_reads_back_as_the_json_send_made() {
-        let entry = crate::logs::parse_line(
+        let entry = crate::logs::parse_line_in(
             b"1.2.3.4 - frank [10/Oct/2000:13:55:36 -0700] \"GET /a.gif HTTP/1.0\" 200 2326 \"-\" \"curl\"",
+            true,
         )
-        .unwrap()
-        .in_utc();
+        .unwrap();
         let sent = serde_json::to_string(&entry).unwrap();
         let fields: Vec<Field> = crate::logs::table::COLUMNS
             .iter()

@@ -7,4 +7,4 @@ pub mod partition;
 pub mod table;
 
 pub use generator::{Format, Generator};
-pub use parser::{LogEntry, parse_line};
+pub use parser::{LogEntry, parse_line, parse_line_in};

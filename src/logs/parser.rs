@@ -22,17 +22,6 @@ pub struct LogEntry {
     pub agent: Option<String>,
 }
 
-impl LogEntry {
-    /// The entry with its time in UTC, `2000-10-10T20:55:36Z`: the form the OpenX JSON SerDe documents for
-    /// timestamps, and what a Parquet timestamp keeps (an instant, without the offset).
-    pub fn in_utc(mut self) -> Self {
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&self.time) {
-            self.time = t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        }
-        self
-    }
-}
-
 struct Cursor<'a> {
     s: &'a str,
     pos: usize,
@@ -104,6 +93,12 @@ fn dash(s: &str) -> Option<String> {
 
 /// Parses one line (without its line terminator; a trailing `\r` is ignored).
 pub fn parse_line(line: &[u8]) -> Result<LogEntry, String> {
+    parse_line_in(line, false)
+}
+
+/// [`parse_line`], the time in UTC when `utc` (`2000-10-10T20:55:36Z`: the form the OpenX JSON SerDe documents
+/// for timestamps, and what a Parquet timestamp keeps, an instant without its offset).
+pub fn parse_line_in(line: &[u8], utc: bool) -> Result<LogEntry, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|e| format!("not valid UTF-8 at byte {}", e.valid_up_to()))?;
     if text.trim().is_empty() {
@@ -115,8 +110,8 @@ pub fn parse_line(line: &[u8]) -> Result<LogEntry, String> {
     let user = dash(c.token("user")?);
     let raw_time = c.bracketed("time")?;
     let time = chrono::DateTime::parse_from_str(raw_time, "%d/%b/%Y:%H:%M:%S %z")
-        .map_err(|_| format!("time `{raw_time}` is not in the form 10/Oct/2000:13:55:36 -0700"))?
-        .to_rfc3339();
+        .map_err(|_| format!("time `{raw_time}` is not in the form 10/Oct/2000:13:55:36 -0700"))?;
+    let time = if utc { time.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) } else { time.to_rfc3339() };
     let request = c.quoted("request")?;
     let mut parts = request.splitn(3, ' ');
     let (method, path, protocol) = match (parts.next(), parts.next(), parts.next()) {
@@ -210,6 +205,8 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert!(v["bytes"].is_null());
         assert_eq!(v["time"], "2000-10-10T13:55:36-07:00");
-        assert_eq!(e.in_utc().time, "2000-10-10T20:55:36Z");
+        let utc = parse_line_in(b"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 200 -", true).unwrap();
+        assert_eq!(utc.time, "2000-10-10T20:55:36Z");
+        assert_eq!(LogEntry { time: e.time.clone(), ..utc }, e, "only the time's form differs");
     }
 }

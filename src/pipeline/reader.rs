@@ -19,7 +19,7 @@ use super::manifest::line_hash;
 use super::position::{AckedRange, FileIdentity, identity};
 use super::records::{Batch, Batcher, MAX_RECORD_BYTES, Packer, Span};
 use crate::error::{Error, Result};
-use crate::logs::{Format, Generator, parse_line};
+use crate::logs::{Format, Generator, parse_line_in};
 
 /// Where an input's lines come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,9 +355,8 @@ impl Producer {
         let bytes = if self.config.follow { &bytes[bytes.iter().take_while(|b| **b == 0).count()..] } else { bytes };
         let content: &[u8] = if self.config.json {
             let raw = &bytes[..bytes.len() - 1];
-            match parse_line(raw) {
+            match parse_line_in(raw, self.config.utc_times) {
                 Ok(entry) => {
-                    let entry = if self.config.utc_times { entry.in_utc() } else { entry };
                     self.json_buf.clear();
                     serde_json::to_writer(&mut self.json_buf, &entry).expect("log entries serialise");
                     self.json_buf.push(b'\n');
