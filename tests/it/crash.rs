@@ -165,5 +165,5 @@ async fn a_torn_journal_tail_is_cut_and_said_and_every_acknowledged_record_deliv
     want.sort();
     assert_eq!(lines, want, "each acknowledged record once");
     let said = std::fs::read_to_string(&log).unwrap();
-    assert!(said.contains(&format!("cutting {cut} bytes of a frame whose write was interrupted")), "{said}");
+    assert!(said.contains(&format!("cutting {cut} bytes of a batch whose write was interrupted")), "{said}");
 }

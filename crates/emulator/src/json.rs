@@ -109,7 +109,7 @@ pub fn dispatch<Svc, St, I: DeserializeOwned>(
     };
     let result = input::<I>(body).and_then(|mut input| {
         named(&mut input, name);
-        let mut state = state.lock().expect("service state lock");
+        let mut state = crate::lock(state);
         handler(svc, &mut state, input, region)
     });
     response(result)

@@ -33,6 +33,7 @@
 //! `examples/producer.rs` is a complete test of a producer written with aws-sdk-firehose: it creates the bucket,
 //! role and stream, sends, and reads the delivered object back.
 
+pub(crate) mod faults;
 pub mod firehose;
 pub mod glue;
 pub mod iam;
@@ -58,6 +59,22 @@ use firehose_kit_domain::util::persist::Durability;
 pub use self::firehose::quota::{Quota, QuotaSpec};
 
 pub use firehose_kit_domain::contract::{DEFAULT_ACCOUNT_ID, DEFAULT_ADDR, DEFAULT_SECRET, TEST_ACCESS_KEY};
+
+/// Locks a mutex whatever a panicking holder left: every critical section of the emulator leaves its state whole
+/// (a panic is caught and its work repeated), so one panic never turns every later call into another.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`lock`] for the read side of a read-write lock.
+pub(crate) fn read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`lock`] for the write side of a read-write lock.
+pub(crate) fn write<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Everything that can go wrong starting the emulator.
 #[derive(Debug, thiserror::Error)]

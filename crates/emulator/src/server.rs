@@ -266,7 +266,26 @@ async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Resp
                 .expect("static response parts are valid"),
         },
         Route::LambdaCode => svc.lambda.code(req.uri()).map(s3s::Body::from),
-        route => handle_api(&svc, route, &region, req, &request_id).await.map(s3s::Body::from),
+        route => {
+            // A panic in a handler is answered (and the stream named in the log) instead of dropping the connection:
+            // nothing a handler stores is acknowledged before it answers.
+            let handled = std::panic::AssertUnwindSafe(handle_api(&svc, route, &region, req, &request_id));
+            match futures::FutureExt::catch_unwind(handled).await {
+                Ok(resp) => resp.map(s3s::Body::from),
+                Err(panic) => {
+                    let message = crate::firehose::engine::panic_message(&*panic);
+                    tracing::warn!("{label} {message}; answered InternalFailure");
+                    Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .header("content-type", "application/x-amz-json-1.1")
+                        .body(s3s::Body::from(
+                            serde_json::json!({"__type": "InternalFailure", "message": format!("the emulator {message}")})
+                                .to_string(),
+                        ))
+                        .expect("static response parts are valid")
+                }
+            }
+        }
     };
     let id = HeaderValue::from_str(&request_id).expect("hex is a valid header value");
     resp.headers_mut().insert("x-amzn-requestid", id.clone());
@@ -297,7 +316,13 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            firehose.tick(false);
+            // Sealing buffers and removing idle partitions' directories is file I/O: off the runtime's workers.
+            let fh = firehose.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || fh.tick(false)).await
+                && e.is_panic()
+            {
+                tracing::warn!("the buffers' tick {}", crate::firehose::engine::panic_message(&*e.into_panic()));
+            }
         }
     });
     // Reading Kinesis sources is file I/O: off the runtime's threads, one pass at a time, on a ticker of its own
@@ -312,11 +337,15 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
                 continue;
             }
             let (fh, ks) = (fh.clone(), ks.clone());
-            let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = tokio::task::spawn_blocking(move || {
                 ks.sweep();
                 fh.read_sources();
             })
-            .await;
+            .await
+                && e.is_panic()
+            {
+                tracing::warn!("reading Kinesis sources {}", crate::firehose::engine::panic_message(&*e.into_panic()));
+            }
         }
     });
     loop {

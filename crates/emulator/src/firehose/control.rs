@@ -6,7 +6,7 @@ use super::model::{
     CreateInput, CreateOutput, DESTINATION_ID, Encryption, EncryptionCallInput, ListInput, ListOutput, ListTagsInput,
     ListTagsOutput, NameInput, StreamState, TagInput, TagOutput, UntagInput, UpdateInput,
 };
-use super::{Firehose, Stream, stream_key, target_of, validate};
+use super::{Firehose, Stream, stream_key, validate};
 use crate::json::{self as wire, ApiError, Empty};
 use crate::s3::store::now_ms;
 use firehose_kit_domain::limits::MAX_TAGS;
@@ -24,14 +24,14 @@ impl Firehose {
             (None, None) => return Err(ApiError::invalid("Exactly one destination configuration must be specified")),
             (Some(_), Some(_)) => return Err(ApiError::invalid("Only one destination configuration can be specified")),
         };
-        let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationConfiguration")?;
+        validate::destination(&destination, "extendedS3DestinationConfiguration")?;
         self.check_conversion_table(&destination, region)?;
         validate::tags(&input.tags)?;
         let encryption = input.encryption.as_ref().map(validate::encryption).transpose()?;
         let source =
             validate::kinesis_source(input.stream_type.as_deref(), input.kinesis_source, encryption.is_some())?;
         let key = stream_key(region, &name);
-        let mut streams = self.streams.lock().expect("streams lock");
+        let mut streams = crate::lock(&self.streams);
         if let Some(existing) = streams.get(&key) {
             if self.lifecycle(&existing.state) != super::Lifecycle::Gone {
                 return Err(ApiError::in_use(format!(
@@ -40,7 +40,7 @@ impl Firehose {
                 )));
             }
             if let Some(s) = streams.remove(&key) {
-                s.runtime.retire();
+                s.retire();
             }
         }
         self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
@@ -86,14 +86,19 @@ impl Firehose {
                             source.stream_arn
                         ))
                     })?;
-                reader.save().map_err(ApiError::internal)?;
                 Some(std::sync::Arc::new(reader))
             }
             None => None,
         };
-        let runtime = self.start_runtime(&state, prefixes, zone).map_err(ApiError::internal)?;
+        let pipeline = self
+            .start_pipeline(&state)
+            .map_err(ApiError::internal)?
+            .map_err(|why| ApiError::invalid(format!("the destination cannot be run: {why}")))?;
+        if let Some(reader) = &reader {
+            reader.save().map_err(ApiError::internal)?;
+        }
         let arn = state.arn.clone();
-        streams.insert(key, Stream { state, runtime, reader });
+        streams.insert(key, Stream { state, pipeline: Ok(pipeline), reader });
         self.save(&streams)?;
         wire::ok(&CreateOutput { arn })
     }
@@ -115,7 +120,7 @@ impl Firehose {
         }
         let wanted = input.stream_type.clone();
         let start = input.start.unwrap_or_default();
-        let streams = self.streams.lock().expect("streams lock");
+        let streams = crate::lock(&self.streams);
         let names: Vec<&str> = streams
             .values()
             .filter(|s| s.state.region == region && s.state.name > start)
@@ -146,7 +151,9 @@ impl Firehose {
                 _ => {}
             }
             s.state.deleting_since_ms = Some(now_ms());
-            s.runtime.flush_due(0, true);
+            if let Some(p) = s.pipeline() {
+                p.flush_due(0, true);
+            }
             wire::ok(&Empty {})
         })
     }
@@ -191,15 +198,23 @@ impl Firehose {
                 }
                 _ => {}
             }
-            let (prefixes, zone) = validate::destination(&destination, "extendedS3DestinationUpdate")?;
+            validate::destination(&destination, "extendedS3DestinationUpdate")?;
             self.check_conversion_table(&destination, region)?;
             if destination.role_arn != s.state.destination.role_arn {
                 self.iam.check_assumable(&destination.role_arn, region).map_err(ApiError::invalid)?;
             }
-            s.state.destination = destination;
-            s.state.version += 1;
-            s.state.updated_ms = now_ms();
-            s.runtime.retarget(target_of(&s.state, prefixes, zone, &self.config));
+            let mut next = s.state.clone();
+            next.destination = destination;
+            next.version += 1;
+            next.updated_ms = now_ms();
+            let plan =
+                self.plan(&next).map_err(|why| ApiError::invalid(format!("the destination cannot be run: {why}")))?;
+            match &s.pipeline {
+                Ok(p) => p.retarget(&plan).map_err(ApiError::internal)?,
+                // A stream whose stored configuration did not read back runs again: its journal is delivered now.
+                Err(_) => s.pipeline = self.start_pipeline(&next).map_err(ApiError::internal)?,
+            }
+            s.state = next;
             wire::ok(&Empty {})
         })
     }
@@ -212,7 +227,7 @@ impl Firehose {
         };
         let s = &c.schema;
         let region = s.region.as_deref().unwrap_or(region);
-        let table = self.gate.glue.as_ref().and_then(|g| g.table(region, &s.database, &s.table)).ok_or_else(|| {
+        let table = self.ctx.glue.as_ref().and_then(|g| g.table(region, &s.database, &s.table)).ok_or_else(|| {
             ApiError::invalid(format!(
                 "Could not read the Glue table {}.{} of the data format conversion: EntityNotFoundException: Table {} not found.",
                 s.database, s.table, s.table

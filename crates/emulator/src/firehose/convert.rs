@@ -22,6 +22,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use serde_json::json;
 
+use super::engine::Context;
 use super::gate::Failure;
 use super::target::ConversionTarget;
 use firehose_kit_domain::access::{self, Request};
@@ -38,15 +39,12 @@ pub struct Converted {
 
 /// The table's columns, read from Glue as the conversion role (checked for what AWS checks: `glue:GetTable` on
 /// the catalog, database and table, `GetTableVersion(s)` on the table).
-fn columns(
-    gate: &super::gate::Gate,
-    c: &ConversionTarget,
-    stream_region: &str,
-) -> Result<Vec<(String, ColumnType)>, Failure> {
+fn columns(ctx: &Context, c: &ConversionTarget, stream_region: &str) -> Result<Vec<(String, ColumnType)>, Failure> {
     let s = &c.conversion.schema;
     let region = s.region.as_deref().unwrap_or(stream_region);
     let partition = firehose_kit_domain::names::arn_partition(region);
     let denied = |why: String| Failure::new("DataFormatConversion.AccessDenied", why);
+    let gate = &ctx.gate;
     let role = gate
         .iam
         .role_view(&s.role_arn, stream_region)
@@ -63,7 +61,10 @@ fn columns(
         }
     }
     let glue =
-        gate.glue.as_ref().ok_or_else(|| Failure::new("DataFormatConversion.EntityNotFound", "no Glue catalog"))?;
+        ctx.glue.as_ref().ok_or_else(|| Failure::new("DataFormatConversion.EntityNotFound", "no Glue catalog"))?;
+    crate::faults::check(crate::faults::GLUE_READ, &s.table).map_err(|e| {
+        Failure::new("InternalError", format!("reading the Glue table {}.{}: {e}", s.database, s.table))
+    })?;
     let table = glue.table(region, &s.database, &s.table).ok_or_else(|| {
         Failure::new("DataFormatConversion.EntityNotFound", format!("Glue table {}.{} not found", s.database, s.table))
     })?;
@@ -180,17 +181,18 @@ fn failed_document(
 /// Converts the records `visit` hands over (arrival time, data) for a stream in `region`. A storage error of the
 /// journal read is an `InternalError` (the buffer is kept and retried).
 pub fn convert(
-    gate: &super::gate::Gate,
+    ctx: &Context,
     c: &ConversionTarget,
     region: &str,
     visit: impl FnOnce(&mut dyn FnMut(i64, &[u8]) -> std::io::Result<()>) -> std::io::Result<()>,
 ) -> Result<Converted, Failure> {
-    let columns = columns(gate, c, region)?;
+    let gate = &ctx.gate;
+    let columns = columns(ctx, c, region)?;
     let mut out = ParquetOut::new(&columns, &c.conversion.parquet);
     let mut failed = Vec::new();
     let mut write_error = None;
     visit(&mut |arrival, data| {
-        match conversion::rows(data, &columns, &c.conversion.deserializer) {
+        match rows_of(data, &columns, &c.conversion.deserializer) {
             Ok(rows) => {
                 if let Err(e) = out.push(rows) {
                     write_error = Some(e);
@@ -212,6 +214,23 @@ pub fn convert(
     let rows = out.rows;
     let parquet = out.finish()?;
     Ok(Converted { parquet, failed: (!failed.is_empty()).then_some(failed), rows })
+}
+
+/// A record's rows; a record whose conversion panics (a bug, never its data's fault) is a failure of that
+/// record alone, named in the emulator's log.
+fn rows_of(
+    data: &[u8],
+    columns: &[(String, ColumnType)],
+    d: &conversion::Deserializer,
+) -> Result<Vec<Vec<Cell>>, conversion::Failure> {
+    std::panic::catch_unwind(|| conversion::rows(data, columns, d)).unwrap_or_else(|panic| {
+        let message = super::engine::panic_message(&*panic);
+        tracing::warn!("a record could not be converted: the conversion {message}");
+        Err(conversion::Failure {
+            code: "DataFormatConversion.MalformedData",
+            message: format!("The emulator could not convert the record: the conversion {message}"),
+        })
+    })
 }
 
 fn data_type(ty: &ColumnType) -> DataType {

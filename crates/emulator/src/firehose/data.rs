@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Firehose;
-use super::engine::Runtime;
+use super::engine::Pipeline;
+use super::engine::lock;
 use super::model::Lifecycle;
 use super::quota::Refusal;
 use super::validate;
@@ -15,6 +16,7 @@ use crate::json::{self as wire, ApiError};
 use crate::s3::store::now_ms;
 use firehose_kit_domain::limits::{MAX_BATCH_RECORDS, MAX_RECORD_BYTES, batch_data_fits};
 use firehose_kit_domain::types::{EncryptionStatus, StreamStatus};
+use firehose_kit_domain::util::persist::Durability;
 
 #[derive(Deserialize)]
 struct PutRecordBatchInput<'a> {
@@ -187,22 +189,21 @@ const INLINE_JOURNAL_BYTES: usize = 256 * 1024;
 /// cannot take them (a full disk) refuses the call with InternalFailure, which producers retry, and the
 /// emulator warns about it.
 async fn accept(
-    rt: Arc<Runtime>,
+    stream: &str,
+    pipeline: Arc<Pipeline>,
     spans: Vec<std::ops::Range<usize>>,
     data: Vec<u8>,
     storage: &super::storage::StorageErrors,
+    inline: bool,
 ) -> Result<super::engine::Accepted, ApiError> {
-    let inline = data.len() < INLINE_JOURNAL_BYTES;
-    let runtime = rt.clone();
     let run = move || {
         let records: Vec<&[u8]> = spans.iter().map(|s| &data[s.clone()]).collect();
-        runtime.accept(&records, now_ms())
+        pipeline.accept(&records, now_ms())
     };
     let result = if inline { run() } else { tokio::task::spawn_blocking(run).await.map_err(ApiError::internal)? };
     result.map_err(|e| {
-        let (stream, dir) = rt.describe();
-        let what = format!("the journal under {}: {e}", dir.display());
-        storage.record(&stream, "journal", &what, "the call was answered InternalFailure (nothing acknowledged)");
+        let what = format!("the journal of {stream}: {e}");
+        storage.record(stream, "journal", &what, "the call was answered InternalFailure (nothing acknowledged)");
         ApiError::internal(e)
     })
 }
@@ -225,11 +226,33 @@ fn throttled() -> ApiError {
     ApiError::new("ServiceUnavailableException", Refusal::Throttled.message())
 }
 
+/// What a put needs of an ACTIVE stream.
+struct Active {
+    name: String,
+    incarnation: String,
+    pipeline: Arc<Pipeline>,
+    encrypted: bool,
+}
+
+impl Active {
+    /// Journals the records at `spans` of `data`; a small call on the request's own task (unless every append is
+    /// synced), a large one on the blocking pool.
+    async fn accept(
+        &self,
+        spans: Vec<std::ops::Range<usize>>,
+        data: Vec<u8>,
+        fh: &Firehose,
+    ) -> Result<super::engine::Accepted, ApiError> {
+        let inline = data.len() < INLINE_JOURNAL_BYTES && fh.config.durability == Durability::Process;
+        accept(&self.name, self.pipeline.clone(), spans, data, &fh.ctx.gate.storage, inline).await
+    }
+}
+
 impl Firehose {
-    /// The runtime of an ACTIVE stream, its incarnation, and whether records are encrypted at rest now.
-    fn active_runtime(&self, name: Option<&str>, region: &str) -> Result<(String, Arc<Runtime>, bool), ApiError> {
+    /// The lanes of an ACTIVE stream, its incarnation, and whether records are encrypted at rest now.
+    fn active_pipeline(&self, name: Option<&str>, region: &str) -> Result<Active, ApiError> {
         let name = validate::stream_name(name)?;
-        let streams = self.streams.lock().expect("streams lock");
+        let streams = crate::lock(&self.streams);
         let stream = streams
             .get(&super::stream_key(region, &name))
             .ok_or_else(|| super::not_found(&name, &self.config.account_id))?;
@@ -239,11 +262,16 @@ impl Firehose {
             ));
         }
         match self.lifecycle(&stream.state) {
-            Lifecycle::Is(StreamStatus::Active) => Ok((
-                stream.state.incarnation.clone(),
-                stream.runtime.clone(),
-                self.encryption_status(&stream.state) == EncryptionStatus::Enabled,
-            )),
+            Lifecycle::Is(StreamStatus::Active) => Ok(Active {
+                name: name.clone(),
+                incarnation: stream.state.incarnation.clone(),
+                pipeline: stream.pipeline.clone().map_err(|why| {
+                    ApiError::invalid(format!(
+                        "Firehose {name} accepts no records: {why}. Its journaled records are kept; UpdateDestination with a configuration this emulator can run delivers them."
+                    ))
+                })?,
+                encrypted: self.encryption_status(&stream.state) == EncryptionStatus::Enabled,
+            }),
             Lifecycle::Gone => Err(super::not_found(&name, &self.config.account_id)),
             Lifecycle::Is(other) => Err(ApiError::new(
                 "ResourceNotFoundException",
@@ -264,16 +292,17 @@ impl Firehose {
         }
         let mut data = Vec::with_capacity(len);
         decode_append(b64, &mut data, len)?;
-        let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
-        if !rt.admit_request() || !rt.admit_record(data.len()) {
+        let active = self.active_pipeline(input.name.as_deref(), region)?;
+        if !active.pipeline.admit_request() || !active.pipeline.admit_record(data.len()) {
             return Err(throttled());
         }
-        if let Some(refusal) = self.faults.lock().expect("faults lock").roll() {
+        if let Some(refusal) = lock(&self.faults).roll() {
             return Err(ApiError::new("ServiceUnavailableException", refusal.message()));
         }
-        let accepted = accept(rt, std::iter::once(0..data.len()).collect(), data, &self.gate.storage).await?;
+        let accepted = active.accept(std::iter::once(0..data.len()).collect(), data, self).await?;
         let end = accepted.ends.first().copied().unwrap_or_default();
-        wire::ok(&PutRecordOutput { record_id: RecordId { incarnation: &incarnation, end_offset: end }, encrypted })
+        let record_id = RecordId { incarnation: &active.incarnation, end_offset: end };
+        wire::ok(&PutRecordOutput { record_id, encrypted: active.encrypted })
     }
 
     pub(super) async fn put_record_batch(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
@@ -307,8 +336,9 @@ impl Firehose {
         if !batch_data_fits(total) {
             return Err(ApiError::invalid("Records size exceeds 4 MB limit"));
         }
-        let (incarnation, rt, encrypted) = self.active_runtime(input.name.as_deref(), region)?;
-        if !rt.admit_request() {
+        let active = self.active_pipeline(input.name.as_deref(), region)?;
+        let (incarnation, encrypted) = (active.incarnation.as_str(), active.encrypted);
+        if !active.pipeline.admit_request() {
             return Err(throttled());
         }
         // Decode everything into one buffer; `spans[i]` is record i's range in it.
@@ -322,31 +352,29 @@ impl Firehose {
         // Decide each record's fate: quota first, then injected faults.
         let mut refusals: Vec<Option<Refusal>> = Vec::with_capacity(n);
         {
-            let mut faults = self.faults.lock().expect("faults lock");
+            let mut faults = lock(&self.faults);
             for span in &spans {
-                let refusal = if !rt.admit_record(span.len()) { Some(Refusal::Throttled) } else { faults.roll() };
+                let refusal =
+                    if !active.pipeline.admit_record(span.len()) { Some(Refusal::Throttled) } else { faults.roll() };
                 refusals.push(refusal);
             }
         }
         let accepted_spans: Vec<std::ops::Range<usize>> =
             spans.iter().zip(&refusals).filter(|(_, r)| r.is_none()).map(|(s, _)| s.clone()).collect();
-        let ends = if accepted_spans.is_empty() {
-            Vec::new()
-        } else {
-            accept(rt, accepted_spans, data, &self.gate.storage).await?.ends
-        };
+        let ends =
+            if accepted_spans.is_empty() { Vec::new() } else { active.accept(accepted_spans, data, self).await?.ends };
         let mut ends = ends.into_iter();
         let responses: Vec<Entry> = refusals
             .iter()
             .map(|r| match r {
-                None => Entry::Accepted {
-                    record_id: RecordId { incarnation: &incarnation, end_offset: ends.next().unwrap_or_default() },
-                },
+                None => {
+                    Entry::Accepted { record_id: RecordId { incarnation, end_offset: ends.next().unwrap_or_default() } }
+                }
                 Some(refusal) => Entry::Failed { code: refusal.code(), message: refusal.message() },
             })
             .collect();
         let failed = refusals.iter().filter(|r| r.is_some()).count();
-        PutRecordBatchOutput { failed, encrypted, responses }.to_json(&incarnation)
+        PutRecordBatchOutput { failed, encrypted, responses }.to_json(incarnation)
     }
 }
 

@@ -14,7 +14,6 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -51,21 +50,13 @@ impl Failure {
     }
 }
 
-/// The delivery checks and failure accounting shared by every stream of the emulator.
+/// The delivery checks, failure accounting and error logging shared by every stream of the emulator.
 pub struct Gate {
     pub iam: Arc<Iam>,
     pub logs: Arc<Logs>,
-    /// Lambda, for streams that transform their records (`None` in unit tests of the engine).
-    pub lambda: Option<Arc<crate::lambda::Lambda>>,
-    /// Glue, for streams that convert record formats (`None` in unit tests of the engine).
-    pub glue: Option<Arc<crate::glue::Glue>>,
     pub account_id: String,
     pub fail: Option<FailDelivery>,
     rng: Mutex<SmallRng>,
-    /// How long undeliverable data is retried before it is dropped.
-    pub horizon: Duration,
-    /// `--speed`: retry backoff runs this many times faster.
-    pub speed: f64,
     /// Failed delivery attempts.
     pub failures: AtomicU64,
     /// Records dropped after the retry horizon.
@@ -74,8 +65,6 @@ pub struct Gate {
     pub logged: AtomicU64,
     /// The emulator's own storage failures (journal appends, object writes).
     pub storage: super::storage::StorageErrors,
-    /// What journal appends and delivery progress must survive (`local --fsync`: a machine crash).
-    pub durability: firehose_kit_domain::util::persist::Durability,
 }
 
 impl Gate {
@@ -85,32 +74,25 @@ impl Gate {
         account_id: String,
         fail: Option<FailDelivery>,
         seed: Option<u64>,
-        horizon: Duration,
-        speed: f64,
     ) -> Self {
         let rng = seed.map(SmallRng::seed_from_u64).unwrap_or_else(|| SmallRng::from_rng(&mut rand::rng()));
         Gate {
             iam,
             logs,
-            lambda: None,
-            glue: None,
             account_id,
             fail,
             rng: Mutex::new(rng),
-            horizon,
-            speed,
             failures: AtomicU64::new(0),
             dropped_records: AtomicU64::new(0),
             logged: AtomicU64::new(0),
             storage: Default::default(),
-            durability: Default::default(),
         }
     }
 
     /// Whether the stream's role may write `key` to its bucket now.
     pub fn check(&self, target: &Target, store: &Store, key: &str) -> Result<(), Failure> {
         if let Some(fail) = self.fail
-            && self.rng.lock().expect("gate rng").random_bool(fail.probability)
+            && crate::lock(&self.rng).random_bool(fail.probability)
         {
             return Err(Failure { code: fail.code, detail: "injected by --fail-delivery".into(), processor: None });
         }
@@ -188,8 +170,8 @@ impl Gate {
 
 /// A gate over a fresh IAM whose role `writer` may write any bucket (for the engine's unit tests).
 #[cfg(test)]
-pub fn test_gate(dir: &std::path::Path, fail: Option<FailDelivery>, horizon: Duration) -> (Arc<Gate>, String) {
-    let iam = Arc::new(Iam::open(dir.join("iam"), "000000000000".into(), Duration::ZERO).unwrap());
+pub fn test_gate(dir: &std::path::Path, fail: Option<FailDelivery>) -> (Arc<Gate>, String) {
+    let iam = Arc::new(Iam::open(dir.join("iam"), "000000000000".into(), std::time::Duration::ZERO).unwrap());
     let trust = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"firehose.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let allow = r#"{"Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}]}"#;
     let enc = |d: &str| percent_encoding::utf8_percent_encode(d, percent_encoding::NON_ALPHANUMERIC).to_string();
@@ -198,7 +180,7 @@ pub fn test_gate(dir: &std::path::Path, fail: Option<FailDelivery>, horizon: Dur
     let put = format!("Action=PutRolePolicy&RoleName=writer&PolicyName=p&PolicyDocument={}", enc(allow));
     assert_eq!(iam.handle_iam(None, put.as_bytes(), "us-east-1", "t").status(), 200);
     let logs = Arc::new(Logs::open(dir.join("logs"), "000000000000".into()).unwrap());
-    let gate = Gate::new(iam, logs, "000000000000".into(), fail, Some(1), horizon, 1.0);
+    let gate = Gate::new(iam, logs, "000000000000".into(), fail, Some(1));
     (Arc::new(gate), "arn:aws:iam::000000000000:role/writer".into())
 }
 

@@ -1,57 +1,90 @@
-//! The per-stream record journal that makes an acknowledged record durable.
+//! A lane's record journal: what makes an acknowledged record, or a stage's output, durable.
 //!
-//! A PutRecord(Batch) is acknowledged only after its records are appended here. The journal is a sequence of
-//! segment files `<first-offset>.log` holding frames `[u32 length][i64 arrival ms][data]`; an offset is a byte
-//! position in the logical concatenation of segments. `delivered.json` records the offset up to which records are
-//! in S3, plus the object being written (`pending`), so that after a kill the engine can tell whether that object
-//! landed: every acknowledged record is then delivered exactly once.
+//! A journal is a sequence of segment files `<first-offset>.log` holding frames `[u32 length | flags][i64 arrival
+//! ms][data]`; an offset is a byte position in the logical concatenation of segments. Frames are appended in
+//! batches, each in one write: the last frame of a batch carries the `END` flag, so a batch torn by a kill (some of
+//! its frames on disk, never acknowledged) is cut off at the next open, whole. A batch a stage writes for an
+//! upstream range ends with a `MARK` frame naming that source and how far it reached ([`Mark`]): a stage that
+//! repeats asks [`Journal::absorbed`] and never appends the same output twice.
+//!
+//! `journal.json` holds the format and the journal's id (the seed of the names its stage derives from a range);
+//! a journal written by the first format (no flags, no `journal.json`: every frame was a batch of its own) is read
+//! as such and continued in a new segment. `delivered.json` holds the stage's [`Progress`].
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::faults;
 use firehose_kit_domain::util::persist::{self, Durability};
 
-/// Bytes of a frame header: u32 length + i64 arrival time.
+/// Bytes of a frame header: u32 length and flags + i64 arrival time.
 pub const FRAME_HEADER: u64 = 12;
 /// A new segment is started once the current one is this large.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The last frame of a batch.
+const END: u32 = 1 << 31;
+/// A frame that marks how far a source's output reached (its data: the source's name, a NUL, the position).
+const MARK: u32 = 1 << 30;
+const LEN_MASK: u32 = MARK - 1;
+/// The format this build writes.
+pub const FORMAT: u32 = 2;
 
-/// The delivery progress document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Progress {
-    /// Every record before this offset is in S3.
-    pub offset: u64,
-    /// The object being delivered: it covers records up to `end`.
-    pub pending: Option<Pending>,
+/// How far a source's output reached: a repeat of the same output finds it absorbed.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark<'a> {
+    pub source: &'a str,
+    pub position: u64,
 }
 
+/// A stage's progress document (`delivered.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// Every record before this offset has gone through the stage.
+    pub offset: u64,
+    /// The objects being written for the range up to `pending.end` (a delivery's intent).
+    pub pending: Option<Pending>,
+    /// Per source, how far its output reached this journal (kept here once the marks' segments are trimmed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub absorbed: BTreeMap<String, u64>,
+}
+
+/// The objects a delivery of the range up to `end` writes: named before they are written, so a repeat writes the
+/// same names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Pending {
     pub end: u64,
     pub bucket: String,
+    /// The object the delivery commits.
     pub key: String,
+    /// An error output written with it (records that failed conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also: Option<String>,
 }
 
-/// One record read back from the journal.
-#[cfg(test)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub arrival_ms: i64,
-    pub data: Vec<u8>,
-    /// Offset just after this record's frame.
-    pub end: u64,
+/// `journal.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    /// Random at creation: names derived from a range differ between two journals (a partition reopened later).
+    id: u64,
+    /// Frames before this offset were written by format 1 (each a batch of its own).
+    #[serde(default)]
+    v1_before: u64,
 }
 
-/// The append side of a stream's journal.
+/// The append side of a journal.
 pub struct Journal {
     dir: PathBuf,
     file: File,
     segment_start: u64,
-    /// Offset just after the last appended frame.
+    /// Offset just after the last appended batch.
     end: u64,
+    meta: Meta,
+    absorbed: BTreeMap<String, u64>,
     /// `Machine` (`local --fsync`): each append is synced before it returns (and so before the ack).
     durability: Durability,
 }
@@ -73,20 +106,86 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(starts)
 }
 
+/// A frame's header, decoded.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    len: u64,
+    arrival_ms: i64,
+    end: bool,
+    mark: bool,
+}
+
+fn header(bytes: &[u8; FRAME_HEADER as usize]) -> Header {
+    let raw = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+    Header {
+        len: (raw & LEN_MASK) as u64,
+        arrival_ms: i64::from_le_bytes(bytes[4..].try_into().expect("8 bytes")),
+        end: raw & END != 0,
+        mark: raw & MARK != 0,
+    }
+}
+
+/// A mark frame's data: the source's name, a NUL, the position (u64 little-endian).
+fn mark_data(mark: &Mark<'_>) -> Vec<u8> {
+    let mut data = Vec::with_capacity(mark.source.len() + 9);
+    data.extend_from_slice(mark.source.as_bytes());
+    data.push(0);
+    data.extend_from_slice(&mark.position.to_le_bytes());
+    data
+}
+
+fn parse_mark(data: &[u8]) -> Option<(String, u64)> {
+    let nul = data.iter().position(|&b| b == 0)?;
+    let position = u64::from_le_bytes(data.get(nul + 1..nul + 9)?.try_into().ok()?);
+    Some((String::from_utf8_lossy(&data[..nul]).into_owned(), position))
+}
+
+/// A frame met while scanning a journal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A record: its arrival time, its data's length and the offset just after it.
+    Record { arrival_ms: i64, len: u64, end: u64 },
+    /// A mark: the offset just after it.
+    Mark { end: u64 },
+}
+
 impl Journal {
-    /// Opens the journal in `dir` for appending after its last complete frame (a torn final frame, left by a
-    /// kill in the middle of a write that was therefore never acknowledged, is cut off).
-    pub fn open(dir: &Path, durability: Durability) -> std::io::Result<Self> {
+    /// Opens the journal in `dir` for appending after its last whole batch (a torn final batch, left by a kill in
+    /// the middle of a write that was therefore never acknowledged, is cut off). Marks are read back from
+    /// `absorbed` (the progress's) and from every frame after `from`.
+    pub fn open(
+        dir: &Path,
+        durability: Durability,
+        from: u64,
+        absorbed: BTreeMap<String, u64>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let starts = segments(dir)?;
+        let meta_path = dir.join("journal.json");
+        let mut meta: Meta = match persist::read_json(&meta_path)? {
+            Some(meta) => meta,
+            // The first format: every frame is a batch of its own.
+            None if !starts.is_empty() => Meta { format: 1, id: rand::random(), v1_before: u64::MAX },
+            None => Meta { format: FORMAT, id: rand::random(), v1_before: 0 },
+        };
+        if meta.format > FORMAT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "journal `{}` is of format {} (this emulator reads up to {FORMAT}): it was written by a newer firehose-kit",
+                    dir.display(),
+                    meta.format
+                ),
+            ));
+        }
         let segment_start = starts.last().copied().unwrap_or(0);
         let path = dir.join(segment_name(segment_start));
-        let valid = if path.exists() { valid_length(&path)? } else { 0 };
+        let valid = if path.exists() { valid_length(&path, segment_start, meta.v1_before)? } else { 0 };
         if path.exists() {
             let len = std::fs::metadata(&path)?.len();
             if len > valid {
                 tracing::warn!(
-                    "journal `{}`: cutting {} bytes of a frame whose write was interrupted (never acknowledged) after offset {}",
+                    "journal `{}`: cutting {} bytes of a batch whose write was interrupted (never acknowledged) after offset {}",
                     path.display(),
                     len - valid,
                     segment_start + valid
@@ -94,12 +193,69 @@ impl Journal {
             }
             OpenOptions::new().write(true).open(&path)?.set_len(valid)?;
         }
+        let end = segment_start + valid;
+        let mut segment_start = segment_start;
+        if meta.format < FORMAT {
+            // Continued in this format from a new segment; what came before is read as it was written.
+            meta = Meta { format: FORMAT, id: meta.id, v1_before: end };
+            if valid > 0 {
+                segment_start = end;
+            }
+        }
+        persist::write_json_as(&meta_path, &meta, durability)?;
+        let path = dir.join(segment_name(segment_start));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         if durability == Durability::Machine {
             file.sync_all()?;
             persist::sync_parent(&path)?;
         }
-        Ok(Journal { dir: dir.to_path_buf(), file, segment_start, end: segment_start + valid, durability })
+        let mut journal = Journal { dir: dir.to_path_buf(), file, segment_start, end, meta, absorbed, durability };
+        journal.read_marks(from.min(end))?;
+        Ok(journal)
+    }
+
+    fn read_marks(&mut self, from: u64) -> std::io::Result<()> {
+        let mut found = Vec::new();
+        walk(&self.dir, from, self.end, self.meta.v1_before, |h, pos, data| {
+            if h.mark {
+                let mut bytes = vec![0u8; h.len as usize];
+                data.read_exact(&mut bytes)?;
+                found.extend(parse_mark(&bytes));
+            } else {
+                std::io::copy(&mut data.take(h.len), &mut std::io::sink())?;
+            }
+            let _ = pos;
+            Ok(())
+        })?;
+        for (source, position) in found {
+            self.note(&source, position);
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, source: &str, position: u64) {
+        let at = self.absorbed.entry(source.to_string()).or_default();
+        *at = (*at).max(position);
+    }
+
+    /// The journal's id: the seed of names derived from its ranges.
+    pub fn id(&self) -> u64 {
+        self.meta.id
+    }
+
+    /// Frames before this offset were written by the first format.
+    pub fn v1_before(&self) -> u64 {
+        self.meta.v1_before
+    }
+
+    /// How far `source`'s output reached this journal.
+    pub fn absorbed(&self, source: &str) -> Option<u64> {
+        self.absorbed.get(source).copied()
+    }
+
+    /// Every source's reach, for the progress document.
+    pub fn marks(&self) -> &BTreeMap<String, u64> {
+        &self.absorbed
     }
 
     /// Continues the journal at `offset` (past its end) in a new segment: appended records then get offsets past
@@ -122,12 +278,15 @@ impl Journal {
         self.end
     }
 
-    /// Appends records (all with the same arrival time) in one write; returns each record's end offset.
+    /// Appends records (each with its arrival time) as one batch in one write, ended by `mark` when given;
+    /// returns each record's end offset. Nothing stays of a batch whose write or sync failed (or panicked): the
+    /// segment is cut back to the previous batch.
     pub fn append<'a>(
         &mut self,
-        arrival_ms: i64,
-        records: impl Iterator<Item = &'a [u8]> + Clone,
+        records: impl Iterator<Item = (i64, &'a [u8])> + Clone,
+        mark: Option<Mark<'_>>,
     ) -> std::io::Result<Vec<u64>> {
+        faults::check(faults::JOURNAL_APPEND, &self.dir)?;
         if self.end - self.segment_start >= SEGMENT_BYTES {
             let path = self.dir.join(segment_name(self.end));
             self.file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -136,36 +295,76 @@ impl Journal {
             }
             self.segment_start = self.end;
         }
+        let mark_bytes = mark.as_ref().map(mark_data);
         // Headers are built in one small buffer and written with the records' own bytes in vectored writes: no
         // copy of the (up to 4 MiB) batch is made.
         let mut headers = Vec::new();
         let mut ends = Vec::new();
         let mut offset = self.end;
-        for record in records.clone() {
-            headers.extend_from_slice(&(record.len() as u32).to_le_bytes());
-            headers.extend_from_slice(&arrival_ms.to_le_bytes());
-            offset += FRAME_HEADER + record.len() as u64;
-            ends.push(offset);
+        let frames: Vec<(i64, &[u8], bool)> = records
+            .map(|(arrival, data)| (arrival, data, false))
+            .chain(mark_bytes.as_deref().map(|m| (0, m, true)))
+            .collect();
+        if frames.is_empty() {
+            return Ok(ends);
         }
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(ends.len() * 2);
-        for (header, record) in headers.chunks(FRAME_HEADER as usize).zip(records) {
-            slices.push(IoSlice::new(header));
-            slices.push(IoSlice::new(record));
-        }
-        if let Err(e) = write_all_vectored(&mut self.file, &mut slices) {
-            // A partial write (a full disk) must not stay: the records were not acknowledged, and a later append
-            // after a torn frame would be unreadable. Cut the segment back to its last whole frame.
-            let path = self.dir.join(segment_name(self.segment_start));
-            if let Err(cut) = self.file.set_len(self.end - self.segment_start) {
-                tracing::error!("cannot cut `{}` back after a failed write: {cut}", path.display());
+        for (i, (arrival, data, is_mark)) in frames.iter().enumerate() {
+            let mut raw = data.len() as u32;
+            if *is_mark {
+                raw |= MARK;
             }
-            return Err(std::io::Error::new(e.kind(), format!("appending to `{}`: {e}", path.display())));
+            if i + 1 == frames.len() {
+                raw |= END;
+            }
+            headers.extend_from_slice(&raw.to_le_bytes());
+            headers.extend_from_slice(&arrival.to_le_bytes());
+            offset += FRAME_HEADER + data.len() as u64;
+            if !is_mark {
+                ends.push(offset);
+            }
         }
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(frames.len() * 2);
+        for (header, (_, data, _)) in headers.chunks(FRAME_HEADER as usize).zip(&frames) {
+            slices.push(IoSlice::new(header));
+            slices.push(IoSlice::new(data));
+        }
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&mut slices)));
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.cut_back();
+                let path = self.dir.join(segment_name(self.segment_start));
+                return Err(std::io::Error::new(e.kind(), format!("appending to `{}`: {e}", path.display())));
+            }
+            Err(panic) => {
+                self.cut_back();
+                std::panic::resume_unwind(panic);
+            }
+        }
+        self.end = offset;
+        if let Some(m) = mark {
+            self.note(m.source, m.position);
+        }
+        Ok(ends)
+    }
+
+    /// Writes a batch's frames and syncs them as asked.
+    fn write_batch(&mut self, slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+        write_all_vectored(&mut self.file, slices)?;
+        faults::check(faults::JOURNAL_SYNC, &self.dir)?;
         if self.durability == Durability::Machine {
             self.file.sync_data()?;
         }
-        self.end = offset;
-        Ok(ends)
+        Ok(())
+    }
+
+    /// A partial write (a full disk) or one whose sync failed must not stay: the records were not acknowledged,
+    /// and the next batch's offsets count from the last whole one. Cuts the segment back to it.
+    fn cut_back(&mut self) {
+        let path = self.dir.join(segment_name(self.segment_start));
+        if let Err(cut) = self.file.set_len(self.end - self.segment_start) {
+            tracing::error!("cannot cut `{}` back after a failed write: {cut}", path.display());
+        }
     }
 
     /// Removes segments that lie wholly before `offset` (already delivered).
@@ -195,113 +394,36 @@ fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::i
     Ok(())
 }
 
-/// Length of the complete frames at the start of a segment file.
-fn valid_length(path: &Path) -> std::io::Result<u64> {
+/// Length of the whole batches at the start of a segment file (frames before `v1_before` are batches alone).
+fn valid_length(path: &Path, segment_start: u64, v1_before: u64) -> std::io::Result<u64> {
     let len = std::fs::metadata(path)?.len();
     let mut reader = BufReader::new(File::open(path)?);
-    let mut pos = 0u64;
-    let mut header = [0u8; FRAME_HEADER as usize];
+    let (mut pos, mut whole) = (0u64, 0u64);
+    let mut bytes = [0u8; FRAME_HEADER as usize];
     loop {
-        if pos + FRAME_HEADER > len || reader.read_exact(&mut header).is_err() {
-            return Ok(pos);
+        if pos + FRAME_HEADER > len || reader.read_exact(&mut bytes).is_err() {
+            return Ok(whole);
         }
-        let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-        if pos + FRAME_HEADER + size > len {
-            return Ok(pos);
+        let h = header(&bytes);
+        if pos + FRAME_HEADER + h.len > len {
+            return Ok(whole);
         }
-        std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())?;
-        pos += FRAME_HEADER + size;
-    }
-}
-
-/// Reads every record at or after `from` (which must be a frame boundary), in order, into memory (tests).
-#[cfg(test)]
-pub fn read_from(dir: &Path, from: u64) -> std::io::Result<Vec<Entry>> {
-    let mut frames = Vec::new();
-    scan_from(dir, from, |arrival_ms, len, end| frames.push((arrival_ms, len, end)))?;
-    frames
-        .into_iter()
-        .map(|(arrival_ms, len, end)| {
-            let mut data = Vec::new();
-            copy_range(dir, end - FRAME_HEADER - len, end, &mut data)?;
-            Ok(Entry { arrival_ms, data, end })
-        })
-        .collect()
-}
-
-/// Visits every frame at or after `from` (a frame boundary) without reading its data: `f(arrival_ms, data_len,
-/// end)`, in order. Restart uses it to rebuild buffers whose bytes stay on disk.
-pub fn scan_from(dir: &Path, from: u64, mut f: impl FnMut(i64, u64, u64)) -> std::io::Result<()> {
-    let starts = segments(dir)?;
-    for (i, &start) in starts.iter().enumerate() {
-        if starts.get(i + 1).is_some_and(|&n| n <= from) {
-            continue;
-        }
-        let path = dir.join(segment_name(start));
-        let valid = valid_length(&path)?;
-        let mut reader = BufReader::new(File::open(&path)?);
-        let mut pos = start;
-        let mut header = [0u8; FRAME_HEADER as usize];
-        while pos < start + valid {
-            reader.read_exact(&mut header)?;
-            let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-            let arrival_ms = i64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
-            reader.seek_relative(size as i64)?;
-            pos += FRAME_HEADER + size;
-            if pos > from {
-                f(arrival_ms, size, pos);
-            }
+        reader.seek_relative(h.len as i64)?;
+        pos += FRAME_HEADER + h.len;
+        if h.end || segment_start + pos <= v1_before {
+            whole = pos;
         }
     }
-    Ok(())
 }
 
-/// Writes the data of the frames between offsets `start` and `end` (frame boundaries) to `sink`, in order,
-/// through a bounded buffer: an object is streamed from the journal, never held whole.
-pub fn copy_range(dir: &Path, start: u64, end: u64, sink: &mut dyn Write) -> std::io::Result<()> {
-    walk_range(dir, start, end, |_, size, data| {
-        let copied = std::io::copy(&mut data.take(size), sink)?;
-        if copied != size {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "journal frame cut short"));
-        }
-        Ok(())
-    })
-}
-
-/// The records between offsets `start` and `end` (frame boundaries): arrival time and data, in order.
-pub fn read_range(dir: &Path, start: u64, end: u64) -> std::io::Result<Vec<(i64, Vec<u8>)>> {
-    let mut out = Vec::new();
-    walk_range(dir, start, end, |arrival_ms, size, data| {
-        let mut record = vec![0u8; size as usize];
-        data.read_exact(&mut record)?;
-        out.push((arrival_ms, record));
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// Calls `f(arrival_ms, data)` for each record between offsets `start` and `end`, in order, one record in memory
-/// at a time.
-pub fn for_each_record(
+/// Calls `f(header, offset after the frame, data)` for each frame between offsets `start` and `end` (frame
+/// boundaries), in order; `f` reads exactly the frame's length from `data`.
+fn walk(
     dir: &Path,
     start: u64,
     end: u64,
-    mut f: impl FnMut(i64, &[u8]) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut record = Vec::new();
-    walk_range(dir, start, end, |arrival_ms, size, data| {
-        record.resize(size as usize, 0);
-        data.read_exact(&mut record)?;
-        f(arrival_ms, &record)
-    })
-}
-
-/// Calls `f(arrival_ms, size, data)` for each frame between `start` and `end`; `f` reads exactly `size` bytes.
-fn walk_range(
-    dir: &Path,
-    start: u64,
-    end: u64,
-    mut f: impl FnMut(i64, u64, &mut dyn Read) -> std::io::Result<()>,
+    v1_before: u64,
+    mut f: impl FnMut(Header, u64, &mut dyn Read) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let starts = segments(dir)?;
     let mut pos = start;
@@ -312,21 +434,23 @@ fn walk_range(
         let mut file = File::open(dir.join(segment_name(segment)))?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(pos - segment))?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
-        let mut header = [0u8; FRAME_HEADER as usize];
+        let mut bytes = [0u8; FRAME_HEADER as usize];
         loop {
             if pos >= end {
                 return Ok(());
             }
-            match reader.read_exact(&mut header) {
+            match reader.read_exact(&mut bytes) {
                 Ok(()) => {}
                 // The end of this segment: the next frame starts the next one.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e),
             }
-            let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-            let arrival_ms = i64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
-            f(arrival_ms, size, &mut reader)?;
-            pos += FRAME_HEADER + size;
+            let mut h = header(&bytes);
+            if pos < v1_before {
+                h.mark = false;
+            }
+            pos += FRAME_HEADER + h.len;
+            f(h, pos, &mut reader)?;
         }
         if starts.iter().all(|&s| s <= segment) {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("journal ends before {end}")));
@@ -335,11 +459,81 @@ fn walk_range(
     Ok(())
 }
 
+/// A journal's frames, read from outside its append side (a stage's worker, a restart).
+#[derive(Debug, Clone)]
+pub struct Reader {
+    dir: PathBuf,
+    v1_before: u64,
+}
+
+impl Reader {
+    pub fn new(dir: &Path, v1_before: u64) -> Self {
+        Reader { dir: dir.to_path_buf(), v1_before }
+    }
+
+    /// Visits every frame at or after `from` (a frame boundary) up to `end` without reading records' data.
+    pub fn scan(&self, from: u64, end: u64, mut f: impl FnMut(Frame)) -> std::io::Result<()> {
+        walk(&self.dir, from, end, self.v1_before, |h, pos, data| {
+            std::io::copy(&mut data.take(h.len), &mut std::io::sink())?;
+            f(if h.mark {
+                Frame::Mark { end: pos }
+            } else {
+                Frame::Record { arrival_ms: h.arrival_ms, len: h.len, end: pos }
+            });
+            Ok(())
+        })
+    }
+
+    /// Writes the data of the records between offsets `start` and `end` to `sink`, in order, through a bounded
+    /// buffer: an object is streamed from the journal, never held whole.
+    pub fn copy_range(&self, start: u64, end: u64, sink: &mut dyn Write) -> std::io::Result<()> {
+        faults::check(faults::JOURNAL_READ, &self.dir)?;
+        walk(&self.dir, start, end, self.v1_before, |h, _, data| {
+            if h.mark {
+                return std::io::copy(&mut data.take(h.len), &mut std::io::sink()).map(|_| ());
+            }
+            let copied = std::io::copy(&mut data.take(h.len), sink)?;
+            if copied != h.len {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "journal frame cut short"));
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `f(arrival_ms, data)` for each record between offsets `start` and `end`, in order, one record in
+    /// memory at a time.
+    pub fn for_each(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(i64, &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        faults::check(faults::JOURNAL_READ, &self.dir)?;
+        let mut record = Vec::new();
+        walk(&self.dir, start, end, self.v1_before, |h, _, data| {
+            record.resize(h.len as usize, 0);
+            data.read_exact(&mut record)?;
+            if h.mark { Ok(()) } else { f(h.arrival_ms, &record) }
+        })
+    }
+
+    /// The records between offsets `start` and `end`: arrival time and data, in order.
+    pub fn read_range(&self, start: u64, end: u64) -> std::io::Result<Vec<(i64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.for_each(start, end, |arrival_ms, data| {
+            out.push((arrival_ms, data.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
 pub fn read_progress(dir: &Path) -> std::io::Result<Progress> {
     Ok(persist::read_json(&dir.join("delivered.json"))?.unwrap_or_default())
 }
 
 pub fn write_progress(dir: &Path, progress: &Progress, durability: Durability) -> std::io::Result<()> {
+    faults::check(faults::PROGRESS_WRITE, &dir)?;
     persist::write_json_as(&dir.join("delivered.json"), progress, durability)
 }
 
@@ -347,70 +541,160 @@ pub fn write_progress(dir: &Path, progress: &Progress, durability: Durability) -
 mod tests {
     use super::*;
 
+    fn open(dir: &Path) -> Journal {
+        Journal::open(dir, Durability::Process, 0, BTreeMap::new()).unwrap()
+    }
+
+    fn at(arrival: i64, records: &[&'static [u8]]) -> Vec<(i64, &'static [u8])> {
+        records.iter().map(|r| (arrival, *r)).collect()
+    }
+
+    fn records(dir: &Path, from: u64, end: u64) -> Vec<(i64, Vec<u8>)> {
+        Reader::new(dir, 0).read_range(from, end).unwrap()
+    }
+
     #[test]
-    fn appended_records_read_back_after_reopen_and_torn_tail_is_cut() {
+    fn appended_records_read_back_after_reopen_and_a_torn_batch_is_cut_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
-        let ends = j.append(7, [b"ab".as_slice(), b"".as_slice(), b"xyz".as_slice()].into_iter()).unwrap();
+        let mut j = open(dir.path());
+        let ends = j.append(at(7, &[b"ab", b"", b"xyz"]).into_iter(), None).unwrap();
         assert_eq!(ends, vec![14, 26, 41]);
         drop(j);
-        // A torn frame: header claims 100 bytes, 3 present.
+        // A torn batch: one whole frame without END, then a header claiming 100 bytes with 3 present.
         let seg = dir.path().join(segment_name(0));
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&1u32.to_le_bytes()).unwrap();
+        f.write_all(&9i64.to_le_bytes()).unwrap();
+        f.write_all(b"w").unwrap();
         f.write_all(&100u32.to_le_bytes()).unwrap();
         f.write_all(&[0u8; 11]).unwrap();
         drop(f);
-        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
-        assert_eq!(j.end(), 41);
-        j.append(8, [b"q".as_slice()].into_iter()).unwrap();
-        let all = read_from(dir.path(), 0).unwrap();
-        let data: Vec<&[u8]> = all.iter().map(|e| e.data.as_slice()).collect();
+        let mut j = open(dir.path());
+        assert_eq!(j.end(), 41, "the whole torn batch is cut, its complete frame too");
+        j.append(at(8, &[b"q"]).into_iter(), None).unwrap();
+        let all = records(dir.path(), 0, j.end());
+        let data: Vec<&[u8]> = all.iter().map(|(_, d)| d.as_slice()).collect();
         assert_eq!(data, vec![b"ab".as_slice(), b"", b"xyz", b"q"]);
-        let tail = read_from(dir.path(), 26).unwrap();
-        assert_eq!(tail.len(), 2);
-        assert_eq!(tail[0].arrival_ms, 7);
-        assert_eq!(tail[1].arrival_ms, 8);
+        assert_eq!(records(dir.path(), 26, j.end()).iter().map(|r| r.0).collect::<Vec<_>>(), [7, 8]);
         let mut scanned = Vec::new();
-        scan_from(dir.path(), 14, |arrival, len, end| scanned.push((arrival, len, end))).unwrap();
-        assert_eq!(scanned, vec![(7, 0, 26), (7, 3, 41), (8, 1, 54)]);
+        Reader::new(dir.path(), 0).scan(14, j.end(), |f| scanned.push(f)).unwrap();
+        let record = |arrival_ms, len, end| Frame::Record { arrival_ms, len, end };
+        assert_eq!(scanned, vec![record(7, 0, 26), record(7, 3, 41), record(8, 1, 54)]);
         let mut out = Vec::new();
-        copy_range(dir.path(), 14, 54, &mut out).unwrap();
+        Reader::new(dir.path(), 0).copy_range(14, 54, &mut out).unwrap();
         assert_eq!(out, b"xyzq");
+    }
+
+    #[test]
+    fn marks_say_how_far_a_source_reached_across_reopens_and_are_not_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = open(dir.path());
+        j.append(at(1, &[b"a"]).into_iter(), Some(Mark { source: "in", position: 40 })).unwrap();
+        j.append(std::iter::empty(), Some(Mark { source: "in", position: 90 })).unwrap();
+        j.append(at(2, &[b"b"]).into_iter(), Some(Mark { source: "shard-0", position: 7 })).unwrap();
+        assert_eq!((j.absorbed("in"), j.absorbed("shard-0"), j.absorbed("x")), (Some(90), Some(7), None));
+        let end = j.end();
+        drop(j);
+        let j = open(dir.path());
+        assert_eq!((j.end(), j.absorbed("in"), j.absorbed("shard-0")), (end, Some(90), Some(7)));
+        let data: Vec<Vec<u8>> = records(dir.path(), 0, end).into_iter().map(|r| r.1).collect();
+        assert_eq!(data, [b"a".to_vec(), b"b".to_vec()]);
+        // Marks before `from` come from the progress's copy.
+        let mut kept = BTreeMap::new();
+        kept.insert("in".to_string(), 90);
+        let j = Journal::open(dir.path(), Durability::Process, end, kept).unwrap();
+        assert_eq!((j.absorbed("in"), j.absorbed("shard-0")), (Some(90), None));
+    }
+
+    #[test]
+    fn a_failed_or_panicking_append_leaves_nothing_and_the_next_one_follows_the_last_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = dir.path().to_string_lossy().into_owned();
+        let mut j = open(dir.path());
+        j.append(at(1, &[b"one"]).into_iter(), None).unwrap();
+        {
+            let _sync = faults::arm(faults::JOURNAL_SYNC, &scope, faults::Action::Error, &[1]);
+            assert!(j.append(at(2, &[b"two", b"three"]).into_iter(), None).is_err());
+        }
+        {
+            let _panic = faults::arm(faults::JOURNAL_SYNC, &scope, faults::Action::Panic, &[1]);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                j.append(at(3, &[b"four"]).into_iter(), None)
+            }));
+            assert!(caught.is_err());
+        }
+        let ends = j.append(at(4, &[b"five"]).into_iter(), None).unwrap();
+        assert_eq!(ends, vec![15 + 16]);
+        let data: Vec<Vec<u8>> = records(dir.path(), 0, j.end()).into_iter().map(|r| r.1).collect();
+        assert_eq!(data, [b"one".to_vec(), b"five".to_vec()]);
+    }
+
+    #[test]
+    fn a_first_format_journal_is_read_as_written_and_continued_in_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        // Format 1: frames without flags, no journal.json.
+        let mut seg = File::create(dir.path().join(segment_name(0))).unwrap();
+        for (arrival, data) in [(5i64, &b"old1"[..]), (6, b"old2")] {
+            seg.write_all(&(data.len() as u32).to_le_bytes()).unwrap();
+            seg.write_all(&arrival.to_le_bytes()).unwrap();
+            seg.write_all(data).unwrap();
+        }
+        drop(seg);
+        let mut j = open(dir.path());
+        assert_eq!((j.end(), j.v1_before()), (32, 32));
+        j.append(at(7, &[b"new"]).into_iter(), None).unwrap();
+        assert_eq!(segments(dir.path()).unwrap(), vec![0, 32]);
+        let v1 = j.v1_before();
+        drop(j);
+        let j = open(dir.path());
+        assert_eq!(j.v1_before(), v1, "kept in journal.json");
+        let back: Vec<(i64, Vec<u8>)> = Reader::new(dir.path(), v1).read_range(0, j.end()).unwrap();
+        assert_eq!(back, vec![(5, b"old1".to_vec()), (6, b"old2".to_vec()), (7, b"new".to_vec())]);
     }
 
     #[test]
     fn a_batch_of_more_frames_than_one_vectored_write_takes_is_written_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
+        let mut j = open(dir.path());
         let records: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_le_bytes().repeat(1 + (i % 5) as usize)).collect();
-        j.append(3, records.iter().map(Vec::as_slice)).unwrap();
-        let back: Vec<Vec<u8>> = read_from(dir.path(), 0).unwrap().into_iter().map(|e| e.data).collect();
+        j.append(records.iter().map(|r| (3, r.as_slice())), None).unwrap();
+        let back: Vec<Vec<u8>> = self::records(dir.path(), 0, j.end()).into_iter().map(|r| r.1).collect();
         assert_eq!(back, records);
     }
 
     #[test]
     fn ranges_are_copied_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path(), Durability::Process).unwrap();
+        let mut j = open(dir.path());
         let big = vec![7u8; SEGMENT_BYTES as usize];
-        let first = j.append(1, [big.as_slice()].into_iter()).unwrap();
-        let second = j.append(2, [b"tail".as_slice()].into_iter()).unwrap();
+        let first = j.append([(1, big.as_slice())].into_iter(), None).unwrap();
+        let second = j.append([(2, &b"tail"[..])].into_iter(), None).unwrap();
         assert_eq!(segments(dir.path()).unwrap().len(), 2, "the second append starts a new segment");
+        let reader = Reader::new(dir.path(), 0);
         // Not a frame boundary: the "header" there is record bytes, and the copy fails instead of inventing data.
-        copy_range(dir.path(), first[0] - FRAME_HEADER - 10, second[0], &mut Vec::new()).unwrap_err();
+        reader.copy_range(first[0] - FRAME_HEADER - 10, second[0], &mut Vec::new()).unwrap_err();
         let mut out = Vec::new();
-        copy_range(dir.path(), 0, second[0], &mut out).unwrap();
+        reader.copy_range(0, second[0], &mut out).unwrap();
         assert_eq!(out.len(), big.len() + 4);
         assert!(out.ends_with(b"tail"));
-        assert!(copy_range(dir.path(), second[0], second[0] + 100, &mut Vec::new()).is_err(), "past the end");
+        assert!(reader.copy_range(second[0], second[0] + 100, &mut Vec::new()).is_err(), "past the end");
     }
 
     #[test]
-    fn progress_round_trips() {
+    fn progress_round_trips_and_reads_the_first_format() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_progress(dir.path()).unwrap(), Progress::default());
-        let p = Progress { offset: 5, pending: Some(Pending { end: 9, bucket: "b".into(), key: "k".into() }) };
+        let mut p = Progress {
+            offset: 5,
+            pending: Some(Pending { end: 9, bucket: "b".into(), key: "k".into(), also: Some("e".into()) }),
+            absorbed: BTreeMap::new(),
+        };
+        p.absorbed.insert("in".into(), 3);
         write_progress(dir.path(), &p, Durability::Process).unwrap();
         assert_eq!(read_progress(dir.path()).unwrap(), p);
+        std::fs::write(dir.path().join("delivered.json"), r#"{"offset":7,"pending":{"end":9,"bucket":"b","key":"k"}}"#)
+            .unwrap();
+        let old = read_progress(dir.path()).unwrap();
+        assert_eq!((old.offset, old.pending.unwrap().also, old.absorbed.len()), (7, None, 0));
     }
 }

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod gate;
 pub mod journal;
 pub mod model;
+pub mod plan;
 pub mod quota;
 pub mod source;
 pub mod storage;
@@ -38,17 +39,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 
-use self::engine::{Runtime, Target};
+use self::engine::{Context, Pipeline, lock};
 use self::model::{Lifecycle, StreamState};
+use self::plan::Plan;
 use self::quota::{Faults, Limiter, Quota};
 use super::iam::Iam;
 use super::logs::Logs;
 use super::s3::Store;
 use super::s3::store::now_ms;
 use crate::json::ApiError;
-use firehose_kit_domain::partitioning::Partitioner;
-use firehose_kit_domain::prefix::Prefixes;
-use firehose_kit_domain::transform::LambdaProcessor;
 use firehose_kit_domain::types::StreamStatus;
 use firehose_kit_domain::util::persist;
 
@@ -98,21 +97,28 @@ pub fn test_config() -> FirehoseConfig {
 
 struct Stream {
     state: StreamState,
-    runtime: Arc<Runtime>,
+    /// The stream's lanes, or why its stored configuration cannot run (it then accepts nothing, and its journal
+    /// waits for an UpdateDestination that can).
+    pipeline: Result<Arc<Pipeline>, String>,
     /// The reader of a stream with a Kinesis source.
     reader: Option<Arc<source::Reader>>,
+}
+
+impl Stream {
+    fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.pipeline.as_ref().ok()
+    }
 }
 
 /// The Firehose service of the emulator.
 pub struct Firehose {
     config: FirehoseConfig,
-    store: Arc<Store>,
     iam: Arc<Iam>,
     streams: Mutex<BTreeMap<String, Stream>>,
     faults: Mutex<Faults>,
-    /// Delivery checks and failure counts, shared with every stream's runtime.
-    gate: Arc<gate::Gate>,
-    budget: Arc<engine::MemoryBudget>,
+    /// What every stream's lanes share: the store, the delivery checks and failure counts, Lambda and Glue, the
+    /// memory budget.
+    ctx: Arc<Context>,
     kinesis: Arc<crate::kinesis::Kinesis>,
 }
 
@@ -124,86 +130,17 @@ fn not_found(name: &str, account: &str) -> ApiError {
     ApiError::new("ResourceNotFoundException", format!("Firehose {name} under account {account} not found."))
 }
 
-fn target_of(state: &StreamState, prefixes: Prefixes, zone: chrono_tz::Tz, config: &FirehoseConfig) -> Target {
-    let d = &state.destination;
-    // Validated at create and update; a stored configuration that no longer parses partitions nothing.
-    let partitioning = d.dynamic_partitioning_enabled().then(|| {
-        let partitioner = Partitioner::from_config(d.processing.as_ref()).unwrap_or_else(|e| {
-            tracing::error!(stream = %state.name, "processing configuration: {e}");
-            Partitioner { deaggregation: None, query: None, append_delimiter: false }
-        });
-        Arc::new(engine::PartitionSpec {
-            partitioner,
-            error_prefix: prefixes.error.clone(),
-            limit: config.partition_limit,
-        })
-    });
-    let logging = d.cloud_watch_logging_options.as_ref().filter(|o| o["Enabled"] == serde_json::Value::Bool(true));
-    let size_bytes = d.size_in_mbs as usize * 1024 * 1024;
-    let interval_ms = (d.interval_in_seconds as f64 * 1000.0 / config.speed) as i64;
-    let lambda = LambdaProcessor::from_config(d.processing.as_ref()).unwrap_or_else(|e| {
-        tracing::error!(stream = %state.name, "processing configuration: {e}");
-        None
-    });
-    // A transforming stream buffers for the function first; the destination's hints apply after it.
-    let (stage_size, stage_interval) = match &lambda {
-        Some(p) => {
-            ((p.buffer_size_mb * 1024.0 * 1024.0) as usize, (p.buffer_interval_s as f64 * 1000.0 / config.speed) as i64)
+impl Stream {
+    /// The stream was deleted (or replaced): its lanes deliver what they hold, then their journals go.
+    fn retire(&self) {
+        if let Some(p) = self.pipeline() {
+            p.retire();
         }
-        None => (size_bytes, interval_ms),
-    };
-    let processing = lambda.map(|processor| {
-        Arc::new(target::Processing {
-            role_arn: processor.role_arn.clone().unwrap_or_else(|| d.role_arn.clone()),
-            processor,
-            error_prefix: prefixes.error_output(firehose_kit_domain::transform::ERROR_OUTPUT_TYPE),
-            size_bytes,
-            interval_ms,
-        })
-    });
-    let conversion = firehose_kit_domain::conversion::parse(d.data_format_conversion.as_ref())
-        .unwrap_or_else(|e| {
-            tracing::error!(stream = %state.name, "data format conversion: {e}");
-            None
-        })
-        .map(|conversion| {
-            Arc::new(target::ConversionTarget {
-                conversion,
-                error_prefix: prefixes.error_output(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
-            })
-        });
-    let extension = firehose_kit_domain::types::delivered_extension(
-        &d.compression,
-        d.file_extension.as_deref(),
-        conversion.is_some(),
-    );
-    Target {
-        stream: state.name.clone(),
-        stream_arn: state.arn.clone(),
-        region: state.region.clone(),
-        role_arn: d.role_arn.clone(),
-        logging: logging.map(|o| {
-            let name = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-            (name("LogGroupName"), name("LogStreamName"))
-        }),
-        version: state.version,
-        bucket: d.bucket().to_string(),
-        prefix: prefixes.data,
-        zone,
-        compression: d.compression.clone(),
-        extension,
-        size_bytes: stage_size,
-        interval_ms: stage_interval,
-        partitioning,
-        keys: None,
-        output_type: None,
-        processing,
-        conversion,
     }
 }
 
 impl Firehose {
-    /// Loads persisted streams and starts their runtimes (re-buffering anything acknowledged but undelivered).
+    /// Loads persisted streams and starts their lanes (re-buffering anything acknowledged but undelivered).
     pub fn open(
         config: FirehoseConfig,
         store: Arc<Store>,
@@ -214,40 +151,40 @@ impl Firehose {
         glue: Arc<crate::glue::Glue>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.dir.join("journal"))?;
+        engine::sweep_removed(&config.dir.join("journal"));
         let states: Vec<StreamState> = persist::read_json(&config.dir.join("streams.json"))?.unwrap_or_default();
         let faults = Mutex::new(Faults::new(config.fail_rate, config.seed));
-        let budget = Arc::new(engine::MemoryBudget::new(config.memory_limit));
-        let mut gate = gate::Gate::new(
-            iam.clone(),
-            logs,
-            config.account_id.clone(),
-            config.fail_delivery,
-            config.seed,
-            config.retry_horizon,
-            config.speed,
-        );
-        gate.durability = config.durability;
-        gate.lambda = Some(lambda);
-        gate.glue = Some(glue);
-        let gate = Arc::new(gate);
-        let fh = Firehose { config, store, iam, streams: Mutex::new(BTreeMap::new()), faults, gate, budget, kinesis };
+        let gate = gate::Gate::new(iam.clone(), logs, config.account_id.clone(), config.fail_delivery, config.seed);
+        let ctx = Arc::new(Context {
+            store,
+            gate: Arc::new(gate),
+            lambda: Some(lambda),
+            glue: Some(glue),
+            budget: engine::MemoryBudget::new(config.memory_limit),
+            durability: config.durability,
+            speed: config.speed,
+            horizon: config.retry_horizon,
+        });
+        let fh = Firehose { config, iam, streams: Mutex::new(BTreeMap::new()), faults, ctx, kinesis };
         let mut streams = BTreeMap::new();
         for state in states {
-            let (prefixes, zone) = validate::destination(&state.destination, "destination")
-                .map_err(|e| std::io::Error::other(format!("stream {} in streams.json: {}", state.name, e.message)))?;
-            let runtime = fh.start_runtime(&state, prefixes, zone)?;
-            let reader = match &state.source {
-                Some(source) => Some(Arc::new(source::Reader::open(
+            let pipeline = fh.start_pipeline(&state)?;
+            if let Err(why) = &pipeline {
+                tracing::warn!(stream = %state.name, "the stream accepts no records until UpdateDestination gives it a configuration this emulator can run: {why}");
+            }
+            let reader = match (&state.source, &pipeline) {
+                (Some(source), Ok(p)) => Some(Arc::new(source::Reader::open(
                     fh.journal_dir(&state),
                     source,
                     &fh.kinesis,
+                    p,
                     fh.config.durability,
                 )?)),
-                None => None,
+                _ => None,
             };
-            streams.insert(stream_key(&state.region, &state.name), Stream { state, runtime, reader });
+            streams.insert(stream_key(&state.region, &state.name), Stream { state, pipeline, reader });
         }
-        *fh.streams.lock().expect("streams lock") = streams;
+        *lock(&fh.streams) = streams;
         fh.sweep();
         Ok(fh)
     }
@@ -256,46 +193,46 @@ impl Firehose {
         self.config.dir.join("journal").join(format!("{}-{}", state.name, state.incarnation))
     }
 
-    fn start_runtime(
-        &self,
-        state: &StreamState,
-        prefixes: Prefixes,
-        zone: chrono_tz::Tz,
-    ) -> std::io::Result<Arc<Runtime>> {
+    /// The plan of a stored stream, or why its configuration does not read back.
+    fn plan(&self, state: &StreamState) -> Result<Plan, String> {
+        let (prefixes, zone) = validate::destination(&state.destination, "destination").map_err(|e| e.message)?;
+        plan::plan(state, prefixes, zone, &self.config)
+    }
+
+    /// Starts a stream's lanes (re-buffering what its journals hold); `Ok(Err(why))` when its configuration does
+    /// not read back, an I/O error when its journals cannot be opened.
+    fn start_pipeline(&self, state: &StreamState) -> std::io::Result<Result<Arc<Pipeline>, String>> {
+        let plan = match self.plan(state) {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Err(why)),
+        };
         let limiter = self.config.quota.map(Limiter::new);
-        Runtime::start(
-            self.journal_dir(state),
-            target_of(state, prefixes, zone, &self.config),
-            limiter,
-            self.store.clone(),
-            self.gate.clone(),
-            self.budget.clone(),
-        )
+        Pipeline::start(self.journal_dir(state), &plan, limiter, self.ctx.clone()).map(|p| Ok(Arc::new(p)))
     }
 
     /// The latest storage error of the past few minutes, as the response header announces it.
     pub fn storage_error(&self) -> Option<String> {
-        self.gate.storage.recent()
+        self.ctx.gate.storage.recent()
     }
 
     /// Storage errors so far (journal appends refused, object writes failed).
     pub fn storage_errors(&self) -> u64 {
-        self.gate.storage.count.load(std::sync::atomic::Ordering::Relaxed)
+        self.ctx.gate.storage.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Delivery attempts that failed so far (each failed object is kept and retried).
     pub fn delivery_failures(&self) -> u64 {
-        self.gate.failures.load(std::sync::atomic::Ordering::Relaxed)
+        self.ctx.gate.failures.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records dropped because they could not be delivered within the retry horizon.
     pub fn dropped_records(&self) -> u64 {
-        self.gate.dropped_records.load(std::sync::atomic::Ordering::Relaxed)
+        self.ctx.gate.dropped_records.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Error events written to CloudWatch Logs.
     pub fn logged_errors(&self) -> u64 {
-        self.gate.logged.load(std::sync::atomic::Ordering::Relaxed)
+        self.ctx.gate.logged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn save(&self, streams: &BTreeMap<String, Stream>) -> Result<(), ApiError> {
@@ -322,7 +259,7 @@ impl Firehose {
 
     /// Removes streams whose DELETING period is over (from the background tick, never from a read).
     pub fn sweep(&self) {
-        let mut streams = self.streams.lock().expect("streams lock");
+        let mut streams = lock(&self.streams);
         let gone: Vec<String> = streams
             .iter()
             .filter(|(_, s)| self.lifecycle(&s.state) == Lifecycle::Gone)
@@ -333,7 +270,7 @@ impl Firehose {
         }
         for key in gone {
             if let Some(s) = streams.remove(&key) {
-                s.runtime.retire();
+                s.retire();
             }
         }
         if let Err(e) = self.save(&streams) {
@@ -341,32 +278,34 @@ impl Firehose {
         }
     }
 
-    /// Cuts every buffer whose interval is due (or all of them with `force`).
+    fn pipelines(&self) -> Vec<Arc<Pipeline>> {
+        lock(&self.streams).values().filter_map(|s| s.pipeline().cloned()).collect()
+    }
+
+    /// Cuts every buffer whose interval is due (or all of them with `force`), and removes idle partitions
+    /// (blocking I/O: call from a blocking thread).
     pub fn tick(&self, force: bool) {
         self.sweep();
-        let runtimes: Vec<Arc<Runtime>> =
-            self.streams.lock().expect("streams lock").values().map(|s| s.runtime.clone()).collect();
         let now = now_ms();
-        for rt in runtimes {
-            rt.flush_due(now, force);
+        for pipeline in self.pipelines() {
+            pipeline.flush_due(now, force);
         }
     }
 
     /// Flushes every buffer and waits (up to `timeout`) for the objects to land.
-    pub async fn flush_all(&self, timeout: Duration) -> bool {
-        self.tick(true);
-        let runtimes: Vec<Arc<Runtime>> =
-            self.streams.lock().expect("streams lock").values().map(|s| s.runtime.clone()).collect();
+    pub async fn flush_all(self: &Arc<Self>, timeout: Duration) -> bool {
+        let fh = self.clone();
+        let _ = tokio::task::spawn_blocking(move || fh.tick(true)).await;
         let mut all = true;
-        for rt in runtimes {
-            all &= rt.drain(timeout).await;
+        for pipeline in self.pipelines() {
+            all &= pipeline.drain(timeout).await;
         }
         all
     }
 
     /// How far behind its Kinesis source a stream is, in milliseconds (`None` for Direct Put).
     pub fn source_millis_behind(&self, region: &str, name: &str) -> Option<i64> {
-        let streams = self.streams.lock().expect("streams lock");
+        let streams = lock(&self.streams);
         let reader = streams.get(&stream_key(region, name))?.reader.as_ref()?;
         Some(reader.millis_behind.load(std::sync::atomic::Ordering::Relaxed))
     }
@@ -410,7 +349,7 @@ impl Firehose {
         f: impl FnOnce(&Stream, StreamStatus) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let name = validate::stream_name(name)?;
-        let streams = self.streams.lock().expect("streams lock");
+        let streams = lock(&self.streams);
         let stream =
             streams.get(&stream_key(region, &name)).ok_or_else(|| not_found(&name, &self.config.account_id))?;
         match self.lifecycle(&stream.state) {
@@ -427,7 +366,7 @@ impl Firehose {
         f: impl FnOnce(&mut Stream, StreamStatus) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let name = validate::stream_name(name)?;
-        let mut streams = self.streams.lock().expect("streams lock");
+        let mut streams = lock(&self.streams);
         let stream =
             streams.get_mut(&stream_key(region, &name)).ok_or_else(|| not_found(&name, &self.config.account_id))?;
         let status = match self.lifecycle(&stream.state) {

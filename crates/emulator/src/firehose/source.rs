@@ -4,10 +4,10 @@
 //! Direct Put.
 //!
 //! Every pass first evaluates the role against the read actions on the stream's ARN; without them nothing is
-//! read and `Kinesis.AccessDenied` is logged (once a second at most), as on AWS. Read positions are durable in
-//! `kinesis-positions.json` beside the stream's journal, written after the records they pass are journaled: a
-//! kill between the two re-reads at most the one batch per shard whose position was not yet written, so records
-//! may arrive twice (as on AWS, whose reads are at least once) but never go missing.
+//! read and `Kinesis.AccessDenied` is logged (once a second at most), as on AWS. What a pass reads from a shard is
+//! journaled as one batch ended by a mark of the shard's next position (`<data stream incarnation>/<shard>`), so
+//! the journal itself says how far each shard was read: a kill before `kinesis-positions.json` catches up reads
+//! the batch again and finds it journaled, and a record is read into the stream exactly once.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::Firehose;
-use super::engine::Runtime;
+use super::engine::Pipeline;
 use super::gate::Failure;
+use super::journal::Mark;
 use super::model::KinesisSource;
 use crate::kinesis::{Kinesis, ReadFailure};
 use crate::s3::store::now_ms;
@@ -71,13 +72,20 @@ impl Reader {
         journal_dir: PathBuf,
         source: &KinesisSource,
         kinesis: &Kinesis,
+        pipeline: &Pipeline,
         durability: Durability,
     ) -> std::io::Result<Self> {
         let path = journal_dir.join(POSITIONS_FILE);
-        let positions = match persist::read_json::<Positions>(&path)? {
+        let mut positions = match persist::read_json::<Positions>(&path)? {
             Some(p) => p,
             None => latest(source, kinesis).unwrap_or(Positions { incarnation: String::new(), next: Vec::new() }),
         };
+        // What the journal holds is read, whatever the positions file had caught up with.
+        for (shard, next) in positions.next.iter_mut().enumerate() {
+            if let Some(journaled) = pipeline.absorbed(&mark_source(&positions.incarnation, shard)) {
+                *next = (*next).max(journaled);
+            }
+        }
         Ok(Reader::with(path, durability, positions))
     }
 
@@ -94,7 +102,7 @@ impl Reader {
 
     /// Persists the positions (before the stream's first record can be read).
     pub fn save(&self) -> std::io::Result<()> {
-        let p = self.positions.lock().expect("positions lock").clone();
+        let p = crate::lock(&self.positions).clone();
         std::fs::create_dir_all(self.path.parent().expect("a file in the journal dir"))?;
         persist::write_json_as(&self.path, &p, self.durability)
     }
@@ -110,10 +118,16 @@ impl Reader {
     }
 }
 
+/// The name a shard's marks carry in the stream's journal.
+fn mark_source(incarnation: &str, shard: usize) -> String {
+    format!("{incarnation}/{shard}")
+}
+
 /// What one pass needs of a stream (taken under the streams lock, used outside it).
 struct Pass {
     source: KinesisSource,
-    runtime: std::sync::Arc<Runtime>,
+    target: super::target::Target,
+    pipeline: std::sync::Arc<Pipeline>,
     reader: std::sync::Arc<Reader>,
 }
 
@@ -126,15 +140,17 @@ impl Firehose {
         // with every consumer) are real time, and Firehose reads once a second as on AWS.
         let interval = if self.config.quota.is_some() { 1000 } else { (1000.0 / self.config.speed).max(1.0) as i64 };
         let passes: Vec<Pass> = {
-            let streams = self.streams.lock().expect("streams lock");
+            let streams = crate::lock(&self.streams);
             streams
                 .values()
                 .filter(|s| {
                     self.lifecycle(&s.state) == super::Lifecycle::Is(firehose_kit_domain::types::StreamStatus::Active)
                 })
                 .filter_map(|s| {
-                    let (source, reader) = (s.state.source.clone()?, s.reader.clone()?);
-                    reader.due(now, interval).then(|| Pass { source, runtime: s.runtime.clone(), reader })
+                    let (source, reader, pipeline) =
+                        (s.state.source.clone()?, s.reader.clone()?, s.pipeline()?.clone());
+                    let target = self.plan(&s.state).ok()?.target;
+                    reader.due(now, interval).then(|| Pass { source, target, pipeline, reader })
                 })
                 .collect()
         };
@@ -163,17 +179,17 @@ impl Firehose {
     }
 
     fn read_pass(&self, pass: &Pass, now: i64) {
-        let target = pass.runtime.target();
+        let target = &pass.target;
         if let Some(detail) = self.source_denied(&pass.source, &target.region) {
             // Logged at most once a second of real time, however fast `--speed` makes the passes.
             if now - pass.reader.last_logged_ms.load(Ordering::Relaxed) >= 1000 {
                 pass.reader.last_logged_ms.store(now, Ordering::Relaxed);
                 tracing::debug!(stream = %target.stream, "cannot read the source: {detail}");
-                self.gate.record_failure(&target, &Failure::new("Kinesis.AccessDenied", detail));
+                self.ctx.gate.record_failure(target, &Failure::new("Kinesis.AccessDenied", detail));
             }
             return;
         }
-        let mut positions = pass.reader.positions.lock().expect("positions lock");
+        let mut positions = crate::lock(&pass.reader.positions);
         let mut behind = 0;
         for shard in 0..positions.next.len() {
             let from = positions.next[shard];
@@ -201,10 +217,16 @@ impl Firehose {
                 }
             }
             let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-            if let Err(e) = pass.runtime.accept(&refs, now_ms()) {
-                let (stream, dir) = pass.runtime.describe();
-                let what = format!("the journal under {}: {e}", dir.display());
-                self.gate.storage.record(&stream, "journal", &what, "the source is read again from the same position");
+            let source = mark_source(&positions.incarnation, shard);
+            let mark = Mark { source: &source, position: batch.next };
+            if let Err(e) = pass.pipeline.accept_from(&refs, now_ms(), mark) {
+                let what = format!("the journal of {}: {e}", target.stream);
+                self.ctx.gate.storage.record(
+                    &target.stream,
+                    "journal",
+                    &what,
+                    "the source is read again from the same position",
+                );
                 return;
             }
             positions.next[shard] = batch.next;

@@ -36,8 +36,8 @@ impl StorageErrors {
         self.count.fetch_add(1, Ordering::Relaxed);
         let now = Utc::now();
         let what = format!("{kind}: {error}");
-        *self.last.lock().expect("storage errors lock") = Some((now, storage_error_header(now, stream, &what)));
-        let mut warned = self.warned.lock().expect("storage errors lock");
+        *crate::lock(&self.last) = Some((now, storage_error_header(now, stream, &what)));
+        let mut warned = crate::lock(&self.warned);
         let entry = warned.entry((stream.to_string(), kind)).or_insert((Instant::now() - WARN_EVERY, 0));
         if entry.0.elapsed() < WARN_EVERY {
             entry.1 += 1;
@@ -52,7 +52,7 @@ impl StorageErrors {
 
     /// The header announcing the latest error, while it is recent.
     pub fn recent(&self) -> Option<String> {
-        let last = self.last.lock().expect("storage errors lock");
+        let last = crate::lock(&self.last);
         let (at, header) = last.as_ref()?;
         let age = (Utc::now() - *at).to_std().unwrap_or_default();
         (age < STORAGE_ERROR_ANNOUNCED_FOR).then(|| header.clone())

@@ -74,7 +74,7 @@ impl Glue {
 
     /// The newest definition of a table (as GetTable answers it), for record format conversion.
     pub fn table(&self, region: &str, database: &str, table: &str) -> Option<serde_json::Value> {
-        let state = self.state.lock().expect("glue lock");
+        let state = crate::lock(&self.state);
         let db = state.databases.get(&model::key(region, database))?;
         let t = db.tables.get(&table.to_lowercase())?;
         Some(t.current(&db.name, &self.account_id))

@@ -101,7 +101,7 @@ impl Iam {
                 .iter()
                 .find(|(name, _)| *name == req.action)
                 .ok_or_else(|| invalid_action(&req.action, "2010-05-08"))?;
-            let xml = handler(self, &mut self.state.lock().expect("iam lock"), &req, partition)?;
+            let xml = handler(self, &mut crate::lock(&self.state), &req, partition)?;
             Ok(success(IAM_NS, &req.action, &xml, request_id))
         });
         result.unwrap_or_else(|e| e.into_response(IAM_NS, request_id))
@@ -153,7 +153,7 @@ impl Iam {
             return false;
         };
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
-        let state = self.state.lock().expect("iam lock");
+        let state = crate::lock(&self.state);
         // A role (or trust) changed less than the propagation delay ago is not assumable yet, as Firehose sees it.
         let settled = |changed_ms: i64| now_ms() - changed_ms >= self.propagation_delay.as_millis() as i64;
         state.roles.get(name).filter(|role| self.role_arn(role, partition) == role_arn).is_some_and(|role| {
@@ -169,7 +169,7 @@ impl Iam {
         let partition = arn_partition(region);
         let path_and_name = role_arn.strip_prefix(&format!("arn:{partition}:iam::{}:role/", self.account_id))?;
         let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
-        let state = self.state.lock().expect("iam lock");
+        let state = crate::lock(&self.state);
         let role = state.roles.get(name).filter(|role| self.role_arn(role, partition) == role_arn)?;
         let trusts_firehose = Policy::parse(&role.assume_role_policy)
             .is_ok_and(|trust| access::trusts_service(&trust, "firehose.amazonaws.com", &self.account_id));

@@ -330,8 +330,9 @@ fn check_record(i: Option<usize>, data: Option<&str>, key: Option<&str>, ehk: Op
 type Placed = Result<(usize, u64), (String, String)>;
 
 /// Appends accepted records to their shards (one write per shard); returns per record its shard and number, or
-/// the throttling error.
-fn append(k: &Kinesis, meta: &mut StreamMeta, puts: &[Put]) -> Result<Vec<Placed>, ApiError> {
+/// why it was not stored: throttled, or its shard's write failed (the other shards' records stay stored, so the
+/// answer is per entry and a producer resends only what failed).
+fn append(k: &Kinesis, meta: &mut StreamMeta, puts: &[Put]) -> Vec<Placed> {
     let wall = now_ms();
     let mut frames: Vec<Vec<u8>> = vec![Vec::new(); meta.shards.len()];
     let mut pending: Vec<Vec<Entry>> = vec![Vec::new(); meta.shards.len()];
@@ -355,25 +356,32 @@ fn append(k: &Kinesis, meta: &mut StreamMeta, puts: &[Put]) -> Result<Vec<Placed
         results.push(Ok((shard, n)));
     }
     for (shard, bytes) in frames.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
-        k.store.append(meta, shard, meta.shards[shard].file_len, bytes).map_err(ApiError::internal)?;
+        if let Err(e) = k.store.append(meta, shard, meta.shards[shard].file_len, bytes) {
+            tracing::warn!(stream = %meta.name, shard, "storage error, the shard's records were not stored: {e}");
+            for r in results.iter_mut().filter(|r| matches!(r, Ok((s, _)) if *s == shard)) {
+                *r = Err(("InternalFailure".into(), "Internal service failure.".into()));
+            }
+            continue;
+        }
         let s = &mut meta.shards[shard];
         s.trim(retention, wall);
         s.file_len += bytes.len() as u64;
         s.index.extend(pending[shard].drain(..));
     }
-    Ok(results)
+    results
 }
 
 pub fn put_record(k: &Kinesis, state: &mut State, input: Input, region: &str) -> Result<Vec<u8>, ApiError> {
     let put =
         check_record(None, input.data.as_deref(), input.partition_key.as_deref(), input.explicit_hash_key.as_deref())?;
     let meta = k.active(state, &input, region)?;
-    match append(k, meta, std::slice::from_ref(&put))?.remove(0) {
+    match append(k, meta, std::slice::from_ref(&put)).remove(0) {
         Ok((shard, n)) => ok(json!({
             "ShardId": rules::shard_id(shard),
             "SequenceNumber": meta.sequence_number(shard, n),
             "EncryptionType": "NONE",
         })),
+        Err((code, message)) if code == "InternalFailure" => Err(ApiError::internal(message)),
         Err((_, message)) => Err(ApiError::new("ProvisionedThroughputExceededException", message)),
     }
 }
@@ -401,7 +409,7 @@ pub fn put_records(k: &Kinesis, state: &mut State, input: Input, region: &str) -
         )));
     }
     let meta = k.active(state, &input, region)?;
-    let results = append(k, meta, &puts)?;
+    let results = append(k, meta, &puts);
     let failed = results.iter().filter(|r| r.is_err()).count();
     let entries: Vec<Value> = results
         .into_iter()

@@ -212,14 +212,14 @@ impl Kinesis {
 
     /// Whether any data stream exists (else there is nothing to sweep, and no Firehose stream has a source).
     pub fn has_streams(&self) -> bool {
-        !self.state.lock().expect("kinesis lock").streams.is_empty()
+        !crate::lock(&self.state).streams.is_empty()
     }
 
     /// Forgets streams whose DELETING period is over (their files too), and compacts shard files whose
     /// records are mostly past the retention.
     pub fn sweep(&self) {
         let now = now_ms();
-        let mut state = self.state.lock().expect("kinesis lock");
+        let mut state = crate::lock(&self.state);
         let gone: Vec<String> = state
             .streams
             .iter()
@@ -262,7 +262,7 @@ impl Kinesis {
     /// reading a new source at LATEST).
     pub fn source(&self, arn: &str) -> Option<Source> {
         let key = key_of_arn(arn)?;
-        let state = self.state.lock().expect("kinesis lock");
+        let state = crate::lock(&self.state);
         let meta = state.streams.get(&key).filter(|m| m.arn == arn)?;
         if self.lifecycle(meta, now_ms()) != Lifecycle::Is(firehose_kit_domain::types::StreamStatus::Active) {
             return None;
@@ -275,7 +275,7 @@ impl Kinesis {
     pub fn read_shard(&self, arn: &str, incarnation: &str, shard: usize, from: u64) -> Result<Batch, ReadFailure> {
         let now = now_ms();
         let key = key_of_arn(arn).ok_or(ReadFailure::NotFound)?;
-        let mut state = self.state.lock().expect("kinesis lock");
+        let mut state = crate::lock(&self.state);
         let meta = state.streams.get_mut(&key).filter(|m| m.incarnation == incarnation).ok_or(ReadFailure::NotFound)?;
         if matches!(
             self.lifecycle(meta, now),

@@ -131,23 +131,28 @@ impl Store {
         std::fs::create_dir_all(self.stream_dir(meta))?;
         let path = self.shard_path(meta, shard);
         let new = len == 0 && !path.exists();
+        crate::faults::check(crate::faults::KINESIS_APPEND, &path)?;
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        let written = file.write_all(frames).and_then(|_| {
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            file.write_all(frames)?;
+            crate::faults::check(crate::faults::KINESIS_APPEND, &path)?;
             if self.durability == Durability::Machine {
                 file.sync_data()?;
                 if new {
                     persist::sync_parent(&path)?;
                 }
             }
-            Ok(())
-        });
-        if let Err(e) = written {
-            if let Err(cut) = file.set_len(len) {
-                tracing::error!(stream = %meta.name, shard, "cannot cut a failed append off {}: {cut}", path.display());
-            }
-            return Err(e);
+            Ok::<(), std::io::Error>(())
+        }));
+        if !matches!(written, Ok(Ok(())))
+            && let Err(cut) = file.set_len(len)
+        {
+            tracing::error!(stream = %meta.name, shard, "cannot cut a failed append off {}: {cut}", path.display());
         }
-        Ok(())
+        match written {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Whether a shard's file is due for [`Store::compact`].
@@ -162,6 +167,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let end = last.offset + frame_len(last.len);
+        crate::faults::check(crate::faults::KINESIS_READ, &self.shard_path(meta, shard))?;
         let mut file = std::fs::File::open(self.shard_path(meta, shard))?;
         file.seek(SeekFrom::Start(first.offset))?;
         let mut bytes = vec![0; (end - first.offset) as usize];

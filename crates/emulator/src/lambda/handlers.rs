@@ -155,7 +155,7 @@ pub(super) fn create_function(lambda: &Lambda, region: &str, body: &[u8]) -> Ans
     let role = c.role.clone().ok_or_else(|| LambdaError::invalid("Role is required"))?;
     lambda.check_execution_role(&role, region)?;
     let key = Lambda::key(region, &name);
-    if lambda.state.lock().expect("lambda lock").contains_key(&key) {
+    if crate::lock(&lambda.state).contains_key(&key) {
         return Err(LambdaError::conflict(format!("Function already exist: {name}")));
     }
     let zip = zip_of(lambda, c.code.as_ref().ok_or_else(|| LambdaError::invalid("Code is required"))?)?;
@@ -186,7 +186,7 @@ pub(super) fn create_function(lambda: &Lambda, region: &str, body: &[u8]) -> Ans
     doc["StateReason"] = json!("The function is being created.");
     doc["StateReasonCode"] = json!("Creating");
     doc.as_object_mut().expect("an object").remove("LastUpdateStatus");
-    let mut state = lambda.state.lock().expect("lambda lock");
+    let mut state = crate::lock(&lambda.state);
     state.insert(key, f);
     lambda.store.save(&state)?;
     Ok(json_answer(201, &doc))
@@ -201,7 +201,7 @@ pub(super) fn lookup(
 ) -> Result<Function, LambdaError> {
     let r = FunctionRef::parse(name)?;
     let region = r.region.as_deref().unwrap_or(region);
-    let state = lambda.state.lock().expect("lambda lock");
+    let state = crate::lock(&lambda.state);
     let unqualified =
         format!("arn:{}:lambda:{region}:{}:function:{}", lambda.partition(region), lambda.account_id, r.name);
     let f = state.get(&Lambda::key(region, &r.name)).ok_or_else(|| LambdaError::not_found(&unqualified))?;
@@ -227,7 +227,7 @@ pub(super) fn get_configuration(lambda: &Lambda, region: &str, f: &Function) -> 
 }
 
 pub(super) fn list_functions(lambda: &Lambda, region: &str) -> Answer {
-    let state = lambda.state.lock().expect("lambda lock");
+    let state = crate::lock(&lambda.state);
     let functions: Vec<Value> = state
         .values()
         .filter(|f| f.region == region)
@@ -244,7 +244,7 @@ pub(super) fn list_versions(lambda: &Lambda, region: &str, f: &Function) -> Answ
 
 /// Applies a change to a stored function, saves, and retires its warm sandboxes (they run the old version).
 fn change(lambda: &Lambda, f: &Function, apply: impl FnOnce(&mut Function)) -> Result<Function, LambdaError> {
-    let mut state = lambda.state.lock().expect("lambda lock");
+    let mut state = crate::lock(&lambda.state);
     let stored = state.get_mut(&Lambda::key(&f.region, &f.name)).ok_or_else(|| LambdaError::not_found(&f.name))?;
     apply(stored);
     stored.last_modified = last_modified(now_ms());
@@ -332,7 +332,7 @@ pub(super) fn update_code(lambda: &Lambda, f: &Function, body: &[u8]) -> Answer 
 }
 
 pub(super) fn delete_function(lambda: &Lambda, f: &Function) -> Answer {
-    let mut state = lambda.state.lock().expect("lambda lock");
+    let mut state = crate::lock(&lambda.state);
     state.remove(&Lambda::key(&f.region, &f.name));
     lambda.store.save(&state)?;
     drop(state);

@@ -103,7 +103,7 @@ impl Lambda {
 
     /// Stops the warm sandboxes of `f` (after an update or a delete).
     fn retire(&self, f: &Function) {
-        self.pool.lock().expect("pool lock").remove(&Self::key(&f.region, &f.name));
+        crate::lock(&self.pool).remove(&Self::key(&f.region, &f.name));
     }
 
     /// Serves one Lambda REST request.
@@ -173,7 +173,7 @@ impl Lambda {
     pub async fn run(&self, f: &Function, payload: Bytes) -> Outcome {
         let key = Self::key(&f.region, &f.name);
         let warm = {
-            let mut pool = self.pool.lock().expect("pool lock");
+            let mut pool = crate::lock(&self.pool);
             let idle = pool.entry(key.clone()).or_default();
             idle.retain(|(revision, _)| *revision == f.revision_id);
             idle.pop().map(|(_, s)| s)
@@ -192,7 +192,7 @@ impl Lambda {
         let timeout = Duration::from_secs(f.timeout_s);
         let (outcome, reusable) = sandbox.invoke(payload, timeout).await;
         if reusable {
-            self.pool.lock().expect("pool lock").entry(key).or_default().push((f.revision_id.clone(), sandbox));
+            crate::lock(&self.pool).entry(key).or_default().push((f.revision_id.clone(), sandbox));
         }
         outcome
     }
@@ -271,6 +271,8 @@ pub enum Refusal {
     /// The role may not `lambda:InvokeFunction` on this (qualified) ARN.
     AccessDenied(String),
     TooLarge,
+    /// Lambda could not be reached (the invocation never ran): retried as a throttled or failed call is.
+    Unavailable(String),
 }
 
 /// Percent-decoded path segments.

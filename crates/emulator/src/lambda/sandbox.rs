@@ -199,7 +199,7 @@ impl Sandbox {
         (self.log)(format!("START RequestId: {id} Version: $LATEST"));
         let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.api.replies.lock().expect("replies lock").insert(id.clone(), reply_tx);
+        crate::lock(&self.api.replies).insert(id.clone(), reply_tx);
         if self.tx.send(Invocation { id: id.clone(), payload, deadline_ms }).await.is_err() {
             return (Outcome::error("Runtime.Unknown", "the sandbox stopped".into()), false);
         }
@@ -209,11 +209,11 @@ impl Sandbox {
                 Err(_) => (Outcome::error("Runtime.Unknown", "the sandbox stopped".into()), false),
             },
             _ = self.api.init_failed.notified() => {
-                let init = self.api.init_error.lock().expect("init lock").take();
+                let init = crate::lock(&self.api.init_error).take();
                 (init.unwrap_or_else(|| Outcome::error("Runtime.Unknown", "init failed".into())), false)
             }
             status = self.child.wait() => {
-                let init = self.api.init_error.lock().expect("init lock").take();
+                let init = crate::lock(&self.api.init_error).take();
                 let code = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 let exited = || Outcome::error(
                     "Runtime.ExitError",
@@ -227,7 +227,7 @@ impl Sandbox {
                 (Outcome::error("Sandbox.Timedout", message), false)
             }
         };
-        self.api.replies.lock().expect("replies lock").remove(&id);
+        crate::lock(&self.api.replies).remove(&id);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         (self.log)(format!("END RequestId: {id}"));
         (self.log)(format!(
@@ -293,7 +293,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<http_body_util::Fu
     };
     if method == Method::POST && rest == "init/error" {
         let kind = error_type.unwrap_or_else(|| kind_of(&body));
-        *api.init_error.lock().expect("init lock") = Some(Outcome::Error { body, kind });
+        *crate::lock(&api.init_error) = Some(Outcome::Error { body, kind });
         api.init_failed.notify_waiters();
         return accepted();
     }
@@ -328,7 +328,7 @@ fn kind_of(body: &[u8]) -> String {
 }
 
 fn reply(api: &Api, id: &str, outcome: Outcome) -> Response<http_body_util::Full<Bytes>> {
-    match api.replies.lock().expect("replies lock").remove(id) {
+    match crate::lock(&api.replies).remove(id) {
         Some(tx) => {
             let _ = tx.send(outcome);
             accepted()

@@ -148,7 +148,7 @@ impl Logs {
     /// Appends one event from inside the emulator (Firehose's error logging); `false` if the group or stream does
     /// not exist (Firehose does not create them).
     pub fn append(&self, region: &str, group: &str, stream: &str, message: String) -> bool {
-        let mut state = self.state.lock().expect("logs lock");
+        let mut state = crate::lock(&self.state);
         match self.put(&mut state, &key(region, group), stream, vec![(now_ms(), message)]) {
             Ok(_) => true,
             Err(e) if e.code == "InternalFailure" => {
@@ -161,7 +161,7 @@ impl Logs {
 
     /// Creates a log group and stream when they do not exist (Lambda writes a function's output this way).
     pub fn ensure_stream(&self, region: &str, group: &str, stream: &str) {
-        let mut state = self.state.lock().expect("logs lock");
+        let mut state = crate::lock(&self.state);
         let (created_group, created_stream) = state.ensure(&key(region, group), group, stream, now_ms());
         if created_group || created_stream {
             let saved = self.store.save_meta(&state);
@@ -174,7 +174,7 @@ impl Logs {
     /// Whether a log group and stream exist.
     #[cfg(test)]
     fn stream_exists(&self, region: &str, group: &str, stream: &str) -> bool {
-        let state = self.state.lock().expect("logs lock");
+        let state = crate::lock(&self.state);
         state.groups.get(&key(region, group)).is_some_and(|g| g.streams.contains_key(stream))
     }
 }

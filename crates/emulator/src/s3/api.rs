@@ -733,7 +733,7 @@ impl S3 for S3Api {
             attrs: put_attrs(input.content_type, input.content_encoding, input.metadata),
             parts: BTreeMap::new(),
         };
-        self.uploads.lock().expect("uploads lock").insert(upload_id.clone(), upload);
+        crate::lock(&self.uploads).insert(upload_id.clone(), upload);
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -744,7 +744,7 @@ impl S3 for S3Api {
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
-        if !self.uploads.lock().expect("uploads lock").contains_key(&input.upload_id) {
+        if !crate::lock(&self.uploads).contains_key(&input.upload_id) {
             return Err(s3_error!(NoSuchUpload, "The specified upload does not exist."));
         }
         if !(1..=10_000).contains(&input.part_number) {
@@ -766,7 +766,7 @@ impl S3 for S3Api {
         }
         file.flush().await.map_err(S3Error::internal_error)?;
         let digest: [u8; 16] = md5.finalize().into();
-        let mut uploads = self.uploads.lock().expect("uploads lock");
+        let mut uploads = crate::lock(&self.uploads);
         let upload = uploads
             .get_mut(&input.upload_id)
             .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
@@ -817,7 +817,7 @@ impl S3 for S3Api {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let removed = self.uploads.lock().expect("uploads lock").remove(&req.input.upload_id);
+        let removed = crate::lock(&self.uploads).remove(&req.input.upload_id);
         if removed.is_none() {
             return Err(s3_error!(NoSuchUpload, "The specified upload does not exist."));
         }
@@ -831,7 +831,7 @@ impl S3 for S3Api {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         self.store.bucket_config(&req.input.bucket).map_err(map_err)?;
         let enc = Encoding::of(req.input.encoding_type.as_ref());
-        let uploads = self.uploads.lock().expect("uploads lock");
+        let uploads = crate::lock(&self.uploads);
         let list = uploads
             .iter()
             .filter(|(_, u)| u.bucket == req.input.bucket)

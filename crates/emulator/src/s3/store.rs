@@ -145,7 +145,7 @@ impl Store {
     }
 
     pub fn create_bucket(&self, bucket: &str, location_constraint: Option<String>) -> Result<(), StoreError> {
-        let mut buckets = self.buckets.write().expect("store lock");
+        let mut buckets = crate::write(&self.buckets);
         if buckets.contains_key(bucket) {
             return Err(StoreError::BucketAlreadyOwnedByYou);
         }
@@ -157,7 +157,7 @@ impl Store {
     }
 
     pub fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
-        let mut buckets = self.buckets.write().expect("store lock");
+        let mut buckets = crate::write(&self.buckets);
         let b = buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
         if !b.objects.is_empty() {
             return Err(StoreError::BucketNotEmpty);
@@ -170,23 +170,23 @@ impl Store {
     }
 
     pub fn bucket_exists(&self, bucket: &str) -> bool {
-        self.buckets.read().expect("store lock").contains_key(bucket)
+        crate::read(&self.buckets).contains_key(bucket)
     }
 
     /// Names and configuration of every bucket, sorted by name.
     pub fn list_buckets(&self) -> Vec<(String, BucketConfig)> {
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         buckets.iter().map(|(name, b)| (name.clone(), b.config.clone())).collect()
     }
 
     pub fn bucket_config(&self, bucket: &str) -> Result<BucketConfig, StoreError> {
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         buckets.get(bucket).map(|b| b.config.clone()).ok_or(StoreError::NoSuchBucket)
     }
 
     /// Changes a bucket's configuration with `f` and persists it.
     pub fn update_bucket_config(&self, bucket: &str, f: impl FnOnce(&mut BucketConfig)) -> Result<(), StoreError> {
-        let mut buckets = self.buckets.write().expect("store lock");
+        let mut buckets = crate::write(&self.buckets);
         let b = buckets.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
         let mut config = b.config.clone();
         f(&mut config);
@@ -236,7 +236,7 @@ impl Store {
         etag: String,
         attrs: PutAttrs,
     ) -> Result<ObjectMeta, StoreError> {
-        let mut buckets = self.buckets.write().expect("store lock");
+        let mut buckets = crate::write(&self.buckets);
         let Some(b) = buckets.get_mut(bucket) else {
             let _ = std::fs::remove_file(&tmp_path);
             return Err(StoreError::NoSuchBucket);
@@ -272,20 +272,20 @@ impl Store {
 
     /// The object's metadata and the path of its bytes.
     pub fn get(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, PathBuf), StoreError> {
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         let b = buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
         let meta = b.objects.get(key).ok_or(StoreError::NoSuchKey)?;
         Ok((meta.clone(), self.objects_dir(bucket).join(&meta.file)))
     }
 
     pub fn contains(&self, bucket: &str, key: &str) -> bool {
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         buckets.get(bucket).is_some_and(|b| b.objects.contains_key(key))
     }
 
     /// Deletes an object; deleting a missing key succeeds, as in S3. Returns whether something was deleted.
     pub fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
-        let mut buckets = self.buckets.write().expect("store lock");
+        let mut buckets = crate::write(&self.buckets);
         let b = buckets.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
         let Some(old) = b.objects.remove(key) else {
             return Ok(false);
@@ -306,7 +306,7 @@ impl Store {
         max_keys: usize,
     ) -> Result<ListPage, StoreError> {
         use std::ops::Bound;
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         let b = buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
@@ -352,7 +352,7 @@ impl Store {
 
     /// Number of objects and their total size in `bucket`.
     pub fn usage(&self, bucket: &str) -> Result<(usize, u64), StoreError> {
-        let buckets = self.buckets.read().expect("store lock");
+        let buckets = crate::read(&self.buckets);
         let b = buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
         Ok((b.objects.len(), b.objects.values().map(|o| o.size).sum()))
     }
