@@ -142,3 +142,57 @@ async fn apache_lines_become_parquet_rows_of_the_glue_table() {
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(said.contains("not the Apache table setup makes: column 2 is `status`, not `ident`"), "{said}");
 }
+
+/// Two records whose times no timestamp column holds (9.3e15 and 9.3e18: milliseconds past year 9999) among ten
+/// that convert: ten Parquet rows, and the two in `format-conversion-failed` with AWS's code. The conversion checks
+/// the record's numbers in every build: never a panic (which lost the whole buffer), never a wrapped time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_times_fail_alone_with_their_code() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let c = &env.clients;
+    table(&glue(env.emu.endpoint()), &[("n", "int"), ("ts", "timestamp")]).await;
+    let (bucket_arn, role_arn) = support::bucket_and_role(c, "times", "times-role").await;
+    let read = r#"{"Statement":[{"Effect":"Allow","Action":["glue:GetTable","glue:GetTableVersion","glue:GetTableVersions"],"Resource":"*"}]}"#;
+    c.iam.put_role_policy().role_name("times-role").policy_name("glue").policy_document(read).send().await.unwrap();
+    create(c, destination(&bucket_arn, &role_arn, 64, "apache")).await.unwrap();
+    support::wait_active(c, "Conv").await;
+    let mut records: Vec<Vec<u8>> = (0..10).map(|n| format!(r#"{{"n":{n},"ts":1796205600}}"#).into_bytes()).collect();
+    records.push(br#"{"n":100,"ts":9300000000000000}"#.to_vec());
+    records.push(br#"{"n":101,"ts":9300000000000000000}"#.to_vec());
+    let out = support::put_batch(c, "Conv", &records).await;
+    assert_eq!(out.failed_put_count(), 0);
+    let failed = eventually("the format-conversion-failed output", Duration::from_secs(30), || async {
+        let o = support::objects(c, "times", "errors/format-conversion-failed/").await;
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    let docs: Vec<serde_json::Value> = failed
+        .iter()
+        .flat_map(|(_, body)| {
+            body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap())
+        })
+        .collect();
+    let mut raw: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            assert_eq!(d["lastErrorCode"], "DataFormatConversion.MalformedData", "{d}");
+            assert!(d["lastErrorMessage"].as_str().unwrap().contains("out of the range of a timestamp"), "{d}");
+            String::from_utf8(
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d["rawData"].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    raw.sort();
+    assert_eq!(raw, [r#"{"n":100,"ts":9300000000000000}"#, r#"{"n":101,"ts":9300000000000000000}"#]);
+    let objects = support::objects(c, "times", "parquet/").await;
+    let rows: i64 = objects
+        .iter()
+        .map(|(_, body)| {
+            let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(body.clone())).unwrap();
+            parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows()
+        })
+        .sum();
+    assert_eq!(rows, 10, "the ten records that convert are rows");
+}

@@ -476,23 +476,30 @@ fn cell(v: &Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, String> {
         ColumnType::SmallInt => int(i16::MIN as i64, i16::MAX as i64)?,
         ColumnType::Int => int(i32::MIN as i64, i32::MAX as i64)?,
         ColumnType::BigInt => int(i64::MIN, i64::MAX)?,
-        ColumnType::Float | ColumnType::Double => Cell::Float(
-            match v {
+        ColumnType::Float | ColumnType::Double => {
+            let f: f64 = match v {
                 Value::Number(n) => n.as_f64(),
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             }
-            .ok_or_else(|| format!("{v} is not a number"))?,
-        ),
+            .ok_or_else(|| format!("{v} is not a number"))?;
+            // A float column holds what an f32 does: a larger value is refused, never made infinite.
+            let max = if *ty == ColumnType::Float { f32::MAX as f64 } else { f64::MAX };
+            if !f.is_finite() || f.abs() > max {
+                return Err(format!(
+                    "{v} is out of the range of a {}",
+                    if max == f64::MAX { "double" } else { "float" }
+                ));
+            }
+            Cell::Float(f)
+        }
         ColumnType::Boolean => Cell::Bool(match v {
             Value::Bool(b) => *b,
             Value::String(s) if s.eq_ignore_ascii_case("true") => true,
             Value::String(s) if s.eq_ignore_ascii_case("false") => false,
             _ => return Err(format!("{v} is not a boolean")),
         }),
-        ColumnType::Timestamp => {
-            Cell::Timestamp(timestamp(v, d).ok_or_else(|| format!("{v} is not a timestamp it parses"))?)
-        }
+        ColumnType::Timestamp => Cell::Timestamp(timestamp(v, d)?),
         ColumnType::Date => {
             let s = v.as_str().ok_or_else(|| format!("{v} is not a date"))?;
             let date = NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d")
@@ -540,39 +547,54 @@ fn nested_cell(v: &Value, ty: &ColumnType, d: &Deserializer) -> Result<Cell, Str
     })
 }
 
-/// A timestamp as microseconds since the epoch. OpenX: `yyyy-MM-dd'T'HH:mm:ss[.S]'Z'`, `yyyy-[M]M-[d]d
-/// HH:mm:ss[.S]` (up to 9 fraction digits), epoch seconds, epoch milliseconds (13 digits or more) or fractional
-/// epoch seconds; an RFC 3339 offset is read too (chosen: whether OpenX takes one is not documented). Hive: its
-/// TimestampFormats, else `yyyy-[m]m-[d]d hh:mm:ss[.f…]`.
-fn timestamp(v: &Value, d: &Deserializer) -> Option<i64> {
+/// The earliest and latest instants a Hive (and Parquet, in microseconds) timestamp column holds: years 1 to 9999.
+const TIMESTAMP_MICROS: std::ops::RangeInclusive<i64> = -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// A timestamp as microseconds since the epoch, checked against what the column holds (arithmetic on the record's
+/// numbers is checked: a value out of range is an error, never a wrapped or saturated time). OpenX:
+/// `yyyy-MM-dd'T'HH:mm:ss[.S]'Z'`, `yyyy-[M]M-[d]d HH:mm:ss[.S]` (up to 9 fraction digits), epoch seconds, epoch
+/// milliseconds (13 digits or more) or fractional epoch seconds; an RFC 3339 offset is read too (chosen: whether
+/// OpenX takes one is not documented). Hive: its TimestampFormats, else `yyyy-[m]m-[d]d hh:mm:ss[.f…]`.
+fn timestamp(v: &Value, d: &Deserializer) -> Result<i64, String> {
+    let out_of_range = || format!("{v} is out of the range of a timestamp (years 1 to 9999)");
+    let micros = parsed_timestamp(v, d).ok_or_else(|| format!("{v} is not a timestamp it parses"))?;
+    micros.filter(|m| TIMESTAMP_MICROS.contains(m)).ok_or_else(out_of_range)
+}
+
+/// `None`: not a timestamp; `Some(None)`: one whose microseconds do not fit.
+fn parsed_timestamp(v: &Value, d: &Deserializer) -> Option<Option<i64>> {
     if let Deserializer::Hive { timestamp_formats } = d {
         let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
         for f in timestamp_formats {
             if f == "millis" {
                 if let Ok(ms) = s.parse::<i64>() {
-                    return Some(ms * 1000);
+                    return Some(ms.checked_mul(1000));
                 }
             } else if let Ok(t) = NaiveDateTime::parse_from_str(&s, f) {
-                return Some(t.and_utc().timestamp_micros());
+                return Some(Some(t.and_utc().timestamp_micros()));
             }
         }
-        return NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp_micros());
+        let t = NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+        return Some(Some(t.and_utc().timestamp_micros()));
     }
     match v {
         Value::Number(n) if n.is_i64() => {
             let n = n.as_i64()?;
-            Some(if n.unsigned_abs() >= 100_000_000_000 { n * 1000 } else { n * 1_000_000 })
+            Some(if n.unsigned_abs() >= 100_000_000_000 { n.checked_mul(1000) } else { n.checked_mul(1_000_000) })
         }
-        Value::Number(n) => n.as_f64().map(|f| (f * 1e6) as i64),
+        Value::Number(n) => {
+            let micros = n.as_f64()? * 1e6;
+            Some((micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(micros as i64))
+        }
         Value::String(s) => {
             let s = s.trim();
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.with_timezone(&Utc).timestamp_micros());
+                return Some(Some(t.with_timezone(&Utc).timestamp_micros()));
             }
             ["%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"]
                 .iter()
                 .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .map(|t| Utc.from_utc_datetime(&t).timestamp_micros())
+                .map(|t| Some(Utc.from_utc_datetime(&t).timestamp_micros()))
         }
         _ => None,
     }
@@ -682,8 +704,22 @@ mod tests {
             (json!("2026-12-02 10:00:00.5"), 1_796_205_600_500_000),
             (json!("2026-12-02T11:00:00+01:00"), 1_796_205_600_000_000),
         ] {
-            assert_eq!(timestamp(&v, &openx()), Some(micros), "{v}");
+            assert_eq!(timestamp(&v, &openx()), Ok(micros), "{v}");
         }
+        // Times a timestamp column cannot hold are the record's failure, in every build: never a panic on
+        // overflow, never a saturated or wrapped time.
+        let ts = vec![("at".to_string(), ColumnType::Timestamp)];
+        for v in ["9300000000000000", "9300000000000000000", "-9300000000000000000", "1e300", "253402300800000"] {
+            let record = format!(r#"{{"at":{v}}}"#);
+            let failure = rows(record.as_bytes(), &ts, &openx()).unwrap_err();
+            assert_eq!(failure.code, MALFORMED_DATA, "{v}");
+            assert!(failure.message.contains("out of the range of a timestamp"), "{v}: {}", failure.message);
+        }
+        assert!(rows(br#"{"at":253402300799999}"#, &ts, &openx()).is_ok(), "the last millisecond of 9999 fits");
+        let hive = Deserializer::Hive { timestamp_formats: vec!["millis".into()] };
+        assert_eq!(rows(br#"{"at":"9200000000000000000"}"#, &ts, &hive).unwrap_err().code, MALFORMED_DATA);
+        let float = vec![("f".to_string(), ColumnType::Float)];
+        assert_eq!(rows(br#"{"f":1e39}"#, &float, &openx()).unwrap_err().code, MALFORMED_DATA, "past f32");
         let nested = vec![
             ("tags".to_string(), column_type("array<string>").unwrap()),
             ("hits".to_string(), column_type("map<string,int>").unwrap()),

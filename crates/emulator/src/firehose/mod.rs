@@ -31,6 +31,9 @@ pub mod storage;
 pub mod target;
 pub mod validate;
 
+#[cfg(test)]
+mod sweep;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -122,6 +125,20 @@ pub struct Firehose {
     kinesis: Arc<crate::kinesis::Kinesis>,
 }
 
+/// Removes journal directories no stream owns (a deleted stream's, when its removal failed or was cut short).
+fn remove_orphans(journals: &std::path::Path, streams: &BTreeMap<String, Stream>) {
+    let owned: std::collections::BTreeSet<String> =
+        streams.values().map(|s| format!("{}-{}", s.state.name, s.state.incarnation)).collect();
+    let Ok(entries) = std::fs::read_dir(journals) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && !owned.contains(&name) {
+            tracing::info!("removing the journal of a deleted stream: {}", entry.path().display());
+            engine::remove_dir(&entry.path());
+        }
+    }
+}
+
 fn stream_key(region: &str, name: &str) -> String {
     format!("{region}/{name}")
 }
@@ -184,6 +201,7 @@ impl Firehose {
             };
             streams.insert(stream_key(&state.region, &state.name), Stream { state, pipeline, reader });
         }
+        remove_orphans(&fh.config.dir.join("journal"), &streams);
         *lock(&fh.streams) = streams;
         fh.sweep();
         Ok(fh)
