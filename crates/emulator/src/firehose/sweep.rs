@@ -36,7 +36,7 @@ impl Kind {
         matches!(self, Kind::Transformed | Kind::KinesisTransformed)
     }
 
-    fn from_kinesis(self) -> bool {
+    fn sourced(self) -> bool {
         matches!(self, Kind::Kinesis | Kind::KinesisTransformed)
     }
 
@@ -59,7 +59,7 @@ struct Outcome {
 }
 
 fn record(kind: Kind, n: usize) -> Vec<u8> {
-    let k = if n % 2 == 0 { "a" } else { "b" };
+    let k = if n.is_multiple_of(2) { "a" } else { "b" };
     let value = if kind == Kind::Converted && kind.fails(n) { json!(format!("x{n}")) } else { json!(n) };
     format!("{}\n", json!({"id": format!("r{n}"), "k": k, "n": value})).into_bytes()
 }
@@ -223,7 +223,7 @@ impl Case {
             Kind::Plain | Kind::Kinesis => {}
         }
         let mut body = json!({"DeliveryStreamName": "S", "ExtendedS3DestinationConfiguration": destination});
-        if self.kind.from_kinesis() {
+        if self.kind.sourced() {
             self.kinesis("CreateStream", json!({"StreamName": "K", "ShardCount": 2}));
             body["DeliveryStreamType"] = json!("KinesisStreamAsSource");
             body["KinesisStreamSourceConfiguration"] = json!({
@@ -238,7 +238,7 @@ impl Case {
     /// acknowledges none).
     async fn put(&self, batch: &[(usize, Vec<u8>)]) -> Vec<bool> {
         let data = |r: &Vec<u8>| base64_simd::STANDARD.encode_to_string(r);
-        let (op, body) = if self.kind.from_kinesis() {
+        let (op, body) = if self.kind.sourced() {
             let records: Vec<Value> =
                 batch.iter().map(|(n, r)| json!({"Data": data(r), "PartitionKey": format!("p{n}")})).collect();
             ("PutRecords", json!({"StreamName": "K", "Records": records}))
@@ -247,7 +247,7 @@ impl Case {
             ("PutRecordBatch", json!({"DeliveryStreamName": "S", "Records": records}))
         };
         let svc = self.svc.clone();
-        let kinesis = self.kind.from_kinesis();
+        let kinesis = self.kind.sourced();
         let call = async move {
             let body = body.to_string();
             if kinesis {
@@ -295,7 +295,7 @@ impl Case {
     /// One turn of the background work the server's tickers do.
     async fn tick(&self) {
         let fh = self.svc.firehose.clone();
-        let kinesis = self.kind.from_kinesis();
+        let kinesis = self.kind.sourced();
         let _ = tokio::task::spawn_blocking(move || {
             fh.tick(false);
             if kinesis {
