@@ -32,6 +32,8 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         speed: args.speed,
         fsync: args.fsync,
     };
+    // Caught from now on: a SIGTERM while the journals are recovered still stops with the flush.
+    let stop = crate::util::signal::Stop::install();
     let handle = Emulator::builder().config(config).start().await.map_err(|e| match e {
         StartError::Bind { .. } => Error::failed(format!(
             "{e}: {}",
@@ -40,7 +42,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         .with_hint(
             "another emulator or LocalStack may be using the port: stop it, or pick another with --addr 127.0.0.1:0",
         ),
-        StartError::NotLoopback(_) | StartError::BadAddr(_) => Error::usage(e.to_string()),
+        StartError::NotLoopback(_) | StartError::BadAddr(_) | StartError::NewerFormat { .. } => Error::usage(e.to_string()),
         StartError::InUse { .. } => Error::usage(e.to_string()).with_hint(
             "two emulators on one data dir would deliver the same records twice: stop the other one, or give this one its own --data-dir",
         ),
@@ -94,7 +96,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         ));
     }
     printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
-    crate::util::signal::wait_for_signal().await;
+    stop.wait().await;
     printer.status("stopping: flushing buffered records");
     handle.shutdown().await;
     printer.status("stopped");

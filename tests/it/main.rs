@@ -26,4 +26,5 @@ mod report;
 mod send;
 mod together;
 mod transform;
+mod upgrade;
 mod verify;

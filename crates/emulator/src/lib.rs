@@ -97,6 +97,13 @@ pub enum StartError {
     },
     #[error("cannot start the emulator runtime")]
     Runtime(#[source] std::io::Error),
+    /// The data dir was written by a newer emulator, in a format this one cannot read.
+    #[error(
+        "the data dir `{}` was written by a newer firehose-kit (data format {found}; this one reads formats 1 to {}): run that version, or give this one another --data-dir",
+        dir.display(),
+        DATA_FORMAT
+    )]
+    NewerFormat { dir: PathBuf, found: u32 },
     /// Another emulator holds the data dir (two would deliver the same journals twice).
     #[error("the data dir `{}` is in use by another emulator ({holder})", dir.display())]
     InUse { dir: PathBuf, holder: String },
@@ -132,6 +139,34 @@ pub struct EmulatorConfig {
     /// `--fsync`: every acknowledged record, and every delivery's progress, is synced to disk before it counts,
     /// so it survives a machine crash too (by default, a killed process).
     pub fsync: bool,
+}
+
+/// The data dir's format (`<data dir>/format.json`). 1: the first releases (no `format.json`); 2: journals in
+/// batches with marks, stage progress with names, Lambda answers journaled. An emulator reads every older format
+/// and writes its own once it has opened the data dir.
+pub const DATA_FORMAT: u32 = 2;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DataFormat {
+    format: u32,
+    /// The firehose-kit version that last wrote the data dir.
+    written_by: String,
+}
+
+/// Refuses a data dir of a format newer than this emulator reads.
+fn check_format(dir: &Path) -> Result<(), StartError> {
+    let found: Option<DataFormat> = firehose_kit_domain::util::persist::read_json(&dir.join("format.json"))
+        .map_err(|source| StartError::DataDir { path: dir.join("format.json"), source })?;
+    match found {
+        Some(f) if f.format > DATA_FORMAT => Err(StartError::NewerFormat { dir: dir.to_path_buf(), found: f.format }),
+        _ => Ok(()),
+    }
+}
+
+/// Records that the data dir is now of this emulator's format.
+fn write_format(dir: &Path, durability: Durability) -> std::io::Result<()> {
+    let format = DataFormat { format: DATA_FORMAT, written_by: env!("CARGO_PKG_VERSION").to_string() };
+    firehose_kit_domain::util::persist::write_json_as(&dir.join("format.json"), &format, durability)
 }
 
 /// The default `--memory-limit`: 256 MiB of buffered record bytes in memory.
@@ -368,11 +403,15 @@ async fn open(
     let dir_err = |source| StartError::DataDir { path: data_dir.to_path_buf(), source };
     std::fs::create_dir_all(data_dir).map_err(dir_err)?;
     let lock = DataDirLock::take(data_dir)?;
-    // Bound first: Lambda functions are told the endpoint (their SDK calls come back here).
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
-    let endpoint = format!("http://{}", listener.local_addr().map_err(dir_err)?);
+    check_format(data_dir)?;
+    // Bound first (Lambda functions are told the endpoint: their SDK calls come back here), but listening only
+    // once every journal is recovered: until then a client that waits for the port finds it refused, not hung.
+    let bind_err = |source| StartError::Bind { addr: addr.to_string(), source };
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(bind_err)?;
+    socket.set_reuseaddr(true).map_err(bind_err)?;
+    socket.bind(addr).map_err(bind_err)?;
+    let endpoint = format!("http://{}", socket.local_addr().map_err(dir_err)?);
     let durability = if config.fsync { Durability::Machine } else { Durability::Process };
     let store = Arc::new(
         s3::Store::open(&data_dir.join("s3"))
@@ -446,6 +485,8 @@ async fn open(
         speed,
         retry_horizon: config.delivery_retry_horizon,
     });
+    write_format(data_dir, durability).map_err(dir_err)?;
+    let listener = socket.listen(1024).map_err(bind_err)?;
     Ok((listener, services, lock))
 }
 

@@ -430,8 +430,16 @@ async fn sweep(kind: Kind) {
     let mut table = Vec::new();
     for &point in faults::POINTS {
         for action in [Action::Error, Action::Panic] {
-            let case = Case::start(kind, point, action).await;
-            let o = case.run(point, action).await;
+            // A case that panics (a hang past its deadline, a call that never answers) is a failure of its own.
+            let run = tokio::spawn(async move { Case::start(kind, point, action).await.run(point, action).await });
+            let o = match run.await {
+                Ok(o) => o,
+                Err(e) => {
+                    problems.push(format!("{kind:?} {point} {action:?}: the case failed: {e}"));
+                    table.push(format!("{kind:?} {point} {action:?}: the case failed"));
+                    continue;
+                }
+            };
             table.push(format!(
                 "{kind:?} {point} {action:?}: fired {}, acknowledged at once {}, resent {}, missing {}, doubled {}, misplaced {}",
                 o.fired,
