@@ -167,3 +167,7 @@ async fn a_torn_journal_tail_is_cut_and_said_and_every_acknowledged_record_deliv
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains(&format!("cutting {cut} bytes of a batch whose write was interrupted")), "{said}");
 }
+
+/// The same loop on the streams with more stages (in `crash::` for `make soak`).
+#[path = "crash_kinds.rs"]
+mod kinds;

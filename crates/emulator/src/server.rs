@@ -310,15 +310,19 @@ async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Resp
 /// Serves until `shutdown` fires, then flushes every Firehose buffer and closes connections.
 pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: oneshot::Receiver<()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let firehose = svc.firehose.clone();
+    let (firehose, lambda) = (svc.firehose.clone(), svc.lambda.clone());
     let ticker = tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
             // Sealing buffers and removing idle partitions' directories is file I/O: off the runtime's workers.
-            let fh = firehose.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || fh.tick(false)).await
+            let (fh, lambda) = (firehose.clone(), lambda.clone());
+            let tick = move || {
+                fh.tick(false);
+                lambda.retire_idle();
+            };
+            if let Err(e) = tokio::task::spawn_blocking(tick).await
                 && e.is_panic()
             {
                 tracing::warn!("the buffers' tick {}", crate::firehose::engine::panic_message(&*e.into_panic()));

@@ -44,9 +44,24 @@ pub struct Lambda {
     iam: Arc<Iam>,
     logs: Arc<Logs>,
     s3: Arc<crate::s3::Store>,
-    /// Idle sandboxes by `region/name`, each with the revision it runs.
-    pool: Mutex<HashMap<String, Vec<(String, Sandbox)>>>,
+    /// Idle sandboxes by `region/name`, each with the revision it runs and when it was last used.
+    pool: Mutex<HashMap<String, Vec<Warm>>>,
+    /// Per function, how many sandboxes may run at once (an invocation past it waits for one).
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// An idle sandbox kept warm.
+struct Warm {
+    revision: String,
+    since: std::time::Instant,
+    sandbox: Sandbox,
+}
+
+/// Sandboxes one function may run at once: invocations past them wait for one to be free (Lambda would throttle
+/// past the account's concurrency; Firehose waits and retries, so the wait is what a stream sees).
+pub const MAX_SANDBOXES: usize = 10;
+/// A warm sandbox idle this long is stopped (its process and its Runtime API).
+pub const IDLE_SANDBOX: Duration = Duration::from_secs(300);
 
 const PYTHON_RUNTIME: &str = include_str!("runtimes/python_runtime.py");
 const NODE_RUNTIME: &str = include_str!("runtimes/node_runtime.cjs");
@@ -81,7 +96,32 @@ impl Lambda {
             logs,
             s3,
             pool: Mutex::default(),
+            slots: Mutex::default(),
         })
+    }
+
+    /// Stops warm sandboxes idle longer than [`IDLE_SANDBOX`] (from the emulator's tick).
+    pub fn retire_idle(&self) {
+        let stale: Vec<Warm> = {
+            let mut pool = crate::lock(&self.pool);
+            let mut stale = Vec::new();
+            for idle in pool.values_mut() {
+                let (keep, old): (Vec<Warm>, Vec<Warm>) =
+                    std::mem::take(idle).into_iter().partition(|w| w.since.elapsed() < IDLE_SANDBOX);
+                *idle = keep;
+                stale.extend(old);
+            }
+            pool.retain(|_, idle| !idle.is_empty());
+            stale
+        };
+        if !stale.is_empty() {
+            tracing::debug!("stopping {} idle Lambda sandboxes", stale.len());
+        }
+    }
+
+    /// Sandboxes warm now (idle, across functions).
+    pub fn warm_sandboxes(&self) -> usize {
+        crate::lock(&self.pool).values().map(Vec::len).sum()
     }
 
     fn key(region: &str, name: &str) -> String {
@@ -169,14 +209,22 @@ impl Lambda {
         })
     }
 
-    /// Runs `f` once with `payload` (RequestResponse), on a warm sandbox when there is one.
+    /// Runs `f` once with `payload` (RequestResponse), on a warm sandbox when there is one; at most
+    /// [`MAX_SANDBOXES`] at once per function.
     pub async fn run(&self, f: &Function, payload: Bytes) -> Outcome {
         let key = Self::key(&f.region, &f.name);
+        let slots = crate::lock(&self.slots)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_SANDBOXES)))
+            .clone();
+        let Ok(_slot) = slots.acquire_owned().await else {
+            return Outcome::Error { body: Bytes::from_static(b"{}"), kind: "Runtime.Unknown".into() };
+        };
         let warm = {
             let mut pool = crate::lock(&self.pool);
             let idle = pool.entry(key.clone()).or_default();
-            idle.retain(|(revision, _)| *revision == f.revision_id);
-            idle.pop().map(|(_, s)| s)
+            idle.retain(|w| w.revision == f.revision_id);
+            idle.pop().map(|w| w.sandbox)
         };
         let mut sandbox = match warm {
             Some(s) => s,
@@ -192,7 +240,8 @@ impl Lambda {
         let timeout = Duration::from_secs(f.timeout_s);
         let (outcome, reusable) = sandbox.invoke(payload, timeout).await;
         if reusable {
-            crate::lock(&self.pool).entry(key).or_default().push((f.revision_id.clone(), sandbox));
+            let warm = Warm { revision: f.revision_id.clone(), since: std::time::Instant::now(), sandbox };
+            crate::lock(&self.pool).entry(key).or_default().push(warm);
         }
         outcome
     }
@@ -291,6 +340,14 @@ fn qualifier(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Runs file-heavy work (a function's code unzipped, up to 250 MB) without holding up the runtime's other tasks.
+fn off_workers<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Finds the action a method and path name and runs it.
 async fn route(
     lambda: &Lambda,
@@ -307,7 +364,8 @@ async fn route(
     let q = q.as_deref();
     use handlers as h;
     match (method.as_str(), seg.as_slice()) {
-        ("POST", ["2015-03-31", "functions"]) => h::create_function(lambda, region, &body),
+        // Unzipping (up to 250 MB) is file work: off the runtime's workers.
+        ("POST", ["2015-03-31", "functions"]) => off_workers(|| h::create_function(lambda, region, &body)),
         ("GET", ["2015-03-31", "functions"]) => h::list_functions(lambda, region),
         ("GET", ["2015-03-31", "functions", f]) => h::get_function(lambda, region, &lookup(lambda, region, f, q)?),
         ("DELETE", ["2015-03-31", "functions", f]) => h::delete_function(lambda, &lookup(lambda, region, f, q)?),
@@ -318,7 +376,8 @@ async fn route(
             h::update_configuration(lambda, &lookup(lambda, region, f, q)?, &body)
         }
         ("PUT", ["2015-03-31", "functions", f, "code"]) => {
-            h::update_code(lambda, &lookup(lambda, region, f, q)?, &body)
+            let function = lookup(lambda, region, f, q)?;
+            off_workers(|| h::update_code(lambda, &function, &body))
         }
         ("POST", ["2015-03-31", "functions", f, "invocations"]) => {
             invoke(lambda, &lookup(lambda, region, f, q)?, headers, body).await

@@ -287,9 +287,21 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<http_body_util::Fu
     if method == Method::GET && rest == "invocation/next" {
         return next(api).await;
     }
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
+    // Read no further than the largest answer Lambda takes: a larger one is refused while it streams in.
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD).collect().await {
+        Ok(b) => Some(b.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => None,
         Err(_) => return answer(StatusCode::BAD_REQUEST, r#"{"errorMessage":"cannot read the body"}"#),
+    };
+    let Some(body) = body else {
+        let outcome = Outcome::error(
+            "Function.ResponseSizeTooLarge",
+            format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
+        );
+        return match rest.split('/').collect::<Vec<_>>().as_slice() {
+            ["invocation", id, "response" | "error"] => reply(api, id, outcome),
+            _ => answer(StatusCode::PAYLOAD_TOO_LARGE, r#"{"errorMessage":"the body is too large"}"#),
+        };
     };
     if method == Method::POST && rest == "init/error" {
         let kind = error_type.unwrap_or_else(|| kind_of(&body));
@@ -299,17 +311,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<http_body_util::Fu
     }
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
-        (Method::POST, ["invocation", id, "response"]) => {
-            let outcome = if body.len() > MAX_PAYLOAD {
-                Outcome::error(
-                    "Function.ResponseSizeTooLarge",
-                    format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
-                )
-            } else {
-                Outcome::Ok(body)
-            };
-            reply(api, id, outcome)
-        }
+        (Method::POST, ["invocation", id, "response"]) => reply(api, id, Outcome::Ok(body)),
         (Method::POST, ["invocation", id, "error"]) => {
             let kind = kind_of(&body);
             let _ = error_type;
