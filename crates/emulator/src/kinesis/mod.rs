@@ -15,6 +15,7 @@
 
 mod handlers;
 pub mod model;
+mod records;
 pub mod store;
 
 use std::path::PathBuf;
@@ -43,10 +44,10 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("DescribeStreamSummary", handlers::describe_stream_summary),
     ("ListStreams", handlers::list_streams),
     ("ListShards", handlers::list_shards),
-    ("PutRecord", handlers::put_record),
-    ("PutRecords", handlers::put_records),
-    ("GetShardIterator", handlers::get_shard_iterator),
-    ("GetRecords", handlers::get_records),
+    ("PutRecord", records::put_record),
+    ("PutRecords", records::put_records),
+    ("GetShardIterator", records::get_shard_iterator),
+    ("GetRecords", records::get_records),
     ("AddTagsToStream", handlers::add_tags),
     ("TagResource", handlers::add_tags),
     ("RemoveTagsFromStream", handlers::remove_tags),

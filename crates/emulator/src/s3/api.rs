@@ -5,199 +5,35 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
-use md5::{Digest, Md5};
 use s3s::dto::*;
-use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::store::{ObjectMeta, PutAttrs, Store, StoreError};
+use super::wire::*;
 
 /// S3 over a [`Store`], plus the in-progress multipart uploads (kept in memory: an upload does not survive a
 /// restart, which S3 clients handle by starting over).
 #[derive(Clone)]
 pub struct S3Api {
-    store: Arc<Store>,
-    uploads: Arc<Mutex<HashMap<String, Upload>>>,
-    account_id: String,
+    pub(super) store: Arc<Store>,
+    pub(super) uploads: Arc<Mutex<HashMap<String, Upload>>>,
+    pub(super) account_id: String,
 }
 
-struct Upload {
-    bucket: String,
-    key: String,
-    attrs: PutAttrs,
+pub(super) struct Upload {
+    pub(super) bucket: String,
+    pub(super) key: String,
+    pub(super) attrs: PutAttrs,
     /// part number → (file, size, md5)
-    parts: BTreeMap<i32, (PathBuf, u64, [u8; 16])>,
+    pub(super) parts: BTreeMap<i32, (PathBuf, u64, [u8; 16])>,
 }
 
 impl S3Api {
     pub fn new(store: Arc<Store>, account_id: String) -> Self {
         S3Api { store, uploads: Arc::default(), account_id }
     }
-}
-
-fn map_err(e: StoreError) -> S3Error {
-    match e {
-        StoreError::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
-        StoreError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
-        StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
-        StoreError::BucketAlreadyOwnedByYou => s3_error!(
-            BucketAlreadyOwnedByYou,
-            "Your previous request to create the named bucket succeeded and you already own it."
-        ),
-        StoreError::Io(io) => S3Error::internal_error(io),
-    }
-}
-
-fn not_found(code: &str, message: &'static str) -> S3Error {
-    let mut err = S3Error::with_message(S3ErrorCode::Custom(code.to_string().into()), message);
-    err.set_status_code(http::StatusCode::NOT_FOUND);
-    err
-}
-
-fn timestamp(ms: i64) -> Timestamp {
-    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-}
-
-fn etag(meta: &ObjectMeta) -> ETag {
-    ETag::Strong(meta.etag.clone())
-}
-
-fn object_entry(meta: &ObjectMeta) -> Object {
-    Object {
-        key: Some(meta.key.clone()),
-        size: Some(meta.size as i64),
-        e_tag: Some(etag(meta)),
-        last_modified: Some(timestamp(meta.last_modified_ms)),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-        ..Default::default()
-    }
-}
-
-fn put_attrs(content_type: Option<String>, content_encoding: Option<String>, metadata: Option<Metadata>) -> PutAttrs {
-    PutAttrs {
-        content_type,
-        content_encoding: content_encoding.and_then(|e| stored_content_encoding(&e)),
-        metadata: metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
-        checksums: BTreeMap::new(),
-    }
-}
-
-/// The flexible-checksum algorithms and their headers.
-const CHECKSUMS: [(&str, &str); 5] = [
-    ("CRC32", "x-amz-checksum-crc32"),
-    ("CRC32C", "x-amz-checksum-crc32c"),
-    ("SHA1", "x-amz-checksum-sha1"),
-    ("SHA256", "x-amz-checksum-sha256"),
-    ("CRC64NVME", "x-amz-checksum-crc64nvme"),
-];
-
-/// The checksums a PutObject carried, in its headers or (aws-chunked uploads) its trailer; they are stored and
-/// returned by GetObject/HeadObject with `ChecksumMode=ENABLED`, as SDKs now validate them.
-fn sent_checksums(input: &PutObjectInput, trailers: Option<&http::HeaderMap>) -> BTreeMap<String, String> {
-    let from_input = [
-        &input.checksum_crc32,
-        &input.checksum_crc32c,
-        &input.checksum_sha1,
-        &input.checksum_sha256,
-        &input.checksum_crc64nvme,
-    ];
-    let mut out = BTreeMap::new();
-    for ((algorithm, header), value) in CHECKSUMS.iter().zip(from_input) {
-        let trailer = trailers.and_then(|t| t.get(*header)).and_then(|v| v.to_str().ok()).map(str::to_string);
-        if let Some(v) = value.clone().or(trailer) {
-            out.insert(algorithm.to_string(), v);
-        }
-    }
-    out
-}
-
-/// The stored checksums as they appear in a GetObject/HeadObject answer, when the request enabled them.
-fn returned_checksum(meta: &ObjectMeta, mode: Option<&ChecksumMode>, algorithm: &str) -> Option<String> {
-    mode.filter(|m| m.as_str() == ChecksumMode::ENABLED).and_then(|_| meta.checksums.get(algorithm).cloned())
-}
-
-/// The Content-Encoding S3 stores: `aws-chunked` describes how the upload was framed, not the object, so S3
-/// drops it (and an encoding that was only `aws-chunked` leaves none).
-fn stored_content_encoding(value: &str) -> Option<String> {
-    let kept: Vec<&str> =
-        value.split(',').map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked")).collect();
-    (!kept.is_empty()).then(|| kept.join(","))
-}
-
-/// S3's `EncodingType=url` encoding of a key or prefix in a listing: form style, as S3 writes it (a space is
-/// `+`, `+` is `%2B`, `%` is `%25`, other bytes outside `A-Z a-z 0-9 - _ . ~` are percent-encoded as UTF-8), but
-/// `/` is left as it is. Clients that ask for it (boto3 and the AWS CLI always do) decode it with `unquote_plus`.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Applies `EncodingType=url` to a listing's text fields when the request asked for it.
-struct Encoding(bool);
-
-impl Encoding {
-    fn of(encoding_type: Option<&EncodingType>) -> Self {
-        Encoding(encoding_type.is_some_and(|e| e.as_str() == EncodingType::URL))
-    }
-
-    fn text(&self, s: String) -> String {
-        if self.0 { url_encode(&s) } else { s }
-    }
-
-    fn opt(&self, s: Option<String>) -> Option<String> {
-        s.map(|s| self.text(s))
-    }
-
-    fn prefixes(&self, prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
-        (!prefixes.is_empty())
-            .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(self.text(p)) }).collect())
-    }
-
-    fn objects(&self, objects: &[ObjectMeta]) -> Vec<Object> {
-        objects
-            .iter()
-            .map(|m| {
-                let mut o = object_entry(m);
-                o.key = self.opt(o.key);
-                o
-            })
-            .collect()
-    }
-}
-
-/// Streams a request body into a store writer (on a blocking thread per chunk batch) and commits it.
-async fn write_body(
-    store: &Arc<Store>,
-    bucket: &str,
-    body: Option<StreamingBlob>,
-) -> S3Result<super::store::ObjectWriter> {
-    let mut writer = store.begin_write(bucket).map_err(map_err)?;
-    if let Some(mut body) = body {
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    writer.abort();
-                    return Err(S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string()));
-                }
-            };
-            if let Err(e) = std::io::Write::write_all(&mut writer, &chunk) {
-                writer.abort();
-                return Err(S3Error::internal_error(e));
-            }
-        }
-    }
-    Ok(writer)
 }
 
 #[async_trait::async_trait]
@@ -256,21 +92,7 @@ impl S3 for S3Api {
     }
 
     async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self
-            .store
-            .list_buckets()
-            .into_iter()
-            .map(|(name, config)| Bucket {
-                name: Some(name),
-                creation_date: Some(timestamp(config.created_ms)),
-                bucket_region: Some(config.location_constraint.unwrap_or_else(|| "us-east-1".into())),
-            })
-            .collect();
-        Ok(S3Response::new(ListBucketsOutput {
-            buckets: Some(buckets),
-            owner: Some(Owner { display_name: Some("firehose-kit".into()), id: Some(self.account_id.clone()) }),
-            ..Default::default()
-        }))
+        self.list_buckets_op(_req).await
     }
 
     async fn get_bucket_location(
@@ -624,230 +446,50 @@ impl S3 for S3Api {
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let input = req.input;
-        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let after = input.continuation_token.clone().or(input.start_after.clone());
-        let page = self
-            .store
-            .list(&input.bucket, &prefix, input.delimiter.as_deref(), after.as_deref(), max_keys)
-            .map_err(map_err)?;
-        let key_count = (page.objects.len() + page.common_prefixes.len()) as i32;
-        let enc = Encoding::of(input.encoding_type.as_ref());
-        Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: Some(enc.text(prefix)),
-            delimiter: enc.opt(input.delimiter),
-            max_keys: Some(max_keys as i32),
-            key_count: Some(key_count),
-            continuation_token: input.continuation_token,
-            start_after: enc.opt(input.start_after),
-            is_truncated: Some(page.next_marker.is_some()),
-            next_continuation_token: page.next_marker,
-            contents: Some(enc.objects(&page.objects)),
-            common_prefixes: enc.prefixes(page.common_prefixes),
-            encoding_type: input.encoding_type,
-            ..Default::default()
-        }))
+        self.list_objects_v2_op(req).await
     }
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-        let input = req.input;
-        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let page = self
-            .store
-            .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys)
-            .map_err(map_err)?;
-        let enc = Encoding::of(input.encoding_type.as_ref());
-        Ok(S3Response::new(ListObjectsOutput {
-            name: Some(input.bucket),
-            prefix: Some(enc.text(prefix)),
-            marker: enc.opt(input.marker),
-            delimiter: enc.opt(input.delimiter),
-            max_keys: Some(max_keys as i32),
-            is_truncated: Some(page.next_marker.is_some()),
-            next_marker: enc.opt(page.next_marker),
-            contents: Some(enc.objects(&page.objects)),
-            common_prefixes: enc.prefixes(page.common_prefixes),
-            encoding_type: input.encoding_type,
-            ..Default::default()
-        }))
+        self.list_objects_op(req).await
     }
 
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        // Versioning is never enabled here, so every object is its one "null" version and there are no delete
-        // markers: what S3 answers for an unversioned bucket.
-        let input = req.input;
-        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let page = self
-            .store
-            .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.key_marker.as_deref(), max_keys)
-            .map_err(map_err)?;
-        let enc = Encoding::of(input.encoding_type.as_ref());
-        let versions = page
-            .objects
-            .iter()
-            .map(|m| ObjectVersion {
-                key: Some(enc.text(m.key.clone())),
-                version_id: Some("null".into()),
-                is_latest: Some(true),
-                size: Some(m.size as i64),
-                e_tag: Some(etag(m)),
-                last_modified: Some(timestamp(m.last_modified_ms)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
-                ..Default::default()
-            })
-            .collect();
-        let truncated = page.next_marker.is_some();
-        Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(input.bucket),
-            prefix: Some(enc.text(prefix)),
-            delimiter: enc.opt(input.delimiter),
-            key_marker: enc.opt(input.key_marker),
-            max_keys: Some(max_keys as i32),
-            is_truncated: Some(truncated),
-            next_version_id_marker: truncated.then(|| "null".to_string()),
-            next_key_marker: enc.opt(page.next_marker),
-            versions: Some(versions),
-            common_prefixes: enc.prefixes(page.common_prefixes),
-            encoding_type: input.encoding_type,
-            ..Default::default()
-        }))
+        self.list_object_versions_op(req).await
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let input = req.input;
-        self.store.bucket_config(&input.bucket).map_err(map_err)?;
-        let upload_id = uuid::Uuid::new_v4().simple().to_string();
-        let upload = Upload {
-            bucket: input.bucket.clone(),
-            key: input.key.clone(),
-            attrs: put_attrs(input.content_type, input.content_encoding, input.metadata),
-            parts: BTreeMap::new(),
-        };
-        crate::lock(&self.uploads).insert(upload_id.clone(), upload);
-        Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(upload_id),
-            ..Default::default()
-        }))
+        self.create_multipart_upload_op(req).await
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        let input = req.input;
-        if !crate::lock(&self.uploads).contains_key(&input.upload_id) {
-            return Err(s3_error!(NoSuchUpload, "The specified upload does not exist."));
-        }
-        if !(1..=10_000).contains(&input.part_number) {
-            return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
-        }
-        let dir = self.store.uploads_dir().join(&input.upload_id);
-        tokio::fs::create_dir_all(&dir).await.map_err(S3Error::internal_error)?;
-        let path = dir.join(format!("{}.part", input.part_number));
-        let mut file = tokio::fs::File::create(&path).await.map_err(S3Error::internal_error)?;
-        let mut md5 = Md5::new();
-        let mut size = 0u64;
-        if let Some(mut body) = input.body {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string()))?;
-                md5.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(S3Error::internal_error)?;
-            }
-        }
-        file.flush().await.map_err(S3Error::internal_error)?;
-        let digest: [u8; 16] = md5.finalize().into();
-        let mut uploads = crate::lock(&self.uploads);
-        let upload = uploads
-            .get_mut(&input.upload_id)
-            .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
-        upload.parts.insert(input.part_number, (path, size, digest));
-        Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(hex::encode(digest))), ..Default::default() }))
+        self.upload_part_op(req).await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let input = req.input;
-        let upload = self
-            .uploads
-            .lock()
-            .expect("uploads lock")
-            .remove(&input.upload_id)
-            .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
-        let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
-        let mut parts = Vec::with_capacity(requested.len());
-        for part in &requested {
-            let number = part.part_number.unwrap_or(0);
-            let Some((path, _, md5)) = upload.parts.get(&number) else {
-                return Err(s3_error!(InvalidPart, "One or more of the specified parts could not be found."));
-            };
-            parts.push((path.clone(), *md5));
-        }
-        let store = self.store.clone();
-        let (bucket, key) = (upload.bucket.clone(), upload.key.clone());
-        let dir = self.store.uploads_dir().join(&input.upload_id);
-        let meta = tokio::task::spawn_blocking(move || {
-            let result = store.commit_parts(&bucket, &key, &parts, upload.attrs);
-            let _ = std::fs::remove_dir_all(dir);
-            result
-        })
-        .await
-        .map_err(S3Error::internal_error)?
-        .map_err(map_err)?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(upload.bucket),
-            key: Some(upload.key),
-            e_tag: Some(etag(&meta)),
-            ..Default::default()
-        }))
+        self.complete_multipart_upload_op(req).await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let removed = crate::lock(&self.uploads).remove(&req.input.upload_id);
-        if removed.is_none() {
-            return Err(s3_error!(NoSuchUpload, "The specified upload does not exist."));
-        }
-        let _ = tokio::fs::remove_dir_all(self.store.uploads_dir().join(&req.input.upload_id)).await;
-        Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
+        self.abort_multipart_upload_op(req).await
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        self.store.bucket_config(&req.input.bucket).map_err(map_err)?;
-        let enc = Encoding::of(req.input.encoding_type.as_ref());
-        let uploads = crate::lock(&self.uploads);
-        let list = uploads
-            .iter()
-            .filter(|(_, u)| u.bucket == req.input.bucket)
-            .map(|(id, u)| MultipartUpload {
-                key: Some(enc.text(u.key.clone())),
-                upload_id: Some(id.clone()),
-                ..Default::default()
-            })
-            .collect();
-        Ok(S3Response::new(ListMultipartUploadsOutput {
-            bucket: Some(req.input.bucket.clone()),
-            uploads: Some(list),
-            is_truncated: Some(false),
-            encoding_type: req.input.encoding_type.clone(),
-            ..Default::default()
-        }))
+        self.list_multipart_uploads_op(req).await
     }
 }
 

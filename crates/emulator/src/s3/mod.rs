@@ -3,7 +3,10 @@
 
 pub mod api;
 pub mod host;
+mod listing;
+mod multipart;
 pub mod store;
+mod wire;
 
 pub use api::{FixedSecret, S3Api};
 pub use store::{ObjectMeta, PutAttrs, Store, StoreError};
