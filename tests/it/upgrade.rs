@@ -128,3 +128,73 @@ async fn a_data_dir_of_a_newer_format_is_refused_naming_what_to_do() {
     assert!(said.contains("written by a newer firehose-kit (data format 99"), "{said}");
     assert!(said.contains("give this one another --data-dir"), "{said}");
 }
+
+/// A stream whose stored configuration does not read back (a hand-edited `streams.json`: a processor parameter out
+/// of range) accepts nothing and says why, in PutRecordBatch's error and Describe's `FailureDescription`; its
+/// journaled records wait, never delivered around the processor, until UpdateDestination gives it a configuration
+/// that runs: then they are delivered, transformed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_configuration_that_does_not_read_back_stops_the_stream_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = unpack(tmp.path());
+    let path = data.join("firehose/streams.json");
+    let mut streams: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let shaped = streams.as_array_mut().unwrap().iter_mut().find(|s| s["name"] == "Shaped").unwrap();
+    let params = shaped["destination"]["processing"]["Processors"][0]["Parameters"].as_array_mut().unwrap();
+    params.push(serde_json::json!({"ParameterName": "BufferSizeInMBs", "ParameterValue": "99"}));
+    std::fs::write(&path, serde_json::to_vec(&streams).unwrap()).unwrap();
+    let env = support::start_with(|b| b.data_dir(&data).speed(1000.0)).await;
+    let mut connection = support::connection(env.emu.endpoint());
+    connection.region = Some("us-east-1".into());
+    let c = firehose_kit::aws::Clients::connect(&connection).await.unwrap();
+    // The other streams deliver; this one holds its records.
+    eventually("Plain delivered", Duration::from_secs(30), || async {
+        let o = support::objects(&c, "fixture", "plain/").await;
+        (!o.is_empty()).then_some(())
+    })
+    .await;
+    assert!(support::objects(&c, "fixture", "shaped/").await.is_empty(), "nothing delivered around the processor");
+    let refused = support::try_put_batch(&c, "Shaped", &[b"x\n".to_vec()]).await.unwrap_err();
+    let refused = refused.into_service_error().to_string();
+    assert!(refused.contains("accepts no records") && refused.contains("BufferSizeInMBs `99`"), "{refused}");
+    let d = c.firehose.describe_delivery_stream().delivery_stream_name("Shaped").send().await.unwrap();
+    let d = d.delivery_stream_description().unwrap();
+    let failure = d.failure_description().expect("FailureDescription says why");
+    assert!(failure.details().contains("BufferSizeInMBs `99`"), "{failure:?}");
+    // A configuration that runs: the journaled records are delivered, transformed.
+    let processing: aws_sdk_firehose::types::ProcessingConfiguration = {
+        use aws_sdk_firehose::types::{
+            ProcessingConfiguration, Processor, ProcessorParameter, ProcessorParameterName, ProcessorType,
+        };
+        let p = |n, v: &str| ProcessorParameter::builder().parameter_name(n).parameter_value(v).build().unwrap();
+        let processor = Processor::builder()
+            .r#type(ProcessorType::Lambda)
+            .parameters(p(ProcessorParameterName::LambdaArn, "arn:aws:lambda:us-east-1:000000000000:function:shape"))
+            .parameters(p(ProcessorParameterName::BufferIntervalInSeconds, "1"))
+            .build()
+            .unwrap();
+        ProcessingConfiguration::builder().enabled(true).processors(processor).build()
+    };
+    let update =
+        aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder().processing_configuration(processing).build();
+    c.firehose
+        .update_destination()
+        .delivery_stream_name("Shaped")
+        .current_delivery_stream_version_id(d.version_id())
+        .destination_id("destinationId-000000000001")
+        .extended_s3_destination_update(update)
+        .send()
+        .await
+        .unwrap();
+    let objects = eventually("Shaped delivered", Duration::from_secs(30), || async {
+        let o = support::objects(&c, "fixture", "").await;
+        let found = placed(&o);
+        (0..20).all(|n| found.contains_key(&format!("Shaped-{n}"))).then_some(o)
+    })
+    .await;
+    let found = placed(&objects);
+    for n in 0..20 {
+        let want = if n % 10 == 3 { "errors/shaped/processing-failed" } else { "shaped (transformed)" };
+        assert_eq!(found[&format!("Shaped-{n}")], [want], "Shaped-{n}");
+    }
+}

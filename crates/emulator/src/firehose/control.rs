@@ -106,7 +106,8 @@ impl Firehose {
     pub(super) fn describe(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: NameInput = wire::input(body)?;
         self.read_stream(input.name.as_deref(), region, |s, status| {
-            wire::ok(&s.state.description(status, self.encryption_status(&s.state)))
+            let failure = s.pipeline.as_ref().err().map(String::as_str);
+            wire::ok(&s.state.description(status, self.encryption_status(&s.state), failure))
         })
     }
 

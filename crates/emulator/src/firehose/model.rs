@@ -310,7 +310,14 @@ impl StreamState {
         Lifecycle::at(self.created_ms, self.deleting_since_ms, now_ms, create_delay_ms, delete_delay_ms)
     }
 
-    pub fn description(&self, status: StreamStatus, encryption: EncryptionStatus) -> DescribeOutput<'_> {
+    /// The description Describe answers; `failure` says why the stream cannot run (its stored configuration does
+    /// not read back).
+    pub fn description<'a>(
+        &'a self,
+        status: StreamStatus,
+        encryption: EncryptionStatus,
+        failure: Option<&'a str>,
+    ) -> DescribeOutput<'a> {
         let on = !matches!(encryption, EncryptionStatus::Disabled);
         let key = self.encryption.as_ref().filter(|_| on);
         DescribeOutput {
@@ -336,6 +343,7 @@ impl StreamState {
                 last_update_timestamp: self.updated_ms as f64 / 1000.0,
                 destinations: vec![self.destination.description()],
                 has_more_destinations: false,
+                failure: failure.map(|details| FailureDescription { kind: "UNKNOWN_ERROR", details }),
             },
         }
     }
@@ -367,6 +375,16 @@ struct StreamDescription<'a> {
     last_update_timestamp: f64,
     destinations: Vec<DestinationDescription<'a>>,
     has_more_destinations: bool,
+    #[serde(rename = "FailureDescription", skip_serializing_if = "Option::is_none")]
+    failure: Option<FailureDescription<'a>>,
+}
+
+#[derive(Serialize)]
+struct FailureDescription<'a> {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    #[serde(rename = "Details")]
+    details: &'a str,
 }
 
 #[derive(Serialize)]

@@ -283,8 +283,8 @@ fn beyond_limit(spec: &PartitionSpec, datas: Vec<(i64, Vec<u8>)>) -> Vec<(i64, V
 /// The input lane's stage on a partitioned stream: its sealed range's records to their partitions, then the
 /// progress.
 pub fn route(lane: &Lane, sealed: &Sealed, parts: &Partitions) -> Result<(), StageError> {
-    let records = lane.reader.read_range(sealed.start, sealed.end)?;
+    let records = lane.reader.read_packed(sealed.start, sealed.end)?;
     let mark = Mark { source: MARK_SOURCE, position: sealed.end };
-    parts.append(records.iter().map(|(a, d)| (*a, d.as_slice())), mark)?;
+    parts.append(records.iter(), mark)?;
     Ok(lane.commit(sealed.end)?)
 }

@@ -25,7 +25,7 @@ use super::lane::{Lane, StageError, blocking};
 use super::stage::Sink;
 use crate::faults;
 use crate::firehose::gate::Failure;
-use crate::firehose::journal::Mark;
+use crate::firehose::journal::{Mark, Packed};
 use crate::firehose::target::Target;
 use crate::lambda::Refusal;
 use crate::lambda::sandbox::Outcome;
@@ -62,7 +62,7 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
         Some(answer) => answer,
         None => {
             let reader = lane.reader.clone();
-            let records = tokio::task::spawn_blocking(move || reader.read_range(start, end))
+            let records = tokio::task::spawn_blocking(move || reader.read_packed(start, end))
                 .await
                 .map_err(|e| StageError::Panic(e.to_string()))??;
             let outcome = invoke(lane, sealed, t, &records).await;
@@ -85,7 +85,7 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
 }
 
 /// Record ids: opaque digits (the record's end offset), unique within the stream.
-fn record_ids(start: u64, records: &[(i64, Vec<u8>)]) -> Vec<String> {
+fn record_ids(start: u64, records: &Packed) -> Vec<String> {
     let mut offset = start;
     records
         .iter()
@@ -98,7 +98,7 @@ fn record_ids(start: u64, records: &[(i64, Vec<u8>)]) -> Vec<String> {
 
 /// The records for the destination (transformed data) and for the error output (processing-failed documents),
 /// each with its original arrival time.
-fn sort(t: &Transformation, records: &[(i64, Vec<u8>)], outcome: Outcome2) -> Answer {
+fn sort(t: &Transformation, records: &Packed, outcome: Outcome2) -> Answer {
     let now = crate::s3::store::now_ms();
     let arn = t.processor.qualified_arn();
     let failed = |data: &[u8], arrival: i64, code: &str, message: &str, attempts: u32| {
@@ -107,17 +107,17 @@ fn sort(t: &Transformation, records: &[(i64, Vec<u8>)], outcome: Outcome2) -> An
     match outcome {
         Outcome2::Failed { code, message, attempts } => Answer {
             ok: Vec::new(),
-            failed: records.iter().map(|(at, d)| failed(d, *at, code, &message, attempts)).collect(),
+            failed: records.iter().map(|(at, d)| failed(d, at, code, &message, attempts)).collect(),
         },
         Outcome2::Records(results) => {
             let mut answer = Answer::default();
             let status = firehose_kit_domain::failures::code("Lambda.ProcessingFailedStatus").expect("a known code");
             for ((arrival, data), result) in records.iter().zip(results) {
                 match result {
-                    Transformed::Ok { data, .. } => answer.ok.push((*arrival, data)),
+                    Transformed::Ok { data, .. } => answer.ok.push((arrival, data)),
                     Transformed::Dropped => {}
                     Transformed::ProcessingFailed => {
-                        answer.failed.push(failed(data, *arrival, status.code, status.message, 1))
+                        answer.failed.push(failed(data, arrival, status.code, status.message, 1))
                     }
                 }
             }
@@ -128,22 +128,22 @@ fn sort(t: &Transformation, records: &[(i64, Vec<u8>)], outcome: Outcome2) -> An
 
 /// Invokes the function with the range's records, retrying a failed invocation `NumberOfRetries` times; logs every
 /// failure to the stream's error log.
-async fn invoke(lane: &Lane, sealed: &Sealed, t: &Transformation, records: &[(i64, Vec<u8>)]) -> Outcome2 {
+async fn invoke(lane: &Lane, sealed: &Sealed, t: &Transformation, records: &Packed) -> Outcome2 {
     let target = &t.target;
     let arn = t.processor.qualified_arn();
     let ids = record_ids(sealed.start, records);
     let inputs: Vec<InputRecord<'_>> = records
         .iter()
         .zip(&ids)
-        .map(|((arrival_ms, data), id)| InputRecord { id: id.clone(), arrival_ms: *arrival_ms, data })
+        .map(|((arrival_ms, data), id)| InputRecord { id: id.clone(), arrival_ms, data })
         .collect();
     let attempts = t.processor.retries + 1;
     let speed = lane.ctx.speed;
     let mut backoff = Duration::from_secs(1).div_f64(speed);
     let mut last = ("Lambda.FunctionError", String::new());
     for attempt in 1..=attempts {
-        let event = transform::event(&uuid::Uuid::new_v4().to_string(), &target.stream_arn, &target.region, &inputs);
-        let payload = Bytes::from(serde_json::to_vec(&event).expect("an event serializes"));
+        let invocation = uuid::Uuid::new_v4().to_string();
+        let payload = Bytes::from(transform::event_json(&invocation, &target.stream_arn, &target.region, &inputs));
         let result = match (&lane.ctx.lambda, faults::check(faults::LAMBDA_INVOKE, &t.processor.lambda_arn)) {
             (_, Err(e)) => Err(Refusal::Unavailable(e.to_string())),
             (Some(lambda), Ok(())) => {

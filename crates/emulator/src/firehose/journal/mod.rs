@@ -23,7 +23,7 @@ use firehose_kit_domain::util::persist::{self, Durability};
 
 mod read;
 
-pub use read::Reader;
+pub use read::{Packed, Reader};
 use read::{valid_length, walk};
 
 /// Bytes of a frame header: u32 length and flags + i64 arrival time.

@@ -73,6 +73,20 @@ pub(super) fn walk(
     Ok(())
 }
 
+/// A range's records in one buffer (see [`Reader::read_packed`]).
+#[derive(Debug, Default)]
+pub struct Packed {
+    pub data: Vec<u8>,
+    pub records: Vec<(i64, std::ops::Range<usize>)>,
+}
+
+impl Packed {
+    /// Each record's arrival time and data.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + Clone {
+        self.records.iter().map(|(a, r)| (*a, &self.data[r.clone()]))
+    }
+}
+
 /// A journal's frames, read from outside its append side (a stage's worker, a restart).
 #[derive(Debug, Clone)]
 pub struct Reader {
@@ -129,6 +143,19 @@ impl Reader {
             data.read_exact(&mut record)?;
             if h.mark { Ok(()) } else { f(h.arrival_ms, &record) }
         })
+    }
+
+    /// The records between offsets `start` and `end` in one buffer: the data one after the other, and each
+    /// record's arrival time and span in it (one allocation for the whole range).
+    pub fn read_packed(&self, start: u64, end: u64) -> std::io::Result<Packed> {
+        let mut packed = Packed::default();
+        self.for_each(start, end, |arrival_ms, data| {
+            let at = packed.data.len();
+            packed.data.extend_from_slice(data);
+            packed.records.push((arrival_ms, at..packed.data.len()));
+            Ok(())
+        })?;
+        Ok(packed)
     }
 
     /// The records between offsets `start` and `end`: arrival time and data, in order.
