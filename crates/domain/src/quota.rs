@@ -3,6 +3,60 @@
 
 use std::str::FromStr;
 
+/// A token bucket holding one second of a rate: what every throughput quota of the emulator meters with (a
+/// Firehose stream's bytes, requests and records; a Kinesis shard's writes and reads), so a steady sender under
+/// the rate is never refused and a burst is refused as soon as the second's worth is spent.
+pub struct Bucket {
+    level: f64,
+    rate: f64,
+    last_ms: i64,
+}
+
+impl Bucket {
+    pub fn new(rate: f64) -> Self {
+        Bucket { level: rate, rate, last_ms: 0 }
+    }
+
+    fn refill(&mut self, now_ms: i64) {
+        let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
+        self.level = (self.level + elapsed * self.rate).min(self.rate);
+        self.last_ms = now_ms;
+    }
+
+    /// Takes `amount` if the bucket holds it.
+    pub fn take(&mut self, amount: f64, now_ms: i64) -> bool {
+        self.refill(now_ms);
+        if self.level >= amount {
+            self.level -= amount;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the bucket holds a whole second of its rate (nothing was taken for a second).
+    pub fn is_full(&mut self, now_ms: i64) -> bool {
+        self.refill(now_ms);
+        self.level >= self.rate
+    }
+
+    /// Returns `amount` taken by a call that was refused after all.
+    pub fn give_back(&mut self, amount: f64) {
+        self.level = (self.level + amount).min(self.rate);
+    }
+
+    /// Whether anything is left; then takes `amount`, possibly going below zero (GetRecords may return more
+    /// than is left, and later calls wait for it).
+    pub fn take_over(&mut self, amount: f64, now_ms: i64) -> bool {
+        self.refill(now_ms);
+        if self.level <= 0.0 {
+            return false;
+        }
+        self.level -= amount;
+        true
+    }
+}
+
 /// Per-stream throughput limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quota {
@@ -58,6 +112,17 @@ impl FromStr for QuotaSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_refill_per_second() {
+        let mut b = Bucket::new(1000.0);
+        assert!(b.take(1000.0, 0));
+        assert!(!b.take(1.0, 0));
+        assert!(b.take(500.0, 500));
+        let mut r = Bucket::new(2.0);
+        assert!(r.take_over(10.0, 0));
+        assert!(!r.take_over(1.0, 1000), "still below zero after a second");
+    }
 
     #[test]
     fn quotas_come_from_regions_or_numbers() {

@@ -1,63 +1,57 @@
 //! Direct Put throughput quotas and injected faults.
 //!
-//! A quota is three per-second budgets per stream (MiB/s, requests/s, records/s; the figures per region are in docs/aws.md, "Quotas and throttling"), metered in
-//! fixed one-second windows: a record is admitted while it fits in what is left of the current second. A
-//! request over the request budget fails whole with `ServiceUnavailableException`; records over the record or
-//! byte budget fail one by one inside a 200 response ("Slow down."), as real Firehose does.
+//! A quota is three per-second rates per stream (MiB/s, requests/s, records/s; the figures per region are in
+//! docs/aws.md, "Quotas and throttling"), metered with token buckets holding one second of each (the domain's
+//! [`Bucket`], as Kinesis shards meter theirs): a record is admitted while the buckets hold it. A request over the
+//! request rate fails whole with `ServiceUnavailableException`; records over the record or byte rate fail one by
+//! one inside a 200 response ("Slow down."), as real Firehose does.
 
-use std::time::Instant;
-
-pub use firehose_kit_domain::quota::{Quota, QuotaSpec};
+pub use firehose_kit_domain::quota::{Bucket, Quota, QuotaSpec};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// A stream's live quota state: what the current one-second window has used.
+use crate::s3::store::now_ms;
+
+/// A stream's live quota state.
 pub struct Limiter {
-    quota: Quota,
-    window: Instant,
-    bytes: f64,
-    requests: f64,
-    records: f64,
+    bytes: Bucket,
+    requests: Bucket,
+    records: Bucket,
 }
 
 impl Limiter {
     pub fn new(quota: Quota) -> Self {
-        Limiter { quota, window: Instant::now(), bytes: 0.0, requests: 0.0, records: 0.0 }
-    }
-
-    fn roll(&mut self) {
-        let elapsed = self.window.elapsed().as_secs_f64();
-        if elapsed >= 1.0 {
-            // Windows are aligned to the first one, so a steady sender sees a budget every whole second.
-            self.window += std::time::Duration::from_secs(elapsed.floor() as u64);
-            self.bytes = 0.0;
-            self.requests = 0.0;
-            self.records = 0.0;
+        Limiter {
+            bytes: Bucket::new(quota.bytes_per_sec),
+            requests: Bucket::new(quota.requests_per_sec),
+            records: Bucket::new(quota.records_per_sec),
         }
     }
 
     /// Takes one request from the budget; `false` means the whole call is throttled.
     pub fn admit_request(&mut self) -> bool {
-        self.roll();
-        if self.requests + 1.0 <= self.quota.requests_per_sec {
-            self.requests += 1.0;
-            true
-        } else {
-            false
-        }
+        self.admit_request_at(now_ms())
     }
 
     /// Takes one record of `size` bytes from the budget; `false` means this record is throttled. A record larger
-    /// than the whole byte budget (only with a tiny custom quota) is admitted into an empty window.
+    /// than the whole byte budget (only with a tiny custom quota) is admitted into a full bucket.
     pub fn admit_record(&mut self, size: usize) -> bool {
-        self.roll();
+        self.admit_record_at(size, now_ms())
+    }
+
+    fn admit_request_at(&mut self, now: i64) -> bool {
+        self.requests.take(1.0, now)
+    }
+
+    fn admit_record_at(&mut self, size: usize, now: i64) -> bool {
+        if !self.records.take(1.0, now) {
+            return false;
+        }
         let size = size as f64;
-        let fits = self.bytes + size <= self.quota.bytes_per_sec || self.bytes == 0.0;
-        if self.records + 1.0 <= self.quota.records_per_sec && fits {
-            self.records += 1.0;
-            self.bytes += size;
+        if self.bytes.take(size, now) || (self.bytes.is_full(now) && self.bytes.take_over(size, now)) {
             true
         } else {
+            self.records.give_back(1.0);
             false
         }
     }
@@ -129,20 +123,22 @@ mod tests {
     }
 
     #[test]
-    fn limiter_admits_one_second_of_budget_per_window() {
+    fn limiter_admits_one_second_of_budget_refilled_as_time_passes() {
         let mut l = Limiter::new(Quota { bytes_per_sec: 1000.0, requests_per_sec: 2.0, records_per_sec: 5.0 });
-        assert!(l.admit_request());
-        assert!(l.admit_request());
-        assert!(!l.admit_request());
-        assert!(l.admit_record(600));
-        assert!(!l.admit_record(600), "bytes budget spent");
-        assert!(l.admit_record(400));
-        // The next window has a fresh budget.
-        l.window -= std::time::Duration::from_secs(1);
-        assert!(l.admit_request());
-        assert!(l.admit_record(1000));
-        l.window -= std::time::Duration::from_secs(1);
-        assert!(l.admit_record(5000), "a record larger than the budget fits an empty window");
+        assert!(l.admit_request_at(0));
+        assert!(l.admit_request_at(0));
+        assert!(!l.admit_request_at(0));
+        assert!(l.admit_request_at(500), "half a second refills one request");
+        assert!(l.admit_record_at(600, 0));
+        assert!(!l.admit_record_at(600, 0), "bytes budget spent");
+        assert!(l.admit_record_at(400, 0));
+        assert!(!l.admit_record_at(1, 0), "bytes budget spent");
+        assert!(l.admit_record_at(1000, 1000), "a second later, a second's worth");
+        assert!(!l.admit_record_at(5000, 1500), "a record larger than the budget waits for a full bucket");
+        assert!(l.admit_record_at(5000, 3000), "and fits a full one");
+        let mut few = Limiter::new(Quota { bytes_per_sec: 1e9, requests_per_sec: 1.0, records_per_sec: 2.0 });
+        assert!(few.admit_record_at(1, 0) && few.admit_record_at(1, 0));
+        assert!(!few.admit_record_at(1, 0), "the record budget spent");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! its file, sequence numbers, shard iterators, the CREATING → ACTIVE → DELETING lifecycle and the per-shard
 //! throughput buckets of `--quota`.
 
+use firehose_kit_domain::quota::Bucket;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -179,47 +180,6 @@ pub fn frame_len(payload: u32) -> u64 {
     4 + payload as u64
 }
 
-/// A token bucket holding one second of a per-shard rate.
-pub struct Bucket {
-    level: f64,
-    rate: f64,
-    last_ms: i64,
-}
-
-impl Bucket {
-    pub fn new(rate: f64) -> Self {
-        Bucket { level: rate, rate, last_ms: 0 }
-    }
-
-    fn refill(&mut self, now_ms: i64) {
-        let elapsed = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
-        self.level = (self.level + elapsed * self.rate).min(self.rate);
-        self.last_ms = now_ms;
-    }
-
-    /// Takes `amount` if the bucket holds it.
-    pub fn take(&mut self, amount: f64, now_ms: i64) -> bool {
-        self.refill(now_ms);
-        if self.level >= amount {
-            self.level -= amount;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether anything is left; then takes `amount`, possibly going below zero (GetRecords may return more
-    /// than is left, and later calls wait for it).
-    pub fn take_over(&mut self, amount: f64, now_ms: i64) -> bool {
-        self.refill(now_ms);
-        if self.level <= 0.0 {
-            return false;
-        }
-        self.level -= amount;
-        true
-    }
-}
-
 /// A shard iterator's contents: base64 of `key|incarnation|shard|n|issued_ms`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Iterator {
@@ -284,16 +244,5 @@ mod tests {
         assert!(text.len() <= 512);
         assert_eq!(Iterator::decode(&text), Some(it.clone()));
         assert!(!it.expired(5 + ITERATOR_TTL_MS) && it.expired(6 + ITERATOR_TTL_MS));
-    }
-
-    #[test]
-    fn buckets_refill_per_second() {
-        let mut b = Bucket::new(1000.0);
-        assert!(b.take(1000.0, 0));
-        assert!(!b.take(1.0, 0));
-        assert!(b.take(500.0, 500));
-        let mut r = Bucket::new(2.0);
-        assert!(r.take_over(10.0, 0));
-        assert!(!r.take_over(1.0, 1000), "still below zero after a second");
     }
 }
