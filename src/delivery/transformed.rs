@@ -69,7 +69,7 @@ where
         let ids: Vec<String> = (start..end).map(|i| format!("{i:056}")).collect();
         let now = chrono::Utc::now().timestamp_millis();
         let records: Vec<InputRecord<'_>> =
-            batch.iter().zip(&ids).map(|(d, id)| InputRecord { id: id.clone(), arrival_ms: now, data: d }).collect();
+            batch.iter().zip(&ids).map(|(d, id)| InputRecord { id, arrival_ms: now, data: d }).collect();
         let event = transform::event(&uuid::Uuid::new_v4().to_string(), stream_arn, region, &records);
         let body = invoke(serde_json::to_vec(&event).expect("an event serializes")).await?.map_err(|why| {
             crate::Error::failed(format!("the transformation function failed on the run's lines: {why}"))

@@ -126,7 +126,7 @@ pub fn with_lambda_defaults(processor: &mut Value, destination_role: &str) {
 /// One record handed to the function.
 #[derive(Debug, Clone)]
 pub struct InputRecord<'a> {
-    pub id: String,
+    pub id: &'a str,
     pub arrival_ms: i64,
     pub data: &'a [u8],
 }
@@ -155,7 +155,7 @@ pub fn event_json(invocation_id: &str, stream_arn: &str, region: &str, records: 
             out.push(b',');
         }
         out.extend_from_slice(b"{\"recordId\":");
-        text(&mut out, &r.id);
+        text(&mut out, r.id);
         out.extend_from_slice(b",\"approximateArrivalTimestamp\":");
         out.extend_from_slice(r.arrival_ms.to_string().as_bytes());
         out.extend_from_slice(b",\"data\":\"");
@@ -219,11 +219,20 @@ pub fn parse_answer(body: &[u8], ids: &[String]) -> Result<Vec<Transformed>, Bad
     let records = doc.records.ok_or_else(|| {
         bad(JSON, "There was an error parsing returned records from the Lambda function: no `records` array")
     })?;
-    let wanted: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    // Functions answer in the order they were given: the id at the same place is checked first, and the ids are
+    // hashed only for an answer out of order.
+    let mut wanted: Option<HashMap<&str, usize>> = None;
     let mut out: Vec<Option<Transformed>> = vec![None; ids.len()];
-    for r in records {
+    for (n, r) in records.into_iter().enumerate() {
         let id = r.record_id.as_deref().ok_or_else(|| bad(JSON, "a returned record has no recordId"))?;
-        let Some(&at) = wanted.get(id) else {
+        let at = match ids.get(n) {
+            Some(same) if same == id => Some(n),
+            _ => wanted
+                .get_or_insert_with(|| ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect())
+                .get(id)
+                .copied(),
+        };
+        let Some(at) = at else {
             return Err(bad("Lambda.MissingRecordId", format!("record id {id} was not sent to the function")));
         };
         if out[at].is_some() {
@@ -345,9 +354,9 @@ mod tests {
     #[test]
     fn the_event_is_written_as_the_tree_it_was() {
         let records = [
-            InputRecord { id: "0001".into(), arrival_ms: 5, data: b"hello\n" },
-            InputRecord { id: "0002".into(), arrival_ms: 6, data: b"" },
-            InputRecord { id: "0003".into(), arrival_ms: 7, data: &[0, 255, 34, 92] },
+            InputRecord { id: "0001", arrival_ms: 5, data: b"hello\n" },
+            InputRecord { id: "0002", arrival_ms: 6, data: b"" },
+            InputRecord { id: "0003", arrival_ms: 7, data: &[0, 255, 34, 92] },
         ];
         let tree = json!({"invocationId": "i\"d", "deliveryStreamArn": "arn:x", "region": "r", "records": [
             {"recordId": "0001", "approximateArrivalTimestamp": 5, "data": "aGVsbG8K"},

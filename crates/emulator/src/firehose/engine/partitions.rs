@@ -126,6 +126,11 @@ impl Partitions {
         Ok(lane)
     }
 
+    /// Whether `mark`'s source reached every partition this far.
+    pub fn absorbed(&self, mark: Mark<'_>) -> bool {
+        lock(&self.state).absorbed.get(mark.source).is_some_and(|&at| at >= mark.position)
+    }
+
     /// Routes records to their partitions (de-aggregated, keys extracted, delimiter appended) and journals them
     /// there, each partition's batch ended by `mark`; records that cannot be partitioned, or that would open a
     /// partition beyond the limit, go to the error output in an error document.

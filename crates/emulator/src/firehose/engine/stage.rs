@@ -47,6 +47,14 @@ impl Sink {
         }
     }
 
+    /// Whether `mark`'s source already reached this far here.
+    pub fn absorbed(&self, mark: Mark<'_>) -> bool {
+        match self {
+            Sink::Lane(lane) => lane.absorbed(mark.source).is_some_and(|at| at >= mark.position),
+            Sink::Partitions(parts) => parts.absorbed(mark),
+        }
+    }
+
     pub fn flush_due(&self, now_ms: i64, force: bool) {
         match self {
             Sink::Lane(lane) => lane.flush_due(now_ms, force),

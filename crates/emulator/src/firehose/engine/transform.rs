@@ -58,7 +58,14 @@ enum Outcome2 {
 /// Transforms one sealed range, keeping the commit protocol.
 pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>) -> Result<(), StageError> {
     let (dir, start, end) = (lane.dir.clone(), sealed.start, sealed.end);
-    let answer = match answer::load(&dir, start, end)? {
+    let mark = Mark { source: MARK_SOURCE, position: end };
+    let journaled = answer::load(&dir, start, end)?;
+    if journaled.is_none() && (t.ok.absorbed(mark) || t.failed.absorbed(mark)) {
+        // An answer that went to one lane alone (so it needed no journal) reached it: only the progress is left.
+        let lane2 = lane.clone();
+        return blocking(move || Ok(lane2.commit(end)?)).await;
+    }
+    let answer = match journaled {
         Some(answer) => answer,
         None => {
             let reader = lane.reader.clone();
@@ -67,16 +74,24 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
                 .map_err(|e| StageError::Panic(e.to_string()))??;
             let outcome = invoke(lane, sealed, t, &records).await;
             let answer = sort(t, &records, outcome);
-            let (dir, answer2, durability) = (dir.clone(), answer.clone(), lane.ctx.durability);
-            blocking(move || Ok(answer::save(&dir, start, end, &answer2, durability)?)).await?;
+            // Journaled when it goes to more than one lane's journal (partitions, or the destination and the error
+            // output): a repeat after some but not all of them took it must pass on this answer, not a new one.
+            let spread = matches!(t.ok, Sink::Partitions(_)) || !answer.failed.is_empty();
+            if !answer.ok.is_empty() && spread {
+                let (dir, answer2, durability) = (dir.clone(), answer.clone(), lane.ctx.durability);
+                blocking(move || Ok(answer::save(&dir, start, end, &answer2, durability)?)).await?;
+            }
             answer
         }
     };
     let (lane2, t2) = (lane.clone(), t.clone());
     blocking(move || {
-        let mark = Mark { source: MARK_SOURCE, position: end };
-        t2.ok.append(&answer.ok, mark)?;
-        t2.failed.append(&answer.failed, mark)?;
+        if !answer.ok.is_empty() {
+            t2.ok.append(&answer.ok, mark)?;
+        }
+        if !answer.failed.is_empty() {
+            t2.failed.append(&answer.failed, mark)?;
+        }
         lane2.commit(end)?;
         answer::remove(&lane2.dir, start, end);
         Ok(())
@@ -84,14 +99,18 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
     .await
 }
 
-/// Record ids: opaque digits (the record's end offset), unique within the stream.
+/// Record ids: opaque digits (the record's end offset, 56 of them as AWS's are), unique within the stream.
 fn record_ids(start: u64, records: &Packed) -> Vec<String> {
     let mut offset = start;
     records
         .iter()
         .map(|(_, data)| {
             offset += crate::firehose::journal::FRAME_HEADER + data.len() as u64;
-            format!("{offset:056}")
+            let digits = offset.to_string();
+            let mut id = String::with_capacity(56);
+            id.extend(std::iter::repeat_n('0', 56usize.saturating_sub(digits.len())));
+            id.push_str(&digits);
+            id
         })
         .collect()
 }
@@ -132,11 +151,8 @@ async fn invoke(lane: &Lane, sealed: &Sealed, t: &Transformation, records: &Pack
     let target = &t.target;
     let arn = t.processor.qualified_arn();
     let ids = record_ids(sealed.start, records);
-    let inputs: Vec<InputRecord<'_>> = records
-        .iter()
-        .zip(&ids)
-        .map(|((arrival_ms, data), id)| InputRecord { id: id.clone(), arrival_ms, data })
-        .collect();
+    let inputs: Vec<InputRecord<'_>> =
+        records.iter().zip(&ids).map(|((arrival_ms, data), id)| InputRecord { id, arrival_ms, data }).collect();
     let attempts = t.processor.retries + 1;
     let speed = lane.ctx.speed;
     let mut backoff = Duration::from_secs(1).div_f64(speed);
