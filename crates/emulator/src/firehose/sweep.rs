@@ -32,10 +32,6 @@ enum Kind {
 }
 
 impl Kind {
-    fn transforms(self) -> bool {
-        matches!(self, Kind::Transformed | Kind::KinesisTransformed)
-    }
-
     fn sourced(self) -> bool {
         matches!(self, Kind::Kinesis | Kind::KinesisTransformed)
     }
