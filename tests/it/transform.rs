@@ -349,6 +349,29 @@ async fn a_function_past_its_timeout_is_stopped_and_reported() {
     assert!(failed[0].contains("Lambda.FunctionError"), "{}", failed[0]);
 }
 
+/// An answer larger than Lambda's 6 MB is refused while it streams in (the function's process answering it is not
+/// read to its end), as Lambda refuses it: `Function.ResponseSizeTooLarge`; the sandbox serves the next call.
+#[tokio::test]
+async fn an_answer_past_six_megabytes_is_refused_with_lambdas_error() {
+    if !has("python3") {
+        return;
+    }
+    let env = start().await;
+    let code = "def handler(event, context):\n    return 'x' * event['n']\n";
+    function(&env.clients, "big", Runtime::Python312, "handler.handler", zip_of(&[("handler.py", code, 0o644)]), 10)
+        .await;
+    let invoke = |n: usize| {
+        env.clients.lambda.invoke().function_name("big").payload(Blob::new(format!(r#"{{"n":{n}}}"#))).send()
+    };
+    let out = invoke(7_000_000).await.unwrap();
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let body: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(body["errorType"], "Function.ResponseSizeTooLarge", "{body}");
+    let ok = invoke(1000).await.unwrap();
+    let said = String::from_utf8_lossy(ok.payload().unwrap().as_ref()).to_string();
+    assert_eq!((ok.function_error(), said.len()), (None, 1002), "the next call is served: {said}");
+}
+
 /// A delivery role without lambda:InvokeFunction: Lambda.InvokeAccessDenied is logged on every attempt; once the
 /// grant is restored, the retained records are transformed and delivered.
 #[tokio::test]

@@ -288,9 +288,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<http_body_util::Fu
         return next(api).await;
     }
     // Read no further than the largest answer Lambda takes: a larger one is refused while it streams in.
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD).collect().await {
-        Ok(b) => Some(b.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => None,
+    let body = match read_body(req.into_body()).await {
+        Ok(body) => body,
         Err(_) => return answer(StatusCode::BAD_REQUEST, r#"{"errorMessage":"cannot read the body"}"#),
     };
     let Some(body) = body else {
@@ -319,6 +318,26 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<http_body_util::Fu
         }
         _ => answer(StatusCode::NOT_FOUND, r#"{"errorType":"InvalidRequest","errorMessage":"unknown path"}"#),
     }
+}
+
+/// A request's body into one buffer sized from its `Content-Length` (no copy to join its chunks); `None` once
+/// it passes [`MAX_PAYLOAD`], without reading the rest.
+async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    use hyper::body::Body as _;
+    let hint = body.size_hint().exact().or(Some(body.size_hint().lower())).unwrap_or(0) as usize;
+    if hint > MAX_PAYLOAD {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(hint);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > MAX_PAYLOAD {
+                return Ok(None);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(Bytes::from(out)))
 }
 
 /// The `errorType` of an error document (`Unhandled` when it has none).

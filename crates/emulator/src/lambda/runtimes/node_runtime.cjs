@@ -94,7 +94,12 @@ async function main() {
       await call("POST", `/invocation/${id}/error`, JSON.stringify(doc), { "Lambda-Runtime-Function-Error-Type": "Unhandled" });
       continue;
     }
-    await call("POST", `/invocation/${id}/response`, JSON.stringify(result === undefined ? null : result));
+    try {
+      await call("POST", `/invocation/${id}/response`, JSON.stringify(result === undefined ? null : result));
+    } catch (e) {
+      // Refused (a response past 6 MB is not read to its end): the next event comes.
+      console.error(`the runtime API refused the response: ${e}`);
+    }
   }
 }
 

@@ -95,7 +95,10 @@ def main():
         except Exception as e:
             post("/invocation/%s/error" % request_id, json.dumps(error_document(e, request_id)).encode(), "Unhandled")
             continue
-        post("/invocation/%s/response" % request_id, body)
+        try:
+            post("/invocation/%s/response" % request_id, body)
+        except Exception as e:  # refused (a response past 6 MB is not read to its end): the next event comes
+            print("the runtime API refused the response: %s" % e, file=sys.stderr)
 
 
 main()
