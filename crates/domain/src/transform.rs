@@ -210,9 +210,41 @@ struct AnswerMetadata {
     partition_keys: Option<serde_json::Map<String, Value>>,
 }
 
+/// What the function made of one record, its data a span of [`Answered::data`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    Ok { data: std::ops::Range<usize>, partition_keys: BTreeMap<String, String> },
+    Dropped,
+    ProcessingFailed,
+}
+
+/// The function's answer, every record's data decoded into one buffer (no allocation per record).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerData {
+    pub data: Vec<u8>,
+    /// In the order of the ids the function was given.
+    pub results: Vec<Answered>,
+}
+
 /// Checks the function's answer against the record ids it was given and reads each record's result, in the
 /// order of `ids`.
-pub fn parse_answer(body: &[u8], ids: &[String]) -> Result<Vec<Transformed>, BadAnswer> {
+pub fn parse_answer(body: &[u8], ids: &[impl AsRef<str>]) -> Result<Vec<Transformed>, BadAnswer> {
+    let parsed = parse_answer_data(body, ids)?;
+    Ok(parsed
+        .results
+        .into_iter()
+        .map(|r| match r {
+            Answered::Ok { data, partition_keys } => {
+                Transformed::Ok { data: parsed.data[data].to_vec(), partition_keys }
+            }
+            Answered::Dropped => Transformed::Dropped,
+            Answered::ProcessingFailed => Transformed::ProcessingFailed,
+        })
+        .collect())
+}
+
+/// [`parse_answer`] into one buffer.
+pub fn parse_answer_data(body: &[u8], ids: &[impl AsRef<str>]) -> Result<AnswerData, BadAnswer> {
     const JSON: &str = "Lambda.JsonProcessingException";
     let doc: AnswerDoc<'_> = serde_json::from_slice(body)
         .map_err(|e| bad(JSON, format!("There was an error parsing returned records from the Lambda function: {e}")))?;
@@ -222,13 +254,14 @@ pub fn parse_answer(body: &[u8], ids: &[String]) -> Result<Vec<Transformed>, Bad
     // Functions answer in the order they were given: the id at the same place is checked first, and the ids are
     // hashed only for an answer out of order.
     let mut wanted: Option<HashMap<&str, usize>> = None;
-    let mut out: Vec<Option<Transformed>> = vec![None; ids.len()];
+    let mut out: Vec<Option<Answered>> = vec![None; ids.len()];
+    let mut data = Vec::with_capacity(body.len() / 4 * 3);
     for (n, r) in records.into_iter().enumerate() {
         let id = r.record_id.as_deref().ok_or_else(|| bad(JSON, "a returned record has no recordId"))?;
         let at = match ids.get(n) {
-            Some(same) if same == id => Some(n),
+            Some(same) if same.as_ref() == id => Some(n),
             _ => wanted
-                .get_or_insert_with(|| ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect())
+                .get_or_insert_with(|| ids.iter().enumerate().map(|(i, id)| (id.as_ref(), i)).collect())
                 .get(id)
                 .copied(),
         };
@@ -241,7 +274,7 @@ pub fn parse_answer(body: &[u8], ids: &[String]) -> Result<Vec<Transformed>, Bad
                 "Multiple records were returned with the same record ID. Ensure that the Lambda function returns unique record IDs for each record.",
             ));
         }
-        out[at] = Some(record_result(r)?);
+        out[at] = Some(record_result(r, &mut data)?);
     }
     if out.iter().any(Option::is_none) {
         return Err(bad(
@@ -249,17 +282,18 @@ pub fn parse_answer(body: &[u8], ids: &[String]) -> Result<Vec<Transformed>, Bad
             "One or more record IDs were not returned. Ensure that the Lambda function returns all received record IDs.",
         ));
     }
-    Ok(out.into_iter().map(|r| r.expect("checked above")).collect())
+    Ok(AnswerData { data, results: out.into_iter().map(|r| r.expect("checked above")).collect() })
 }
 
-fn record_result(r: AnswerRecord<'_>) -> Result<Transformed, BadAnswer> {
+fn record_result(r: AnswerRecord<'_>, into: &mut Vec<u8>) -> Result<Answered, BadAnswer> {
     const JSON: &str = "Lambda.JsonProcessingException";
-    let data = || -> Result<Vec<u8>, BadAnswer> {
-        let text = r.data.as_deref().ok_or_else(|| bad(JSON, "a returned record has no data"))?;
-        base64_simd::STANDARD.decode_to_vec(text).map_err(|_| bad(JSON, "a returned record's data is not base64"))
-    };
     match r.result.as_deref() {
         Some("Ok") => {
+            let text = r.data.as_deref().ok_or_else(|| bad(JSON, "a returned record has no data"))?;
+            let from = into.len();
+            base64_simd::STANDARD
+                .decode_append(text, into)
+                .map_err(|_| bad(JSON, "a returned record's data is not base64"))?;
             let partition_keys = r
                 .metadata
                 .as_ref()
@@ -270,10 +304,10 @@ fn record_result(r: AnswerRecord<'_>) -> Result<Transformed, BadAnswer> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Ok(Transformed::Ok { data: data()?, partition_keys })
+            Ok(Answered::Ok { data: from..into.len(), partition_keys })
         }
-        Some("Dropped") => Ok(Transformed::Dropped),
-        Some("ProcessingFailed") => Ok(Transformed::ProcessingFailed),
+        Some("Dropped") => Ok(Answered::Dropped),
+        Some("ProcessingFailed") => Ok(Answered::ProcessingFailed),
         other => Err(bad(
             JSON,
             format!("a returned record's result is {other:?}: it must be Ok, Dropped or ProcessingFailed"),

@@ -7,16 +7,38 @@
 //! Format: `FKA1`, then the two lists, each a u32 count and frames `[i64 arrival][u32 length][data]`.
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::faults;
 use firehose_kit_domain::util::persist::{self, Durability};
 
-/// What the function made of a range: records for the destination, documents for the error output.
+/// What the function made of a range: records for the destination, documents for the error output, each an
+/// arrival time and a span of `data`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Answer {
-    pub ok: Vec<(i64, Vec<u8>)>,
-    pub failed: Vec<(i64, Vec<u8>)>,
+    pub data: Vec<u8>,
+    pub ok: Vec<(i64, Range<usize>)>,
+    pub failed: Vec<(i64, Range<usize>)>,
+}
+
+impl Answer {
+    /// The records for the destination.
+    pub fn ok(&self) -> impl Iterator<Item = (i64, &[u8])> + Clone {
+        self.ok.iter().map(|(a, r)| (*a, &self.data[r.clone()]))
+    }
+
+    /// The documents for the error output.
+    pub fn failed(&self) -> impl Iterator<Item = (i64, &[u8])> + Clone {
+        self.failed.iter().map(|(a, r)| (*a, &self.data[r.clone()]))
+    }
+
+    /// Adds a document for the error output.
+    pub fn push_failed(&mut self, arrival: i64, doc: &[u8]) {
+        let at = self.data.len();
+        self.data.extend_from_slice(doc);
+        self.failed.push((arrival, at..self.data.len()));
+    }
 }
 
 const MAGIC: &[u8; 4] = b"FKA1";
@@ -30,15 +52,14 @@ fn path(lane_dir: &Path, start: u64, end: u64) -> PathBuf {
 }
 
 fn encode(answer: &Answer) -> Vec<u8> {
-    let size: usize = answer.ok.iter().chain(&answer.failed).map(|(_, d)| d.len() + 12).sum();
-    let mut out = Vec::with_capacity(size + 12);
+    let mut out = Vec::with_capacity(answer.data.len() + 12 * (answer.ok.len() + answer.failed.len()) + 12);
     out.extend_from_slice(MAGIC);
     for list in [&answer.ok, &answer.failed] {
         out.extend_from_slice(&(list.len() as u32).to_le_bytes());
-        for (arrival, data) in list {
+        for (arrival, span) in list {
             out.extend_from_slice(&arrival.to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(data);
+            out.extend_from_slice(&(span.len() as u32).to_le_bytes());
+            out.extend_from_slice(&answer.data[span.clone()]);
         }
     }
     out
@@ -51,6 +72,7 @@ fn decode(mut bytes: &[u8]) -> std::io::Result<Answer> {
     if &magic != MAGIC {
         return Err(bad());
     }
+    let mut all = Vec::with_capacity(bytes.len());
     let mut lists = [Vec::new(), Vec::new()];
     for list in &mut lists {
         let mut n = [0u8; 4];
@@ -60,13 +82,14 @@ fn decode(mut bytes: &[u8]) -> std::io::Result<Answer> {
             bytes.read_exact(&mut arrival).map_err(|_| bad())?;
             bytes.read_exact(&mut len).map_err(|_| bad())?;
             let len = u32::from_le_bytes(len) as usize;
-            let data = bytes.get(..len).ok_or_else(bad)?.to_vec();
+            let at = all.len();
+            all.extend_from_slice(bytes.get(..len).ok_or_else(bad)?);
             bytes = &bytes[len..];
-            list.push((i64::from_le_bytes(arrival), data));
+            list.push((i64::from_le_bytes(arrival), at..all.len()));
         }
     }
     let [ok, failed] = lists;
-    Ok(Answer { ok, failed })
+    Ok(Answer { data: all, ok, failed })
 }
 
 /// Journals the answer for `[start, end)` (atomically: a kill leaves it whole or absent).
@@ -128,7 +151,8 @@ mod tests {
     #[test]
     fn an_answer_round_trips_and_a_restart_finds_the_pending_one() {
         let dir = tempfile::tempdir().unwrap();
-        let answer = Answer { ok: vec![(1, b"a".to_vec()), (2, Vec::new())], failed: vec![(3, b"{}".to_vec())] };
+        let mut answer = Answer { data: b"a".to_vec(), ok: vec![(1, 0..1), (2, 1..1)], failed: Vec::new() };
+        answer.push_failed(3, b"{}");
         save(dir.path(), 10, 50, &answer, Durability::Process).unwrap();
         save(dir.path(), 0, 10, &Answer::default(), Durability::Process).unwrap();
         assert_eq!(load(dir.path(), 10, 50).unwrap(), Some(answer));

@@ -40,10 +40,14 @@ pub enum Sink {
 
 impl Sink {
     /// Appends records ended by `mark`, unless the mark's source already reached this far here.
-    pub fn append(&self, records: &[(i64, Vec<u8>)], mark: Mark<'_>) -> std::io::Result<()> {
+    pub fn append<'a>(
+        &self,
+        records: impl Iterator<Item = (i64, &'a [u8])> + Clone,
+        mark: Mark<'_>,
+    ) -> std::io::Result<()> {
         match self {
-            Sink::Lane(lane) => lane.append(records.iter().map(|(a, d)| (*a, d.as_slice())), Some(mark)).map(|_| ()),
-            Sink::Partitions(parts) => parts.append(records.iter().map(|(a, d)| (*a, d.as_slice())), mark),
+            Sink::Lane(lane) => lane.append(records, Some(mark)).map(|_| ()),
+            Sink::Partitions(parts) => parts.append(records, mark),
         }
     }
 

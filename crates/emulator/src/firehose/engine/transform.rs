@@ -29,7 +29,7 @@ use crate::firehose::journal::{Mark, Packed};
 use crate::firehose::target::Target;
 use crate::lambda::Refusal;
 use crate::lambda::sandbox::Outcome;
-use firehose_kit_domain::transform::{self, InputRecord, LambdaProcessor, Transformed};
+use firehose_kit_domain::transform::{self, AnswerData, Answered, InputRecord, LambdaProcessor};
 
 /// The name a transforming lane's marks carry in the lanes after it.
 pub const MARK_SOURCE: &str = "in";
@@ -50,7 +50,7 @@ pub struct Transformation {
 /// How one range's invocation came out.
 enum Outcome2 {
     /// The function answered every record.
-    Records(Vec<Transformed>),
+    Records(AnswerData),
     /// Every record failed with this code and message, after `attempts` invocations.
     Failed { code: &'static str, message: String, attempts: u32 },
 }
@@ -87,10 +87,10 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
     let (lane2, t2) = (lane.clone(), t.clone());
     blocking(move || {
         if !answer.ok.is_empty() {
-            t2.ok.append(&answer.ok, mark)?;
+            t2.ok.append(answer.ok(), mark)?;
         }
         if !answer.failed.is_empty() {
-            t2.failed.append(&answer.failed, mark)?;
+            t2.failed.append(answer.failed(), mark)?;
         }
         lane2.commit(end)?;
         answer::remove(&lane2.dir, start, end);
@@ -99,20 +99,17 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
     .await
 }
 
-/// Record ids: opaque digits (the record's end offset, 56 of them as AWS's are), unique within the stream.
-fn record_ids(start: u64, records: &Packed) -> Vec<String> {
+/// Record ids: opaque digits (the record's end offset, 56 of them as AWS's are), unique within the stream; written
+/// one after the other into one string.
+fn record_ids(start: u64, records: &Packed) -> String {
+    use std::fmt::Write;
+    let mut ids = String::with_capacity(records.records.len() * 56);
     let mut offset = start;
-    records
-        .iter()
-        .map(|(_, data)| {
-            offset += crate::firehose::journal::FRAME_HEADER + data.len() as u64;
-            let digits = offset.to_string();
-            let mut id = String::with_capacity(56);
-            id.extend(std::iter::repeat_n('0', 56usize.saturating_sub(digits.len())));
-            id.push_str(&digits);
-            id
-        })
-        .collect()
+    for (_, data) in records.iter() {
+        offset += crate::firehose::journal::FRAME_HEADER + data.len() as u64;
+        let _ = write!(ids, "{offset:056}");
+    }
+    ids
 }
 
 /// The records for the destination (transformed data) and for the error output (processing-failed documents),
@@ -120,23 +117,26 @@ fn record_ids(start: u64, records: &Packed) -> Vec<String> {
 fn sort(t: &Transformation, records: &Packed, outcome: Outcome2) -> Answer {
     let now = crate::s3::store::now_ms();
     let arn = t.processor.qualified_arn();
-    let failed = |data: &[u8], arrival: i64, code: &str, message: &str, attempts: u32| {
-        (arrival, transform::error_record(data, code, message, attempts, arrival, now, &arn))
+    let document = |data: &[u8], arrival: i64, code: &str, message: &str, attempts: u32| {
+        transform::error_record(data, code, message, attempts, arrival, now, &arn)
     };
     match outcome {
-        Outcome2::Failed { code, message, attempts } => Answer {
-            ok: Vec::new(),
-            failed: records.iter().map(|(at, d)| failed(d, at, code, &message, attempts)).collect(),
-        },
-        Outcome2::Records(results) => {
+        Outcome2::Failed { code, message, attempts } => {
             let mut answer = Answer::default();
+            for (at, d) in records.iter() {
+                answer.push_failed(at, &document(d, at, code, &message, attempts));
+            }
+            answer
+        }
+        Outcome2::Records(AnswerData { data, results }) => {
+            let mut answer = Answer { data, ..Default::default() };
             let status = firehose_kit_domain::failures::code("Lambda.ProcessingFailedStatus").expect("a known code");
-            for ((arrival, data), result) in records.iter().zip(results) {
+            for ((arrival, original), result) in records.iter().zip(results) {
                 match result {
-                    Transformed::Ok { data, .. } => answer.ok.push((arrival, data)),
-                    Transformed::Dropped => {}
-                    Transformed::ProcessingFailed => {
-                        answer.failed.push(failed(data, arrival, status.code, status.message, 1))
+                    Answered::Ok { data, .. } => answer.ok.push((arrival, data)),
+                    Answered::Dropped => {}
+                    Answered::ProcessingFailed => {
+                        answer.push_failed(arrival, &document(original, arrival, status.code, status.message, 1))
                     }
                 }
             }
@@ -150,7 +150,8 @@ fn sort(t: &Transformation, records: &Packed, outcome: Outcome2) -> Answer {
 async fn invoke(lane: &Lane, sealed: &Sealed, t: &Transformation, records: &Packed) -> Outcome2 {
     let target = &t.target;
     let arn = t.processor.qualified_arn();
-    let ids = record_ids(sealed.start, records);
+    let all_ids = record_ids(sealed.start, records);
+    let ids: Vec<&str> = (0..records.records.len()).map(|i| &all_ids[i * 56..(i + 1) * 56]).collect();
     let inputs: Vec<InputRecord<'_>> =
         records.iter().zip(&ids).map(|((arrival_ms, data), id)| InputRecord { id, arrival_ms, data }).collect();
     let attempts = t.processor.retries + 1;
@@ -168,10 +169,10 @@ async fn invoke(lane: &Lane, sealed: &Sealed, t: &Transformation, records: &Pack
             (None, Ok(())) => Err(Refusal::NotFound),
         };
         let (code, detail) = match result {
-            Ok(Outcome::Ok(body)) => match transform::parse_answer(&body, &ids) {
-                Ok(results) => {
-                    log_processing_failed(lane, target, &arn, &results);
-                    return Outcome2::Records(results);
+            Ok(Outcome::Ok(body)) => match transform::parse_answer_data(&body, &ids) {
+                Ok(answer) => {
+                    log_processing_failed(lane, target, &arn, &answer.results);
+                    return Outcome2::Records(answer);
                 }
                 // A malformed answer is final: Firehose does not invoke again.
                 Err(bad) => {
@@ -208,8 +209,8 @@ fn message_of(code: &str) -> String {
 }
 
 /// Records the function marked `ProcessingFailed` are logged once per invocation.
-fn log_processing_failed(lane: &Lane, target: &Target, arn: &str, results: &[Transformed]) {
-    let n = results.iter().filter(|r| matches!(r, Transformed::ProcessingFailed)).count();
+fn log_processing_failed(lane: &Lane, target: &Target, arn: &str, results: &[Answered]) {
+    let n = results.iter().filter(|r| matches!(r, Answered::ProcessingFailed)).count();
     if n > 0 {
         let detail = format!("{n} records marked ProcessingFailed");
         lane.ctx.gate.record_failure(target, &Failure::of_processor("Lambda.ProcessingFailedStatus", detail, arn));
