@@ -196,12 +196,42 @@ struct AnswerDoc<'a> {
 #[derive(serde::Deserialize)]
 struct AnswerRecord<'a> {
     #[serde(rename = "recordId", borrow)]
-    record_id: Option<std::borrow::Cow<'a, str>>,
+    record_id: Option<Text<'a>>,
     #[serde(borrow)]
-    result: Option<std::borrow::Cow<'a, str>>,
+    result: Option<Text<'a>>,
     #[serde(borrow)]
-    data: Option<std::borrow::Cow<'a, str>>,
+    data: Option<Text<'a>>,
     metadata: Option<AnswerMetadata>,
+}
+
+/// A JSON string borrowed from the body when it has no escapes (serde's own `Cow<str>` inside an `Option` always
+/// copies).
+struct Text<'a>(std::borrow::Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -102,12 +102,18 @@ pub async fn run(lane: &Arc<Lane>, sealed: &Arc<Sealed>, t: &Arc<Transformation>
 /// Record ids: opaque digits (the record's end offset, 56 of them as AWS's are), unique within the stream; written
 /// one after the other into one string.
 fn record_ids(start: u64, records: &Packed) -> String {
-    use std::fmt::Write;
     let mut ids = String::with_capacity(records.records.len() * 56);
     let mut offset = start;
     for (_, data) in records.iter() {
         offset += crate::firehose::journal::FRAME_HEADER + data.len() as u64;
-        let _ = write!(ids, "{offset:056}");
+        // 56 digits: the offset's 20 (u64::MAX has 20), zero-padded.
+        let mut digits = [b'0'; 56];
+        let mut n = offset;
+        for d in digits.iter_mut().rev().take(20) {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        ids.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
     }
     ids
 }
@@ -214,5 +220,19 @@ fn log_processing_failed(lane: &Lane, target: &Target, arn: &str, results: &[Ans
     if n > 0 {
         let detail = format!("{n} records marked ProcessingFailed");
         lane.ctx.gate.record_failure(target, &Failure::of_processor("Lambda.ProcessingFailedStatus", detail, arn));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_are_each_records_end_offset_in_56_digits() {
+        let packed = Packed { data: vec![0; 30], records: vec![(1, 0..10), (1, 10..10), (2, 10..30)] };
+        let ids = record_ids(u64::MAX - 1000, &packed);
+        let ends = [u64::MAX - 1000 + 22, u64::MAX - 1000 + 34, u64::MAX - 1000 + 66];
+        let want: String = ends.iter().map(|e| format!("{e:056}")).collect();
+        assert_eq!(ids, want);
     }
 }
