@@ -384,7 +384,7 @@ fn malformed(message: String) -> Failure {
 
 mod rows;
 
-pub use rows::rows;
+pub use rows::{Plan, rows, rows_of};
 
 /// The rows of one record through JSON trees: what [`rows`] must answer (its tests compare the two).
 #[cfg(test)]

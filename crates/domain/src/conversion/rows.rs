@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::{Cell, ColumnType, Deserializer, Failure, MALFORMED_DATA, PARSE_ERROR, key_of, owned_cell};
 
-/// What one record's documents are read against: each column's type and the key it reads.
-struct Plan<'c> {
+/// What records' documents are read against: each column's type and the key it reads (worked out once for every
+/// record of a buffer).
+pub struct Plan<'c> {
     columns: &'c [(String, ColumnType)],
     /// The key each column reads, as the deserializer compares keys.
     wanted: Vec<String>,
@@ -21,7 +22,7 @@ struct Plan<'c> {
 }
 
 impl<'c> Plan<'c> {
-    fn new(columns: &'c [(String, ColumnType)], d: &'c Deserializer) -> Self {
+    pub fn new(columns: &'c [(String, ColumnType)], d: &'c Deserializer) -> Self {
         let wanted = columns
             .iter()
             .map(|(name, _)| {
@@ -42,17 +43,32 @@ impl<'c> Plan<'c> {
         Plan { columns, wanted, d, lower, dots }
     }
 
+    /// Converts `value` into column `i`'s cell; a value that does not fit is noted in `wrong` (a later one that
+    /// fits clears it).
+    fn put(&self, row: &mut [Cell], wrong: &mut Option<Vec<Option<String>>>, i: usize, value: Value) {
+        let (name, ty) = &self.columns[i];
+        match owned_cell(value, ty, self.d) {
+            Ok(cell) => {
+                row[i] = cell;
+                if let Some(w) = wrong.as_mut() {
+                    w[i] = None;
+                }
+            }
+            Err(why) => wrong.get_or_insert_with(|| vec![None; row.len()])[i] = Some(format!("column {name}: {why}")),
+        }
+    }
+
     /// The columns a document's key feeds (usually one; none for a key no column reads).
-    fn columns_of(&self, key: &str) -> impl Iterator<Item = usize> + '_ {
-        let folded = if (self.lower && key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()))
+    fn columns_of<'k>(&'k self, key: &'k str) -> impl Iterator<Item = usize> + 'k {
+        let key: std::borrow::Cow<'_, str> = if (self.lower
+            && key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()))
             || (self.dots && key.contains('.'))
         {
-            Some(key_of(key, self.d))
+            std::borrow::Cow::Owned(key_of(key, self.d))
         } else {
-            None
+            std::borrow::Cow::Borrowed(key)
         };
-        let key = folded.unwrap_or_else(|| key.to_string());
-        (0..self.wanted.len()).filter(move |&i| self.wanted[i] == key)
+        (0..self.wanted.len()).filter(move |&i| self.wanted[i] == *key)
     }
 }
 
@@ -79,29 +95,49 @@ impl<'de> Visitor<'de> for Row<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Cell>, A::Error> {
         let mut row = vec![Cell::Null; self.plan.columns.len()];
-        // Per column, why its (last) value does not fit it.
-        let mut wrong: Vec<Option<String>> = vec![None; self.plan.columns.len()];
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let targets: Vec<usize> = self.plan.columns_of(&key).collect();
-            if targets.is_empty() {
+        // Per column, why its (last) value does not fit it (made at the first value that does not).
+        let mut wrong: Option<Vec<Option<String>>> = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let mut targets = self.plan.columns_of(&key.0);
+            let Some(first) = targets.next() else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
+            };
+            // A key two columns read (rare: a mapping) is copied for the others.
+            let others: Vec<usize> = targets.collect();
+            // The last of keys that fold alike wins, as in a map.
+            let value = map.next_value::<Value>()?;
+            for &i in &others {
+                self.plan.put(&mut row, &mut wrong, i, value.clone());
             }
-            // The last of keys that fold alike wins, as in a map; a key two columns read is copied, else moved.
-            let mut value = Some(map.next_value::<Value>()?);
-            for (n, &i) in targets.iter().enumerate() {
-                let (name, ty) = &self.plan.columns[i];
-                let value = if n + 1 == targets.len() { value.take() } else { value.clone() }.unwrap_or(Value::Null);
-                match owned_cell(value, ty, self.plan.d) {
-                    Ok(cell) => (row[i], wrong[i]) = (cell, None),
-                    Err(why) => wrong[i] = Some(format!("column {name}: {why}")),
-                }
-            }
+            self.plan.put(&mut row, &mut wrong, first, value);
         }
-        if let Some(message) = wrong.into_iter().flatten().next() {
+        if let Some(message) = wrong.into_iter().flatten().flatten().next() {
             *self.failure = Some(Failure { code: MALFORMED_DATA, message });
         }
         Ok(row)
+    }
+}
+
+/// A member's key, borrowed from the record when it has no escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(V)
     }
 }
 
@@ -112,7 +148,12 @@ fn not_an_object() -> Failure {
 
 /// The rows of one record (its JSON documents, one after the other), or why the record fails as a whole.
 pub fn rows(record: &[u8], columns: &[(String, ColumnType)], d: &Deserializer) -> Result<Vec<Vec<Cell>>, Failure> {
-    let plan = Plan::new(columns, d);
+    rows_of(record, &Plan::new(columns, d))
+}
+
+/// [`rows`] against a plan made once for many records.
+pub fn rows_of(record: &[u8], plan: &Plan<'_>) -> Result<Vec<Vec<Cell>>, Failure> {
+    let plan = plan;
     let mut de = serde_json::Deserializer::from_slice(record);
     let mut out = Vec::new();
     loop {
@@ -120,7 +161,7 @@ pub fn rows(record: &[u8], columns: &[(String, ColumnType)], d: &Deserializer) -
             break;
         }
         let mut failure = None;
-        let row = Row { plan: &plan, failure: &mut failure }.deserialize(&mut de).map_err(|e| {
+        let row = Row { plan, failure: &mut failure }.deserialize(&mut de).map_err(|e| {
             if e.is_data() && e.to_string().starts_with("invalid type") {
                 not_an_object()
             } else {

@@ -188,11 +188,12 @@ pub fn convert(
 ) -> Result<Converted, Failure> {
     let gate = &ctx.gate;
     let columns = columns(ctx, c, region)?;
+    let plan = conversion::Plan::new(&columns, &c.conversion.deserializer);
     let mut out = ParquetOut::new(&columns, &c.conversion.parquet);
     let mut failed = Vec::new();
     let mut write_error = None;
     visit(&mut |arrival, data| {
-        match rows_of(data, &columns, &c.conversion.deserializer) {
+        match rows_of(data, &plan) {
             Ok(rows) => {
                 if let Err(e) = out.push(rows) {
                     write_error = Some(e);
@@ -218,12 +219,8 @@ pub fn convert(
 
 /// A record's rows; a record whose conversion panics (a bug, never its data's fault) is a failure of that
 /// record alone, named in the emulator's log.
-fn rows_of(
-    data: &[u8],
-    columns: &[(String, ColumnType)],
-    d: &conversion::Deserializer,
-) -> Result<Vec<Vec<Cell>>, conversion::Failure> {
-    std::panic::catch_unwind(|| conversion::rows(data, columns, d)).unwrap_or_else(|panic| {
+fn rows_of(data: &[u8], plan: &conversion::Plan<'_>) -> Result<Vec<Vec<Cell>>, conversion::Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conversion::rows_of(data, plan))).unwrap_or_else(|panic| {
         let message = super::engine::panic_message(&*panic);
         tracing::warn!("a record could not be converted: the conversion {message}");
         Err(conversion::Failure {
