@@ -153,7 +153,6 @@ pub fn rows(record: &[u8], columns: &[(String, ColumnType)], d: &Deserializer) -
 
 /// [`rows`] against a plan made once for many records.
 pub fn rows_of(record: &[u8], plan: &Plan<'_>) -> Result<Vec<Vec<Cell>>, Failure> {
-    let plan = plan;
     let mut de = serde_json::Deserializer::from_slice(record);
     let mut out = Vec::new();
     loop {
