@@ -258,13 +258,47 @@ fn data_type(ty: &ColumnType) -> DataType {
     }
 }
 
-/// One column's Arrow array from the rows' cells at `i` (every cell already checked against the type).
+/// One column's Arrow array from the rows' cells at `i` (every cell already checked against the type): a scalar
+/// column through its own typed builder in one loop, a nested one through the builders `make_builder` nests.
 fn array(ty: &ColumnType, rows: &[Vec<Cell>], i: usize) -> ArrayRef {
-    let mut builder = make_builder(&data_type(ty), rows.len());
-    for row in rows {
-        append(builder.as_mut(), ty, &row[i]);
+    macro_rules! column {
+        ($builder:expr, $pat:pat => $v:expr) => {{
+            let mut b = $builder;
+            for row in rows {
+                match &row[i] {
+                    $pat => b.append_value($v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
     }
-    builder.finish()
+    let n = rows.len();
+    match ty {
+        ColumnType::String | ColumnType::Char(_) | ColumnType::Varchar(_) => {
+            let bytes = rows.iter().map(|r| if let Cell::Str(s) = &r[i] { s.len() } else { 0 }).sum();
+            column!(StringBuilder::with_capacity(n, bytes), Cell::Str(s) => s)
+        }
+        ColumnType::TinyInt => column!(Int8Builder::with_capacity(n), Cell::Int(v) => *v as i8),
+        ColumnType::SmallInt => column!(Int16Builder::with_capacity(n), Cell::Int(v) => *v as i16),
+        ColumnType::Int => column!(Int32Builder::with_capacity(n), Cell::Int(v) => *v as i32),
+        ColumnType::BigInt => column!(Int64Builder::with_capacity(n), Cell::Int(v) => *v),
+        ColumnType::Float => column!(Float32Builder::with_capacity(n), Cell::Float(f) => *f as f32),
+        ColumnType::Double => column!(Float64Builder::with_capacity(n), Cell::Float(f) => *f),
+        ColumnType::Boolean => column!(BooleanBuilder::with_capacity(n), Cell::Bool(v) => *v),
+        ColumnType::Timestamp => {
+            let b = TimestampMicrosecondBuilder::with_capacity(n).with_data_type(data_type(ty));
+            column!(b, Cell::Timestamp(t) => *t)
+        }
+        ColumnType::Date => column!(Date32Builder::with_capacity(n), Cell::Date(d) => *d),
+        _ => {
+            let mut builder = make_builder(&data_type(ty), n);
+            for row in rows {
+                append(builder.as_mut(), ty, &row[i]);
+            }
+            builder.finish()
+        }
+    }
 }
 
 fn downcast<T: 'static>(b: &mut dyn ArrayBuilder) -> &mut T {
