@@ -84,6 +84,22 @@ async fn compat_pyarrow_reads_the_parquet_a_converting_stream_writes() {
     run_client_script(cmd, env.emu.endpoint(), "conversion script", "read back by pyarrow");
 }
 
+/// Times no timestamp column holds, through boto3 (tests/compat/out_of_range.py): the record fails alone with its
+/// code, the rest are rows pyarrow reads (the same script runs against a release build by hand).
+#[tokio::test]
+#[ignore = "needs python3 with boto3 and pyarrow: make test-compat"]
+async fn compat_out_of_range_times_fail_alone_through_boto3() {
+    if !Command::new("python3").args(["-c", "import pyarrow"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: needs pyarrow (pip install pyarrow)");
+        return;
+    }
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/out_of_range.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    run_client_script(cmd, env.emu.endpoint(), "out-of-range script", "10 Parquet rows, 2 in format-conversion-failed");
+}
+
 /// What `setup --format parquet` and send deliver, read by pyarrow (tests/compat/setup_parquet.py): the rows
 /// verify proved, with the Glue table's types.
 #[tokio::test]
