@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::filter::FilterPattern;
-use super::model::{Event, LogGroup, LogStream, State};
+use super::model::{Event, LogGroup, LogStream, State, cutoff};
 use super::{Input, Logs, group_not_found, invalid, key, stream_not_found};
 use crate::json::{self, ApiError, Empty};
 use crate::s3::store::now_ms;
@@ -202,7 +202,7 @@ pub(super) fn delete_retention_policy(
 
 fn describe_group(logs: &Logs, g: &LogGroup) -> Value {
     let arn = group_arn(logs, g);
-    let stored: usize = g.streams.values().flat_map(|s| &s.events).map(|e| e.message.len()).sum();
+    let stored: usize = g.streams.values().map(|s| s.summary.bytes()).sum();
     let mut v = json!({
         "logGroupName": g.name,
         "creationTime": g.created_ms,
@@ -254,10 +254,10 @@ fn describe_stream(arn: &str, name: &str, s: &LogStream) -> Value {
         "arn": format!("{arn}:log-stream:{name}"),
         "storedBytes": 0,
     });
-    if let (Some(first), Some(last)) = (s.events.first(), s.events.last()) {
-        v["firstEventTimestamp"] = json!(first.timestamp);
-        v["lastEventTimestamp"] = json!(last.timestamp);
-        v["lastIngestionTime"] = json!(s.events.iter().map(|e| e.ingestion_time).max());
+    if let (Some(first), Some(last)) = (s.summary.first_timestamp(), s.summary.last_timestamp()) {
+        v["firstEventTimestamp"] = json!(first);
+        v["lastEventTimestamp"] = json!(last);
+        v["lastIngestionTime"] = json!(s.summary.last_ingestion());
     }
     v
 }
@@ -290,7 +290,7 @@ pub(super) fn describe_log_streams(
         .filter(|(n, _)| input.log_stream_name_prefix.as_deref().is_none_or(|p| n.starts_with(p)))
         .collect();
     if by_time {
-        streams.sort_by_key(|(_, s)| s.events.last().map(|e| e.timestamp).unwrap_or(s.created_ms));
+        streams.sort_by_key(|(_, s)| s.summary.last_timestamp().unwrap_or(s.created_ms));
     }
     if input.descending == Some(true) {
         streams.reverse();
@@ -327,14 +327,14 @@ pub(super) fn put_log_events(logs: &Logs, state: &mut State, input: Input, regio
     json::ok(&answer)
 }
 
-pub(super) fn get_log_events(_: &Logs, state: &mut State, input: Input, region: &str) -> Result<Vec<u8>, ApiError> {
+pub(super) fn get_log_events(logs: &Logs, state: &mut State, input: Input, region: &str) -> Result<Vec<u8>, ApiError> {
     let stream_name = required(&input.log_stream_name, "logStreamName")?;
     let limit = check_limit(input.limit, 10_000)?;
     let k = group_key(&input, region)?;
     let group = state.groups.get(&k).ok_or_else(group_not_found)?;
-    let stream = group.streams.get(stream_name).ok_or_else(stream_not_found)?;
-    let events: Vec<&Event> = stream
-        .events
+    group.streams.get(stream_name).ok_or_else(stream_not_found)?;
+    let all = logs.store.read(&k, stream_name, cutoff(group.retention_ms(), now_ms())).map_err(ApiError::internal)?;
+    let events: Vec<&Event> = all
         .iter()
         .filter(|e| input.start_time.is_none_or(|t| e.timestamp >= t))
         .filter(|e| input.end_time.is_none_or(|t| e.timestamp < t))
@@ -363,7 +363,12 @@ pub(super) fn get_log_events(_: &Logs, state: &mut State, input: Input, region: 
     }))
 }
 
-pub(super) fn filter_log_events(_: &Logs, state: &mut State, input: Input, region: &str) -> Result<Vec<u8>, ApiError> {
+pub(super) fn filter_log_events(
+    logs: &Logs,
+    state: &mut State,
+    input: Input,
+    region: &str,
+) -> Result<Vec<u8>, ApiError> {
     let limit = check_limit(input.limit, 10_000)?;
     let k = group_key(&input, region)?;
     if input.log_stream_names.is_some() && input.log_stream_name_prefix.is_some() {
@@ -372,18 +377,20 @@ pub(super) fn filter_log_events(_: &Logs, state: &mut State, input: Input, regio
     let pattern = FilterPattern::parse(input.filter_pattern.as_deref().unwrap_or(""))?;
     let skip = token_index(input.next_token.as_deref(), "e/")?;
     let group = state.groups.get(&k).ok_or_else(group_not_found)?;
+    let from = cutoff(group.retention_ms(), now_ms());
     let mut searched = Vec::new();
-    let mut hits: Vec<(&str, &Event)> = Vec::new();
-    for (name, s) in &group.streams {
+    let mut hits: Vec<(&str, Event)> = Vec::new();
+    for name in group.streams.keys() {
         let wanted = input.log_stream_names.as_ref().is_none_or(|names| names.contains(name))
             && input.log_stream_name_prefix.as_deref().is_none_or(|p| name.starts_with(p));
         if !wanted {
             continue;
         }
         searched.push(json!({"logStreamName": name, "searchedCompletely": true}));
+        let events = logs.store.read(&k, name, from).map_err(ApiError::internal)?;
         hits.extend(
-            s.events
-                .iter()
+            events
+                .into_iter()
                 .filter(|e| input.start_time.is_none_or(|t| e.timestamp >= t))
                 .filter(|e| input.end_time.is_none_or(|t| e.timestamp <= t))
                 .filter(|e| pattern.matches(&e.message))

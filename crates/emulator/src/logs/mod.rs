@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::Response;
 use serde::Deserialize;
 
-use self::model::{State, expire, put_events};
+use self::model::{State, cutoff, put_events};
 use self::store::Store;
 use super::json::{self, ApiError};
 use super::s3::store::now_ms;
@@ -135,12 +135,14 @@ impl Logs {
         let put = put_events(state, group_key, stream, batch, now)?;
         self.persist(self.store.append(group_key, stream, &put.stored))?;
         let group = state.groups.get_mut(group_key).expect("put_events found it");
-        let retention = group.retention_ms();
+        let from = cutoff(group.retention_ms(), now);
         let s = group.streams.get_mut(stream).expect("put_events found it");
-        s.stale_in_file += expire(&mut s.events, retention, now);
-        if s.stale_in_file > s.events.len() {
-            self.persist(self.store.rewrite(group_key, stream, &s.events))?;
-            s.stale_in_file = 0;
+        let expired = s.summary.expire(from);
+        s.summary.stale_in_file += expired;
+        if s.summary.stale_in_file > s.summary.count() {
+            let kept = self.store.read(group_key, stream, from).map_err(ApiError::internal)?;
+            self.persist(self.store.rewrite(group_key, stream, &kept))?;
+            s.summary.stale_in_file = 0;
         }
         Ok(put.answer)
     }

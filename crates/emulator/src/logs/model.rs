@@ -26,15 +26,76 @@ pub struct Event {
     pub seq: u64,
 }
 
-/// A log stream; its events are kept in memory, ordered by timestamp, and on disk in its own append-only file.
+/// A log stream: its events are on disk in its own append-only file (read back by the calls that return them);
+/// memory holds only their [`Summary`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogStream {
     pub created_ms: i64,
     #[serde(skip)]
-    pub events: Vec<Event>,
-    /// Events expired from memory but still in the stream's file (rewritten once they outnumber the rest).
-    #[serde(skip)]
+    pub summary: Summary,
+}
+
+/// What memory keeps of a stream's events: per minute of their timestamps, how many, their bytes and their extremes.
+/// It is bounded by the minutes the retention keeps (at most 14 days of them), not by how many events were put, so
+/// a stream that logs a delivery failure every second for days costs no more memory than one that logs a few.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    minutes: BTreeMap<i64, Minute>,
+    /// Events expired from the summary but still in the stream's file (rewritten once they outnumber the rest).
     pub stale_in_file: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Minute {
+    count: usize,
+    bytes: usize,
+    first: i64,
+    last: i64,
+    last_ingestion: i64,
+}
+
+impl Summary {
+    pub fn add(&mut self, e: &Event) {
+        let m = self.minutes.entry(e.timestamp.div_euclid(60_000)).or_insert(Minute {
+            count: 0,
+            bytes: 0,
+            first: e.timestamp,
+            last: e.timestamp,
+            last_ingestion: e.ingestion_time,
+        });
+        m.count += 1;
+        m.bytes += e.message.len();
+        m.first = m.first.min(e.timestamp);
+        m.last = m.last.max(e.timestamp);
+        m.last_ingestion = m.last_ingestion.max(e.ingestion_time);
+    }
+
+    pub fn count(&self) -> usize {
+        self.minutes.values().map(|m| m.count).sum()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.minutes.values().map(|m| m.bytes).sum()
+    }
+
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.minutes.values().next().map(|m| m.first)
+    }
+
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.minutes.values().next_back().map(|m| m.last)
+    }
+
+    pub fn last_ingestion(&self) -> Option<i64> {
+        self.minutes.values().map(|m| m.last_ingestion).max()
+    }
+
+    /// Forgets the minutes wholly before `cutoff`; returns how many events went (the file still holds them).
+    pub fn expire(&mut self, cutoff: i64) -> usize {
+        let keep = self.minutes.split_off(&cutoff.div_euclid(60_000));
+        let gone = std::mem::replace(&mut self.minutes, keep);
+        gone.values().map(|m| m.count).sum()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,7 +182,7 @@ pub fn put_events(
         }
         seq += 1;
         let event = Event { timestamp, message, ingestion_time: now, seq };
-        insert(&mut stream.events, event.clone());
+        stream.summary.add(&event);
         stored.push(event);
     }
     state.next_seq = seq;
@@ -137,12 +198,6 @@ pub fn put_events(
         answer["rejectedLogEventsInfo"] = info;
     }
     Ok(Put { stored, answer })
-}
-
-/// Keeps events ordered by timestamp (events mostly arrive in order: an append).
-pub fn insert(events: &mut Vec<Event>, event: Event) {
-    let at = events.partition_point(|e| e.timestamp <= event.timestamp);
-    events.insert(at, event);
 }
 
 /// The batch rules: 1 to 10,000 events, at most 1 MiB with 26 bytes per event, chronological, within 24 h.
@@ -169,8 +224,31 @@ fn check_batch(batch: &[(i64, String)]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Drops the events older than the group's retention; returns how many went.
-pub fn expire(events: &mut Vec<Event>, retention_ms: i64, now: i64) -> usize {
-    let keep_from = events.partition_point(|e| e.timestamp < now.saturating_sub(retention_ms));
-    events.drain(..keep_from).count()
+/// The oldest timestamp a group's retention keeps at `now`.
+pub fn cutoff(retention_ms: i64, now: i64) -> i64 {
+    now.saturating_sub(retention_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream's memory is its minutes, not its events: ten thousand events over three minutes are three
+    /// entries; the counts, bytes and extremes are exact, and expiring drops whole minutes.
+    #[test]
+    fn a_streams_summary_is_bounded_by_its_minutes() {
+        let mut s = Summary::default();
+        for i in 0..10_000i64 {
+            let at = 1_000_000_020_000 + i * 18;
+            s.add(&Event { timestamp: at, message: "x".repeat(10), ingestion_time: at + 5, seq: i as u64 });
+        }
+        assert_eq!(s.minutes.len(), 3);
+        assert_eq!((s.count(), s.bytes()), (10_000, 100_000));
+        assert_eq!((s.first_timestamp(), s.last_timestamp()), (Some(1_000_000_020_000), Some(1_000_000_199_982)));
+        assert_eq!(s.last_ingestion(), Some(1_000_000_199_987));
+        let gone = s.expire(1_000_000_080_000);
+        assert_eq!((gone, s.minutes.len()), (3_334, 2), "the first minute went whole");
+        assert_eq!(s.expire(i64::MAX), 10_000 - 3_334);
+        assert_eq!((s.count(), s.first_timestamp()), (0, None));
+    }
 }

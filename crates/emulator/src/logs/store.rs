@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::model::{Event, LogGroup, LogStream, State, expire};
+use super::model::{Event, LogGroup, LogStream, State, Summary, cutoff};
 use firehose_kit_domain::util::persist;
 
 pub struct Store {
@@ -35,14 +35,17 @@ impl Store {
         };
         let mut max_seq = state.next_seq;
         for (key, group) in state.groups.iter_mut() {
-            let retention = group.retention_ms();
+            let from = cutoff(group.retention_ms(), now);
             for (name, stream) in group.streams.iter_mut() {
                 let path = store.events_path(key, name);
-                stream.events = read_events(&path)?;
-                max_seq = max_seq.max(stream.events.iter().map(|e| e.seq).max().unwrap_or(0));
-                if expire(&mut stream.events, retention, now) > 0 {
-                    write_events(&path, &stream.events)?;
+                let events = read_events(&path)?;
+                max_seq = max_seq.max(events.iter().map(|e| e.seq).max().unwrap_or(0));
+                let kept: Vec<Event> = events.iter().filter(|e| e.timestamp >= from).cloned().collect();
+                if kept.len() < events.len() {
+                    write_events(&path, &kept)?;
                 }
+                stream.summary = Summary::default();
+                kept.iter().for_each(|e| stream.summary.add(e));
             }
         }
         state.next_seq = max_seq;
@@ -82,6 +85,13 @@ impl Store {
     pub fn rewrite(&self, group_key: &str, stream: &str, events: &[Event]) -> std::io::Result<()> {
         std::fs::create_dir_all(self.group_dir(group_key))?;
         write_events(&self.events_path(group_key, stream), events)
+    }
+
+    /// A stream's events at or after `from` (its retention's cutoff), in timestamp order, read from its file.
+    pub fn read(&self, group_key: &str, stream: &str, from: i64) -> std::io::Result<Vec<Event>> {
+        let mut events = read_events(&self.events_path(group_key, stream))?;
+        events.retain(|e| e.timestamp >= from);
+        Ok(events)
     }
 
     pub fn remove_stream(&self, group_key: &str, stream: &str) -> std::io::Result<()> {
