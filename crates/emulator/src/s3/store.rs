@@ -78,7 +78,52 @@ pub struct PutAttrs {
 
 struct Bucket {
     config: BucketConfig,
-    objects: BTreeMap<String, ObjectMeta>,
+    objects: BTreeMap<String, Entry>,
+}
+
+/// What memory keeps of an object: what a listing shows (40 bytes beside its key). The rest (content type, user
+/// metadata, checksums, the file of its bytes) is in its metadata document, read when the object is.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    last_modified_ms: i64,
+    md5: [u8; 16],
+    /// The parts of a multipart upload (its ETag is `<md5 of the parts' md5s>-<parts>`); 0 for a single upload.
+    parts: u32,
+}
+
+impl Entry {
+    fn of(meta: &ObjectMeta) -> Entry {
+        let (hex, parts) = match meta.etag.split_once('-') {
+            Some((hex, n)) => (hex, n.parse().unwrap_or(0)),
+            None => (meta.etag.as_str(), 0),
+        };
+        let mut md5 = [0u8; 16];
+        let _ = hex::decode_to_slice(hex, &mut md5);
+        Entry { size: meta.size, last_modified_ms: meta.last_modified_ms, md5, parts }
+    }
+
+    fn etag(&self) -> String {
+        match self.parts {
+            0 => hex::encode(self.md5),
+            n => format!("{}-{n}", hex::encode(self.md5)),
+        }
+    }
+
+    /// The listing's view of the object (no content type, metadata or file: listings do not show them).
+    fn listed(&self, key: &str) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_string(),
+            size: self.size,
+            etag: self.etag(),
+            last_modified_ms: self.last_modified_ms,
+            content_type: None,
+            content_encoding: None,
+            metadata: BTreeMap::new(),
+            checksums: BTreeMap::new(),
+            file: String::new(),
+        }
+    }
 }
 
 /// A page of a listing.
@@ -256,9 +301,15 @@ impl Store {
             checksums: attrs.checksums,
             file: file_name,
         };
-        persist::write_json_as(&dir.join(format!("{hash}.json")), &meta, self.durability)?;
-        if let Some(old) = b.objects.insert(key.to_string(), meta.clone()) {
-            let _ = std::fs::remove_file(dir.join(old.file));
+        let meta_path = dir.join(format!("{hash}.json"));
+        let previous = match b.objects.contains_key(key) {
+            true => persist::read_json::<ObjectMeta>(&meta_path)?.map(|old| old.file),
+            false => None,
+        };
+        persist::write_json_as(&meta_path, &meta, self.durability)?;
+        b.objects.insert(key.to_string(), Entry::of(&meta));
+        if let Some(old) = previous.filter(|old| *old != meta.file) {
+            let _ = std::fs::remove_file(dir.join(old));
         }
         Ok(meta)
     }
@@ -270,12 +321,16 @@ impl Store {
         self.commit(bucket, key, writer, attrs)
     }
 
-    /// The object's metadata and the path of its bytes.
+    /// The object's metadata (read from its document) and the path of its bytes.
     pub fn get(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, PathBuf), StoreError> {
         let buckets = crate::read(&self.buckets);
         let b = buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
-        let meta = b.objects.get(key).ok_or(StoreError::NoSuchKey)?;
-        Ok((meta.clone(), self.objects_dir(bucket).join(&meta.file)))
+        b.objects.get(key).ok_or(StoreError::NoSuchKey)?;
+        let dir = self.objects_dir(bucket);
+        let meta: ObjectMeta =
+            persist::read_json(&dir.join(format!("{}.json", key_hash(key))))?.ok_or(StoreError::NoSuchKey)?;
+        let path = dir.join(&meta.file);
+        Ok((meta, path))
     }
 
     pub fn contains(&self, bucket: &str, key: &str) -> bool {
@@ -287,12 +342,16 @@ impl Store {
     pub fn delete(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
         let mut buckets = crate::write(&self.buckets);
         let b = buckets.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
-        let Some(old) = b.objects.remove(key) else {
+        if b.objects.remove(key).is_none() {
             return Ok(false);
-        };
+        }
         let dir = self.objects_dir(bucket);
-        std::fs::remove_file(dir.join(format!("{}.json", key_hash(key))))?;
-        let _ = std::fs::remove_file(dir.join(old.file));
+        let meta_path = dir.join(format!("{}.json", key_hash(key)));
+        let old = persist::read_json::<ObjectMeta>(&meta_path)?;
+        std::fs::remove_file(meta_path)?;
+        if let Some(old) = old {
+            let _ = std::fs::remove_file(dir.join(old.file));
+        }
         Ok(true)
     }
 
@@ -343,7 +402,7 @@ impl Store {
                 page.next_marker = Some(marker_of(&page, &last_prefix));
                 break;
             }
-            page.objects.push(meta.clone());
+            page.objects.push(meta.listed(key));
             last_prefix = None;
             count += 1;
         }
@@ -388,9 +447,10 @@ fn marker_of(page: &ListPage, last_prefix: &Option<String>) -> String {
     last_prefix.clone().or_else(|| page.objects.last().map(|o| o.key.clone())).unwrap_or_default()
 }
 
-fn load_objects(dir: &Path) -> Result<BTreeMap<String, ObjectMeta>, StoreError> {
+fn load_objects(dir: &Path) -> Result<BTreeMap<String, Entry>, StoreError> {
     std::fs::create_dir_all(dir)?;
     let mut objects = BTreeMap::new();
+    let mut referenced = std::collections::HashSet::new();
     let mut data_files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -399,13 +459,13 @@ fn load_objects(dir: &Path) -> Result<BTreeMap<String, ObjectMeta>, StoreError> 
             std::fs::remove_file(entry.path())?;
         } else if name.ends_with(".json") {
             if let Some(meta) = persist::read_json::<ObjectMeta>(&entry.path())? {
-                objects.insert(meta.key.clone(), meta);
+                objects.insert(meta.key.clone(), Entry::of(&meta));
+                referenced.insert(meta.file);
             }
         } else {
             data_files.push(name);
         }
     }
-    let referenced: std::collections::HashSet<&str> = objects.values().map(|m| m.file.as_str()).collect();
     for name in data_files.iter().filter(|n| !referenced.contains(n.as_str())) {
         std::fs::remove_file(dir.join(name))?;
     }
@@ -473,6 +533,26 @@ mod tests {
         let files = std::fs::read_dir(dir.path().join("b/objects")).unwrap().count();
         assert_eq!(files, 2, "one metadata document and one data file");
         assert_eq!(s.bucket_config("b").unwrap().location_constraint.as_deref(), Some("us-east-2"));
+    }
+
+    /// Memory per object is its key and 40 bytes, however many objects a bucket holds; the rest is read from the
+    /// object's document when the object is.
+    #[test]
+    fn memory_keeps_what_a_listing_shows() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let (_dir, store) = store();
+        store.create_bucket("b", None).unwrap();
+        let attrs = PutAttrs { content_type: Some("text/plain".into()), ..Default::default() };
+        let meta = store.put_bytes("b", "k", b"hello", attrs).unwrap();
+        let listed = &store.list("b", "", None, None, 10).unwrap().objects[0];
+        assert_eq!((listed.size, &listed.etag, listed.last_modified_ms), (5, &meta.etag, meta.last_modified_ms));
+        let (read, path) = store.get("b", "k").unwrap();
+        assert_eq!(
+            (read.content_type.as_deref(), std::fs::read(path).unwrap()),
+            (Some("text/plain"), b"hello".to_vec())
+        );
+        let entry = Entry::of(&ObjectMeta { etag: "00112233445566778899aabbccddeeff-3".into(), ..meta });
+        assert_eq!(entry.etag(), "00112233445566778899aabbccddeeff-3", "a multipart ETag keeps its parts");
     }
 
     #[test]
