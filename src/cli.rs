@@ -209,7 +209,7 @@ Examples:
   firehose-kit local --iam-propagation-delay 10s --create-delay 5s
 
 Then, in another shell:
-  export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-2
+  export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-2 AWS_DEFAULT_REGION=us-east-2
   aws s3 ls; firehose-kit setup; firehose-kit send access.log; firehose-kit verify")]
     Local(LocalArgs),
 

@@ -65,12 +65,13 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": secret,
                 "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
             }
         }));
     } else {
         printer.result(&format!("firehose-kit emulator listening on {endpoint} (data: {})", data_dir.display()));
         printer.result(&format!(
-            "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={region}"
+            "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY={secret} AWS_REGION={region} AWS_DEFAULT_REGION={region}"
         ));
     }
     let _ = std::io::stdout().flush();

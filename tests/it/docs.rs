@@ -138,28 +138,22 @@ struct Page {
 }
 
 impl Page {
+    /// A page starts as a reader's fresh shell would (`env -i`): only `PATH` (with the binary on it) and a `HOME`
+    /// that is an empty directory; everything else is what the page itself exports.
     fn new() -> Self {
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_firehose-kit"));
         let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
-        let env = vec![
-            ("PATH".into(), path),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_REGION".into(), "us-east-2".into()),
-            ("AWS_DEFAULT_REGION".into(), "us-east-2".into()),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-            ("AWS_PAGER".into(), String::new()),
-            ("NO_COLOR".into(), "1".into()),
-        ];
-        Page { dir: tempfile::tempdir().unwrap(), env, background: Vec::new() }
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join(".home");
+        std::fs::create_dir_all(&home).unwrap();
+        let env = vec![("PATH".into(), path), ("HOME".into(), home.display().to_string())];
+        Page { dir, env, background: Vec::new() }
     }
 
     fn command(&self, command: &str) -> Command {
         let command = if command.trim() == "make demo" { "firehose-kit demo" } else { command };
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!("exec 2>&1; {command}")).current_dir(self.dir.path());
-        support::test_env(&mut cmd);
-        cmd.env_remove("AWS_ENDPOINT_URL");
+        cmd.arg("-c").arg(format!("exec 2>&1; {command}")).current_dir(self.dir.path()).env_clear();
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -201,9 +195,12 @@ impl Page {
         let data = self.dir.path().join(".emulator");
         let log = self.dir.path().join(".emulator.log");
         let extra: Vec<&str> = options.split_whitespace().collect();
-        let (p, endpoint) = support::spawn_local_limited(&data, &extra, &log, None);
+        let (p, _, exports) =
+            support::try_spawn_local_with_exports(&data, &extra, &log, None).expect("the emulator starts");
         self.background.push(p);
-        self.env.push(("AWS_ENDPOINT_URL".into(), endpoint));
+        // What the page's reader does: export the line the emulator prints, nothing else.
+        let vars = exports.trim().strip_prefix("export ").unwrap_or_else(|| panic!("no export line: {exports:?}"));
+        self.run(&format!("export {vars}"));
     }
 }
 

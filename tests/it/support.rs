@@ -421,6 +421,16 @@ pub fn try_spawn_local(
     stderr_file: &std::path::Path,
     file_size_limit: Option<u64>,
 ) -> Result<(Process, String), String> {
+    try_spawn_local_with_exports(data_dir, extra, stderr_file, file_size_limit).map(|(p, e, _)| (p, e))
+}
+
+/// [`try_spawn_local`], with the `export K=V ...` line the emulator prints after its endpoint.
+pub fn try_spawn_local_with_exports(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    stderr_file: &std::path::Path,
+    file_size_limit: Option<u64>,
+) -> Result<(Process, String, String), String> {
     let exe = env!("CARGO_BIN_EXE_firehose-kit");
     let mut args: Vec<String> = ["local", "--create-delay", "0s", "--data-dir"].iter().map(|s| s.to_string()).collect();
     if !extra.contains(&"--addr") {
@@ -445,11 +455,17 @@ pub fn try_spawn_local(
         .spawn()
         .expect("spawn firehose-kit local");
     let stdout = child.stdout.take().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    // The `export ...` line the banner prints next, kept for whoever wants what a reader would paste.
+    let mut exports = String::new();
+    if line.contains("http://") {
+        std::io::BufRead::read_line(&mut reader, &mut exports).unwrap();
+    }
     let process = Process(child);
     match line.split_whitespace().find(|w| w.starts_with("http://")) {
-        Some(endpoint) => Ok((process, endpoint.to_string())),
+        Some(endpoint) => Ok((process, endpoint.to_string(), exports)),
         None => Err(format!("no endpoint in {line:?}: {}", std::fs::read_to_string(stderr_file).unwrap_or_default())),
     }
 }
