@@ -27,6 +27,8 @@ pub fn retry_delay(attempt: u32, throttled: bool, since_progress: Duration) -> D
 #[derive(Debug, Clone)]
 pub struct ThrottleGate {
     active_until: Option<Instant>,
+    /// A whole call was throttled (the stream's request quota): nothing goes out before this.
+    held_until: Option<Instant>,
     /// Allowed bytes per second while active.
     rate: f64,
     /// Bytes that may go out now (negative: in debt).
@@ -47,7 +49,14 @@ const HORIZON: Duration = Duration::from_secs(3);
 impl Default for ThrottleGate {
     fn default() -> Self {
         let now = Instant::now();
-        ThrottleGate { active_until: None, rate: 0.0, budget: 0.0, refilled: now, samples: Default::default() }
+        ThrottleGate {
+            active_until: None,
+            held_until: None,
+            rate: 0.0,
+            budget: 0.0,
+            refilled: now,
+            samples: Default::default(),
+        }
     }
 }
 
@@ -78,9 +87,23 @@ impl ThrottleGate {
         }
     }
 
+    /// A whole call was throttled: every call waits `delay` (the request quota refills, the sender sleeps instead
+    /// of resending in a loop).
+    pub fn hold(&mut self, delay: Duration, now: Instant) {
+        let until = now + delay;
+        self.held_until = Some(self.held_until.map_or(until, |t| t.max(until)));
+    }
+
+    fn held(&self, now: Instant) -> Option<Instant> {
+        self.held_until.filter(|&t| now < t)
+    }
+
     /// How many bytes may go out now: `None` when the gate is open (no throttling lately), else the budget
-    /// (at least one record may go while it is not negative).
+    /// (at least one record may go while it is not negative; nothing while a throttled call holds it).
     pub fn allowance(&mut self, now: Instant) -> Option<f64> {
+        if self.held(now).is_some() {
+            return Some(-1.0);
+        }
         if !self.active(now) {
             return None;
         }
@@ -103,12 +126,17 @@ impl ThrottleGate {
 
     /// When the budget allows sending again (`None`: now, or the gate is not active).
     pub fn ready_at(&self, now: Instant) -> Option<Instant> {
+        let held = self.held(now);
         if !self.active(now) {
-            return None;
+            return held;
         }
         // The budget is as of the last refill; it has been refilling since.
         let owed = -self.budget / self.rate.max(1.0) - now.saturating_duration_since(self.refilled).as_secs_f64();
-        (owed > 0.0).then(|| now + Duration::from_secs_f64(owed))
+        let budget = (owed > 0.0).then(|| now + Duration::from_secs_f64(owed));
+        match (held, budget) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -204,6 +232,25 @@ mod tests {
         assert!((g.rate - 2_000_000.0 * PROBE).abs() < 1.0, "{}", g.rate);
         // Five seconds without throttling lift the gate.
         assert_eq!(g.allowance(t0 + Duration::from_secs(7)), None);
+    }
+
+    #[test]
+    fn a_throttled_call_holds_every_call_until_its_delay_passes() {
+        let mut g = ThrottleGate::default();
+        let t0 = Instant::now();
+        g.hold(Duration::from_millis(500), t0);
+        g.hold(Duration::from_millis(200), t0);
+        assert_eq!(g.allowance(t0), Some(-1.0), "held: nothing goes, even with the gate inactive");
+        assert_eq!(g.ready_at(t0), Some(t0 + Duration::from_millis(500)), "a shorter hold does not shorten it");
+        let after = t0 + Duration::from_millis(501);
+        assert_eq!(g.allowance(after), None, "released");
+        assert_eq!(g.ready_at(after), None);
+        // Held and in debt: the later of the two.
+        g.on_response(0, true, after);
+        g.spend(4 * MIN_RATE as u64, after);
+        g.hold(Duration::from_millis(100), after);
+        let ready = g.ready_at(after).unwrap();
+        assert!(ready >= after + Duration::from_secs(2), "the budget's wait is the longer: {ready:?}");
     }
 
     #[test]

@@ -185,11 +185,13 @@ impl Sender {
             && inflight < self.concurrency.limit()
     }
 
-    /// When the loop must wake up without an event: the next retry, or the end of the throttle gate's wait.
+    /// When the loop must wake up without an event: the next retry, but not before the throttle gate lets it go
+    /// (a retry that is due while the gate waits would wake the loop for nothing, again and again: a spin), or the
+    /// end of the gate's wait.
     pub fn wake_at(&self, now: Instant) -> Option<Instant> {
         let next_retry = self.retry_queue.iter().map(|q| q.ready).min();
         match (next_retry, self.gate.ready_at(now)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(retry), Some(gate)) => Some(retry.max(gate)),
             (a, b) => a.or(b),
         }
     }
@@ -396,6 +398,11 @@ impl Sender {
             self.give_up(reason);
         } else {
             let delay = retry_delay(attempt + 1, throttled, self.last_progress.elapsed());
+            if throttled {
+                // The whole call was refused: every call waits, not only this batch (the others would meet the
+                // same refusal, and resending them at once spins).
+                self.gate.hold(delay, now);
+            }
             self.retry_queue.push(Queued { ready: now + delay, batch, attempt: attempt + 1 });
         }
     }
@@ -587,6 +594,20 @@ mod tests {
         let err = outcome.unwrap_err();
         assert!(err.to_string().contains("index out of bounds"), "{err}");
         assert_eq!(err.exit_code(), ExitCode::Failed);
+    }
+
+    #[test]
+    fn a_due_retry_does_not_wake_the_loop_while_a_throttled_call_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sender(dir.path());
+        let now = Instant::now();
+        let batch = Batch { records: Vec::new(), encoded_bytes: 0 };
+        s.retry_queue.push(Queued { ready: now, batch, attempt: 1 });
+        assert_eq!(s.wake_at(now), Some(now), "nothing holds it: the retry is due");
+        s.gate.hold(Duration::from_secs(1), now);
+        assert_eq!(s.wake_at(now), Some(now + Duration::from_secs(1)), "not before the hold ends (no spin)");
+        assert!(s.due_retries(0, now).is_empty(), "and nothing is resent meanwhile");
+        assert_eq!(s.due_retries(0, now + Duration::from_secs(1)).len(), 1);
     }
 
     #[test]
