@@ -1,0 +1,121 @@
+//! The accounting core: every kind of stream's findings folded into one report and its verdict.
+
+use chrono::Utc;
+
+use crate::aws::Clients;
+use crate::delivery::report::summarize;
+use crate::error::Result;
+use crate::settings::VerifySettings;
+
+use super::converted::conversion_report;
+use super::partitioned::{error_records, partition_summaries};
+use super::poll::Found;
+use super::runs::missing_lines;
+use super::scope::{Expectations, Layout};
+use super::transformed::account_transformed;
+use super::{Basis, VerifyReport};
+
+/// Missing lines printed with --expect.
+const SHOW_MISSING: usize = 20;
+
+/// The verdict and the report.
+pub(super) async fn conclude(
+    e: Expectations,
+    l: Layout,
+    mut found: Found,
+    s: &VerifySettings,
+    clients: &Clients,
+) -> Result<VerifyReport> {
+    let transform = account_transformed(&e, &l, &found, clients).await?;
+    let mut tally = e.expected.lock().expect("expected lock").tally();
+    // Lines in the conversion error output were taken out of the missing ones: they are not rows either.
+    tally.matched -= found.conversion_failed.min(tally.matched);
+    let conversion = conversion_report(&e.dest, &mut found);
+    // (On a transformed stream the comparison is over the function's output, not the files' lines.)
+    let missing_lines = if !s.expect.is_empty() && tally.missing > 0 && transform.is_none() {
+        missing_lines(&s.expect, &mut e.expected.lock().expect("expected lock"), SHOW_MISSING)?
+    } else {
+        Vec::new()
+    };
+    found.objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
+    let buffering = summarize(&found.objects, e.dest.buffer_size_mib, e.dest.buffer_interval_s, l.speed);
+    let (partitions, error_records) = if l.partition_check.is_some() {
+        (
+            partition_summaries(&found.objects, &l.name_prefix),
+            error_records(clients, &l.bucket, &found.error_objects).await,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let verified = tally.missing == 0
+        && found.conversion_failed == 0
+        && (!s.strict || tally.duplicated == 0)
+        && found.misplaced_lines == 0
+        && transform.as_ref().is_none_or(|t| t.complete());
+    let causes = causes(&e, tally.missing > 0, clients).await;
+    let runs = &e.runs;
+    Ok(VerifyReport {
+        stream: e.stream,
+        bucket: l.bucket,
+        basis: Basis {
+            runs: runs.iter().map(|r| r.run_id.clone()).collect(),
+            expect_files: s.expect.clone(),
+            window_start: e.window_start,
+        },
+        tally,
+        verified,
+        strict: s.strict,
+        delivered_bytes: found.objects.iter().map(|o| o.size).sum(),
+        layout_ok: found.objects.iter().all(|o| o.layout_problems.is_empty()),
+        objects: found.objects,
+        buffering,
+        error_objects: found.error_objects,
+        missing_lines,
+        waited_s: found.waited_s,
+        bucket_missing: found.bucket_missing,
+        speed: l.speed,
+        partitions,
+        misplaced_lines: found.misplaced_lines,
+        misplaced_example: found.misplaced_example,
+        error_records,
+        causes,
+        effective_interval_s: l.effective_interval_s,
+        cost: (!runs.is_empty()).then(|| crate::delivery::html::Cost {
+            raw_bytes: runs.iter().map(|r| r.bytes).sum(),
+            billable_bytes: runs.iter().map(|r| r.billable_bytes).sum(),
+            billable_one_line_per_record: runs.iter().map(|r| r.billable_bytes_one_line_per_record).sum(),
+            records: runs.iter().map(|r| r.records).sum(),
+            lines: runs.iter().map(|r| r.lines).sum(),
+        }),
+        endpoint: clients.backend(),
+        stream_description: e.info,
+        transform,
+        conversion,
+    })
+}
+
+/// Why lines are missing (or delivery was slow): the stream's logged errors since the runs started.
+pub(super) async fn causes(
+    e: &Expectations,
+    missing: bool,
+    clients: &Clients,
+) -> Option<crate::aws::diagnosis::Causes> {
+    // Errors logged before the runs started concern other data: the window starts with the first run (or
+    // --since, or the last day).
+    let since = e
+        .runs
+        .iter()
+        .map(|r| r.started)
+        .min()
+        .or(e.window_start)
+        .unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+    let missing =
+        crate::aws::diagnosis::Missing { lines: missing, sent_before: e.runs.iter().filter_map(|r| r.ended).min() };
+    match crate::aws::diagnosis::causes(clients, &e.dest, since, Utc::now(), missing).await {
+        Ok(c) => Some(c),
+        Err(err) => {
+            tracing::warn!("cannot read the causes of delivery errors: {err}");
+            None
+        }
+    }
+}

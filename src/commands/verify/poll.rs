@@ -1,0 +1,296 @@
+//! Listing and downloading: new objects of this stream in the window, each streamed once through the line
+//! hasher (and the partition check), until nothing is missing or the deadline passes.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use crate::aws::{Clients, s3, sdk_error};
+use crate::delivery::compare::Expected;
+use crate::delivery::keep;
+use crate::delivery::objects::{ObjectLines, read_lines};
+use crate::delivery::partitions::{LineChecker, PartitionCheck};
+use crate::delivery::report::{DeliveredObject, flushed_by};
+use crate::error::{Error, Result};
+use crate::firehose::keys::{layout_problems, parse_key};
+use crate::firehose::types::Compression;
+use crate::settings::VerifySettings;
+use crate::ui::plural;
+
+use super::converted::read_conversion_failures;
+use super::scope::{Expectations, Layout, deadlines};
+
+/// Objects downloaded at once.
+const DOWNLOADS: usize = 8;
+
+/// What the listing and downloads found.
+#[derive(Default)]
+pub(super) struct Found {
+    pub(super) objects: Vec<DeliveredObject>,
+    pub(super) error_objects: Vec<String>,
+    pub(super) bucket_missing: bool,
+    pub(super) misplaced_lines: u64,
+    pub(super) misplaced_example: Option<String>,
+    pub(super) waited_s: f64,
+    /// A converting stream: the error objects of `format-conversion-failed` read so far, and what they held.
+    pub(super) conversion_read: HashSet<String>,
+    pub(super) conversion_codes: std::collections::BTreeMap<String, (u64, String)>,
+    pub(super) conversion_failed: u64,
+    pub(super) conversion_example: Option<String>,
+}
+
+/// What one download found: its lines, how many were expected, and (a partitioned stream) how many are in the
+/// wrong partition with an example.
+pub(super) type Downloaded = (ObjectLines, u64, Option<(u64, Option<String>)>);
+
+/// Writes to two optional writers.
+pub(super) struct Tee<'a, 'b> {
+    pub(super) a: Option<&'a mut dyn std::io::Write>,
+    pub(super) b: Option<&'a mut LineChecker<'b>>,
+}
+
+impl std::io::Write for Tee<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(a) = self.a.as_mut() {
+            a.write_all(buf)?;
+        }
+        if let Some(b) = self.b.as_mut() {
+            b.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(a) = self.a.as_mut() {
+            a.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams one object through the line hasher into `expected` (and into `keep_as` when given); returns what it
+/// held and how many of its lines were expected ones.
+pub(super) async fn download(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    keep_as: Option<PathBuf>,
+    expected: Arc<Mutex<Expected>>,
+    partitions: Option<(Arc<PartitionCheck>, DateTime<Utc>)>,
+    compression: Compression,
+) -> Result<Downloaded> {
+    let out = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
+    let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || -> Result<Downloaded> {
+        let mut keep_file = match &keep_as {
+            Some(path) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::state("create", parent, e))?;
+                }
+                Some(std::io::BufWriter::new(
+                    std::fs::File::create(path).map_err(|e| Error::state("create", path.clone(), e))?,
+                ))
+            }
+            None => None,
+        };
+        let mut matched = 0u64;
+        let mut observe = |hashes: &[u64]| {
+            let mut e = expected.lock().expect("expected lock");
+            matched += hashes.iter().filter(|h| e.observe(**h)).count() as u64;
+        };
+        // The decompressed bytes go to the kept file and, on a partitioned stream, through the partition check.
+        let mut checker = partitions.as_ref().map(|(check, at)| check.writer(&key, *at));
+        let mut tee = Tee { a: keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), b: checker.as_mut() };
+        let sink = (tee.a.is_some() || tee.b.is_some()).then_some(&mut tee as &mut dyn std::io::Write);
+        let info = read_lines(reader, &compression, sink, &mut observe)
+            .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
+        if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
+            std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
+        }
+        let misplaced = checker.map(|mut c| {
+            c.finish();
+            (c.misplaced, c.example)
+        });
+        Ok((info, matched, misplaced))
+    })
+    .await
+    .map_err(|e| Error::failed(format!("download task failed: {e}")))?
+}
+
+/// Lists what is new under the layout's prefixes in the window: this stream's objects, not the error output.
+pub(super) async fn list_new(
+    e: &Expectations,
+    l: &Layout,
+    clients: &Clients,
+    seen_keys: &mut HashSet<String>,
+    found: &mut Found,
+) -> Result<Vec<s3::ListedObject>> {
+    let mut new = Vec::new();
+    for p in &l.prefixes {
+        let listed = match s3::list_objects(&clients.s3, &l.bucket, p).await {
+            Ok(listed) => listed,
+            Err(err) if err.aws_code() == Some("NoSuchBucket") => {
+                found.bucket_missing = true;
+                Vec::new()
+            }
+            Err(err) => return Err(err),
+        };
+        for o in listed {
+            let in_window = match (e.window_start, o.last_modified) {
+                (Some(start), Some(lm)) => lm >= start,
+                _ => true,
+            };
+            let ours = o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&l.name_prefix));
+            // The error output can live under the data prefix (setup's `<prefix>errors/`): not data.
+            let error_output = l.error_prefix.as_deref().is_some_and(|ep| !ep.is_empty() && o.key.starts_with(ep));
+            if in_window && ours && !error_output && seen_keys.insert(o.key.clone()) {
+                new.push(o);
+            }
+        }
+    }
+    Ok(new)
+}
+
+/// Downloads new objects (several at once), hashing their lines into the expectation; returns what each held.
+pub(super) async fn read_objects(
+    e: &Expectations,
+    l: &Layout,
+    s: &VerifySettings,
+    clients: &Clients,
+    new: Vec<s3::ListedObject>,
+    found: &mut Found,
+    task: &dyn crate::ui::Task,
+) -> Result<()> {
+    let mut downloads = futures::stream::iter(new.into_iter().map(|o| {
+        // A Parquet object is kept as the JSON lines its rows were made from: named so.
+        let keep_as = s.keep.as_deref().map(|dir| keep::local_path(dir, &o.key)).map(|p| match p.file_name() {
+            Some(name) if o.key.ends_with(".parquet") => {
+                let mut name = name.to_os_string();
+                name.push(".jsonl");
+                p.with_file_name(name)
+            }
+            _ => p,
+        });
+        let check = l.partition_check.clone().and_then(|c| Some((c, parse_key(&o.key, &e.stream, l.zone).ok()?.time)));
+        let (bucket, expected) = (l.bucket.clone(), e.expected.clone());
+        async move {
+            let compression = e.dest.compression.clone();
+            let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check, compression).await;
+            (o, lines, keep_as)
+        }
+    }))
+    .buffer_unordered(DOWNLOADS);
+    while let Some((o, lines, kept_as)) = downloads.next().await {
+        let (lines, matched, misplaced) = lines?;
+        if let Some((n, example)) = misplaced {
+            found.misplaced_lines += n;
+            if found.misplaced_example.is_none() {
+                found.misplaced_example = example.map(|ex| format!("{}: {ex}", o.key));
+            }
+        }
+        found.objects.push(delivered_object(e, l, o, lines, matched, kept_as));
+        let t = e.expected.lock().expect("expected lock").tally();
+        task.set_position(t.matched);
+        task.set_message(format!(
+            "{} read, {} still missing",
+            plural(found.objects.len() as u64, "object"),
+            plural(t.missing, "line")
+        ));
+    }
+    Ok(())
+}
+
+/// One downloaded object as the report shows it: its key's time and layout, its buffering delay and why it was
+/// cut.
+pub(super) fn delivered_object(
+    e: &Expectations,
+    l: &Layout,
+    o: s3::ListedObject,
+    lines: ObjectLines,
+    matched: u64,
+    kept_as: Option<PathBuf>,
+) -> DeliveredObject {
+    let (key_time, problems) = match parse_key(&o.key, &e.stream, l.zone) {
+        Ok(info) => (Some(info.time), layout_problems(&info, &l.expected_prefix, &l.extension, l.hourly)),
+        Err(why) => (None, vec![why]),
+    };
+    let delay_s = match (o.last_modified, key_time) {
+        (Some(lm), Some(kt)) => Some((lm - kt).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    };
+    DeliveredObject {
+        key: o.key,
+        size: o.size,
+        bytes: lines.bytes,
+        lines: lines.lines,
+        last_modified: o.last_modified,
+        key_time,
+        delay_s,
+        flushed_by: flushed_by(lines.bytes, e.dest.buffer_size_mib, delay_s, l.effective_interval_s),
+        matched_lines: matched,
+        layout_problems: problems,
+        kept_as,
+        schema: lines.schema,
+    }
+}
+
+/// Lists, downloads and compares until nothing is missing (and no late duplicate can still come) or the
+/// deadline passes.
+pub(super) async fn poll(
+    e: &Expectations,
+    l: &Layout,
+    s: &VerifySettings,
+    clients: &Clients,
+    task: &dyn crate::ui::Task,
+) -> Result<Found> {
+    let started = tokio::time::Instant::now();
+    let (deadline, settle) = deadlines(e, s, clients.emulator.speed(), started);
+    let mut seen_keys: HashSet<String> = HashSet::new();
+    let mut found = Found::default();
+    loop {
+        let new = list_new(e, l, clients, &mut seen_keys, &mut found).await?;
+        read_objects(e, l, s, clients, new, &mut found, task).await?;
+        if let Some(ep) = l.error_prefix.as_deref().filter(|ep| !ep.is_empty()) {
+            found.error_objects = s3::list_objects(&clients.s3, &l.bucket, ep)
+                .await?
+                .into_iter()
+                .filter(|o| e.window_start.is_none_or(|start| o.last_modified.is_none_or(|lm| lm >= start)))
+                .map(|o| o.key)
+                .collect();
+        }
+        if e.dest.conversion.is_some() {
+            read_conversion_failures(e, l, clients, &mut found).await?;
+        }
+        let t = e.expected.lock().expect("expected lock").tally();
+        let now = tokio::time::Instant::now();
+        if (t.missing == 0 && now >= settle) || now >= deadline {
+            break;
+        }
+        let left = if t.missing == 0 { settle.min(deadline) - now } else { deadline - now };
+        let objects = plural(found.objects.len() as u64, "object");
+        task.set_message(if t.missing == 0 {
+            format!("{objects} read, every line found; watching {}s more for late duplicates", left.as_secs())
+        } else {
+            format!(
+                "{objects} read, {} still missing; waiting up to {}s for late objects",
+                plural(t.missing, "line"),
+                left.as_secs()
+            )
+        });
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+    found.waited_s = started.elapsed().as_secs_f64();
+    Ok(found)
+}
