@@ -467,10 +467,20 @@ mod tests {
             ("update_table()", "glue:UpdateTable"),
             ("delete_table()", "glue:DeleteTable"),
         ];
+        // Every Rust file under these directories, their subdirectories (a command split into a module) included.
         let mut sources = String::new();
-        for dir in ["src/aws", "src/commands"] {
-            for entry in std::fs::read_dir(format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-                sources.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        let mut dirs: Vec<std::path::PathBuf> = ["src/aws", "src/commands"]
+            .iter()
+            .map(|d| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d))
+            .collect();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    sources.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
             }
         }
         for (call, action) in calls {
