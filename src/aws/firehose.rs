@@ -246,6 +246,9 @@ pub struct StreamInfo {
     pub encryption: Option<String>,
     /// The Kinesis data stream it reads (`KinesisStreamAsSource`); `None` for Direct Put.
     pub source: Option<SourceSpec>,
+    /// The Lambda processor's own `BufferIntervalInSeconds` (default 60): records wait up to this long for
+    /// their invocation, before the destination's buffer.
+    pub transform_interval_s: Option<i32>,
 }
 
 /// A Kinesis data stream as a delivery stream's source.
@@ -285,6 +288,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
     let per_record_processing = per_record_processing(ext, &processors, partitioning.as_ref());
     let converts_formats =
         ext.and_then(|e| e.data_format_conversion_configuration()).is_some_and(|c| c.enabled().unwrap_or(true));
+    let transform_interval_s = lambda_interval_of(&processors);
     let destination = destination_of(dest).map(|mut spec| {
         spec.partition_query = partitioning.as_ref().and_then(|p| p.query.clone());
         spec.transform = lambda_of(&processors);
@@ -316,6 +320,7 @@ pub async fn describe(fh: &Client, name: &str) -> Result<Option<StreamInfo>> {
                 .delivery_start_timestamp()
                 .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         }),
+        transform_interval_s,
     }))
 }
 
@@ -386,6 +391,13 @@ fn processors_of(ext: Option<&ExtendedS3DestinationDescription>) -> Processors {
 fn lambda_of(processors: &Processors) -> Option<String> {
     let (_, params) = processors.iter().find(|(kind, _)| kind == "Lambda")?;
     params.iter().find(|(n, _)| n == "LambdaArn").map(|(_, v)| v.clone())
+}
+
+/// The Lambda processor's buffer interval: its parameter, or Firehose's default of 60 s.
+fn lambda_interval_of(processors: &Processors) -> Option<i32> {
+    let (_, params) = processors.iter().find(|(kind, _)| kind == "Lambda")?;
+    let given = params.iter().find(|(n, _)| n == "BufferIntervalInSeconds").and_then(|(_, v)| v.parse().ok());
+    Some(given.unwrap_or(60))
 }
 
 fn has_processor(processors: &Processors, kind: &str) -> bool {
@@ -585,6 +597,22 @@ pub async fn streams_delivering_to(fh: &Client, bucket: &str, except: &str) -> R
         let delivers_there = info.destination.as_ref().is_some_and(|d| d.bucket() == bucket);
         if delivers_there && info.status != StreamStatus::Deleting {
             users.push(name);
+        }
+    }
+    Ok(users)
+}
+
+/// The delivery streams other than `except` (not DELETING) whose Lambda processor is the function `name` (by
+/// name or ARN, any qualifier).
+pub async fn streams_transforming_with(fh: &Client, name: &str, except: &str) -> Result<Vec<String>> {
+    let function_name = |arn: &str| arn.split(':').nth(6).unwrap_or(arn).to_string();
+    let mut users = Vec::new();
+    for stream in list_names(fh).await?.into_iter().filter(|n| n != except) {
+        let Some(info) = describe(fh, &stream).await? else { continue };
+        let uses =
+            info.destination.as_ref().and_then(|d| d.transform.as_deref()).is_some_and(|f| function_name(f) == name);
+        if uses && info.status != StreamStatus::Deleting {
+            users.push(stream);
         }
     }
     Ok(users)

@@ -70,11 +70,9 @@ impl From<&TeardownArgs> for Options {
     }
 }
 
-fn not_managed(kind: &str) -> String {
-    format!(
-        "no firehose-kit:managed tag: not made by firehose-kit, so not touched; delete the {kind} yourself or pass --force"
-    )
-}
+/// Why something teardown did not make is kept (exit 0: it was never firehose-kit's to remove). No hint to
+/// delete it: `--force` exists for a tag lost by hand, not as advice.
+const NOT_MADE: &str = "no firehose-kit:managed tag: not made by firehose-kit, so left as it is";
 
 /// Removes the stream, role, log group and bucket of `stream`; `confirm` is asked before deleting objects.
 pub async fn remove(
@@ -145,7 +143,7 @@ async fn remove_stream(
     };
     let managed = policy::is_managed(&fh::tags(&clients.firehose, stream).await?);
     if !managed && !opts.force {
-        return Ok((removal(Fate::Refused, Some(not_managed("stream"))), Some(info)));
+        return Ok((removal(Fate::Kept, Some(NOT_MADE.into())), Some(info)));
     }
     let task = reporter.task("stream", None, Unit::Items);
     if info.status == StreamStatus::Creating {
@@ -182,11 +180,11 @@ async fn remove_data_stream(
     }
     let tags = kinesis::tags(&clients.kinesis, &name).await?;
     if !policy::is_managed(&tags) && !opts.force {
-        return Ok(removal(Fate::Refused, Some(not_managed("data stream"))));
+        return Ok(removal(Fate::Kept, Some(NOT_MADE.into())));
     }
     let readers = fh::streams_reading(&clients.firehose, &source.stream_arn, stream).await?;
     if !readers.is_empty() {
-        return Ok(removal(Fate::Refused, Some(format!("still read by delivery stream {}", readers.join(", ")))));
+        return Ok(removal(Fate::Kept, Some(format!("still read by delivery stream {}", readers.join(", ")))));
     }
     let fate = if kinesis::delete(&clients.kinesis, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
     Ok(removal(fate, None))
@@ -197,7 +195,7 @@ async fn remove_role(stream: &str, opts: &Options, clients: &Clients) -> Result<
     let removal = |fate, detail: Option<String>| Removal { resource: "role", name: role.clone(), fate, detail };
     Ok(match iam::get_role(&clients.iam, &role).await? {
         None => removal(Fate::AlreadyGone, None),
-        Some(r) if !policy::is_managed(&r.tags) && !opts.force => removal(Fate::Refused, Some(not_managed("role"))),
+        Some(r) if !policy::is_managed(&r.tags) && !opts.force => removal(Fate::Kept, Some(NOT_MADE.into())),
         Some(_) => {
             let fate = if iam::delete_role(&clients.iam, &role).await? { Fate::Deleted } else { Fate::AlreadyGone };
             removal(fate, None)
@@ -212,16 +210,35 @@ async fn remove_transform(stream: &str, opts: &Options, clients: &Clients) -> Re
     let mut out = Vec::new();
     let removal = |resource, fate, detail: Option<String>| Removal { resource, name: name.clone(), fate, detail };
     if let Some(f) = lambda::get_function(&clients.lambda, &name).await? {
-        out.push(if !policy::is_managed(&f.tags) && !opts.force {
-            removal("function", Fate::Refused, Some(not_managed("function")))
+        let users = fh::streams_transforming_with(&clients.firehose, &name, stream).await?;
+        if !policy::is_managed(&f.tags) && !opts.force {
+            out.push(removal("function", Fate::Kept, Some(NOT_MADE.into())));
+        } else if !users.is_empty() {
+            // Another stream transforms with it (setup --transform ARN): the function and the role it runs as stay.
+            let detail = format!(
+                "still used by stream {}",
+                users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+            );
+            out.push(removal("function", Fate::Kept, Some(detail.clone())));
+            if iam::get_role(&clients.iam, &name).await?.is_some() {
+                out.push(removal("exec role", Fate::Kept, Some(detail)));
+            }
+            return Ok(out);
         } else {
             let fate = if lambda::delete(&clients.lambda, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
-            removal("function", fate, None)
-        });
+            out.push(removal("function", fate, None));
+            // Lambda makes the function's log group (untagged): it goes with the function setup made.
+            let group = format!("/aws/lambda/{name}");
+            if logs::group(&clients.logs, &group).await?.is_some() {
+                let fate =
+                    if logs::delete_group(&clients.logs, &group).await? { Fate::Deleted } else { Fate::AlreadyGone };
+                out.push(Removal { resource: "fn logs", name: group, fate, detail: None });
+            }
+        }
     }
     if let Some(r) = iam::get_role(&clients.iam, &name).await? {
         out.push(if !policy::is_managed(&r.tags) && !opts.force {
-            removal("exec role", Fate::Refused, Some(not_managed("role")))
+            removal("exec role", Fate::Kept, Some(NOT_MADE.into()))
         } else {
             let fate = if iam::delete_role(&clients.iam, &name).await? { Fate::Deleted } else { Fate::AlreadyGone };
             removal("exec role", fate, None)
@@ -260,9 +277,7 @@ async fn remove_schema(
             return Ok(out);
         }
         Some(t) if !t.belongs_to(stream) && !opts.force => {
-            out.push(kept(
-                "not made by firehose-kit: setup used it as it is (delete it yourself or pass --force)".into(),
-            ));
+            out.push(kept("not made by firehose-kit: setup used it as it is, and so teardown leaves it".into()));
             return Ok(out);
         }
         Some(_) => {
@@ -288,7 +303,7 @@ async fn remove_glue_database(database: &str, opts: &Options, clients: &Clients)
         None => None,
         Some(p) if p.get(glue::MANAGED_PARAMETER).is_none_or(|v| v != "true") && !opts.force => Some(removal(
             Fate::Kept,
-            Some("not made by firehose-kit: setup used it as it is (delete it yourself or pass --force)".into()),
+            Some("not made by firehose-kit: setup used it as it is, and so teardown leaves it".into()),
         )),
         Some(_) if glue::has_tables(&clients.glue, database).await? => {
             Some(removal(Fate::Kept, Some("it holds other tables".into())))
@@ -313,9 +328,7 @@ async fn remove_log_group(
     Ok(match logs::group(&clients.logs, &group).await? {
         None if logging_off => None,
         None => Some(removal(Fate::AlreadyGone, None)),
-        Some(g) if !policy::is_managed(&g.tags) && !opts.force => {
-            Some(removal(Fate::Refused, Some(not_managed("log group"))))
-        }
+        Some(g) if !policy::is_managed(&g.tags) && !opts.force => Some(removal(Fate::Kept, Some(NOT_MADE.into()))),
         Some(_) => {
             let fate = if logs::delete_group(&clients.logs, &group).await? { Fate::Deleted } else { Fate::AlreadyGone };
             Some(removal(fate, None))
@@ -429,12 +442,12 @@ async fn remove_bucket(
     match s3::bucket_state(&clients.s3, bucket).await? {
         s3::BucketState::Missing => return Ok(removal(Fate::AlreadyGone, None)),
         s3::BucketState::Forbidden => {
-            return Ok(removal(Fate::Refused, Some("belongs to another account".into())));
+            return Ok(removal(Fate::Kept, Some("belongs to another account".into())));
         }
         s3::BucketState::Exists => {}
     }
     if !policy::is_managed(&s3::bucket_tags(&clients.s3, bucket).await?) && !opts.force {
-        return Ok(removal(Fate::Refused, Some(not_managed("bucket"))));
+        return Ok(removal(Fate::Kept, Some(NOT_MADE.into())));
     }
     // Late deliveries can land while we empty it: a few rounds of empty + delete.
     let mut deleted_objects = 0usize;

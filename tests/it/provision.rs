@@ -306,15 +306,17 @@ async fn teardown_removes_all_three_and_a_second_run_reports_them_gone() {
 }
 
 #[tokio::test]
-async fn teardown_refuses_same_named_resources_it_did_not_make() {
+async fn teardown_leaves_same_named_resources_it_did_not_make() {
     let env = start().await;
     let dir = tempfile::tempdir().unwrap();
     let c = &env.clients;
     support::bucket_and_role(c, BUCKET, ROLE).await; // untagged, made by "someone else"
+    // Not firehose-kit's to remove: kept, said so, exit 0, and no hint to delete them.
     let out = cli(env.emu.endpoint(), dir.path(), &["teardown", "--yes"]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no firehose-kit:managed tag"), "{stderr}");
+    assert!(stderr.contains("no firehose-kit:managed tag: not made by firehose-kit, so left as it is"), "{stderr}");
+    assert!(!stderr.contains("--force"), "{stderr}");
     c.s3.head_bucket().bucket(BUCKET).send().await.expect("bucket untouched");
     c.iam.get_role().role_name(ROLE).send().await.expect("role untouched");
     // Setup also refuses to take over a role it did not make.
