@@ -152,6 +152,13 @@ impl Error {
         {
             out.push(detail.clone());
         }
+        // A service's answer is all in `code: message`: the SDK's layers below it only repeat it (one of them
+        // as a debug dump of the same message).
+        if let Error::Aws { code: Some(_), detail, .. } = self
+            && !detail.is_empty()
+        {
+            return out;
+        }
         let mut next = std::error::Error::source(self);
         while let Some(cause) = next {
             let line = cause.to_string();
@@ -190,5 +197,18 @@ mod tests {
         };
         assert_eq!(err.causes(), vec!["cannot reach http://127.0.0.1:1: connection refused".to_string()]);
         assert_eq!(err.hint(), Some("start it"));
+    }
+
+    #[test]
+    fn a_service_error_is_said_once() {
+        let inner = std::io::Error::other("Error { code: \"InvalidSignatureException\", message: \"...\" }");
+        let err = Error::Aws {
+            action: "describe delivery stream `s`".into(),
+            code: Some("InvalidSignatureException".into()),
+            detail: "InvalidSignatureException: the signature does not match".into(),
+            source: Some(Box::new(inner)),
+            hint: None,
+        };
+        assert_eq!(err.causes(), vec!["InvalidSignatureException: the signature does not match".to_string()]);
     }
 }

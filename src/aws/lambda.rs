@@ -221,7 +221,28 @@ pub async fn invoke(lambda: &Client, name: &str, payload: Vec<u8>) -> Result<std
         .map_err(|e| sdk_error(format!("invoke Lambda function `{name}`"), e))?;
     let body = out.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default();
     Ok(match out.function_error() {
-        Some(kind) => Err(format!("{kind}: {}", String::from_utf8_lossy(&body))),
+        Some(kind) => Err(format!("{kind}: {}", function_error(&body))),
         None => Ok(body),
     })
+}
+
+/// A function's error answer in one line: `errorType: errorMessage` when it is Lambda's error document (its
+/// stack trace is in the function's log group), the body as text otherwise.
+fn function_error(body: &[u8]) -> String {
+    let doc: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    match doc.as_ref().and_then(|d| Some((d.get("errorType")?.as_str()?, d.get("errorMessage")?.as_str()?))) {
+        Some((kind, message)) => format!("{kind}: {message}"),
+        None => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_function_error_is_its_type_and_message() {
+        let body =
+            br#"{"errorMessage": "no transformation today", "errorType": "ValueError", "stackTrace": ["  File x"]}"#;
+        assert_eq!(super::function_error(body), "ValueError: no transformation today");
+        assert_eq!(super::function_error(b"Task timed out"), "Task timed out");
+    }
 }

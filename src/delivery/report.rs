@@ -53,13 +53,16 @@ pub struct DeliveredObject {
 /// size-flushed object can be well under the hint when records arrive out of order). Without a delay, objects
 /// of at least 90 % of the hint count as size flushes.
 pub fn flushed_by(bytes: u64, size_hint_mib: i32, delay_s: Option<f64>, interval_s: f64) -> FlushedBy {
+    // An object full to the size hint was cut by size, whatever its delay says: key times and LastModified are
+    // whole seconds, so under an emulator's --speed a short interval cannot tell the two apart.
+    let hint = size_hint_mib.max(1) as f64 * 1024.0 * 1024.0;
+    if bytes as f64 >= 0.9 * hint {
+        return FlushedBy::Size;
+    }
     match delay_s {
         Some(delay) if delay >= interval_s => FlushedBy::Interval,
         Some(_) => FlushedBy::Size,
-        None => {
-            let hint = size_hint_mib.max(1) as f64 * 1024.0 * 1024.0;
-            if bytes as f64 >= 0.9 * hint { FlushedBy::Size } else { FlushedBy::Interval }
-        }
+        None => FlushedBy::Interval,
     }
 }
 
@@ -159,6 +162,8 @@ mod tests {
         assert_eq!(flushed_by(400_000, 1, Some(60.2), 60.0), FlushedBy::Interval);
         assert_eq!(flushed_by(1_000_000, 1, None, 60.0), FlushedBy::Size);
         assert_eq!(flushed_by(400_000, 1, None, 60.0), FlushedBy::Interval);
+        // --speed 20 with a 10 s interval (0.5 s): whole-second times make a full object look late.
+        assert_eq!(flushed_by(1_024_000, 1, Some(1.5), 0.5), FlushedBy::Size);
         // `--speed 20` with a 10 s hint: 0.5 s applies; a 1 MiB object cut after 0.05 s was cut by size.
         assert_eq!(flushed_by(1_023_900, 1, Some(0.05), 0.5), FlushedBy::Size);
         assert_eq!(flushed_by(20_000, 1, Some(0.52), 0.5), FlushedBy::Interval);
