@@ -177,7 +177,9 @@ Examples:
   firehose-kit verify --manifest host1.json host2.json   # several producers' manifests together
   firehose-kit verify --expect access.log            # compare with the source file; print missing lines
   firehose-kit verify --no-wait -o json              # check once, JSON report
-  firehose-kit verify --report delivery.html         # and a page with the timeline, objects and cost")]
+  firehose-kit verify --report delivery.html         # and a page with the timeline, objects and cost
+  firehose-kit verify --match .line                  # a transform that stamps its output: each document's
+                                                     # `line` field is the sent line it came from")]
     Verify(VerifyArgs),
 
     /// Remove exactly what setup made (tagged resources only unless --force)
@@ -482,6 +484,11 @@ pub struct VerifyArgs {
     /// Also write the report as one self-contained HTML page (timeline, buffering, objects, errors, cost)
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+
+    /// A transformed stream: the jq path to the field of each delivered document that carries its source line
+    /// (`.line`, `.raw.message`): proves a function that stamps its output (a uuid, the time) line by line
+    #[arg(long = "match", value_name = "JQ_PATH")]
+    pub match_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -598,6 +598,8 @@ pub struct VerifySettings {
     pub keep: Option<PathBuf>,
     /// `--report FILE.html`.
     pub report: Option<PathBuf>,
+    /// `--match JQ_PATH`: the field of a transformed stream's documents that carries the source line.
+    pub match_path: Option<String>,
 }
 
 impl VerifySettings {
@@ -618,6 +620,7 @@ impl VerifySettings {
             strict: args.strict || file.strict.unwrap_or(false),
             keep: args.keep.clone(),
             report: args.report.clone(),
+            match_path: args.match_path.clone(),
         })
     }
 }

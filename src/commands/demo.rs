@@ -267,6 +267,7 @@ async fn pipeline(
         strict: false,
         keep: None,
         report: None,
+        match_path: None,
     };
     let verified = tokio::select! {
         v = super::verify::verify(g, &verify, clients, reporter) => v?,

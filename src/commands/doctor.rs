@@ -16,7 +16,7 @@ use crate::firehose::access::{delivery_needs, log_stream_arn};
 use crate::firehose::prefix::static_part_of;
 use crate::firehose::types::StreamStatus;
 use crate::settings::Global;
-use crate::ui::{Printer, format_count};
+use crate::ui::{Printer, plural};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -299,19 +299,25 @@ async fn bucket_checks(x: &Subject<'_>) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
-/// Objects under the error output prefix: records Firehose could not process or partition.
+/// This stream's objects under the error output prefix: records Firehose could not process or partition (other
+/// streams on the bucket may share the prefix; theirs are not this stream's problem).
 async fn error_output_check(x: &Subject<'_>) -> Option<Finding> {
     let error_prefix = x.dest.error_prefix.as_ref()?;
     let static_part = static_part_of(Some(error_prefix));
-    let objects = s3::list_objects(&x.clients.s3, &x.bucket, static_part).await.unwrap_or_default();
+    let objects: Vec<_> = s3::list_objects(&x.clients.s3, &x.bucket, static_part)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| crate::firehose::keys::written_by(&o.key, &x.info.name))
+        .collect();
     Some(if objects.is_empty() {
-        ok("error output", format!("nothing under the error prefix `{static_part}`"))
+        ok("error output", format!("nothing of this stream under the error prefix `{static_part}`"))
     } else {
         warning(
             "error output",
             format!(
-                "{} objects under the error prefix `{static_part}` (records Firehose could not process), e.g. {}",
-                format_count(objects.len() as u64),
+                "{} of this stream under the error prefix `{static_part}` (records Firehose could not process), e.g. {}",
+                plural(objects.len() as u64, "object"),
                 objects[0].key
             ),
             "download one to see the error code and the failed record",

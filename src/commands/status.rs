@@ -18,10 +18,13 @@ use crate::ui::{Printer, format_bytes, format_count, format_duration, plural};
 /// What is under the stream's static prefix.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivered {
+    /// This stream's data objects (not its error output, even under the data prefix).
     pub objects: usize,
     pub bytes: u64,
     pub newest: Option<DateTime<Utc>>,
     pub prefix: String,
+    /// This stream's objects under the error output prefix (other streams may share it).
+    pub error_objects: usize,
 }
 
 /// Everything `status` reports (`-o json`).
@@ -181,14 +184,27 @@ async fn delivered(clients: &Clients, d: &DestinationSpec, stream: &str) -> Resu
         return Ok(None);
     }
     let name = format!("{stream}-");
+    let error_prefix = d.error_prefix.as_deref().map(|p| prefix::static_part_of(Some(p))).filter(|p| !p.is_empty());
     let objects = s3::list_objects(&clients.s3, d.bucket(), &static_prefix).await?;
-    let ours: Vec<_> =
-        objects.iter().filter(|o| o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&name))).collect();
+    let ours: Vec<_> = objects
+        .iter()
+        .filter(|o| o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&name)))
+        .filter(|o| error_prefix.is_none_or(|ep| !o.key.starts_with(ep)))
+        .collect();
+    let error_objects = match error_prefix {
+        Some(ep) => s3::list_objects(&clients.s3, d.bucket(), ep)
+            .await?
+            .iter()
+            .filter(|o| crate::firehose::keys::written_by(&o.key, stream))
+            .count(),
+        None => 0,
+    };
     Ok(Some(Delivered {
         objects: ours.len(),
         bytes: ours.iter().map(|o| o.size).sum(),
         newest: ours.iter().filter_map(|o| o.last_modified).max(),
         prefix: static_prefix,
+        error_objects,
     }))
 }
 
@@ -316,7 +332,17 @@ fn destination_lines(d: &DestinationSpec, r: &StatusReport) -> Vec<String> {
         });
     }
     if let Some(e) = &d.error_prefix {
-        out.push(format!("errors      s3://{}/{e}", d.bucket()));
+        let held = match &r.delivered {
+            Some(x) if x.error_objects > 0 => {
+                format!(
+                    ": {} of this stream (records it could not deliver or process)",
+                    plural(x.error_objects as u64, "object")
+                )
+            }
+            Some(_) => ": nothing of this stream".to_string(),
+            None => String::new(),
+        };
+        out.push(format!("error out   s3://{}/{e}{held}", d.bucket()));
     }
     out.push(format!("role        {}", r.role.clone().unwrap_or_default()));
     out.push(match &d.error_logging {

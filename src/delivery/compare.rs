@@ -14,6 +14,8 @@ pub struct Expected {
     keys: Vec<u64>,
     expected: Vec<u32>,
     seen: Vec<u32>,
+    /// Copies other runs sent of each line (empty when none): see [`Expected::allow_other_runs`].
+    others: Vec<u32>,
     extra: u64,
     /// `directory[b]` is the first key whose top `bits` bits are at least `b`.
     directory: Vec<u32>,
@@ -69,7 +71,7 @@ impl Expected {
         expected.shrink_to_fit();
         let seen = vec![0; hashes.len()];
         let (directory, bits) = directory(&hashes);
-        Expected { keys: hashes, expected, seen, extra: 0, directory, bits }
+        Expected { keys: hashes, expected, seen, others: Vec::new(), extra: 0, directory, bits }
     }
 
     /// Merges two expectations key by key with `combine` on the counts (nothing seen yet).
@@ -104,7 +106,7 @@ impl Expected {
         }
         let seen = vec![0; keys.len()];
         let (directory, bits) = directory(&keys);
-        Expected { keys, expected, seen, extra: 0, directory, bits }
+        Expected { keys, expected, seen, others: Vec::new(), extra: 0, directory, bits }
     }
 
     /// Lines sent independently (another producer): counts add up.
@@ -157,14 +159,30 @@ impl Expected {
         self.find(hash).map(|i| (self.expected[i], self.seen[i]))
     }
 
+    /// Lines other runs sent (runs outside the comparison whose objects can be in the same window): a line
+    /// delivered once per run that sent it is not a duplicate, and those copies count as extra (another run's).
+    pub fn allow_other_runs(&mut self, hashes: impl IntoIterator<Item = u64>) {
+        for hash in hashes {
+            if let Some(i) = self.find(hash) {
+                if self.others.is_empty() {
+                    self.others = vec![0; self.keys.len()];
+                }
+                self.others[i] = self.others[i].saturating_add(1);
+            }
+        }
+    }
+
     pub fn tally(&self) -> Tally {
         let mut t = Tally { extra: self.extra, ..Default::default() };
-        for (e, s) in self.expected.iter().zip(&self.seen) {
+        for (i, (e, s)) in self.expected.iter().zip(&self.seen).enumerate() {
             let (e, s) = (*e as u64, *s as u64);
+            let over = s.saturating_sub(e);
+            let other_runs = over.min(self.others.get(i).copied().unwrap_or(0) as u64);
             t.expected += e;
             t.matched += e.min(s);
             t.missing += e.saturating_sub(s);
-            t.duplicated += s.saturating_sub(e);
+            t.duplicated += over - other_runs;
+            t.extra += other_runs;
         }
         t
     }
@@ -188,6 +206,17 @@ mod tests {
         assert!(e.take_missing(2));
         assert!(!e.take_missing(2));
         assert_eq!(e.distinct(), 3);
+    }
+
+    #[test]
+    fn a_line_another_run_sent_too_is_that_runs_copy_not_a_duplicate() {
+        let mut e = Expected::from_hashes(vec![1, 2, 3]);
+        e.allow_other_runs([1, 2, 9]);
+        for h in [1, 1, 2, 2, 2, 3, 3] {
+            e.observe(h);
+        }
+        // 1: one copy each run; 2: one more than the runs sent; 3: a duplicate (no other run sent it).
+        assert_eq!(e.tally(), Tally { expected: 3, matched: 3, missing: 0, duplicated: 2, extra: 2 });
     }
 
     #[test]

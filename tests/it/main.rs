@@ -28,3 +28,4 @@ mod together;
 mod transform;
 mod upgrade;
 mod verify;
+mod verify_pipelines;

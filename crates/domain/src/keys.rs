@@ -113,6 +113,16 @@ pub fn owner<'a>(key: &str, streams: &[&'a str]) -> Option<&'a str> {
         .map(|(_, s)| s)
 }
 
+/// Whether `stream` wrote the object `key`: its file name (after the last `/`) is
+/// `<stream>-<version>-<time>-<uuid>…`. Streams on one bucket share its prefixes (setup's `errors/` among them), so
+/// an error output is read, and counted, per stream by this; a stream named `A` does not own `…/X-A-1-…`.
+pub fn written_by(key: &str, stream: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.strip_prefix(stream)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| parse_suffix(rest, Tz::UTC).is_ok())
+}
+
 /// `<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`, the part of a file name after `<stream>-`.
 fn parse_suffix(rest: &str, zone: Tz) -> Result<(u64, DateTime<Utc>, &str, &str), String> {
     let (version, rest) = rest.split_once('-').ok_or("no version after the stream name")?;
@@ -186,6 +196,16 @@ pub fn layout_problems(info: &KeyInfo, expected_prefix: &str, expected_extension
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_is_written_by_the_stream_its_file_name_starts_with() {
+        let id = "0b6e4b0c-5b7e-4a55-9a3e-0c5f8e6c9d11";
+        let key = format!("errors/processing-failed/2026/12/07/18/XA-1-2026-12-07-18-01-02-{id}");
+        assert!(written_by(&key, "XA"));
+        assert!(!written_by(&key, "XB"), "another stream's error object");
+        assert!(!written_by(&format!("e/X-A-1-2026-12-07-18-01-02-{id}"), "A"), "a name that ends another's");
+        assert!(!written_by("errors/XA-notes.txt", "XA"), "not Firehose's layout");
+    }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()

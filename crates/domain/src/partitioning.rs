@@ -81,9 +81,21 @@ impl Query {
         self.keys_with_jq(record)
     }
 
-    /// [`Query::keys`] on jq alone.
-    fn keys_with_jq(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
-        let input = jaq_json::read::parse_single(record).map_err(|_| "the record is not valid JSON".to_string())?;
+    /// Runs the query on one JSON record for its first value as text: a string as it is, anything else as its
+    /// JSON (`verify --match`: the field of a transformed document that carries its source line).
+    pub fn text(&self, record: &[u8]) -> Result<String, String> {
+        let json = self.first_value(record, "document", "path")?;
+        Ok(match serde_json::from_str::<Value>(&json) {
+            Ok(Value::String(text)) => text,
+            Ok(Value::Null) => return Err("the document has no such field".into()),
+            _ => json,
+        })
+    }
+
+    /// The query's first value on one JSON `record`, as JSON text; errors name the input as `what` and the
+    /// query as `query`.
+    fn first_value(&self, record: &[u8], what: &str, query: &str) -> Result<String, String> {
+        let input = jaq_json::read::parse_single(record).map_err(|_| format!("the {what} is not valid JSON"))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let out = self
             .filter
@@ -91,9 +103,14 @@ impl Query {
             .run((ctx, input))
             .map(unwrap_valr)
             .next()
-            .ok_or_else(|| "the query yields no value".to_string())?
-            .map_err(|e| format!("the query fails: {e:?}"))?;
-        let value: Value = serde_json::from_str(&out.to_string())
+            .ok_or_else(|| format!("the {query} yields no value"))?
+            .map_err(|e| format!("the {query} fails: {e:?}"))?;
+        Ok(out.to_string())
+    }
+
+    /// [`Query::keys`] on jq alone.
+    fn keys_with_jq(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+        let value: Value = serde_json::from_str(&self.first_value(record, "record", "query")?)
             .map_err(|_| "the query yields a value that is not JSON".to_string())?;
         let Value::Object(map) = value else {
             return Err("the query must yield an object of partition keys".into());
@@ -410,6 +427,15 @@ mod tests {
                 {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]},
             {"Type": "AppendDelimiterToRecord", "Parameters": []}
         ]})
+    }
+
+    #[test]
+    fn a_path_yields_a_documents_field_as_text() {
+        let q = Query::compile(".raw.line").unwrap();
+        assert_eq!(q.text(br#"{"raw":{"line":"GET / 200"},"id":"x"}"#).unwrap(), "GET / 200");
+        assert_eq!(Query::compile(".n").unwrap().text(br#"{"n":[1,2]}"#).unwrap(), "[1,2]");
+        assert!(q.text(br#"{"id":"x"}"#).unwrap_err().contains("no such field"));
+        assert!(q.text(b"not json").is_err());
     }
 
     #[test]

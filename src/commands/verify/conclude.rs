@@ -6,13 +6,14 @@ use crate::aws::Clients;
 use crate::delivery::report::summarize;
 use crate::error::Result;
 use crate::settings::VerifySettings;
+use crate::ui::Reporter;
 
 use super::converted::conversion_report;
 use super::partitioned::{error_records, partition_summaries};
 use super::poll::Found;
 use super::runs::missing_lines;
 use super::scope::{Expectations, Layout};
-use super::transformed::account_transformed;
+use super::transformed::{self, account_transformed};
 use super::{Basis, VerifyReport};
 
 /// Missing lines printed with --expect.
@@ -25,9 +26,21 @@ pub(super) async fn conclude(
     mut found: Found,
     s: &VerifySettings,
     clients: &Clients,
+    reporter: &dyn Reporter,
 ) -> Result<VerifyReport> {
-    let transform = account_transformed(&e, &l, &found, clients).await?;
-    let mut tally = e.expected.lock().expect("expected lock").tally();
+    let (transform, counted) = match account_transformed(&e, &l, &mut found, clients, reporter).await? {
+        Some((t, counted)) => (Some(t), counted),
+        None => (None, None),
+    };
+    // A proof by counts compares documents, not lines.
+    let mut tally = counted.unwrap_or_else(|| e.expected.lock().expect("expected lock").tally());
+    // Documents of lines in the processing-failed output (failed with their record, or never transformed) are
+    // not due in the delivered objects: not missing.
+    if let Some(t) = transform.as_ref().filter(|_| counted.is_none()) {
+        let not_due = t.documents_not_due.min(tally.missing);
+        tally.missing -= not_due;
+        tally.expected -= not_due;
+    }
     // Lines in the conversion error output were taken out of the missing ones: they are not rows either.
     tally.matched -= found.conversion_failed.min(tally.matched);
     let conversion = conversion_report(&e.dest, &mut found);
@@ -35,7 +48,8 @@ pub(super) async fn conclude(
     let missing_lines = if !s.expect.is_empty() && tally.missing > 0 && transform.is_none() {
         missing_lines(&s.expect, &mut e.expected.lock().expect("expected lock"), SHOW_MISSING)?
     } else {
-        Vec::new()
+        // With --match, the sent lines whose documents did not arrive.
+        transformed::missing_lines(&e)
     };
     found.objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
     let buffering = summarize(&found.objects, e.dest.buffer_size_mib, e.dest.buffer_interval_s, l.speed);

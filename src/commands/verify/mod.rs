@@ -106,7 +106,7 @@ pub async fn verify(
     let total = e.expected.lock().expect("expected lock").tally().expected;
     let task = reporter.task("verify", Some(total), Unit::Items);
     let found = poll(&e, &l, s, clients, task.as_ref()).await?;
-    let report = conclude(e, l, found, s, clients).await?;
+    let report = conclude(e, l, found, s, clients, reporter).await?;
     task.finish(format!(
         "{} of {} found in {}",
         format_count(report.tally.matched),

@@ -13,16 +13,18 @@ use crate::aws::{Clients, s3, sdk_error};
 use crate::delivery::compare::Expected;
 use crate::delivery::keep;
 use crate::delivery::objects::{ObjectLines, read_lines};
-use crate::delivery::partitions::{LineChecker, PartitionCheck};
+use crate::delivery::partitions::PartitionCheck;
 use crate::delivery::report::{DeliveredObject, flushed_by};
 use crate::error::{Error, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
+use crate::firehose::partitioning::Query;
 use crate::firehose::types::Compression;
 use crate::settings::VerifySettings;
 use crate::ui::plural;
 
 use super::converted::read_conversion_failures;
 use super::scope::{Expectations, Layout, deadlines};
+use super::transformed::{self, FieldHasher};
 
 /// Objects downloaded at once.
 const DOWNLOADS: usize = 8;
@@ -41,47 +43,51 @@ pub(super) struct Found {
     pub(super) conversion_codes: std::collections::BTreeMap<String, (u64, String)>,
     pub(super) conversion_failed: u64,
     pub(super) conversion_example: Option<String>,
+    /// A transformed stream: the processing-failed objects read so far, and their records' original data.
+    pub(super) failed_read: HashSet<String>,
+    pub(super) failed_raw: Vec<Vec<u8>>,
 }
 
 /// What one download found: its lines, how many were expected, and (a partitioned stream) how many are in the
 /// wrong partition with an example.
 pub(super) type Downloaded = (ObjectLines, u64, Option<(u64, Option<String>)>);
 
-/// Writes to two optional writers.
-pub(super) struct Tee<'a, 'b> {
-    pub(super) a: Option<&'a mut dyn std::io::Write>,
-    pub(super) b: Option<&'a mut LineChecker<'b>>,
-}
+/// Writes to every writer it holds.
+pub(super) struct Tee<'a>(Vec<&'a mut dyn std::io::Write>);
 
-impl std::io::Write for Tee<'_, '_> {
+impl std::io::Write for Tee<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Some(a) = self.a.as_mut() {
-            a.write_all(buf)?;
-        }
-        if let Some(b) = self.b.as_mut() {
-            b.write_all(buf)?;
+        for w in &mut self.0 {
+            w.write_all(buf)?;
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if let Some(a) = self.a.as_mut() {
-            a.flush()?;
+        for w in &mut self.0 {
+            w.flush()?;
         }
         Ok(())
     }
 }
 
-/// Streams one object through the line hasher into `expected` (and into `keep_as` when given); returns what it
-/// held and how many of its lines were expected ones.
+/// How one object's lines are compared: into `expected`, through the partition check (a partitioned stream:
+/// the check and the key's time), and with `--match` by each document's field.
+pub(super) struct Reading {
+    pub(super) expected: Arc<Mutex<Expected>>,
+    pub(super) partitions: Option<(Arc<PartitionCheck>, DateTime<Utc>)>,
+    pub(super) field: Option<Arc<Query>>,
+    pub(super) compression: Compression,
+}
+
+/// Streams one object through the line hasher into the expectation (and into `keep_as` when given); returns
+/// what it held and how many of its lines were expected ones.
 pub(super) async fn download(
     clients: &Clients,
     bucket: &str,
     key: &str,
     keep_as: Option<PathBuf>,
-    expected: Arc<Mutex<Expected>>,
-    partitions: Option<(Arc<PartitionCheck>, DateTime<Utc>)>,
-    compression: Compression,
+    how: Reading,
 ) -> Result<Downloaded> {
     let out = clients
         .s3
@@ -105,19 +111,39 @@ pub(super) async fn download(
             }
             None => None,
         };
+        let by_field = how.field.is_some();
         let mut matched = 0u64;
         let mut observe = |hashes: &[u64]| {
-            let mut e = expected.lock().expect("expected lock");
-            matched += hashes.iter().filter(|h| e.observe(**h)).count() as u64;
+            if !by_field {
+                let mut e = how.expected.lock().expect("expected lock");
+                matched += hashes.iter().filter(|h| e.observe(**h)).count() as u64;
+            }
         };
-        // The decompressed bytes go to the kept file and, on a partitioned stream, through the partition check.
-        let mut checker = partitions.as_ref().map(|(check, at)| check.writer(&key, *at));
-        let mut tee = Tee { a: keep_file.as_mut().map(|f| f as &mut dyn std::io::Write), b: checker.as_mut() };
-        let sink = (tee.a.is_some() || tee.b.is_some()).then_some(&mut tee as &mut dyn std::io::Write);
-        let info = read_lines(reader, &compression, sink, &mut observe)
+        // The decompressed bytes go to the kept file, through the partition check on a partitioned stream, and
+        // through the field hasher with --match.
+        let mut checker = how.partitions.as_ref().map(|(check, at)| check.writer(&key, *at));
+        let mut fields = how.field.clone().map(|f| FieldHasher::new(f, how.expected.clone()));
+        let mut writers: Vec<&mut dyn std::io::Write> = Vec::new();
+        if let Some(f) = keep_file.as_mut() {
+            writers.push(f);
+        }
+        if let Some(c) = checker.as_mut() {
+            writers.push(c);
+        }
+        if let Some(f) = fields.as_mut() {
+            writers.push(f);
+        }
+        let mut tee = Tee(writers);
+        let sink = (!tee.0.is_empty()).then_some(&mut tee as &mut dyn std::io::Write);
+        let info = read_lines(reader, &how.compression, sink, &mut observe)
             .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
+        drop(tee);
         if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
             std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
+        }
+        if let Some(f) = fields.as_mut() {
+            f.finish();
+            matched = f.matched;
         }
         let misplaced = checker.map(|mut c| {
             c.finish();
@@ -184,10 +210,15 @@ pub(super) async fn read_objects(
             _ => p,
         });
         let check = l.partition_check.clone().and_then(|c| Some((c, parse_key(&o.key, &e.stream, l.zone).ok()?.time)));
-        let (bucket, expected) = (l.bucket.clone(), e.expected.clone());
+        let how = Reading {
+            expected: e.expected.clone(),
+            partitions: check,
+            field: e.transform.as_ref().and_then(|x| x.field.clone()),
+            compression: e.dest.compression.clone(),
+        };
+        let bucket = l.bucket.clone();
         async move {
-            let compression = e.dest.compression.clone();
-            let lines = download(clients, &bucket, &o.key, keep_as.clone(), expected, check, compression).await;
+            let lines = download(clients, &bucket, &o.key, keep_as.clone(), how).await;
             (o, lines, keep_as)
         }
     }))
@@ -267,25 +298,31 @@ pub(super) async fn poll(
                 .await?
                 .into_iter()
                 .filter(|o| e.window_start.is_none_or(|start| o.last_modified.is_none_or(|lm| lm >= start)))
+                // Streams on one bucket share the error prefix: only this stream's objects are its errors.
+                .filter(|o| crate::firehose::keys::written_by(&o.key, &e.stream))
                 .map(|o| o.key)
                 .collect();
         }
         if e.dest.conversion.is_some() {
             read_conversion_failures(e, l, clients, &mut found).await?;
         }
-        let t = e.expected.lock().expect("expected lock").tally();
+        // A transformed stream waits for its lines' outcomes: output delivered, or records in the error output.
+        let missing = match e.transform {
+            Some(_) => transformed::pending(e, l, clients, &mut found).await?,
+            None => e.expected.lock().expect("expected lock").tally().missing,
+        };
         let now = tokio::time::Instant::now();
-        if (t.missing == 0 && now >= settle) || now >= deadline {
+        if (missing == 0 && now >= settle) || now >= deadline {
             break;
         }
-        let left = if t.missing == 0 { settle.min(deadline) - now } else { deadline - now };
+        let left = if missing == 0 { settle.min(deadline) - now } else { deadline - now };
         let objects = plural(found.objects.len() as u64, "object");
-        task.set_message(if t.missing == 0 {
+        task.set_message(if missing == 0 {
             format!("{objects} read, every line found; watching {}s more for late duplicates", left.as_secs())
         } else {
             format!(
                 "{objects} read, {} still missing; waiting up to {}s for late objects",
-                plural(t.missing, "line"),
+                plural(missing, "line"),
                 left.as_secs()
             )
         });

@@ -67,10 +67,10 @@ pub fn summary(r: &VerifyReport) -> String {
     }
     out.push(format!("  {}", verdict(r)));
     if let Some(x) = &r.transform {
-        out.push(format!(
-            "  transformed by {}: the delivered lines are compared with its output for the sent lines",
-            x.function
-        ));
+        out.push(format!("  transformed by {}: proved {}", x.function, x.proof.describe()));
+        if let Some(why) = &x.invocation_error {
+            out.push(format!("  the function failed when verify ran it: {why}"));
+        }
     }
     out.push(format!(
         "  matched {} · missing {} · duplicated {} (at-least-once delivery) · extra {} (other runs or producers)",

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+
 use crate::delivery::compare::Expected;
 use crate::delivery::objects::read_lines;
 use crate::error::{Error, Result};
@@ -151,6 +153,34 @@ pub(super) fn expected_from_runs(runs: &[Run]) -> Result<Expected> {
         }
     }
     Ok(all.unwrap_or_default())
+}
+
+/// The longest buffering interval Firehose allows: a run's lines can be delivered this long after it ended.
+const LONGEST_INTERVAL: chrono::Duration = chrono::Duration::seconds(900);
+
+/// Lets `expected` meet the lines of the stream's other runs to this destination (not compared, but whose
+/// objects can be delivered in the window from `window_start`): a line each run sent is delivered once per run,
+/// and a copy that is another run's is not a duplicate. A run whose hashes cannot be read is skipped.
+pub(super) fn allow_other_runs(
+    global: &Global,
+    stream: &str,
+    here: &Destination,
+    runs: &[RunManifest],
+    window_start: DateTime<Utc>,
+    expected: &mut Expected,
+) {
+    let dir = manifest::runs_dir(&global.state_dir);
+    for other in manifest::all_runs(&global.state_dir).runs {
+        let compared = runs.iter().any(|r| r.run_id == other.run_id);
+        let here_too = other.destination.as_ref().is_some_and(|d| d.same_stream(here));
+        let last = other.ended.unwrap_or_else(Utc::now);
+        if compared || other.stream != stream || !here_too || last + LONGEST_INTERVAL < window_start {
+            continue;
+        }
+        if let Ok(hashes) = read_hashes(&dir.join(format!("{}.hashes", other.run_id))) {
+            expected.allow_other_runs(hashes);
+        }
+    }
 }
 
 /// The sent lines themselves (a transformed stream): from `--expect` files, or what send kept of each run.

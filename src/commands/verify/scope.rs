@@ -9,14 +9,14 @@ use crate::aws::Clients;
 use crate::aws::firehose::{self as fh, DestinationSpec};
 use crate::delivery::compare::Expected;
 use crate::delivery::partitions::PartitionCheck;
-use crate::delivery::transformed::{Prediction, predict};
 use crate::error::{Error, Result};
 use crate::firehose::prefix;
 use crate::pipeline::manifest::{self, Destination, RunManifest};
 use crate::settings::{Global, VerifySettings};
-use crate::ui::{Reporter, plural};
+use crate::ui::Reporter;
 
-use super::runs::{expected_from_files, expected_from_runs, latest_run, named_runs, sent_lines, with_ancestors};
+use super::runs::{allow_other_runs, expected_from_files, expected_from_runs, latest_run, named_runs, with_ancestors};
+use super::transformed::{self, Transform};
 
 /// Objects delivered a little before the run started still count (clocks differ; a buffer may already hold
 /// records of the run when its object is named).
@@ -34,8 +34,10 @@ pub(super) struct Expectations {
     pub(super) list_from: Option<DateTime<Utc>>,
     pub(super) info: fh::StreamInfo,
     pub(super) dest: DestinationSpec,
-    /// The transformation function and what it makes of the sent lines (a transformed stream).
-    pub(super) transform: Option<(String, Prediction)>,
+    /// The transformation function, what it makes of the sent lines and the proof (a transformed stream).
+    pub(super) transform: Option<Transform>,
+    /// How far behind its Kinesis source the stream read when verify began (the emulator reports it).
+    pub(super) source_lag_ms: Option<i64>,
 }
 
 /// Where the stream delivers and how to read what it delivered.
@@ -102,6 +104,12 @@ pub(super) async fn expectations(
         ))
         .with_hint(format!("verify the runs send recorded (`{}`)", global.command("verify"))));
     }
+    if s.match_path.is_some() && dest.transform.is_none() {
+        return Err(Error::usage(format!(
+            "--match names the field of a transformed stream's documents that carries the source line: stream `{stream}` does not transform records"
+        ))
+        .with_hint("leave --match out: each delivered line is compared with a sent line as it is"));
+    }
     let here = Destination {
         stream_arn: info.arn.clone(),
         stream_created: info.created,
@@ -110,18 +118,10 @@ pub(super) async fn expectations(
     let named =
         if named.is_empty() && s.expect.is_empty() { vec![latest_run(global, &here, reporter)?] } else { named };
     let runs = with_ancestors(named)?;
-    let (expected, transform) = match dest.transform.clone() {
+    let (expected, transform) = match dest.transform.as_deref() {
         Some(function) => {
-            let lines = sent_lines(global, s, &runs)?;
-            reporter.note(&format!(
-                "the stream transforms records with {function}: running it over the {} sent to know what to expect",
-                plural(lines.len() as u64, "line")
-            ));
-            let prediction = predict(&lines, &info.arn, &clients.region, |event| {
-                crate::aws::lambda::invoke(&clients.lambda, &function, event)
-            })
-            .await?;
-            (Expected::from_hashes(prediction.outputs.clone()), Some((function, prediction)))
+            let (expected, x) = transformed::expect(global, s, clients, reporter, &runs, (&info.arn, function)).await?;
+            (expected, Some(x))
         }
         None if s.expect.is_empty() => (expected_from_runs(&runs)?, None),
         None => (expected_from_files(&s.expect)?, None),
@@ -129,8 +129,13 @@ pub(super) async fn expectations(
     let runs: Vec<RunManifest> = runs.into_iter().map(|(m, _)| m).collect();
     let list_from = runs_start(s, &runs);
     let window_start = window_start(list_from, &runs, &info, &here, reporter);
+    let mut expected = expected;
+    if let (None, true, Some(start)) = (&transform, s.expect.is_empty(), window_start) {
+        allow_other_runs(global, &stream, &here, &runs, start, &mut expected);
+    }
     let expected = Arc::new(Mutex::new(expected));
-    Ok(Expectations { runs, stream, expected, window_start, list_from, info, dest, transform })
+    let source_lag_ms = info.source.as_ref().and(clients.emulator.source_lag_ms());
+    Ok(Expectations { runs, stream, expected, window_start, list_from, info, dest, transform, source_lag_ms })
 }
 
 /// `--since`, or the first run's start less clock slack.
@@ -241,7 +246,11 @@ pub(super) fn deadlines(
     let runs = &e.runs;
     let hinted =
         runs.iter().filter_map(|r| r.buffer_interval_s).max().unwrap_or(e.dest.buffer_interval_s.max(0) as u32);
-    let interval = (hinted as f64 / speed.max(1.0)).ceil() as u32;
+    // Every buffer on the path: the Lambda processor's before the destination's, and a Kinesis source's backlog
+    // (how far behind its reader is, as the emulator reports it) before both.
+    let processor = e.info.transform_interval_s.unwrap_or(0).max(0) as u32;
+    let behind_s = e.source_lag_ms.unwrap_or(0).max(0) as f64 / 1000.0;
+    let interval = ((hinted + processor) as f64 / speed.max(1.0) + behind_s).ceil() as u32;
     let until = |at: DateTime<Utc>| started + (at - Utc::now()).to_std().unwrap_or_default();
     let last = runs.iter().filter_map(|r| r.ended).max();
     let deadline = if s.no_wait {
