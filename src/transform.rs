@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 
 /// The Apache → JSON handler (templates/transform/apache_to_json.py), built in for `demo --transform`.
 pub const APACHE_TO_JSON_PY: &str = include_str!("../templates/transform/apache_to_json.py");
+/// The same in JavaScript (templates/transform/apache_to_json.mjs).
+pub const APACHE_TO_JSON_MJS: &str = include_str!("../templates/transform/apache_to_json.mjs");
+
+/// The function tag setup sets when the handler is one of the shipped templates, which make one document per
+/// line of a record holding several: `send` packs lines into records for such a function.
+pub const RECORD_LINES_TAG: (&str, &str) = ("firehose-kit:record-lines", "many");
 
 /// Where the transformation comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub struct Package {
     pub sha256: String,
     /// The files in the zip.
     pub files: Vec<String>,
+    /// The handler is a shipped template, which handles records holding several lines.
+    pub many_lines: bool,
 }
 
 /// The Python runtime setup deploys `.py` handlers on.
@@ -83,7 +91,10 @@ pub fn package(path: &Path) -> Result<Package> {
     };
     let zip = zip_files(&files).map_err(|e| Error::failed(format!("cannot package `{}`: {e}", path.display())))?;
     let sha256 = firehose_kit_domain::transform::code_sha256(&zip);
-    Ok(Package { runtime, handler, zip, sha256, files: files.into_iter().map(|(n, _)| n).collect() })
+    let many_lines = !path.is_dir()
+        && std::fs::read(path)
+            .is_ok_and(|code| [APACHE_TO_JSON_PY, APACHE_TO_JSON_MJS].iter().any(|t| code == t.as_bytes()));
+    Ok(Package { runtime, handler, zip, sha256, files: files.into_iter().map(|(n, _)| n).collect(), many_lines })
 }
 
 fn is_executable(p: &Path) -> bool {

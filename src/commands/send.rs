@@ -277,7 +277,7 @@ async fn active_stream(global: &Global, clients: &Clients) -> Result<fh::StreamI
 /// A partitioned stream extracts its keys with jq from JSON records: lines are sent as JSON, still packed (up to
 /// 500 per record, what deaggregation splits) when the stream deaggregates them. A processor that works per
 /// record makes packing merge events: then one line per record.
-fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> Result<Framing> {
+fn framing(s: &SendSettings, info: &fh::StreamInfo, many_lines: bool, reporter: &dyn Reporter) -> Result<Framing> {
     let mut json = s.format == SendFormat::Json;
     let max_lines_per_record = info.partitioning.as_ref().filter(|p| p.deaggregates).map(|_| MAX_SUB_RECORDS as u32);
     if let Some(p) = info.partitioning.as_ref().filter(|p| p.query.is_some()) {
@@ -325,7 +325,17 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
             json = true;
         }
     }
-    let one_line_reason = info.per_record_processing.clone().or_else(|| {
+    // A processing Lambda sees each record as one event: packing merges events, unless the function makes one
+    // document per line of a record (setup tags the shipped templates so).
+    let lambda_only = info.partitioning.as_ref().is_none_or(|p| p.deaggregates);
+    let per_record = match info.per_record_processing.clone() {
+        Some(_) if many_lines && lambda_only && !s.one_line_per_record => {
+            reporter.note("the stream's function makes one document per line of a record (firehose-kit's Apache → JSON template, tagged firehose-kit:record-lines=many by setup): packing lines into records (a record it fails goes to the error output with all its lines: --one-line-per-record keeps them apart)");
+            None
+        }
+        other => other,
+    };
+    let one_line_reason = per_record.or_else(|| {
         s.partition_key.as_ref().map(|f| format!("--partition-key {f}: each record carries one line's key"))
     });
     if let Some(reason) = &one_line_reason {
@@ -337,6 +347,24 @@ fn framing(s: &SendSettings, info: &fh::StreamInfo, reporter: &dyn Reporter) -> 
         one_line_reason,
         max_lines_per_record,
     })
+}
+
+/// Whether the stream's Lambda processor is a function setup tagged as handling records of several lines
+/// ([`crate::transform::RECORD_LINES_TAG`]). Not knowing (no such function, or no permission to read its tags)
+/// is `false`: one line per record is always correct, only dearer.
+async fn function_takes_many_lines(info: &fh::StreamInfo, clients: &Clients) -> bool {
+    let Some(function) = info.destination.as_ref().and_then(|d| d.transform.as_deref()) else { return false };
+    match crate::aws::lambda::get_function(&clients.lambda, function).await {
+        Ok(Some(f)) => {
+            let (k, v) = crate::transform::RECORD_LINES_TAG;
+            f.tags.iter().any(|(tk, tv)| tk == k && tv == v)
+        }
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!("cannot read the tags of {function}: {err}; sending one line per record");
+            false
+        }
+    }
 }
 
 /// Bytes left to read in the plain files among `inputs` (unknown when any input is not a plain file).
@@ -363,7 +391,8 @@ pub async fn send(
     let inputs = resolve_inputs(s)?;
     let stream = global.stream.clone();
     let info = active_stream(global, clients).await?;
-    let framing = framing(s, &info, reporter)?;
+    let many_lines = function_takes_many_lines(&info, clients).await;
+    let framing = framing(s, &info, many_lines, reporter)?;
     let account_id = clients.account_id().await?;
     let started_at = chrono::Utc::now();
     let run_id = manifest::new_run_id(started_at);

@@ -41,8 +41,22 @@ pub struct DeployPlan {
     pub exec_role_arn: String,
     pub exec_trust_policy: Value,
     pub exec_policy: Value,
+    /// The handler is a shipped template: the function is tagged so, and send packs lines for it.
+    pub many_lines: bool,
     #[serde(skip)]
     pub zip: Vec<u8>,
+}
+
+impl DeployPlan {
+    /// The function's tags: setup's own, and [`transform::RECORD_LINES_TAG`] for a shipped template.
+    fn tags(&self, stream: &str) -> Vec<(String, String)> {
+        let mut tags = policy::tags(stream);
+        if self.many_lines {
+            let (k, v) = transform::RECORD_LINES_TAG;
+            tags.push((k.to_string(), v.to_string()));
+        }
+        tags
+    }
 }
 
 impl TransformPlan {
@@ -122,6 +136,7 @@ async fn plan_exec_role(ctx: &Ctx<'_>, name: &str, package: Package) -> Result<(
         exec_role_arn: format!("arn:{}:iam::{}:role/{name}", ctx.partition, ctx.account_id),
         exec_trust_policy: trust,
         exec_policy,
+        many_lines: package.many_lines,
         zip: package.zip,
     };
     let Some(info) = iam::get_role(&ctx.clients.iam, name).await? else {
@@ -172,8 +187,10 @@ async fn plan_function(ctx: &Ctx<'_>, name: &str, d: &DeployPlan) -> Result<(Ste
     if info.role != d.exec_role_arn {
         changes.push(format!("role {} → {}", info.role, d.exec_role_arn));
     }
-    if !ctx.tags.iter().all(|t| info.tags.contains(t)) {
-        changes.push("tags firehose-kit:managed, firehose-kit:stream".into());
+    let tags = d.tags(&ctx.global.stream);
+    if !tags.iter().all(|t| info.tags.contains(t)) {
+        let names: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
+        changes.push(format!("tags {}", names.join(", ")));
     }
     let action = if changes.is_empty() { "unchanged" } else { "update" };
     Ok((step(action, changes), info.arn))
@@ -198,12 +215,18 @@ pub(super) async fn apply(
         return Ok(());
     };
     let step = |resource: &str| t.steps.iter().find(|st| st.resource == resource).expect("a deploy plans both");
-    let tags = policy::tags(&plan.stream);
+    let role_tags = policy::tags(&plan.stream);
     let role_step = step("exec role");
     if role_step.action == "create" {
         let description = "Runs the transformation function of a Firehose stream (created by firehose-kit setup)";
-        iam::create_role_described(&clients.iam, &d.exec_role, &d.exec_trust_policy.to_string(), &tags, description)
-            .await?;
+        iam::create_role_described(
+            &clients.iam,
+            &d.exec_role,
+            &d.exec_trust_policy.to_string(),
+            &role_tags,
+            description,
+        )
+        .await?;
     } else if role_step.action == "update" {
         iam::update_trust(&clients.iam, &d.exec_role, &d.exec_trust_policy.to_string()).await?;
     }
@@ -213,6 +236,7 @@ pub(super) async fn apply(
     }
     reporter.note(&line(role_step, true));
     let function_step = step("function");
+    let tags = d.tags(&plan.stream);
     let task = reporter.task("function", None, crate::ui::Unit::Items);
     let deploy = lambda::Deploy {
         name: &t.function,

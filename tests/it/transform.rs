@@ -582,8 +582,9 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     let again = json_out(&cli(&ep, dir.path(), &setup));
     assert!(crate::provision::actions(&again).iter().all(|(_, a)| a == "unchanged"), "{again}");
 
+    // One line per record: each unparseable line fails alone (packed, it fails the record holding it).
     let first = apache_file(dir.path(), "first.log", 300, 1, 2);
-    assert_exit(&cli(&ep, dir.path(), &["send", first.to_str().unwrap()]), 0);
+    assert_exit(&cli(&ep, dir.path(), &["send", "--one-line-per-record", first.to_str().unwrap()]), 0);
     let verified = cli(&ep, dir.path(), &["verify", "-o", "json", "--report", "run.html"]);
     assert_exit(&verified, 0);
     let page = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
@@ -623,7 +624,8 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     .await;
     // After NumberOfRetries (3) the records go to the processing-failed output with the code, as on AWS.
     let bucket = "firehose-kit-000000000000-us-east-2";
-    wait_lines(&env.clients, bucket, "errors/processing-failed/", 102).await;
+    // (The 100 lines went packed in one record: one processing-failed document beside the first run's two.)
+    wait_lines(&env.clients, bucket, "errors/processing-failed/", 3).await;
     let failed = cli(&ep, dir.path(), &["verify", "--wait", "2s"]);
     assert_exit(&failed, 1);
     let said = String::from_utf8_lossy(&failed.stdout);
@@ -639,9 +641,17 @@ async fn setup_transform_deploys_the_blueprint_and_verify_accounts_for_every_lin
     // setup restores the grant (the stream keeps its function without --transform); new lines arrive.
     let repaired = json_out(&cli(&ep, dir.path(), &["setup", "-o", "json"]));
     assert!(crate::provision::actions(&repaired).contains(&("role".into(), "update".into())), "{repaired}");
-    let third = apache_file(dir.path(), "third.log", 50, 3, 0);
-    assert_exit(&cli(&ep, dir.path(), &["send", third.to_str().unwrap()]), 0);
-    assert_exit(&cli(&ep, dir.path(), &["verify"]), 0);
+    // The template is tagged as taking records of several lines: send packs them, and a record holding an
+    // unparseable line goes to the processing-failed output with all its lines, each accounted.
+    let third = apache_file(dir.path(), "third.log", 50, 3, 1);
+    let sent = cli(&ep, dir.path(), &["send", third.to_str().unwrap()]);
+    assert_exit(&sent, 0);
+    let said = format!("{}{}", String::from_utf8_lossy(&sent.stderr), String::from_utf8_lossy(&sent.stdout));
+    assert!(said.contains("packing lines into records") && said.contains("  1 record (lines packed"), "{said}");
+    let verified = cli(&ep, dir.path(), &["verify", "-o", "json"]);
+    assert_exit(&verified, 0);
+    let t = &json_out(&verified)["transform"];
+    assert_eq!((t["processing_failed"].as_u64(), t["missing"].as_u64()), (Some(51), Some(0)), "{t}");
 
     let gone = cli(&ep, dir.path(), &["teardown", "--yes", "-o", "json"]);
     assert_exit(&gone, 0);
