@@ -53,15 +53,25 @@ pub struct DeliveredObject {
 /// size-flushed object can be well under the hint when records arrive out of order). Without a delay, objects
 /// of at least 90 % of the hint count as size flushes.
 pub fn flushed_by(bytes: u64, size_hint_mib: i32, delay_s: Option<f64>, interval_s: f64) -> FlushedBy {
-    // An object full to the size hint was cut by size, whatever its delay says: key times and LastModified are
-    // whole seconds, so under an emulator's --speed a short interval cannot tell the two apart.
-    let hint = size_hint_mib.max(1) as f64 * 1024.0 * 1024.0;
-    if bytes as f64 >= 0.9 * hint {
-        return FlushedBy::Size;
-    }
+    flushed_by_within(bytes, size_hint_mib, delay_s, interval_s, 0.0)
+}
+
+/// [`flushed_by`] for delays measured to within `resolution_s`: key times are whole seconds, so under an
+/// emulator's `--speed` (an interval of a fraction of a second) a delay up to `resolution_s` past the interval
+/// cannot tell the two apart, and an object full to the size hint (90%) was then cut by size.
+pub fn flushed_by_within(
+    bytes: u64,
+    size_hint_mib: i32,
+    delay_s: Option<f64>,
+    interval_s: f64,
+    resolution_s: f64,
+) -> FlushedBy {
+    let full = bytes as f64 >= 0.9 * size_hint_mib.max(1) as f64 * 1024.0 * 1024.0;
     match delay_s {
-        Some(delay) if delay >= interval_s => FlushedBy::Interval,
+        Some(delay) if delay >= interval_s + resolution_s => FlushedBy::Interval,
+        Some(delay) if delay >= interval_s && !full => FlushedBy::Interval,
         Some(_) => FlushedBy::Size,
+        None if full => FlushedBy::Size,
         None => FlushedBy::Interval,
     }
 }
@@ -163,7 +173,11 @@ mod tests {
         assert_eq!(flushed_by(1_000_000, 1, None, 60.0), FlushedBy::Size);
         assert_eq!(flushed_by(400_000, 1, None, 60.0), FlushedBy::Interval);
         // --speed 20 with a 10 s interval (0.5 s): whole-second times make a full object look late.
-        assert_eq!(flushed_by(1_024_000, 1, Some(1.5), 0.5), FlushedBy::Size);
+        assert_eq!(flushed_by_within(1_024_000, 1, Some(1.4), 0.5, 1.0), FlushedBy::Size);
+        assert_eq!(flushed_by_within(300_000, 1, Some(1.4), 0.5, 1.0), FlushedBy::Interval);
+        assert_eq!(flushed_by_within(1_024_000, 1, Some(1.6), 0.5, 1.0), FlushedBy::Interval);
+        // Without --speed a full buffer that waited the interval for a next record was cut by the interval.
+        assert_eq!(flushed_by(1_023_876, 1, Some(1.188), 1.0), FlushedBy::Interval);
         // `--speed 20` with a 10 s hint: 0.5 s applies; a 1 MiB object cut after 0.05 s was cut by size.
         assert_eq!(flushed_by(1_023_900, 1, Some(0.05), 0.5), FlushedBy::Size);
         assert_eq!(flushed_by(20_000, 1, Some(0.52), 0.5), FlushedBy::Interval);

@@ -14,7 +14,7 @@ use crate::delivery::compare::Expected;
 use crate::delivery::keep;
 use crate::delivery::objects::{ObjectLines, read_lines};
 use crate::delivery::partitions::PartitionCheck;
-use crate::delivery::report::{DeliveredObject, flushed_by};
+use crate::delivery::report::{DeliveredObject, flushed_by_within};
 use crate::error::{Error, Result};
 use crate::firehose::keys::{layout_problems, parse_key};
 use crate::firehose::partitioning::Query;
@@ -269,7 +269,14 @@ pub(super) fn delivered_object(
         last_modified: o.last_modified,
         key_time,
         delay_s,
-        flushed_by: flushed_by(lines.bytes, e.dest.buffer_size_mib, delay_s, l.effective_interval_s),
+        flushed_by: flushed_by_within(
+            lines.bytes,
+            e.dest.buffer_size_mib,
+            delay_s,
+            l.effective_interval_s,
+            // Whole-second key times against an interval shortened by the emulator's --speed.
+            if l.speed > 1.0 { 1.0 } else { 0.0 },
+        ),
         matched_lines: matched,
         layout_problems: problems,
         kept_as,
