@@ -315,6 +315,24 @@ async fn setup_source_kinesis_then_send_and_verify_200k_lines() {
     assert!(listed.stream_names().is_empty() || eventually_gone(&env.clients).await);
 }
 
+/// A data stream the user made, adopted by `setup --source-stream`: teardown removes what setup made and keeps
+/// the user's stream, says so, and exits 0 with no hint that would delete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_keeps_an_adopted_data_stream_and_exits_0() {
+    let env = support::start().await;
+    let (ep, dir) = (env.emu.endpoint().to_string(), tempfile::tempdir().unwrap());
+    data_stream(&env.clients, "Mine", 1).await;
+    assert_exit(&cli(&ep, dir.path(), &["setup", "--source", "kinesis", "--source-stream", "Mine"]), 0);
+    assert_exit(&cli(&ep, dir.path(), &["send", "--generate", "100"]), 0);
+    assert_exit(&cli(&ep, dir.path(), &["verify"]), 0);
+    let torn = cli(&ep, dir.path(), &["teardown", "--yes"]);
+    assert_exit(&torn, 0);
+    let said = String::from_utf8_lossy(&torn.stderr);
+    assert!(said.contains("data stream Mine  kept (no firehose-kit:managed tag"), "{said}");
+    assert!(!said.contains("--force"), "no hint deletes what firehose-kit did not make: {said}");
+    env.clients.kinesis.describe_stream_summary().stream_name("Mine").send().await.expect("the user's stream stays");
+}
+
 async fn eventually_gone(c: &Clients) -> bool {
     eventually("data stream gone", Duration::from_secs(30), || async {
         c.kinesis.list_streams().send().await.ok()?.stream_names().is_empty().then_some(true)
