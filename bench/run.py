@@ -486,7 +486,7 @@ def conversion_rows(c):
     rows = [
         ("conversion: 200,000 lines end to end (send → verify proved every row), Parquet through the Glue table",
          fmt(c["parquet"]["lines_s"], " lines/s", 0),
-         f"{ratio:.2f}× the unconverted stream ({fmt(c['flat']['lines_s'], ' lines/s', 0)}); lines packed as JSON, each row read back by verify"),
+         f"{ratio:.2f}× the unconverted stream ({fmt(c['flat']['lines_s'], ' lines/s', 0)}); one JSON line per record on both, each row read back by verify"),
         ("conversion: emulator CPU per GB sent (receiving, converting, serving verify)",
          fmt(c["parquet"]["cpu_s_gb"], " s/GB"),
          f"{c['parquet']['cpu_s_gb']['median'] / c['flat']['cpu_s_gb']['median']:.1f}× the unconverted stream ({fmt(c['flat']['cpu_s_gb'], ' s/GB')})"),
