@@ -18,6 +18,7 @@ mod hostile;
 mod html;
 mod kinesis;
 mod load;
+mod members;
 mod memory;
 mod parquet;
 mod partitioning;

@@ -19,6 +19,14 @@ pub enum Unmodelled {
     /// emulator's transformation stages are set up when the processor first appears and kept while the stream
     /// lives.
     LambdaProcessorChange(&'static str),
+    /// A processor the emulator does not apply (Decompression and CloudWatchLogProcessing, which serve
+    /// CloudWatch Logs subscriptions), by its type.
+    Processor(String),
+    /// A `!{timestamp:…}` pattern letter Java accepts that the emulator does not format (see
+    /// [`crate::prefix::unmodelled_letter`]).
+    TimestampLetter { letter: char, pattern: String },
+    /// A parameter given to a processor type that does not take it (it would have no effect).
+    ProcessorParameter { processor: String, parameter: String },
 }
 
 impl Unmodelled {
@@ -35,6 +43,19 @@ impl Unmodelled {
             Unmodelled::LambdaProcessorChange(what) => format!(
                 "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
             ),
+            Unmodelled::TimestampLetter { letter, pattern } => format!(
+                "The pattern letter {letter} in !{{timestamp:{pattern}}} is not modelled by the firehose-kit emulator (it formats G u y D M L d Q q E a h K k H m s S n N A X x Z O z, optional sections and quoted text); use those, or quote the letter to keep it as text"
+            ),
+            Unmodelled::Processor(kind) => format!(
+                "The {kind} processor is not modelled by the firehose-kit emulator: it serves CloudWatch Logs subscriptions, which the emulator does not deliver to Firehose yet, and records would otherwise be delivered as they came"
+            ),
+            Unmodelled::ProcessorParameter { processor, parameter } => {
+                let takes = crate::partitioning::parameters_of(processor);
+                let takes = if takes.is_empty() { "no parameters".to_string() } else { takes.join(", ") };
+                format!(
+                    "ParameterName {parameter} is not a parameter of the {processor} processor (it takes {takes}): the firehose-kit emulator refuses a setting it would not apply"
+                )
+            }
             Unmodelled::LambdaPartitioning => {
                 "Partition keys from a Lambda (partitionKeyFromLambda) are not modelled by the firehose-kit emulator: it runs the function but does not partition by the metadata.partitionKeys it answers; use partitionKeyFromQuery with a MetadataExtraction processor".into()
             }
@@ -54,6 +75,8 @@ pub struct Requested<'a> {
     pub lambda_removed: bool,
     /// An update adds a Lambda processor to a partitioned stream.
     pub lambda_added_to_partitioned: bool,
+    /// The processors, as (type, parameter names) of a known type (AWS's model refuses unknown ones first).
+    pub processors: Vec<(&'a str, Vec<&'a str>)>,
 }
 
 /// The first thing in `r` that the emulator does not model, if any.
@@ -66,6 +89,15 @@ pub fn refusal(r: &Requested<'_>) -> Option<Unmodelled> {
     }
     if r.lambda_partition_keys {
         return Some(Unmodelled::LambdaPartitioning);
+    }
+    for (kind, params) in &r.processors {
+        if matches!(*kind, "Decompression" | "CloudWatchLogProcessing") {
+            return Some(Unmodelled::Processor(kind.to_string()));
+        }
+        let takes = crate::partitioning::parameters_of(kind);
+        if let Some(p) = params.iter().find(|p| !takes.contains(p)) {
+            return Some(Unmodelled::ProcessorParameter { processor: kind.to_string(), parameter: p.to_string() });
+        }
     }
     if r.lambda_removed {
         return Some(Unmodelled::LambdaProcessorChange("Removing or disabling a stream's Lambda processor"));
@@ -92,5 +124,15 @@ mod tests {
             refusal(&Requested { lambda_partition_keys: true, ..Default::default() }),
             Some(Unmodelled::LambdaPartitioning)
         );
+        let decompress =
+            Requested { processors: vec![("Decompression", vec!["CompressionFormat"])], ..Default::default() };
+        assert_eq!(refusal(&decompress), Some(Unmodelled::Processor("Decompression".into())));
+        let misplaced =
+            Requested { processors: vec![("AppendDelimiterToRecord", vec!["Delimiter"])], ..Default::default() };
+        let refused = refusal(&misplaced).unwrap();
+        assert!(refused.message().starts_with("ParameterName Delimiter is not a parameter of the AppendDelimiterToRecord processor (it takes no parameters)"), "{}", refused.message());
+        let fine =
+            Requested { processors: vec![("Lambda", vec!["LambdaArn", "NumberOfRetries"])], ..Default::default() };
+        assert_eq!(refusal(&fine), None);
     }
 }

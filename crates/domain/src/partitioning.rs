@@ -300,6 +300,79 @@ impl Partitioner {
     }
 }
 
+/// `ProcessorType` as AWS's API model lists it.
+pub const PROCESSOR_TYPES: [&str; 6] = [
+    "RecordDeAggregation",
+    "Decompression",
+    "CloudWatchLogProcessing",
+    "Lambda",
+    "MetadataExtraction",
+    "AppendDelimiterToRecord",
+];
+
+/// `ProcessorParameterName` as AWS's API model lists it.
+pub const PARAMETER_NAMES: [&str; 11] = [
+    "LambdaArn",
+    "NumberOfRetries",
+    "MetadataExtractionQuery",
+    "JsonParsingEngine",
+    "RoleArn",
+    "BufferSizeInMBs",
+    "BufferIntervalInSeconds",
+    "SubRecordType",
+    "Delimiter",
+    "CompressionFormat",
+    "DataMessageExtraction",
+];
+
+/// The parameters each processor type takes.
+pub fn parameters_of(processor_type: &str) -> &'static [&'static str] {
+    match processor_type {
+        "Lambda" => &["LambdaArn", "NumberOfRetries", "RoleArn", "BufferSizeInMBs", "BufferIntervalInSeconds"],
+        "MetadataExtraction" => &["MetadataExtractionQuery", "JsonParsingEngine"],
+        "RecordDeAggregation" => &["SubRecordType", "Delimiter"],
+        "Decompression" => &["CompressionFormat"],
+        "CloudWatchLogProcessing" => &["DataMessageExtraction"],
+        _ => &[],
+    }
+}
+
+/// The processors of `processing` as (type, parameter names), whatever their values (for checks).
+pub fn processors(processing: Option<&Value>) -> Vec<(&str, Vec<&str>)> {
+    let list = processing.and_then(|c| c["Processors"].as_array()).map(Vec::as_slice).unwrap_or_default();
+    list.iter()
+        .map(|p| {
+            let params = p["Parameters"].as_array().map(Vec::as_slice).unwrap_or_default();
+            (p["Type"].as_str().unwrap_or(""), params.iter().filter_map(|x| x["ParameterName"].as_str()).collect())
+        })
+        .collect()
+}
+
+/// AWS's model validation of processor types and parameter names (`ValidationException` texts); `path` is the
+/// member holding the `ProcessingConfiguration` (`extendedS3DestinationConfiguration.processingConfiguration`).
+pub fn processor_violations(processing: Option<&Value>, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (kind, params)) in processors(processing).into_iter().enumerate() {
+        let at = format!("{path}.processors.{}.member", i + 1);
+        if !PROCESSOR_TYPES.contains(&kind) {
+            out.push(format!(
+                "Value '{kind}' at '{at}.type' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                PROCESSOR_TYPES.join(", ")
+            ));
+        }
+        for (j, name) in params.iter().enumerate() {
+            if !PARAMETER_NAMES.contains(name) {
+                out.push(format!(
+                    "Value '{name}' at '{at}.parameters.{}.member.parameterName' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                    j + 1,
+                    PARAMETER_NAMES.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The error-output document of a record that could not be partitioned: modelled on the documented
 /// processing-failed envelope (AWS does not document this case's fields; docs/emulator.md marks it so).
 pub fn error_record(code: &str, message: &str, data: &[u8], arrival_ms: i64, now_ms: i64) -> Vec<u8> {
@@ -415,6 +488,23 @@ pub fn with_defaults(processing: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processor_types_and_parameter_names_are_checked_as_aws_models_them() {
+        let cfg = json!({"Enabled": true, "Processors": [
+            {"Type": "AppendDelimiterToRecord", "Parameters": []},
+            {"Type": "Dedup", "Parameters": [{"ParameterName": "Window", "ParameterValue": "1"}]}
+        ]});
+        let v = processor_violations(Some(&cfg), "p");
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].starts_with("Value 'Dedup' at 'p.processors.2.member.type' failed to satisfy constraint"),
+            "{v:?}"
+        );
+        assert!(v[1].contains("'p.processors.2.member.parameters.1.member.parameterName'"), "{v:?}");
+        assert_eq!(parameters_of("MetadataExtraction"), ["MetadataExtractionQuery", "JsonParsingEngine"]);
+        assert!(PROCESSOR_TYPES.iter().all(|t| *t == "AppendDelimiterToRecord" || !parameters_of(t).is_empty()));
+    }
     use crate::prefix;
 
     fn processing(query: &str) -> Value {

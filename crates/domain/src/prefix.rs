@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rand::Rng;
 
@@ -84,7 +84,12 @@ fn parse(text: &str, field: &str) -> Result<Vec<Part>, String> {
             .split_once(':')
             .ok_or_else(|| format!("{field} expression `!{{{expr}}}` must have the form !{{namespace:value}}"))?;
         let part = match (namespace, value) {
-            ("timestamp", pattern) if !pattern.is_empty() => Part::Timestamp(pattern.to_string()),
+            ("timestamp", pattern) if !pattern.is_empty() => {
+                check_java(pattern).map_err(|why| {
+                    format!("{field} expression `!{{{expr}}}` is not a valid timestamp pattern: {why}")
+                })?;
+                Part::Timestamp(pattern.to_string())
+            }
             ("firehose", "random-string") => Part::RandomString,
             ("firehose", "error-output-type") => Part::ErrorOutputType,
             ("partitionKeyFromQuery", key) if !key.is_empty() => Part::PartitionKeyFromQuery(key.to_string()),
@@ -267,46 +272,242 @@ fn random_string() -> String {
     (0..11).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
 }
 
-/// Formats `at` with the common subset of Java's DateTimeFormatter: years (`yyyy`, `yy`, `uuuu`), `MM`/`M`,
-/// `dd`/`d`, `DDD` (day of year), `HH`/`H`, `mm`/`m`, `ss`/`s`, and `'quoted text'` (`''` is a quote); other
-/// characters are copied.
-pub fn format_java<Z: TimeZone>(pattern: &str, at: &DateTime<Z>) -> String {
-    let mut out = String::new();
+/// Java's DateTimeFormatter pattern letters a prefix may use: the emulator applies the ones
+/// [`format_java`] formats, and refuses the rest ([`unmodelled_letter`]).
+const JAVA_LETTERS: &str = "GuyDMLdQqYwWEecFahKkHmsSAnNVvzOXxZpBg";
+
+/// What Java's `DateTimeFormatter.ofPattern` refuses in `pattern` (its own message), as Firehose would on
+/// create: a letter that is not a pattern letter, a reserved character, or too many of a letter.
+pub fn check_java(pattern: &str) -> Result<(), String> {
+    let mut error = None;
+    walk_java(pattern, |token| {
+        if error.is_none()
+            && let Java::Letter(c, run) = token
+        {
+            error = java_count_problem(c, run);
+        }
+    });
+    error.map_or(Ok(()), Err)
+}
+
+/// The first pattern letter in `pattern` that Java accepts but the emulator does not format (a locale's week
+/// rules, zone names and ids, padding): the emulator refuses it rather than write it wrong.
+pub fn unmodelled_letter(pattern: &str) -> Option<char> {
+    let mut found = None;
+    walk_java(pattern, |token| {
+        if let Java::Letter(c, run) = token
+            && found.is_none()
+            && (matches!(c, 'Y' | 'w' | 'W' | 'e' | 'c' | 'F' | 'V' | 'v' | 'p' | 'B' | 'g') || (c == 'z' && run > 3))
+        {
+            found = Some(c);
+        }
+    });
+    found
+}
+
+enum Java<'a> {
+    Text(&'a [char]),
+    Letter(char, usize),
+    Other(char),
+}
+
+/// Calls `f` for each token of a Java pattern: quoted text (`''` is a quote), a run of one letter, any other
+/// character.
+fn walk_java(pattern: &str, mut f: impl FnMut(Java<'_>)) {
     let chars: Vec<char> = pattern.chars().collect();
+    let quote = ['\''];
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         if c == '\'' {
             if chars.get(i + 1) == Some(&'\'') {
-                out.push('\'');
+                f(Java::Text(&quote));
                 i += 2;
                 continue;
             }
             let end = chars[i + 1..].iter().position(|&x| x == '\'').map(|p| i + 1 + p).unwrap_or(chars.len());
-            out.extend(&chars[i + 1..end]);
+            f(Java::Text(&chars[(i + 1).min(end)..end]));
             i = end + 1;
             continue;
         }
-        let run = chars[i..].iter().take_while(|&&x| x == c).count();
-        let pad = |v: u32, width: usize| format!("{v:0width$}");
-        let field = match c {
-            'y' | 'u' if run == 2 => Some(pad((at.year().rem_euclid(100)) as u32, 2)),
-            'y' | 'u' => Some(format!("{:0width$}", at.year(), width = run)),
-            'M' => Some(pad(at.month(), run.min(2))),
-            'd' => Some(pad(at.day(), run.min(2))),
-            'D' => Some(pad(at.ordinal(), run.min(3))),
-            'H' => Some(pad(at.hour(), run.min(2))),
-            'm' => Some(pad(at.minute(), run.min(2))),
-            's' => Some(pad(at.second(), run.min(2))),
-            _ => None,
-        };
-        match field {
-            Some(text) => out.push_str(&text),
-            None => out.extend(std::iter::repeat_n(c, run)),
+        if c.is_ascii_alphabetic() {
+            let run = chars[i..].iter().take_while(|&&x| x == c).count();
+            f(Java::Letter(c, run));
+            i += run;
+        } else {
+            f(Java::Other(c));
+            i += 1;
         }
-        i += run;
+    }
+}
+
+/// Java's refusal of `run` copies of letter `c`, if it refuses them.
+fn java_count_problem(c: char, run: usize) -> Option<String> {
+    if !JAVA_LETTERS.contains(c) {
+        return Some(format!("Unknown pattern letter: {c}"));
+    }
+    let most = match c {
+        'G' | 'M' | 'L' | 'Q' | 'q' | 'E' | 'e' | 'c' | 'X' | 'x' | 'Z' | 'B' => 5,
+        'd' | 'h' | 'K' | 'k' | 'H' | 'm' | 's' | 'w' => 2,
+        'D' => 3,
+        'a' | 'W' | 'F' => 1,
+        'z' => 4,
+        'S' | 'n' => 9,
+        _ => 19,
+    };
+    if run > most {
+        return Some(format!("Too many pattern letters: {c}"));
+    }
+    match (c, run) {
+        ('V', n) if n != 2 => Some("Pattern letter count must be 2: V".into()),
+        ('v', n) if n != 1 && n != 4 => Some("Wrong number of pattern letters: v".into()),
+        ('O', n) if n != 1 && n != 4 => Some("Pattern letter count must be 1 or 4: O".into()),
+        ('c', 2) => Some("Invalid pattern \"cc\"".into()),
+        _ => None,
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+/// A name as Java's text styles print it: short (3 letters), full, or narrow (1 letter).
+fn text_style(full: &str, run: usize) -> String {
+    match run {
+        4 => full.to_string(),
+        5 => full[..1].to_string(),
+        _ => full[..3].to_string(),
+    }
+}
+
+/// An offset in seconds east of UTC as `+HH`, `+HHmm`, `+HH:mm` (with seconds when there are any).
+fn offset_text(secs: i32, minutes: Minutes, colon: bool) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.unsigned_abs();
+    let (h, m, s) = (a / 3600, a / 60 % 60, a % 60);
+    let sep = if colon { ":" } else { "" };
+    let mut out = format!("{sign}{h:02}");
+    if minutes == Minutes::Always || (minutes == Minutes::IfAny && (m != 0 || s != 0)) {
+        out.push_str(&format!("{sep}{m:02}"));
+    }
+    if s != 0 && minutes != Minutes::IfAny {
+        out.push_str(&format!("{sep}{s:02}"));
     }
     out
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Minutes {
+    IfAny,
+    Always,
+}
+
+/// Formats `at` with Java's DateTimeFormatter patterns: era, years (`yyyy`, `yy`, `uuuu`), months as numbers or
+/// names (`M`…`MMMMM`, `L`), day of month and of year, quarters, day-of-week names, AM/PM and the four hour
+/// fields, minutes, seconds, fractions (`S`, `n`, `N`, `A`), offsets (`X`, `x`, `Z`, `O`), the zone's short name
+/// (`z`), optional sections (`[` `]`, always printed) and `'quoted text'` (`''` is a quote). Letters the emulator
+/// refuses ([`unmodelled_letter`]) or Java refuses ([`check_java`]) are copied as they are (never reached:
+/// validation refuses them first).
+pub fn format_java<Z: TimeZone>(pattern: &str, at: &DateTime<Z>) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
+    let mut out = String::new();
+    let offset = at.offset().fix().local_minus_utc();
+    walk_java(pattern, |token| match token {
+        Java::Text(t) => out.extend(t),
+        Java::Other('[' | ']') => {}
+        Java::Other(c) => out.push(c),
+        Java::Letter(c, run) => match java_field(c, run, at, offset) {
+            Some(text) => out.push_str(&text),
+            None => out.extend(std::iter::repeat_n(c, run)),
+        },
+    });
+    out
+}
+
+fn java_field<Z: TimeZone>(c: char, run: usize, at: &DateTime<Z>, offset: i32) -> Option<String>
+where
+    Z::Offset: std::fmt::Display,
+{
+    let pad = |v: u64, width: usize| format!("{v:0width$}");
+    let hour12 = |h: u32| if h.is_multiple_of(12) { 12 } else { h % 12 };
+    let quarter = at.month0() / 3 + 1;
+    let nanos = at.nanosecond() % 1_000_000_000;
+    let of_day = at.num_seconds_from_midnight() as u64;
+    Some(match c {
+        'G' => {
+            let ad = at.year() > 0;
+            match run {
+                4 => (if ad { "Anno Domini" } else { "Before Christ" }).to_string(),
+                5 => (if ad { "A" } else { "B" }).to_string(),
+                _ => (if ad { "AD" } else { "BC" }).to_string(),
+            }
+        }
+        'y' | 'u' if run == 2 => pad(at.year().rem_euclid(100) as u64, 2),
+        'y' | 'u' => format!("{:0width$}", at.year(), width = run),
+        'M' | 'L' if run >= 3 => text_style(MONTHS[at.month0() as usize], run),
+        'M' | 'L' => pad(at.month() as u64, run),
+        'd' => pad(at.day() as u64, run),
+        'D' => pad(at.ordinal() as u64, run),
+        'Q' | 'q' => match run {
+            1 | 5 => quarter.to_string(),
+            2 => pad(quarter as u64, 2),
+            3 => format!("Q{quarter}"),
+            _ => format!("{}{} quarter", quarter, ["st", "nd", "rd", "th"][quarter as usize - 1]),
+        },
+        'E' => text_style(DAYS[at.weekday().num_days_from_monday() as usize], run),
+        'a' => (if at.hour() < 12 { "AM" } else { "PM" }).to_string(),
+        'h' => pad(hour12(at.hour()) as u64, run),
+        'K' => pad((at.hour() % 12) as u64, run),
+        'k' => pad(if at.hour() == 0 { 24 } else { at.hour() } as u64, run),
+        'H' => pad(at.hour() as u64, run),
+        'm' => pad(at.minute() as u64, run),
+        's' => pad(at.second() as u64, run),
+        'S' => {
+            let digits = format!("{nanos:09}");
+            digits.get(..run).unwrap_or(&digits).to_string()
+        }
+        'n' => pad(nanos as u64, run),
+        'N' => pad(of_day * 1_000_000_000 + nanos as u64, run),
+        'A' => pad(of_day * 1000 + nanos as u64 / 1_000_000, run),
+        'X' if offset == 0 => "Z".to_string(),
+        'X' | 'x' => match run {
+            1 => offset_text(offset, Minutes::IfAny, false),
+            2 | 4 => offset_text(offset, Minutes::Always, false),
+            _ => offset_text(offset, Minutes::Always, true),
+        },
+        'Z' => match run {
+            4 if offset == 0 => "GMT".to_string(),
+            4 => format!("GMT{}", offset_text(offset, Minutes::Always, true)),
+            5 if offset == 0 => "Z".to_string(),
+            5 => offset_text(offset, Minutes::Always, true),
+            _ => offset_text(offset, Minutes::Always, false),
+        },
+        'O' if offset == 0 => "GMT".to_string(),
+        'O' if run == 4 => format!("GMT{}", offset_text(offset, Minutes::Always, true)),
+        'O' => {
+            let (sign, a) = (if offset < 0 { '-' } else { '+' }, offset.unsigned_abs());
+            match a / 60 % 60 {
+                0 => format!("GMT{sign}{}", a / 3600),
+                m => format!("GMT{sign}{}:{m:02}", a / 3600),
+            }
+        }
+        'z' => at.format("%Z").to_string(),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -346,6 +547,32 @@ mod tests {
         assert!(!p.data.is_hourly_layout());
         assert!(eval(&p.error).starts_with("err/processing-failed/2026/11/05/07/"));
         assert_eq!(format_java("'year='yyyy/dd/DDD/''", &at()), "year=2026/05/309/'");
+    }
+
+    /// Java's DateTimeFormatter letters beyond numbers: names, AM/PM, the hour fields, quarters, fractions, offsets
+    /// and zone names, optional sections; what Java refuses, and what the emulator does not model.
+    #[test]
+    fn java_pattern_letters_format_as_java_does() {
+        let t = at(); // Thursday 2026-11-05 07:08:09 UTC
+        assert_eq!(format_java("EEE-hh-a", &t), "Thu-07-AM");
+        assert_eq!(format_java("EEEE EEEEE", &t), "Thursday T");
+        assert_eq!(format_java("MMM MMMM MMMMM LLL", &t), "Nov November N Nov");
+        assert_eq!(format_java("Q QQ QQQ QQQQ", &t), "4 04 Q4 4th quarter");
+        assert_eq!(format_java("G GGGG k K h", &t), "AD Anno Domini 7 7 7");
+        assert_eq!(format_java("[yyyy]/SSS/A", &(t + chrono::Duration::milliseconds(123))), "2026/123/25689123");
+        assert_eq!(format_java("X xxx Z ZZZZ O z", &t), "Z +00:00 +0000 GMT GMT UTC");
+        let pm = t.with_timezone(&Tz::Asia__Tokyo) + chrono::Duration::hours(6);
+        assert_eq!(format_java("hh a XXX O z", &pm), "10 PM +09:00 GMT+9 JST");
+        let india = t.with_timezone(&Tz::Asia__Kolkata);
+        assert_eq!(format_java("X OOOO", &india), "+0530 GMT+05:30");
+        assert_eq!(format_java("O", &india), "GMT+5:30");
+        assert_eq!(check_java("yyyy-bb"), Err("Unknown pattern letter: b".into()));
+        assert_eq!(check_java("MMMMMM"), Err("Too many pattern letters: M".into()));
+        assert_eq!(check_java("'bbb' yyyy"), Ok(()), "quoted text is text");
+        assert_eq!((check_java("ww"), unmodelled_letter("yyyy-ww")), (Ok(()), Some('w')));
+        assert_eq!(unmodelled_letter("EEE-hh-a 'week'"), None);
+        let refused = validate(Some("d=!{timestamp:yyyy-bb}/"), Some("e/!{firehose:error-output-type}/"), false);
+        assert!(refused.unwrap_err().contains("is not a valid timestamp pattern: Unknown pattern letter: b"));
     }
 
     /// Prefixes people use on AWS (an `aws firehose update-destination` call from a public gist), and the

@@ -36,6 +36,7 @@ impl Processor {
             keys: None,
             prefix: self.error_prefix.clone(),
             output_type: Some(firehose_kit_domain::transform::ERROR_OUTPUT_TYPE),
+            append_delimiter: false,
             ..destination.clone()
         }
     }
@@ -64,6 +65,9 @@ pub fn plan(
     config: &FirehoseConfig,
 ) -> Result<Plan, String> {
     let d = &state.destination;
+    let processors = Partitioner::from_config(d.processing.as_ref())
+        .map_err(|e| format!("its processing configuration does not read back: {e}"))?;
+    let append_delimiter = processors.append_delimiter && !d.dynamic_partitioning_enabled();
     let partitioning = match d.dynamic_partitioning_enabled() {
         true => {
             let partitioner = Partitioner::from_config(d.processing.as_ref())
@@ -119,6 +123,7 @@ pub fn plan(
         keys: None,
         output_type: None,
         conversion,
+        append_delimiter,
     };
     let hints = Hints {
         size_bytes: d.size_in_mbs as usize * 1024 * 1024,

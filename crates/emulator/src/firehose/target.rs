@@ -34,6 +34,9 @@ pub struct Target {
     pub output_type: Option<&'static str>,
     /// Record format conversion: the objects are Parquet, and records that do not convert go to `error_prefix`.
     pub conversion: Option<Arc<ConversionTarget>>,
+    /// The `AppendDelimiterToRecord` processor without dynamic partitioning: a newline after each record as it is
+    /// written (with partitioning, the partitioner appends it; error outputs never get one).
+    pub append_delimiter: bool,
 }
 
 /// How a partitioned stream routes records (see [`firehose_kit_domain::partitioning`]).

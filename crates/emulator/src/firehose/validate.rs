@@ -160,11 +160,15 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     {
         violations.push(format!("Value '{ext}' at '{path}.fileExtension' failed to satisfy constraint: {constraint}"));
     }
+    let processing = d.processing.as_ref().filter(|c| c["Enabled"] != serde_json::Value::Bool(false));
+    let all = d.processing.as_ref();
+    violations.extend(partitioning::processor_violations(all, &format!("{path}.processingConfiguration")));
     if !violations.is_empty() {
         return Err(ApiError::validations(violations));
     }
     let requested = Requested {
         lambda_partition_keys: d.prefix.as_deref().is_some_and(|p| p.contains("!{partitionKeyFromLambda:")),
+        processors: partitioning::processors(processing),
         ..Default::default()
     };
     if let Some(unmodelled) = emulated::refusal(&requested) {
@@ -183,6 +187,14 @@ pub fn destination(d: &Destination, path: &str) -> Result<(Prefixes, chrono_tz::
     let dp = d.dynamic_partitioning_enabled();
     let prefixes =
         prefix::validate(d.prefix.as_deref(), d.error_output_prefix.as_deref(), dp).map_err(ApiError::invalid)?;
+    for part in prefixes.data.parts().iter().chain(prefixes.error.parts()) {
+        if let prefix::Part::Timestamp(pattern) = part
+            && let Some(letter) = prefix::unmodelled_letter(pattern)
+        {
+            let refused = emulated::Unmodelled::TimestampLetter { letter, pattern: pattern.clone() };
+            return Err(ApiError::invalid(refused.message()));
+        }
+    }
     if (dp || d.processing.is_some()) && !d.extended {
         return Err(ApiError::invalid(
             "Dynamic partitioning and processing are only supported with ExtendedS3DestinationConfiguration",

@@ -32,6 +32,7 @@ pub fn target() -> Target {
         keys: None,
         output_type: None,
         conversion: None,
+        append_delimiter: false,
     }
 }
 

@@ -54,6 +54,7 @@ fn conversion_errors(target: &Target) -> Option<Target> {
         output_type: Some(firehose_kit_domain::conversion::ERROR_OUTPUT_TYPE),
         extension: String::new(),
         conversion: None,
+        append_delimiter: false,
         ..target.clone()
     })
 }
@@ -130,7 +131,13 @@ fn put_object(
             // 128 MiB object is never copied whole.
             let written = match body {
                 Body::Bytes(bytes) => writer.write_all(bytes),
-                Body::Records => super::encode::write_encoded(lane, sealed, &target.compression, key, &mut writer),
+                Body::Records => super::encode::write_encoded(
+                    lane,
+                    sealed,
+                    (&target.compression, target.append_delimiter),
+                    key,
+                    &mut writer,
+                ),
             };
             match written {
                 Ok(()) => store.commit(bucket, key, writer, attrs),

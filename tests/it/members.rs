@@ -1,0 +1,133 @@
+//! Firehose API members the emulator applies or refuses, never stores and ignores, through aws-sdk-rust:
+//! `AppendDelimiterToRecord` without dynamic partitioning, every Java letter of `!{timestamp:…}` it formats
+//! (and a plain refusal for the ones it does not, or Java does not), processor types and parameters as AWS's
+//! model has them, and the processors it does not model refused by name.
+
+use std::time::Duration;
+
+use aws_sdk_firehose::types::{
+    BufferingHints, ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor, ProcessorParameter,
+    ProcessorParameterName, ProcessorType,
+};
+
+use crate::support::{self, eventually};
+use firehose_kit::aws::Clients;
+
+const BUCKET: &str = "members";
+
+fn destination(
+    bucket_arn: &str,
+    role_arn: &str,
+    prefix: &str,
+    processors: Vec<Processor>,
+) -> ExtendedS3DestinationConfiguration {
+    let mut d = ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(bucket_arn)
+        .role_arn(role_arn)
+        .prefix(prefix)
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(BufferingHints::builder().size_in_mbs(1).interval_in_seconds(1).build());
+    if !processors.is_empty() {
+        d = d.processing_configuration(
+            ProcessingConfiguration::builder().enabled(true).set_processors(Some(processors)).build(),
+        );
+    }
+    d.build().unwrap()
+}
+
+/// Creates the stream, or returns the service's error message.
+async fn create(c: &Clients, name: &str, d: ExtendedS3DestinationConfiguration) -> Result<(), String> {
+    let out = c.firehose.create_delivery_stream().delivery_stream_name(name).extended_s3_destination_configuration(d);
+    match out.send().await {
+        Ok(_) => {
+            support::wait_active(c, name).await;
+            Ok(())
+        }
+        Err(e) => {
+            let e = e.into_service_error();
+            Err(format!("{}: {}", e.meta().code().unwrap_or_default(), e.meta().message().unwrap_or_default()))
+        }
+    }
+}
+
+fn processor(kind: ProcessorType, params: &[(ProcessorParameterName, &str)]) -> Processor {
+    let params = params
+        .iter()
+        .map(|(n, v)| ProcessorParameter::builder().parameter_name(n.clone()).parameter_value(*v).build().unwrap())
+        .collect();
+    Processor::builder().r#type(kind).set_parameters(Some(params)).build().unwrap()
+}
+
+async fn one_object(c: &Clients, prefix: &str) -> (String, Vec<u8>) {
+    eventually(&format!("an object under {prefix}"), Duration::from_secs(30), || async {
+        support::objects(c, BUCKET, prefix).await.into_iter().next()
+    })
+    .await
+}
+
+/// "alpha", "beta", "gamma" with `AppendDelimiterToRecord` and no partitioning: three lines, not `alphabetagamma`.
+#[tokio::test]
+async fn append_delimiter_to_record_applies_without_dynamic_partitioning() {
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    let append = processor(ProcessorType::AppendDelimiterToRecord, &[]);
+    create(c, "Delimited", destination(&bucket, &role, "delimited/", vec![append])).await.unwrap();
+    support::put_batch(c, "Delimited", &[b"alpha".to_vec(), b"beta".to_vec(), b"gamma".to_vec()]).await;
+    let (_, body) = one_object(c, "delimited/").await;
+    assert_eq!(String::from_utf8(body).unwrap(), "alpha\nbeta\ngamma\n");
+}
+
+/// `!{timestamp:EEE-hh-a}` names the object with the day's name, the 12-hour clock and AM/PM (it used to write
+/// `EEE-hh-a` literally); a letter Java refuses is refused as AWS would, one the emulator does not format is
+/// refused by the emulator, naming it.
+#[tokio::test]
+async fn timestamp_patterns_are_formatted_as_java_does_or_refused() {
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    create(c, "Named", destination(&bucket, &role, "t=!{timestamp:EEE-hh-a}/", vec![])).await.unwrap();
+    support::put_batch(c, "Named", &[b"x\n".to_vec()]).await;
+    let (key, _) = one_object(c, "t=").await;
+    let now = chrono::Utc::now();
+    let want = [now, now - chrono::Duration::seconds(30)].map(|t| format!("t={}/", t.format("%a-%I-%p")));
+    assert!(want.iter().any(|w| key.starts_with(w.as_str())), "{key} starts with one of {want:?}");
+
+    let java = create(c, "Bad", destination(&bucket, &role, "t=!{timestamp:yyyy-bb}/", vec![])).await.unwrap_err();
+    assert!(java.starts_with("InvalidArgumentException: ") && java.contains("Unknown pattern letter: b"), "{java}");
+    let week = create(c, "Week", destination(&bucket, &role, "w=!{timestamp:YYYY-ww}/", vec![])).await.unwrap_err();
+    assert!(
+        week.contains("The pattern letter Y in !{timestamp:YYYY-ww} is not modelled by the firehose-kit emulator"),
+        "{week}"
+    );
+}
+
+/// Processor types and parameter names outside AWS's model fail its validation; Decompression and
+/// CloudWatchLogProcessing, and a parameter on a processor that does not take it, are refused by name.
+#[tokio::test]
+async fn processors_are_applied_or_refused_never_ignored() {
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    let unknown = processor(ProcessorType::from("Dedup"), &[]);
+    let said = create(c, "Unknown", destination(&bucket, &role, "u/", vec![unknown])).await.unwrap_err();
+    assert!(said.starts_with("ValidationException: ") && said.contains("Value 'Dedup' at"), "{said}");
+    assert!(said.contains("Member must satisfy enum value set: [RecordDeAggregation, Decompression"), "{said}");
+
+    let gunzip = processor(ProcessorType::Decompression, &[(ProcessorParameterName::CompressionFormat, "GZIP")]);
+    let said = create(c, "Gunzip", destination(&bucket, &role, "g/", vec![gunzip])).await.unwrap_err();
+    assert!(said.contains("The Decompression processor is not modelled by the firehose-kit emulator"), "{said}");
+    let extract =
+        processor(ProcessorType::CloudWatchLogProcessing, &[(ProcessorParameterName::DataMessageExtraction, "true")]);
+    let said = create(c, "Extract", destination(&bucket, &role, "x/", vec![extract])).await.unwrap_err();
+    assert!(said.contains("The CloudWatchLogProcessing processor is not modelled"), "{said}");
+
+    let misplaced = processor(ProcessorType::AppendDelimiterToRecord, &[(ProcessorParameterName::Delimiter, "Cg==")]);
+    let said = create(c, "Misplaced", destination(&bucket, &role, "m/", vec![misplaced])).await.unwrap_err();
+    assert!(
+        said.contains("ParameterName Delimiter is not a parameter of the AppendDelimiterToRecord processor (it takes no parameters)"),
+        "{said}"
+    );
+    let streams = c.firehose.list_delivery_streams().send().await.unwrap();
+    assert!(streams.delivery_stream_names().is_empty(), "nothing refused was stored: {streams:?}");
+}
