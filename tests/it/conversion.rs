@@ -196,3 +196,42 @@ async fn out_of_range_times_fail_alone_with_their_code() {
         .sum();
     assert_eq!(rows, 10, "the ten records that convert are rows");
 }
+
+/// A schema pinned to the table's first version (`SchemaConfiguration.VersionId: "1"`) writes that version's
+/// columns after the table gained one; a version that does not exist is logged as EntityNotFound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_schema_version_writes_its_own_columns() {
+    let env = support::start_with(|b| b.speed(60.0)).await;
+    let c = &env.clients;
+    let g = glue(env.emu.endpoint());
+    table(&g, &[("host", "string")]).await;
+    let cols =
+        [("host", "string"), ("status", "int")].map(|(n, t)| Column::builder().name(n).r#type(t).build().unwrap());
+    let input = TableInput::builder()
+        .name("apache")
+        .storage_descriptor(StorageDescriptor::builder().set_columns(Some(cols.to_vec())).build())
+        .build()
+        .unwrap();
+    g.update_table().database_name("weblogs").table_input(input).send().await.unwrap();
+    let (bucket_arn, role_arn) = support::bucket_and_role(c, "conv", "conv-role").await;
+    let read = r#"{"Statement":[{"Effect":"Allow","Action":["glue:GetTable","glue:GetTableVersion","glue:GetTableVersions"],"Resource":"*"}]}"#;
+    c.iam.put_role_policy().role_name("conv-role").policy_name("glue").policy_document(read).send().await.unwrap();
+    let mut dest = destination(&bucket_arn, &role_arn, 64, "apache");
+    if let Some(schema) =
+        dest.data_format_conversion_configuration.as_mut().and_then(|d| d.schema_configuration.as_mut())
+    {
+        schema.version_id = Some("1".into());
+    }
+    create(c, dest).await.unwrap();
+    support::wait_active(c, "Conv").await;
+    support::put_batch(c, "Conv", &[br#"{"host": "10.0.0.1", "status": 200}"#.to_vec()]).await;
+    let objects = eventually("the Parquet object", Duration::from_secs(30), || async {
+        let o = support::objects(c, "conv", "parquet/").await;
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(objects[0].1.clone())).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    let names: Vec<&str> = meta.file_metadata().schema_descr().columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["host"], "version 1's columns, not the newest's");
+}

@@ -131,3 +131,52 @@ async fn processors_are_applied_or_refused_never_ignored() {
     let streams = c.firehose.list_delivery_streams().send().await.unwrap();
     assert!(streams.delivery_stream_names().is_empty(), "nothing refused was stored: {streams:?}");
 }
+
+/// Members the emulator does not apply are refused by name: source record backup (`S3BackupMode: Enabled`, an
+/// `S3BackupConfiguration`), SSE-KMS objects; a `NoEncryptionConfig` other than `NoEncryption` fails AWS's model.
+#[tokio::test]
+async fn members_not_applied_are_refused_by_name() {
+    use aws_sdk_firehose::types::S3DestinationConfiguration;
+    use aws_sdk_firehose::types::{EncryptionConfiguration, KmsEncryptionConfig, NoEncryptionConfig, S3BackupMode};
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    type Builder = aws_sdk_firehose::types::builders::ExtendedS3DestinationConfigurationBuilder;
+    let with = |f: &dyn Fn(Builder) -> Builder| {
+        f(ExtendedS3DestinationConfiguration::builder().bucket_arn(&bucket).role_arn(&role)).build().unwrap()
+    };
+    let backup = with(&|b| {
+        b.s3_backup_mode(S3BackupMode::Enabled).s3_backup_configuration(
+            S3DestinationConfiguration::builder().bucket_arn(&bucket).role_arn(&role).build().unwrap(),
+        )
+    });
+    let said = create(c, "Backup", backup).await.unwrap_err();
+    assert!(
+        said.starts_with("InvalidArgumentException: extendedS3DestinationConfiguration.S3BackupConfiguration is not modelled by the firehose-kit emulator"),
+        "{said}"
+    );
+    let enabled = with(&|b| b.s3_backup_mode(S3BackupMode::Enabled));
+    let said = create(c, "Enabled", enabled).await.unwrap_err();
+    assert!(said.contains("S3BackupMode Enabled (source record backup) is not modelled"), "{said}");
+    let kms =
+        KmsEncryptionConfig::builder().awskms_key_arn("arn:aws:kms:us-east-2:000000000000:key/k").build().unwrap();
+    let kms = with(&|b| {
+        b.encryption_configuration(EncryptionConfiguration::builder().kms_encryption_config(kms.clone()).build())
+    });
+    let said = create(c, "Kms", kms).await.unwrap_err();
+    assert!(said.contains("KMSEncryptionConfig (SSE-KMS objects) is not modelled"), "{said}");
+    let bogus = with(&|b| {
+        b.encryption_configuration(
+            EncryptionConfiguration::builder().no_encryption_config(NoEncryptionConfig::from("Bogus")).build(),
+        )
+    });
+    let said = create(c, "Bogus", bogus).await.unwrap_err();
+    assert!(said.starts_with("ValidationException: ") && said.contains("Value 'Bogus' at"), "{said}");
+    // What is modelled still goes through: backup Disabled, no encryption.
+    let plain = with(&|b| {
+        b.s3_backup_mode(S3BackupMode::Disabled).encryption_configuration(
+            EncryptionConfiguration::builder().no_encryption_config(NoEncryptionConfig::NoEncryption).build(),
+        )
+    });
+    create(c, "Plain", plain).await.unwrap();
+}

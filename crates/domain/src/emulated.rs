@@ -25,6 +25,8 @@ pub enum Unmodelled {
     /// A `!{timestamp:…}` pattern letter Java accepts that the emulator does not format (see
     /// [`crate::prefix::unmodelled_letter`]).
     TimestampLetter { letter: char, pattern: String },
+    /// A member of a destination the emulator does not apply, by its path (`S3BackupConfiguration`, SSE-KMS).
+    Member(String),
     /// A parameter given to a processor type that does not take it (it would have no effect).
     ProcessorParameter { processor: String, parameter: String },
 }
@@ -42,6 +44,9 @@ impl Unmodelled {
             }
             Unmodelled::LambdaProcessorChange(what) => format!(
                 "{what} with UpdateDestination is not modelled by the firehose-kit emulator: delete the stream and create it with the processing you want"
+            ),
+            Unmodelled::Member(member) => format!(
+                "{member} is not modelled by the firehose-kit emulator: it would be stored and not applied, so it is refused"
             ),
             Unmodelled::TimestampLetter { letter, pattern } => format!(
                 "The pattern letter {letter} in !{{timestamp:{pattern}}} is not modelled by the firehose-kit emulator (it formats G u y D M L d Q q E a h K k H m s S n N A X x Z O z, optional sections and quoted text); use those, or quote the letter to keep it as text"

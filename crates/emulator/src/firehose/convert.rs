@@ -65,8 +65,14 @@ fn columns(ctx: &Context, c: &ConversionTarget, stream_region: &str) -> Result<V
     crate::faults::check(crate::faults::GLUE_READ, &s.table).map_err(|e| {
         Failure::new("InternalError", format!("reading the Glue table {}.{}: {e}", s.database, s.table))
     })?;
-    let table = glue.table(region, &s.database, &s.table).ok_or_else(|| {
-        Failure::new("DataFormatConversion.EntityNotFound", format!("Glue table {}.{} not found", s.database, s.table))
+    // A pinned VersionId reads that version (a later column is not written); none or LATEST, the newest.
+    let pinned = s.version_id.as_deref().filter(|v| *v != "LATEST");
+    let table = glue.table_version(region, &s.database, &s.table, pinned).ok_or_else(|| {
+        let which = pinned.map(|v| format!("version {v} of ")).unwrap_or_default();
+        Failure::new(
+            "DataFormatConversion.EntityNotFound",
+            format!("{which}Glue table {}.{} not found", s.database, s.table),
+        )
     })?;
     let cols = table["StorageDescriptor"]["Columns"].as_array().cloned().unwrap_or_default();
     cols.iter()

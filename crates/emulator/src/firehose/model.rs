@@ -48,6 +48,10 @@ pub struct DestinationInput {
     pub file_extension: Option<String>,
     #[serde(rename = "CustomTimeZone")]
     pub custom_time_zone: Option<String>,
+    /// Members this model does not read (`S3BackupConfiguration`, `S3BackupUpdate`, any AWS adds later): refused
+    /// by name, never stored and ignored.
+    #[serde(flatten)]
+    pub unmodelled: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -29,8 +29,42 @@ pub fn stream_name(name: Option<&str>) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
+/// What a destination document (create or update) sets that AWS's model refuses, or the emulator does not model:
+/// members it does not read, `S3BackupMode` (only `Disabled` is modelled: no source record backup yet), and
+/// `EncryptionConfiguration` (`NoEncryption` only: no KMS key is ever used).
+fn check_members(input: &DestinationInput, path: &str) -> Result<(), ApiError> {
+    if let Some(mode) = input.s3_backup_mode.as_deref().filter(|m| !matches!(*m, "Disabled" | "Enabled")) {
+        return Err(ApiError::validation(format!(
+            "Value '{mode}' at '{path}.s3BackupMode' failed to satisfy constraint: Member must satisfy enum value set: [Disabled, Enabled]"
+        )));
+    }
+    if let Some(none) = input.encryption_configuration.as_ref().and_then(|e| e.get("NoEncryptionConfig"))
+        && none != "NoEncryption"
+    {
+        return Err(ApiError::validation(format!(
+            "Value '{}' at '{path}.encryptionConfiguration.noEncryptionConfig' failed to satisfy constraint: Member must satisfy enum value set: [NoEncryption]",
+            none.as_str().unwrap_or_default()
+        )));
+    }
+    let member = input.unmodelled.keys().next().map(|m| format!("{path}.{m}"));
+    let member = member
+        .or_else(|| {
+            (input.s3_backup_mode.as_deref() == Some("Enabled"))
+                .then(|| format!("{path}.S3BackupMode Enabled (source record backup)"))
+        })
+        .or_else(|| {
+            let kms = input.encryption_configuration.as_ref().is_some_and(|e| e.get("KMSEncryptionConfig").is_some());
+            kms.then(|| format!("{path}.EncryptionConfiguration.KMSEncryptionConfig (SSE-KMS objects)"))
+        });
+    match member {
+        Some(m) => Err(ApiError::invalid(emulated::Unmodelled::Member(m).message())),
+        None => Ok(()),
+    }
+}
+
 /// A destination document (create), with defaults applied; `path` names it in messages.
 pub fn destination_from(input: DestinationInput, extended: bool, path: &str) -> Result<Destination, ApiError> {
+    check_members(&input, path)?;
     let hints = input.buffering_hints.unwrap_or_default();
     if hints.size_in_mbs.is_some() != hints.interval_in_seconds.is_some() {
         return Err(ApiError::invalid(
@@ -87,6 +121,7 @@ fn compression(text: Option<&str>) -> Result<Compression, ApiError> {
 
 /// Applies an UpdateDestination document to a destination.
 pub fn merge_update(mut d: Destination, u: DestinationInput) -> Result<Destination, ApiError> {
+    check_members(&u, "extendedS3DestinationUpdate")?;
     let lambda = |d: &Destination| LambdaProcessor::from_config(d.processing.as_ref()).ok().flatten().is_some();
     let had_lambda = lambda(&d);
     if let Some(v) = u.role_arn {

@@ -74,10 +74,26 @@ impl Glue {
 
     /// The newest definition of a table (as GetTable answers it), for record format conversion.
     pub fn table(&self, region: &str, database: &str, table: &str) -> Option<serde_json::Value> {
+        self.table_version(region, database, table, None)
+    }
+
+    /// A table as of version `version` (`None`: the newest), as GetTableVersion answers it.
+    pub fn table_version(
+        &self,
+        region: &str,
+        database: &str,
+        table: &str,
+        version: Option<&str>,
+    ) -> Option<serde_json::Value> {
         let state = crate::lock(&self.state);
         let db = state.databases.get(&model::key(region, database))?;
         let t = db.tables.get(&table.to_lowercase())?;
-        Some(t.current(&db.name, &self.account_id))
+        match version {
+            None => Some(t.current(&db.name, &self.account_id)),
+            Some(id) => {
+                t.versions.iter().find(|v| v.id.to_string() == id).map(|v| t.document(v, &db.name, &self.account_id))
+            }
+        }
     }
 }
 
