@@ -421,3 +421,52 @@ async fn setup_partition_by_sends_json_and_verify_checks_every_line_against_its_
     let raw = support::cli(ep, dir.path(), &["send", "--generate", "10", "--format", "raw"]);
     support::assert_exit(&raw, 2);
 }
+
+/// A partition whose delivery keeps failing (the role may write only under `errors/`) is retried for
+/// `RetryOptions.DurationInSeconds`, then its records go to the error output with the failure's code: never
+/// retried for the whole retry horizon, never dropped.
+#[tokio::test]
+async fn a_partition_failing_past_its_retry_options_goes_to_the_error_output() {
+    use aws_sdk_firehose::types::RetryOptions;
+    let env = start_with(|b| b.speed(60.0)).await;
+    let c = &env.clients;
+    let (bucket_arn, role) = bucket_and_role(c, "retried", "retried-role").await;
+    let only_errors = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload","s3:GetBucketLocation","s3:GetObject","s3:ListBucket","s3:ListBucketMultipartUploads"],"Resource":["arn:aws:s3:::retried","arn:aws:s3:::retried/errors/*"]}]}"#;
+    let policy = firehose_kit::aws::policy::DELIVERY_POLICY_NAME;
+    c.iam
+        .put_role_policy()
+        .role_name("retried-role")
+        .policy_name(policy)
+        .policy_document(only_errors)
+        .send()
+        .await
+        .unwrap();
+    // 120 s of retries at --speed 60: 2 s.
+    let dp = DynamicPartitioningConfiguration::builder()
+        .enabled(true)
+        .retry_options(RetryOptions::builder().duration_in_seconds(120).build())
+        .build();
+    let dest = destination_builder(&bucket_arn, &role, 64, 60).dynamic_partitioning_configuration(dp).build().unwrap();
+    c.firehose
+        .create_delivery_stream()
+        .delivery_stream_name("Retried")
+        .extended_s3_destination_configuration(dest)
+        .send()
+        .await
+        .unwrap();
+    wait_active(c, "Retried").await;
+    let line = br#"{"status":200,"time":"2026-11-26T10:00:00+00:00"}"#.to_vec();
+    put_batch(c, "Retried", &[[line.as_slice(), b"\n"].concat()]).await;
+    let errors = eventually("the record in the error output", Duration::from_secs(30), || async {
+        let objs = objects(c, "retried", "errors/").await;
+        (!objs.is_empty()).then_some(objs)
+    })
+    .await;
+    assert!(errors[0].0.starts_with("errors/partitioning-failed/"), "{}", errors[0].0);
+    let doc: Value = serde_json::from_slice(errors[0].1.split(|c| *c == b'\n').next().unwrap()).unwrap();
+    assert_eq!(doc["errorCode"], "S3.AccessDenied", "{doc}");
+    assert!(doc["errorMessage"].as_str().unwrap().contains("retried for the RetryOptions duration"), "{doc}");
+    let raw = base64::engine::general_purpose::STANDARD.decode(doc["rawData"].as_str().unwrap()).unwrap();
+    assert_eq!(raw, [line.as_slice(), b"\n"].concat(), "the record as the partition held it");
+    assert!(objects(c, "retried", "logs/").await.is_empty());
+}

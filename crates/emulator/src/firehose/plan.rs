@@ -76,6 +76,14 @@ pub fn plan(
                 partitioner,
                 error_prefix: prefixes.error.clone(),
                 limit: config.partition_limit,
+                retry: std::time::Duration::from_millis(interval_ms(
+                    d.dynamic_partitioning
+                        .as_ref()
+                        .and_then(|c| c["RetryOptions"]["DurationInSeconds"].as_i64())
+                        .unwrap_or(firehose_kit_domain::partitioning::DEFAULT_RETRY_S)
+                        .max(0) as f64,
+                    config,
+                ) as u64),
             }))
         }
         false => None,

@@ -47,6 +47,9 @@ pub struct PartitionSpec {
     pub error_prefix: Prefix,
     /// Active partitions at most (`local --partition-limit`); records for more go to the error output.
     pub limit: usize,
+    /// `RetryOptions.DurationInSeconds` (default 300), `--speed` times shorter: how long a partition's failing
+    /// delivery is retried before its records go to the error output.
+    pub retry: std::time::Duration,
 }
 
 /// A converting stream's conversion and where its failed records go.

@@ -73,6 +73,15 @@ pub struct Lane {
     pub reader: journal::Reader,
     /// Every record before this offset has gone through the stage (what `delivered.json` says).
     committed: AtomicU64,
+    /// A partition's lane: where its records go when delivery keeps failing past `RetryOptions`.
+    give_up: Mutex<Option<GiveUp>>,
+}
+
+/// Where a lane's records go once its delivery has failed for `after` (a partition's `RetryOptions`): the
+/// partitions' error output.
+pub struct GiveUp {
+    pub after: Duration,
+    pub to: std::sync::Weak<super::partitions::Partitions>,
 }
 
 impl Lane {
@@ -110,6 +119,7 @@ impl Lane {
             ctx,
             reader,
             committed: AtomicU64::new(progress.offset),
+            give_up: Mutex::new(None),
         });
         lane.recover(progress)?;
         tokio::spawn(work(lane.clone(), rx));
@@ -312,9 +322,59 @@ impl Lane {
         }
     }
 
+    /// Makes this lane hand its records to an error output once its delivery has failed for a while.
+    pub fn set_give_up(&self, give_up: GiveUp) {
+        *lock(&self.give_up) = Some(give_up);
+    }
+
+    /// After a delivery failure: when it has failed for the lane's retry duration, its records go to the error
+    /// output (each in an error document with the failure), ended by a mark of this range, and the range is
+    /// committed. `true` when the range is done.
+    async fn given_up(self: &Arc<Self>, sealed: &Arc<Sealed>, failing_for: Duration, f: &Failure) -> bool {
+        let to = match &*lock(&self.give_up) {
+            Some(g) if failing_for >= g.after => g.to.upgrade(),
+            _ => None,
+        };
+        let Some(parts) = to else { return false };
+        let (lane, s) = (self.clone(), sealed.clone());
+        let message = format!("{} (retried for the RetryOptions duration, then given up)", f.detail);
+        let code = f.code.code.to_string();
+        let result = blocking(move || {
+            let now = crate::s3::store::now_ms();
+            let mut docs = Vec::new();
+            lane.reader.for_each(s.start, s.end, |arrival, data| {
+                docs.push((
+                    arrival,
+                    firehose_kit_domain::partitioning::error_record(&code, &message, data, arrival, now),
+                ));
+                Ok(())
+            })?;
+            let mark = Mark { source: &lane.label, position: s.end };
+            parts.give_up(docs.iter().map(|(a, d)| (*a, d.as_slice())), mark)?;
+            Ok(lane.commit(s.end)?)
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::warn!(stream = %self.label, records = sealed.records, "delivery retried past RetryOptions: the records went to the error output");
+                true
+            }
+            Err(e) => {
+                let e = match e {
+                    StageError::Storage(e) => e.to_string(),
+                    StageError::Panic(m) => m,
+                    StageError::Delivery(f) => f.detail,
+                };
+                tracing::warn!(stream = %self.label, "cannot hand the records to the error output yet: {e}");
+                false
+            }
+        }
+    }
+
     /// Repeats a sealed range's stage until it succeeds or the range is dropped.
     async fn process(self: &Arc<Self>, sealed: Sealed) {
         let sealed = Arc::new(sealed);
+        let mut failing_since: Option<tokio::time::Instant> = None;
         let speed = self.ctx.speed;
         let mut backoff = Duration::from_millis(500).div_f64(speed);
         let max_backoff = MAX_BACKOFF.div_f64(speed);
@@ -340,6 +400,10 @@ impl Lane {
                 }
                 StageError::Delivery(f) => {
                     self.ctx.gate.record_failure(&stage_target(&sealed.stage), &f);
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if self.given_up(&sealed, since.elapsed(), &f).await {
+                        return;
+                    }
                     tracing::warn!(stream = %self.label, code = f.code.code, "delivery failed, keeping the data and retrying in {backoff:?}: {}", f.detail);
                 }
                 StageError::Storage(e) => {

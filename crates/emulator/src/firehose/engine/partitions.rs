@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Context;
 use super::buffer::{Hints, Sealed};
-use super::lane::{Lane, StageError, lock, panic_message, remove_dir, sweep_removed};
+use super::lane::{GiveUp, Lane, StageError, lock, panic_message, remove_dir, sweep_removed};
 use super::stage::Stage;
 use super::transform::MARK_SOURCE;
 use crate::faults;
@@ -42,6 +42,8 @@ pub struct Partitions {
     stream: String,
     ctx: Arc<Context>,
     state: Mutex<State>,
+    /// Itself, for its partitions' lanes to hand records to the error output (see [`Partitions::give_up`]).
+    me: std::sync::Weak<Partitions>,
 }
 
 /// Records routed to one partition in one batch: its id, its keys, the records.
@@ -81,11 +83,12 @@ impl Partitions {
         std::fs::create_dir_all(&dir)?;
         sweep_removed(&dir);
         let absorbed = persist::read_json(&dir.join("state.json"))?.unwrap_or_default();
-        let parts = Arc::new(Partitions {
+        let parts = Arc::new_cyclic(|me| Partitions {
             stream: target.stream.clone(),
             dir: dir.clone(),
             ctx,
             state: Mutex::new(State { by_id: BTreeMap::new(), absorbed, spec, target, hints }),
+            me: me.clone(),
         });
         {
             let mut state = lock(&parts.state);
@@ -118,12 +121,28 @@ impl Partitions {
         let dir = self.dir.join(&id);
         std::fs::create_dir_all(&dir)?;
         persist::write_json(&dir.join("partition.json"), &keys)?;
+        let keys_given = keys.is_some();
         let target = child_target(&state.target, &state.spec, keys);
         let label = format!("{}/partitions/{id}", self.stream);
         let stage = Arc::new(Stage::Write(Arc::new(target)));
+        let partition = keys_given;
         let lane = Lane::open(dir, label, state.hints, stage, self.ctx.clone())?;
+        if partition {
+            lane.set_give_up(GiveUp { after: state.spec.retry, to: self.me.clone() });
+        }
         state.by_id.insert(id, lane.clone());
         Ok(lane)
+    }
+
+    /// Error documents of a partition whose delivery failed past `RetryOptions`, to the error output, ended by
+    /// `mark` (the partition's range): appended once however often the partition repeats.
+    pub fn give_up<'a>(
+        &self,
+        docs: impl Iterator<Item = (i64, &'a [u8])> + Clone,
+        mark: Mark<'_>,
+    ) -> std::io::Result<()> {
+        let lane = self.child(&mut lock(&self.state), None)?;
+        lane.append(docs, Some(mark)).map(|_| ())
     }
 
     /// Whether `mark`'s source reached every partition this far.
