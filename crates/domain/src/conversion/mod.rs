@@ -164,6 +164,14 @@ fn parquet(s: &Value) -> Result<Parquet, String> {
     if page_size < 64 * 1024 {
         return Err("ParquetSerDe PageSizeBytes must be at least 65536".into());
     }
+    // BlockSizeBytes is the HDFS block size padding is computed against: with no padding (MaxPaddingBytes 0, the
+    // default) it changes nothing in the object. Padding itself only serves a copy to HDFS.
+    if p.get("BlockSizeBytes").and_then(Value::as_u64).is_some_and(|b| b < 64 * 1024 * 1024) {
+        return Err("ParquetSerDe BlockSizeBytes must be at least 67108864".into());
+    }
+    if p.get("MaxPaddingBytes").and_then(Value::as_u64).is_some_and(|m| m > 0) {
+        return Err("unmodelled:ParquetSerDe MaxPaddingBytes (padding row groups to HDFS blocks) is not modelled by the firehose-kit emulator; leave it at 0".into());
+    }
     Ok(Parquet {
         compression,
         page_size: page_size as usize,
@@ -633,6 +641,19 @@ fn decimal(text: &str, p: u8, s: i8) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parquet_block_size_is_checked_and_padding_refused() {
+        let with = |serde: Value| json!({"ParquetSerDe": serde});
+        assert!(parquet(&with(json!({"BlockSizeBytes": 268435456}))).is_ok());
+        assert_eq!(
+            parquet(&with(json!({"BlockSizeBytes": 1024}))).unwrap_err(),
+            "ParquetSerDe BlockSizeBytes must be at least 67108864"
+        );
+        let padded = parquet(&with(json!({"MaxPaddingBytes": 1024}))).unwrap_err();
+        assert!(padded.starts_with("unmodelled:ParquetSerDe MaxPaddingBytes"), "{padded}");
+        assert!(parquet(&with(json!({"MaxPaddingBytes": 0}))).is_ok());
+    }
     use serde_json::json;
 
     fn openx() -> Deserializer {
