@@ -180,3 +180,62 @@ async fn members_not_applied_are_refused_by_name() {
     });
     create(c, "Plain", plain).await.unwrap();
 }
+
+/// `DirectPutSourceConfiguration.ThroughputHintInMBs` is described as given (1–100, else AWS's validation); a
+/// source configuration that is not the stream's (MSK beside Direct Put) is refused by name, not ignored.
+#[tokio::test]
+async fn a_throughput_hint_is_described_and_a_foreign_source_refused() {
+    use aws_sdk_firehose::types::{DirectPutSourceConfiguration, MskSourceConfiguration};
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    let hinted = c
+        .firehose
+        .create_delivery_stream()
+        .delivery_stream_name("Hinted")
+        .direct_put_source_configuration(
+            DirectPutSourceConfiguration::builder().throughput_hint_in_mbs(20).build().unwrap(),
+        )
+        .extended_s3_destination_configuration(destination(&bucket, &role, "h/", vec![]));
+    hinted.send().await.unwrap();
+    support::wait_active(c, "Hinted").await;
+    let d = c.firehose.describe_delivery_stream().delivery_stream_name("Hinted").send().await.unwrap();
+    let source = d.delivery_stream_description().unwrap().source().expect("a source description");
+    assert_eq!(source.direct_put_source_description().and_then(|s| s.throughput_hint_in_mbs()), Some(20));
+
+    let too_much = c
+        .firehose
+        .create_delivery_stream()
+        .delivery_stream_name("TooMuch")
+        .direct_put_source_configuration(
+            DirectPutSourceConfiguration::builder().throughput_hint_in_mbs(500).build().unwrap(),
+        )
+        .extended_s3_destination_configuration(destination(&bucket, &role, "t/", vec![]));
+    let e = too_much.send().await.unwrap_err().into_service_error();
+    assert_eq!(e.meta().code(), Some("ValidationException"), "{e:?}");
+
+    let msk = MskSourceConfiguration::builder()
+        .msk_cluster_arn("arn:aws:kafka:us-east-2:000000000000:cluster/c/1")
+        .topic_name("logs")
+        .authentication_configuration(
+            aws_sdk_firehose::types::AuthenticationConfiguration::builder()
+                .role_arn(&role)
+                .connectivity(aws_sdk_firehose::types::Connectivity::Public)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let beside = c
+        .firehose
+        .create_delivery_stream()
+        .delivery_stream_name("Beside")
+        .msk_source_configuration(msk)
+        .extended_s3_destination_configuration(destination(&bucket, &role, "b/", vec![]));
+    let e = beside.send().await.unwrap_err().into_service_error();
+    let message = e.meta().message().unwrap_or_default().to_string();
+    assert!(
+        message.starts_with("MSKSourceConfiguration beside DeliveryStreamType DirectPut is not modelled"),
+        "{message}"
+    );
+}

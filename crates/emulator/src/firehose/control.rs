@@ -17,7 +17,7 @@ impl Firehose {
     pub(super) fn create(&self, body: &[u8], region: &str) -> Result<Vec<u8>, ApiError> {
         let input: CreateInput = wire::input(body)?;
         let name = validate::stream_name(input.name.as_deref())?;
-        validate::unmodelled_create(input.stream_type.as_deref(), &input.other)?;
+        let throughput_hint_mb = validate::unmodelled_create(input.stream_type.as_deref(), &input.other)?;
         let destination = match (input.extended_s3, input.s3) {
             (Some(d), None) => validate::destination_from(d, true, "extendedS3DestinationConfiguration")?,
             (None, Some(d)) => validate::destination_from(d, false, "s3DestinationConfiguration")?,
@@ -75,6 +75,7 @@ impl Firehose {
                 changed_ms: now,
             }),
             source,
+            throughput_hint_mb,
         };
         let reader = match &state.source {
             Some(source) => {

@@ -304,6 +304,9 @@ pub struct StreamState {
     /// A Kinesis data stream the stream reads (`KinesisStreamAsSource`); `None` for Direct Put.
     #[serde(default)]
     pub source: Option<KinesisSource>,
+    /// `DirectPutSourceConfiguration.ThroughputHintInMBs`: informational (AWS sizes capacity by it), described.
+    #[serde(default)]
+    pub throughput_hint_mb: Option<i64>,
 }
 
 pub use crate::lifecycle::Lifecycle;
@@ -330,13 +333,21 @@ impl StreamState {
                 arn: &self.arn,
                 status,
                 stream_type: if self.source.is_some() { "KinesisStreamAsSource" } else { "DirectPut" },
-                source: self.source.as_ref().map(|k| SourceDescription {
-                    kinesis: KinesisSourceDescription {
-                        stream_arn: &k.stream_arn,
-                        role_arn: &k.role_arn,
-                        start: k.start_ms as f64 / 1000.0,
-                    },
-                }),
+                source: match (&self.source, self.throughput_hint_mb) {
+                    (Some(k), _) => Some(SourceDescription {
+                        kinesis: Some(KinesisSourceDescription {
+                            stream_arn: &k.stream_arn,
+                            role_arn: &k.role_arn,
+                            start: k.start_ms as f64 / 1000.0,
+                        }),
+                        direct_put: None,
+                    }),
+                    (None, Some(mb)) => Some(SourceDescription {
+                        kinesis: None,
+                        direct_put: Some(DirectPutDescription { throughput_hint_mb: mb }),
+                    }),
+                    (None, None) => None,
+                },
                 encryption: EncryptionDescription {
                     status: encryption,
                     key_type: key.map(|e| e.key_type.as_str()),
@@ -393,8 +404,16 @@ struct FailureDescription<'a> {
 
 #[derive(Serialize)]
 struct SourceDescription<'a> {
-    #[serde(rename = "KinesisStreamSourceDescription")]
-    kinesis: KinesisSourceDescription<'a>,
+    #[serde(rename = "KinesisStreamSourceDescription", skip_serializing_if = "Option::is_none")]
+    kinesis: Option<KinesisSourceDescription<'a>>,
+    #[serde(rename = "DirectPutSourceDescription", skip_serializing_if = "Option::is_none")]
+    direct_put: Option<DirectPutDescription>,
+}
+
+#[derive(Serialize)]
+struct DirectPutDescription {
+    #[serde(rename = "ThroughputHintInMBs")]
+    throughput_hint_mb: i64,
 }
 
 #[derive(Serialize)]

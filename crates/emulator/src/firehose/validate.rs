@@ -339,10 +339,34 @@ pub fn kinesis_source(
 }
 
 /// The other members of a create request that name destinations the emulator does not model.
+/// The create request's members beyond the ones the model reads: another destination or source is refused by
+/// name (never accepted and ignored); `DirectPutSourceConfiguration` of a Direct Put stream gives its
+/// `ThroughputHintInMBs` (1–100), which Describe shows.
 pub fn unmodelled_create(
     stream_type: Option<&str>,
     other: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), ApiError> {
+) -> Result<Option<i64>, ApiError> {
+    let mut hint = None;
+    for (member, value) in other {
+        if member.ends_with("DestinationConfiguration") {
+            continue;
+        }
+        if member == "DirectPutSourceConfiguration" && stream_type.is_none_or(|t| t == "DirectPut") {
+            let mb = value["ThroughputHintInMBs"].as_i64();
+            if !mb.is_some_and(|mb| (1..=100).contains(&mb)) {
+                return Err(ApiError::validation(format!(
+                    "Value '{}' at 'directPutSourceConfiguration.throughputHintInMBs' failed to satisfy constraint: Member must have value between 1 and 100",
+                    value["ThroughputHintInMBs"]
+                )));
+            }
+            hint = mb;
+            continue;
+        }
+        let what = format!("{member} beside DeliveryStreamType {}", stream_type.unwrap_or("DirectPut"));
+        if emulated::refusal(&Requested { stream_type, ..Default::default() }).is_none() {
+            return Err(ApiError::invalid(emulated::Unmodelled::Member(what).message()));
+        }
+    }
     let requested = Requested {
         stream_type,
         other_destinations: other
@@ -354,7 +378,7 @@ pub fn unmodelled_create(
     };
     match emulated::refusal(&requested) {
         Some(u) => Err(ApiError::invalid(u.message())),
-        None => Ok(()),
+        None => Ok(hint),
     }
 }
 

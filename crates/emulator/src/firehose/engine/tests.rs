@@ -219,6 +219,7 @@ mod round_trip {
                 tags: Vec::new(),
                 encryption: None,
                 source: None,
+                throughput_hint_mb: None,
             };
             let target = plan::plan(&state, prefixes, tz, &test_config()).unwrap().target;
             let uuid = uuid::Builder::from_random_bytes(id.to_le_bytes()).into_uuid();
