@@ -239,3 +239,50 @@ async fn a_throughput_hint_is_described_and_a_foreign_source_refused() {
         "{message}"
     );
 }
+
+/// An `ExtendedS3DestinationUpdate` of a stream created with `S3DestinationConfiguration` makes it ExtendedS3,
+/// and Describe says so; another destination's update is refused by name, not ignored.
+#[tokio::test]
+async fn an_extended_update_of_an_s3_destination_is_described_and_a_foreign_update_refused() {
+    use aws_sdk_firehose::types::{ExtendedS3DestinationUpdate, RedshiftDestinationUpdate, S3DestinationConfiguration};
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    let plain = S3DestinationConfiguration::builder().bucket_arn(&bucket).role_arn(&role).build().unwrap();
+    // Deprecated in the SDK (AWS recommends ExtendedS3), still accepted by AWS: streams made with it exist.
+    #[allow(deprecated)]
+    let create = c.firehose.create_delivery_stream().delivery_stream_name("Plain").s3_destination_configuration(plain);
+    create.send().await.unwrap();
+    support::wait_active(c, "Plain").await;
+    let describe = || async {
+        let d = c.firehose.describe_delivery_stream().delivery_stream_name("Plain").send().await.unwrap();
+        d.delivery_stream_description().unwrap().clone()
+    };
+    let d = describe().await;
+    let update = c
+        .firehose
+        .update_destination()
+        .delivery_stream_name("Plain")
+        .current_delivery_stream_version_id(d.version_id())
+        .destination_id(d.destinations()[0].destination_id());
+    let extended = ExtendedS3DestinationUpdate::builder().prefix("now/").error_output_prefix("errors/").build();
+    update.clone().extended_s3_destination_update(extended).send().await.unwrap();
+    let d = describe().await;
+    let ext = d.destinations()[0].extended_s3_destination_description().expect("described as ExtendedS3 now");
+    assert_eq!(ext.prefix(), Some("now/"));
+
+    let redshift = RedshiftDestinationUpdate::builder().username("u").build();
+    let e = c
+        .firehose
+        .update_destination()
+        .delivery_stream_name("Plain")
+        .current_delivery_stream_version_id(d.version_id())
+        .destination_id(d.destinations()[0].destination_id())
+        .redshift_destination_update(redshift)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    let message = e.meta().message().unwrap_or_default().to_string();
+    assert!(message.starts_with("RedshiftDestinationUpdate (an update of a destination"), "{message}");
+}

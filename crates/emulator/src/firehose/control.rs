@@ -183,11 +183,18 @@ impl Firehose {
                     input.destination_id.unwrap_or_default()
                 )));
             }
-            let update = match (input.extended_s3, input.s3) {
-                (Some(u), None) | (None, Some(u)) => u,
+            if let Some(member) = input.other.keys().next() {
+                let what = format!("{member} (an update of a destination or member it does not model)");
+                return Err(ApiError::invalid(firehose_kit_domain::emulated::Unmodelled::Member(what).message()));
+            }
+            let (update, extended) = match (input.extended_s3, input.s3) {
+                (Some(u), None) => (u, true),
+                (None, Some(u)) => (u, false),
                 _ => return Err(ApiError::invalid("Exactly one destination update must be specified")),
             };
-            let destination = validate::merge_update(s.state.destination.clone(), update)?;
+            let mut destination = validate::merge_update(s.state.destination.clone(), update)?;
+            // An ExtendedS3DestinationUpdate makes an S3 destination an ExtendedS3 one, as Describe then shows.
+            destination.extended |= extended;
             // Dynamic partitioning is chosen at create and stays (AWS: enable only at create, never disable).
             match (s.state.destination.dynamic_partitioning_enabled(), destination.dynamic_partitioning_enabled()) {
                 (false, true) => {

@@ -155,6 +155,10 @@ pub struct UpdateInput {
     pub extended_s3: Option<DestinationInput>,
     #[serde(rename = "S3DestinationUpdate")]
     pub s3: Option<DestinationInput>,
+    /// Another destination's update (Redshift, OpenSearch, ...) or any member this model does not read: refused
+    /// by name, never ignored.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 /// DescribeDeliveryStream, DeleteDeliveryStream: a stream name (other members are accepted and ignored).
