@@ -538,9 +538,15 @@ pub struct LocalArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = crate::firehose::contract::DEFAULT_ADDR)]
     pub addr: String,
 
-    /// Allow a non-loopback listen address (the emulator has no real authentication)
+    /// Allow a non-loopback listen address. Requests are checked against --secret only, and Lambda functions run
+    /// their code on this host: a secret of your own is required, and --no-functions is advised
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Refuse to create or run Lambda functions (no function code runs on this host): CreateFunction and code
+    /// updates are refused, and a stream's Lambda processor fails its invocations
+    #[arg(long)]
+    pub no_functions: bool,
 
     /// Where buckets, objects, streams, roles and record journals are kept [default: <state-dir>/local]
     #[arg(long, value_name = "DIR")]
@@ -574,8 +580,9 @@ pub struct LocalArgs {
     #[arg(long, value_name = "ID", default_value = crate::firehose::contract::DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
 
-    /// The secret requests must be signed with (any access key id is accepted)
-    #[arg(long, value_name = "S", default_value = crate::firehose::contract::DEFAULT_SECRET)]
+    /// The secret requests must be signed with (any access key id is accepted); required, and not `test`, with
+    /// --allow-remote
+    #[arg(long, value_name = "S", env = "FIREHOSE_KIT_LOCAL_SECRET", hide_env_values = true, default_value = crate::firehose::contract::DEFAULT_SECRET)]
     pub secret: String,
 
     /// Memory for buffered records, all streams together (e.g. 256MiB, 1GiB); beyond it they stay on disk only

@@ -31,6 +31,7 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         partition_limit: args.partition_limit,
         speed: args.speed,
         fsync: args.fsync,
+        functions: !args.no_functions,
     };
     // Caught from now on: a SIGTERM while the journals are recovered still stops with the flush.
     let stop = crate::util::signal::Stop::install();
@@ -42,7 +43,10 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         .with_hint(
             "another emulator or LocalStack may be using the port: stop it, or pick another with --addr 127.0.0.1:0",
         ),
-        StartError::NotLoopback(_) | StartError::BadAddr(_) | StartError::NewerFormat { .. } => Error::usage(e.to_string()),
+        StartError::NotLoopback(_)
+        | StartError::BadAddr(_)
+        | StartError::NewerFormat { .. }
+        | StartError::DefaultSecretExposed(_) => Error::usage(e.to_string()),
         StartError::InUse { .. } => Error::usage(e.to_string()).with_hint(
             "two emulators on one data dir would deliver the same records twice: stop the other one, or give this one its own --data-dir",
         ),
@@ -95,6 +99,16 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
             "undeliverable data is dropped after {} (AWS: 24 h)",
             humantime::format_duration(args.delivery_retry_horizon)
         ));
+    }
+    if args.allow_remote {
+        printer.status(&if args.no_functions {
+            "exposed beyond loopback: requests must be signed with your --secret; function execution is off (--no-functions)".to_string()
+        } else {
+            format!(
+                "exposed beyond loopback: anyone with the secret can create Lambda functions, which run their code on this host as user {}; --no-functions turns that off",
+                std::env::var("USER").unwrap_or_else(|_| "(this process's)".into())
+            )
+        });
     }
     printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
     stop.wait().await;

@@ -1210,6 +1210,51 @@ async fn sigterm_flushes_every_buffer_then_exits_0() {
 async fn the_emulator_refuses_a_non_loopback_address_unless_allowed() {
     let err = firehose_kit_emulator::Emulator::builder().addr("0.0.0.0:0").start().await.err().expect("refused");
     assert!(err.to_string().contains("--allow-remote"), "{err}");
+    // Exposed, the public default secret is refused too (the binary exits 2, naming the fix).
+    let dir = tempfile::tempdir().unwrap();
+    let exposed = support::cli_plain(dir.path(), &["local", "--addr", "0.0.0.0:0", "--allow-remote"]);
+    support::assert_exit(&exposed, 2);
+    let said = String::from_utf8_lossy(&exposed.stderr);
+    assert!(said.contains("with the default secret `test`") && said.contains("pass --secret"), "{said}");
+    // With a secret of its own it serves, and a request signed with `test` is refused.
+    let emu = firehose_kit_emulator::Emulator::builder()
+        .addr("0.0.0.0:0")
+        .allow_remote(true)
+        .secret("not-the-default")
+        .start()
+        .await
+        .expect("starts with a secret");
+    let port = emu.endpoint().rsplit(':').next().unwrap().to_string();
+    let c = support::clients_for(&format!("http://127.0.0.1:{port}")).await;
+    let refused = c.firehose.list_delivery_streams().send().await.unwrap_err().into_service_error();
+    assert_eq!(refused.meta().code(), Some("InvalidSignatureException"), "{refused:?}");
+    emu.shutdown().await;
     let err = firehose_kit_emulator::Emulator::builder().addr("localhost").start().await.err().expect("refused");
     assert!(err.to_string().contains("HOST:PORT"), "{err}");
+}
+
+/// With function execution off (`local --no-functions`), CreateFunction is refused with a message saying why:
+/// no function code runs on the host of an exposed emulator.
+#[tokio::test]
+async fn with_function_execution_off_create_function_is_refused() {
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::{FunctionCode, Runtime};
+    let emu = firehose_kit_emulator::Emulator::builder().addr("127.0.0.1:0").functions(false).start().await.unwrap();
+    let c = support::clients_for(emu.endpoint()).await;
+    let zip = crate::transform::zip_of(&[("h.py", "def handler(e, c):\n    return e\n", 0o644)]);
+    let refused = c
+        .lambda
+        .create_function()
+        .function_name("f")
+        .runtime(Runtime::Python312)
+        .role("arn:aws:iam::000000000000:role/r")
+        .handler("h.handler")
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(refused.meta().code(), Some("AccessDeniedException"), "{refused:?}");
+    assert!(refused.meta().message().unwrap_or_default().contains("local --no-functions"), "{refused:?}");
+    emu.shutdown().await;
 }

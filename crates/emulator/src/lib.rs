@@ -87,6 +87,11 @@ pub enum StartError {
     },
     #[error("refusing to listen on {0}: it is not a loopback address (pass --allow-remote to expose the emulator)")]
     NotLoopback(SocketAddr),
+    /// Exposed beyond loopback with the public default secret: anyone who reaches the port could sign requests.
+    #[error(
+        "refusing to expose the emulator on {0} with the default secret `test`: anyone who can reach the port could sign requests, read every bucket, and create and run Lambda functions as this user on this host; pass --secret with one of your own (or set FIREHOSE_KIT_LOCAL_SECRET), and --no-functions to refuse function code"
+    )]
+    DefaultSecretExposed(SocketAddr),
     #[error("`{0}` is not a HOST:PORT address")]
     BadAddr(String),
     #[error("cannot open the data dir `{}`", path.display())]
@@ -139,6 +144,9 @@ pub struct EmulatorConfig {
     /// `--fsync`: every acknowledged record, and every delivery's progress, is synced to disk before it counts,
     /// so it survives a machine crash too (by default, a killed process).
     pub fsync: bool,
+    /// Whether Lambda functions may be created and run (`local --no-functions` turns it off): a function runs its
+    /// code as this process's user on this host.
+    pub functions: bool,
 }
 
 /// The data dir's format (`<data dir>/format.json`). 1: the first releases (no `format.json`); 2: journals in
@@ -185,6 +193,7 @@ impl Default for EmulatorConfig {
             fail_rate: 0.0,
             seed: None,
             account_id: DEFAULT_ACCOUNT_ID.into(),
+            functions: true,
             secret: DEFAULT_SECRET.into(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             hostname: None,
@@ -224,6 +233,12 @@ impl EmulatorBuilder {
     }
 
     /// Allows a non-loopback `addr` (`--allow-remote`): the emulator has no real authentication.
+    /// Whether Lambda functions may be created and run (on by default).
+    pub fn functions(mut self, on: bool) -> Self {
+        self.config.functions = on;
+        self
+    }
+
     pub fn allow_remote(mut self, allow: bool) -> Self {
         self.config.allow_remote = allow;
         self
@@ -312,8 +327,11 @@ impl EmulatorBuilder {
     pub async fn start(self) -> Result<EmulatorHandle, StartError> {
         let config = self.config;
         let addr: SocketAddr = config.addr.parse().map_err(|_| StartError::BadAddr(config.addr.clone()))?;
-        if !addr.ip().is_loopback() && !config.allow_remote {
+        if !server::is_loopback(addr.ip()) && !config.allow_remote {
             return Err(StartError::NotLoopback(addr));
+        }
+        if !server::is_loopback(addr.ip()) && config.secret == DEFAULT_SECRET {
+            return Err(StartError::DefaultSecretExposed(addr));
         }
         let (temp, data_dir) = match &config.data_dir {
             Some(dir) => (None, dir.clone()),
@@ -424,8 +442,12 @@ async fn open(
     );
     let logs = Arc::new(logs::Logs::open(data_dir.join("logs"), config.account_id.clone()).map_err(dir_err)?);
     let speed = if config.speed.is_finite() && config.speed > 0.0 { config.speed } else { 1.0 };
-    let lambda_config =
-        lambda::LambdaConfig { account_id: config.account_id.clone(), secret: config.secret.clone(), endpoint };
+    let lambda_config = lambda::LambdaConfig {
+        account_id: config.account_id.clone(),
+        secret: config.secret.clone(),
+        endpoint,
+        functions: config.functions,
+    };
     let lambda = Arc::new(
         lambda::Lambda::open(&data_dir.join("lambda"), lambda_config, iam.clone(), logs.clone(), store.clone())
             .map_err(dir_err)?,

@@ -234,7 +234,19 @@ fn body_action(body: &[u8]) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v)
 }
 
-async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Response<s3s::Body>, Infallible> {
+/// Whether a peer is this host: loopback, IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) included.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+async fn dispatch(
+    svc: Arc<Services>,
+    peer: std::net::SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, Infallible> {
     let started = Instant::now();
     // HTTP/2 carries the host as the `:authority` pseudo-header, which SigV4 signs as `host`.
     if !req.headers().contains_key(http::header::HOST)
@@ -265,6 +277,12 @@ async fn dispatch(svc: Arc<Services>, mut req: Request<Incoming>) -> Result<Resp
                 .body(s3s::Body::from(format!("{e:?}")))
                 .expect("static response parts are valid"),
         },
+        // The code download is unsigned (its link stands in for a presigned URL): for this host only, whatever the
+        // listen address.
+        Route::LambdaCode if !is_loopback(peer.ip()) => Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .body(s3s::Body::from("function code is served to this host only".to_string()))
+            .expect("static response parts are valid"),
         Route::LambdaCode => svc.lambda.code(req.uri()).map(s3s::Body::from),
         route => {
             // A panic in a handler is answered (and the stream named in the log) instead of dropping the connection:
@@ -355,7 +373,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -365,7 +383,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
                 };
                 let _ = stream.set_nodelay(true);
                 let svc = svc.clone();
-                let service = hyper::service::service_fn(move |req| dispatch(svc.clone(), req));
+                let service = hyper::service::service_fn(move |req| dispatch(svc.clone(), peer, req));
                 // HTTP/1.1, or HTTP/2 with prior knowledge (the JavaScript SDK's Kinesis client), told apart by
                 // the connection's preface.
                 let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -394,6 +412,16 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_hosts_addresses_are_loopback() {
+        for ip in ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "0.0.0.0", "::", "::ffff:10.0.0.1", "192.168.1.20", "fe80::1"] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     fn req(headers: &[(&str, &str)], method: &str, uri: &str) -> Request<()> {
         let mut b = Request::builder().method(method).uri(uri);

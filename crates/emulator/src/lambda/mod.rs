@@ -48,6 +48,8 @@ pub struct Lambda {
     pool: Mutex<HashMap<String, Vec<Warm>>>,
     /// Per function, how many sandboxes may run at once (an invocation past it waits for one).
     slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Whether function code may run at all (see [`LambdaConfig::functions`]).
+    functions: bool,
 }
 
 /// An idle sandbox kept warm.
@@ -71,7 +73,13 @@ pub struct LambdaConfig {
     pub account_id: String,
     pub secret: String,
     pub endpoint: String,
+    /// Whether functions may be created and run (`local --no-functions`: no code runs on this host).
+    pub functions: bool,
 }
+
+/// Why a function is not created or run when execution is off.
+const FUNCTIONS_OFF: &str =
+    "function execution is turned off in this emulator (local --no-functions): no function code runs on this host";
 
 impl Lambda {
     pub fn open(
@@ -97,6 +105,7 @@ impl Lambda {
             s3,
             pool: Mutex::default(),
             slots: Mutex::default(),
+            functions: config.functions,
         })
     }
 
@@ -212,6 +221,10 @@ impl Lambda {
     /// Runs `f` once with `payload` (RequestResponse), on a warm sandbox when there is one; at most
     /// [`MAX_SANDBOXES`] at once per function.
     pub async fn run(&self, f: &Function, payload: Bytes) -> Outcome {
+        if !self.functions {
+            let body = serde_json::json!({"errorType": "FunctionsDisabled", "errorMessage": FUNCTIONS_OFF});
+            return Outcome::Error { body: Bytes::from(body.to_string()), kind: "Runtime.Unknown".into() };
+        }
         let key = Self::key(&f.region, &f.name);
         let slots = crate::lock(&self.slots)
             .entry(key.clone())
@@ -363,6 +376,13 @@ async fn route(
     let q = qualifier(query);
     let q = q.as_deref();
     use handlers as h;
+    let deploys = matches!(
+        (method.as_str(), seg.as_slice()),
+        ("POST", ["2015-03-31", "functions"]) | ("PUT", ["2015-03-31", "functions", _, "code"])
+    );
+    if deploys && !lambda.functions {
+        return Err(LambdaError::new(403, "AccessDeniedException", FUNCTIONS_OFF));
+    }
     match (method.as_str(), seg.as_slice()) {
         // Unzipping (up to 250 MB) is file work: off the runtime's workers.
         ("POST", ["2015-03-31", "functions"]) => off_workers(|| h::create_function(lambda, region, &body)),
