@@ -1,5 +1,5 @@
-//! The JSON 1.1 protocol every JSON service of the emulator speaks (Firehose, CloudWatch Logs, and those to
-//! come): errors as `{"__type": code, "message": ...}` with their HTTP status, inputs parsed into typed structs
+//! The JSON 1.1 protocol the emulator's JSON services speak (Firehose, CloudWatch Logs, Glue, Kinesis; Firehose
+//! matches its own operations, the others through [`dispatch`]): errors as `{"__type": code, "message": ...}` with their HTTP status, inputs parsed into typed structs
 //! and responses serialized from them.
 
 use bytes::Bytes;

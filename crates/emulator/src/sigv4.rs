@@ -1,4 +1,4 @@
-//! SigV4 for the emulator's non-S3 services (Firehose, IAM, STS): parse the credential scope used for routing,
+//! SigV4 for the emulator's non-S3 services (Firehose, Kinesis, Glue, CloudWatch Logs, Lambda, IAM, STS): parse the credential scope used for routing,
 //! and verify a request's signature against the emulator's one secret. s3s verifies S3 requests itself.
 //!
 //! The signing key and HMAC come from the `aws-sigv4` crate (the SDK's own implementation); only the canonical
