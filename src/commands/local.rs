@@ -79,6 +79,18 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
         ));
     }
     let _ = std::io::stdout().flush();
+    announce_options(args, printer);
+    printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
+    stop.wait().await;
+    printer.status("stopping: flushing buffered records");
+    handle.shutdown().await;
+    printer.status("stopped");
+    Ok(ExitCode::Success)
+}
+
+/// What the start-up banner says beyond the endpoint: injected failures, `--speed`, a shortened retry horizon, and
+/// what exposing the emulator means.
+fn announce_options(args: &LocalArgs, printer: &Printer) {
     if let Some(f) = &args.fail_delivery {
         printer.status(&format!(
             "injecting delivery failures: {} on {:.0}% of attempts (retried, and logged where streams log errors)",
@@ -110,10 +122,4 @@ pub async fn run(args: &LocalArgs, global: &Global, printer: &Printer) -> Result
             )
         });
     }
-    printer.status("press Ctrl-C to stop (buffers are flushed to S3 first)");
-    stop.wait().await;
-    printer.status("stopping: flushing buffered records");
-    handle.shutdown().await;
-    printer.status("stopped");
-    Ok(ExitCode::Success)
 }

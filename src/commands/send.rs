@@ -24,17 +24,21 @@ use crate::aws::Clients;
 use crate::aws::firehose as fh;
 use crate::aws::kinesis;
 use crate::aws::put::put_record_batch;
-use crate::cli::SendFormat;
-use crate::error::{Error, ExitCode, Result};
-use crate::firehose::partitioning::MAX_SUB_RECORDS;
-use crate::firehose::types::StreamStatus;
-use crate::pipeline::checkpoint::{InputLock, Locked, plan_resume, try_lock_input, wait_for_lock};
+use crate::error::{ExitCode, Result};
+use crate::pipeline::checkpoint::plan_resume;
 use crate::pipeline::manifest::{self, Destination, RunManifest, RunStatus};
-use crate::pipeline::reader::{self, Event, Input, ReaderConfig, Rejects, Source};
+use crate::pipeline::reader::{self, Event, ReaderConfig, Rejects};
 use crate::pipeline::records::Batch;
 use crate::pipeline::sender::{PutAnswer, Sender, Tally};
 use crate::settings::{Global, SendSettings};
 use crate::ui::{Printer, Reporter, Task, Unit, format_bytes, format_count, format_duration, plural};
+
+mod inputs;
+mod stream;
+
+pub use inputs::resolve_inputs;
+use inputs::{bytes_to_send, lock_inputs};
+use stream::{Framing, active_stream, framing, function_takes_many_lines};
 
 /// What a send did; also the JSON document of `send -o json`.
 #[derive(Debug, Clone, Serialize)]
@@ -112,42 +116,6 @@ fn give_up_hint(last_error: Option<&str>, storage_error: Option<&str>, resend: &
     again
 }
 
-/// Expands FILE arguments (globs, `-`) into inputs; every problem is a usage error before anything is sent.
-pub fn resolve_inputs(s: &SendSettings) -> Result<Vec<Input>> {
-    if let Some(lines) = s.generate {
-        return Ok(vec![Input::new("generated".into(), Source::Generate { lines, seed: s.seed })]);
-    }
-    let mut inputs = Vec::new();
-    for arg in &s.inputs {
-        if arg == "-" {
-            inputs.push(Input::new("stdin".into(), Source::Stdin));
-            continue;
-        }
-        let paths: Vec<PathBuf> = if arg.contains(['*', '?', '[']) {
-            let matches =
-                glob::glob(arg).map_err(|e| Error::usage(format!("`{arg}` is not a valid glob pattern: {e}")))?;
-            let mut found: Vec<PathBuf> = matches.filter_map(|m| m.ok()).filter(|p| p.is_file()).collect();
-            found.sort();
-            if found.is_empty() {
-                return Err(Error::usage(format!("no files match `{arg}`")));
-            }
-            found
-        } else {
-            vec![PathBuf::from(arg)]
-        };
-        for path in paths {
-            let meta = std::fs::metadata(&path).map_err(|source| Error::Input { path: path.clone(), source })?;
-            if meta.is_dir() {
-                return Err(Error::usage(format!("`{}` is a directory: expected a file", path.display()))
-                    .with_hint(format!("to send the files in it, use a glob: `{}/*.log`", path.display())));
-            }
-            let gzip = path.extension().is_some_and(|e| e == "gz");
-            inputs.push(Input::new(path.display().to_string(), Source::File { path, gzip }));
-        }
-    }
-    Ok(inputs)
-}
-
 type PutFuture = Pin<Box<dyn std::future::Future<Output = (Batch, u32, PutAnswer)> + Send>>;
 
 /// Where send's records go: the delivery stream (PutRecordBatch), or the Kinesis data stream in front of it
@@ -200,184 +168,6 @@ fn put(sink: &Sink, batch: Batch, attempt: u32) -> PutFuture {
         };
         (batch, attempt, answer)
     })
-}
-
-/// Locks the checkpoint of every file input for `destination`, in path order (two sends with overlapping inputs
-/// cannot deadlock). A file another send is sending to this stream is waited for, with a note naming it; Ctrl-C
-/// while waiting stops the send before anything is sent.
-async fn lock_inputs(
-    inputs: &[Input],
-    dir: &std::path::Path,
-    destination: &Destination,
-    run_id: &str,
-    stream: &str,
-    reporter: &dyn Reporter,
-    stop: &CancellationToken,
-) -> Result<Vec<InputLock>> {
-    let mut files: Vec<(PathBuf, &str)> = inputs
-        .iter()
-        .filter_map(|i| match &i.source {
-            Source::File { path, .. } => std::fs::canonicalize(path).ok().map(|p| (p, i.name.as_str())),
-            _ => None,
-        })
-        .collect();
-    files.sort();
-    files.dedup_by(|a, b| a.0 == b.0);
-    let mut locks = Vec::with_capacity(files.len());
-    for (path, name) in files {
-        match try_lock_input(dir, destination, &path, run_id)? {
-            Locked::Now(lock) => locks.push(lock),
-            Locked::Busy { holder, file } => {
-                reporter.note(&format!(
-                    "{name}: another send to `{stream}` is sending it ({holder}); waiting for it to finish, then sending what it did not"
-                ));
-                let id = run_id.to_string();
-                let wait = tokio::task::spawn_blocking(move || wait_for_lock(file, &id));
-                tokio::select! {
-                    lock = wait => locks.push(lock.map_err(|e| Error::failed(format!("waiting for the lock of `{name}` failed: {e}")))??),
-                    _ = stop.cancelled() => return Err(Error::Interrupted),
-                }
-            }
-        }
-    }
-    Ok(locks)
-}
-
-/// How the lines are framed for this stream, decided from what it does with records.
-struct Framing {
-    json: bool,
-    one_line_per_record: bool,
-    /// Why one line per record although not asked (a processor that works per record).
-    one_line_reason: Option<String>,
-    max_lines_per_record: Option<u32>,
-}
-
-/// The stream to send to, which must exist and be ACTIVE.
-async fn active_stream(global: &Global, clients: &Clients) -> Result<fh::StreamInfo> {
-    let stream = &global.stream;
-    let info = fh::describe(&clients.firehose, stream).await?.ok_or_else(|| {
-        Error::aws(
-            format!("send to delivery stream `{stream}`"),
-            Some("ResourceNotFoundException"),
-            format!("the stream does not exist in {}", clients.backend()),
-            Some(format!("create it with `{}`", global.command("setup"))),
-        )
-    })?;
-    if info.status != StreamStatus::Active {
-        return Err(Error::aws(
-            format!("send to delivery stream `{stream}`"),
-            None,
-            format!("the stream is {}, not ACTIVE", info.status),
-            Some("wait for it: `firehose-kit setup` waits until the stream is ACTIVE".into()),
-        ));
-    }
-    Ok(info)
-}
-
-/// A partitioned stream extracts its keys with jq from JSON records: lines are sent as JSON, still packed (up to
-/// 500 per record, what deaggregation splits) when the stream deaggregates them. A processor that works per
-/// record makes packing merge events: then one line per record.
-fn framing(s: &SendSettings, info: &fh::StreamInfo, many_lines: bool, reporter: &dyn Reporter) -> Result<Framing> {
-    let mut json = s.format == SendFormat::Json;
-    let max_lines_per_record = info.partitioning.as_ref().filter(|p| p.deaggregates).map(|_| MAX_SUB_RECORDS as u32);
-    if let Some(p) = info.partitioning.as_ref().filter(|p| p.query.is_some()) {
-        if !json && s.format_explicit {
-            return Err(Error::usage(format!(
-                "delivery stream `{}` partitions records by a jq query over JSON ({}), but --format raw sends raw lines: every line would land in the error output",
-                info.name,
-                p.query.as_deref().unwrap_or_default()
-            ))
-            .with_hint("drop --format raw (send converts Apache lines to JSON for partitioned streams) or pass --format json"));
-        }
-        if !json {
-            reporter
-                .note("the stream partitions JSON records with a jq query: sending the lines as JSON (--format json)");
-            json = true;
-        }
-    }
-    // A transforming stream's function makes the JSON the conversion reads: the lines go to it as they are.
-    let transforms = info.destination.as_ref().is_some_and(|d| d.transform.is_some());
-    if info.converts_formats && !json && !transforms {
-        if s.format_explicit {
-            return Err(Error::usage(format!(
-                "delivery stream `{}` converts JSON records to Parquet, but --format raw sends raw lines: every line would fail conversion",
-                info.name
-            ))
-            .with_hint("drop --format raw (send converts Apache lines to JSON for converting streams) or pass --format json"));
-        }
-        reporter.note(if s.one_line_per_record {
-            "the stream converts JSON records to Parquet: sending the lines as JSON (--format json)"
-        } else {
-            "the stream converts JSON records to Parquet: sending the lines as JSON (--format json), packed (a record that does not convert goes to the error output with all its lines: --one-line-per-record keeps them apart)"
-        });
-        json = true;
-    }
-    if let Some(field) = &s.partition_key {
-        if info.source.is_none() {
-            return Err(Error::usage(format!(
-                "--partition-key {field}: delivery stream `{}` takes records directly (Direct Put), and Firehose has no partition keys",
-                info.name
-            ))
-            .with_hint("partition keys belong to a Kinesis data stream in front: `firehose-kit setup --source kinesis`"));
-        }
-        if !json {
-            reporter.note(&format!("--partition-key {field}: sending the lines as JSON (--format json)"));
-            json = true;
-        }
-    }
-    // A processing Lambda sees each record as one event: packing merges events, unless the function makes one
-    // document per line of a record (setup tags the shipped templates so).
-    let lambda_only = info.partitioning.as_ref().is_none_or(|p| p.deaggregates);
-    let per_record = match info.per_record_processing.clone() {
-        Some(_) if many_lines && lambda_only && !s.one_line_per_record => {
-            reporter.note("the stream's function makes one document per line of a record (firehose-kit's Apache → JSON template, tagged firehose-kit:record-lines=many by setup): packing lines into records (a record it fails goes to the error output with all its lines: --one-line-per-record keeps them apart)");
-            None
-        }
-        other => other,
-    };
-    let one_line_reason = per_record.or_else(|| {
-        s.partition_key.as_ref().map(|f| format!("--partition-key {f}: each record carries one line's key"))
-    });
-    if let Some(reason) = &one_line_reason {
-        reporter.note(&format!("{reason}: sending one line per record (packing would merge events)"));
-    }
-    Ok(Framing {
-        json,
-        one_line_per_record: s.one_line_per_record || one_line_reason.is_some(),
-        one_line_reason,
-        max_lines_per_record,
-    })
-}
-
-/// Whether the stream's Lambda processor is a function setup tagged as handling records of several lines
-/// ([`crate::transform::RECORD_LINES_TAG`]). Not knowing (no such function, or no permission to read its tags)
-/// is `false`: one line per record is always correct, only dearer.
-async fn function_takes_many_lines(info: &fh::StreamInfo, clients: &Clients) -> bool {
-    let Some(function) = info.destination.as_ref().and_then(|d| d.transform.as_deref()) else { return false };
-    match crate::aws::lambda::get_function(&clients.lambda, function).await {
-        Ok(Some(f)) => {
-            let (k, v) = crate::transform::RECORD_LINES_TAG;
-            f.tags.iter().any(|(tk, tv)| tk == k && tv == v)
-        }
-        Ok(None) => false,
-        Err(err) => {
-            tracing::warn!("cannot read the tags of {function}: {err}; sending one line per record");
-            false
-        }
-    }
-}
-
-/// Bytes left to read in the plain files among `inputs` (unknown when any input is not a plain file).
-fn bytes_to_send(inputs: &[Input]) -> Option<u64> {
-    inputs
-        .iter()
-        .map(|i| match &i.source {
-            Source::File { path, gzip: false } => {
-                std::fs::metadata(path).ok().map(|m| m.len().saturating_sub(i.start_offset))
-            }
-            _ => None,
-        })
-        .sum()
 }
 
 /// Sends everything the inputs hold; `stop` ends it early (in-flight batches are finished first).

@@ -413,6 +413,47 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, mut shutdown: ones
 mod tests {
     use super::*;
 
+    /// The services the router serves, named as the docs name them; the match is exhaustive, so a new route
+    /// must be named here, and then in the docs.
+    fn service(route: &Route) -> &'static str {
+        match route {
+            Route::S3 => "S3",
+            Route::Firehose(_) => "Firehose",
+            Route::Kinesis(_) => "Kinesis Data Streams",
+            Route::Glue(_) => "Glue",
+            Route::Logs(_) => "CloudWatch Logs",
+            Route::Lambda | Route::LambdaCode => "Lambda",
+            Route::Iam => "IAM",
+            Route::Sts => "STS",
+        }
+    }
+
+    /// docs/architecture.md's row for this crate and the README's `local` line name every service the router
+    /// serves.
+    #[test]
+    fn the_docs_name_every_service_the_router_serves() {
+        let routes = [
+            Route::S3,
+            Route::Firehose(String::new()),
+            Route::Kinesis(String::new()),
+            Route::Glue(String::new()),
+            Route::Logs(String::new()),
+            Route::Lambda,
+            Route::LambdaCode,
+            Route::Iam,
+            Route::Sts,
+        ];
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let architecture = std::fs::read_to_string(format!("{root}/docs/architecture.md")).unwrap();
+        let row = architecture.lines().find(|l| l.starts_with("| `firehose-kit-emulator`")).expect("the crate's row");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let local = readme.lines().find(|l| l.starts_with("- `local` is an emulator of")).expect("the local line");
+        for name in routes.iter().map(service) {
+            assert!(row.contains(name), "docs/architecture.md's emulator row does not name {name}: {row}");
+            assert!(local.contains(name), "README.md's `local` line does not name {name}: {local}");
+        }
+    }
+
     #[test]
     fn only_this_hosts_addresses_are_loopback() {
         for ip in ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"] {
