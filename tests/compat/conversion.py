@@ -7,35 +7,15 @@ import base64
 import datetime
 import io
 import json
-import os
 import sys
 import time
 
-import boto3
 import pyarrow.parquet as pq
 
-REGION = os.environ.get("AWS_REGION", "us-east-2")
+from converting import bucket_and_role, firehose, glue, s3, wait
+
 BUCKET, ROLE, STREAM = "convert-compat", "convert-role", "Converting"
-s3, iam, glue, firehose = (boto3.client(n, region_name=REGION) for n in ("s3", "iam", "glue", "firehose"))
-
-
-def wait(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    sys.exit(f"timed out waiting for {what}")
-
-
-s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-policy = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
-    {"Effect": "Allow", "Action": ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"], "Resource": "*"}]}
-iam.put_role_policy(RoleName=ROLE, PolicyName="delivery", PolicyDocument=json.dumps(policy))
+role = bucket_and_role(BUCKET, ROLE)
 glue.create_database(DatabaseInput={"Name": "weblogs"})
 columns = [{"Name": "host", "Type": "string"}, {"Name": "status", "Type": "int"}, {"Name": "bytes", "Type": "bigint"},
            {"Name": "time", "Type": "timestamp"}, {"Name": "price", "Type": "decimal(8,2)"},
