@@ -506,6 +506,7 @@ mod tests {
             layout_problems: vec![],
             kept_as: None,
             schema: None,
+            not_read_through: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod converted;
 pub mod html;
 pub mod keep;
+pub mod lines;
 pub mod objects;
 pub mod parquet_rows;
 pub mod partitions;

@@ -2,13 +2,15 @@
 //! members too; ZIP; the Snappy framing format; Hadoop's Snappy blocks; Parquet, whose rows become the JSON lines
 //! they were made from, see [`super::parquet_rows`]), split on `\n`, each line hashed as `send` hashed it. The encoding is told by the object's first bytes, except Hadoop Snappy, which has no magic:
 //! that one is taken from the stream's `CompressionFormat`.
-//! Hashes are handed over in bounded batches, so memory does not grow with the object. Optionally the
-//! decompressed bytes are copied out (`verify --keep`).
+//! Hashes are handed over in bounded batches and a line is hashed as it streams (see [`super::lines`]), so memory
+//! grows neither with the object nor with its longest line; a line longer than Firehose can deliver stops the
+//! reading of its object, which is reported. Optionally the decompressed bytes are copied out as they are read
+//! (`verify --keep`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 
+use super::lines::{LONGEST_LINE, Line, Splitter};
 use crate::firehose::types::Compression;
-use crate::pipeline::manifest::line_hash;
 
 /// What one object held.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,7 +22,13 @@ pub struct ObjectLines {
     pub encoding: &'static str,
     /// A Parquet object's columns and their types (its rows are the lines).
     pub schema: Option<Vec<(String, String)>>,
+    /// The object holds a line longer than Firehose can deliver ([`LONGEST_LINE`]): the decoded bytes read when
+    /// the reading stopped there.
+    pub overlong_at: Option<u64>,
 }
+
+/// A line spanning reads is held whole up to this length, then hashed as it streams.
+const HOLD_FOR_HASHING: usize = 1024 * 1024;
 
 /// Line hashes handed to the caller at a time.
 const HASH_BATCH: usize = 64 * 1024;
@@ -55,19 +63,40 @@ fn decoder<'a>(mut peek: BufReader<impl Read + 'a>, compression: &Compression) -
 }
 
 /// The entries of a ZIP archive, one after the other. An archive is read from its end (the central directory),
-/// so the body is spooled to a temporary file first, and the entries into another: disk, not memory, grows
-/// with the object.
-fn unzipped(body: impl Read) -> std::io::Result<std::fs::File> {
+/// so the body is spooled to a temporary file first (disk grows with the object as stored); the entries are
+/// inflated by a thread into a pipe as they are read, so nothing grows with what they unpack to.
+fn unzipped(body: impl Read) -> std::io::Result<Unzipped> {
     let mut spool = tempfile::tempfile()?;
     std::io::copy(&mut { body }, &mut spool)?;
     let mut archive = zip::ZipArchive::new(spool).map_err(std::io::Error::other)?;
-    let mut out = tempfile::tempfile()?;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(std::io::Error::other)?;
-        std::io::copy(&mut entry, &mut out)?;
+    let (pipe, mut into) = std::io::pipe()?;
+    let worker = std::thread::spawn(move || -> std::io::Result<()> {
+        for i in 0..archive.len() {
+            let mut entry = archive.by_index(i).map_err(std::io::Error::other)?;
+            std::io::copy(&mut entry, &mut into)?;
+        }
+        Ok(())
+    });
+    Ok(Unzipped { pipe, worker: Some(worker) })
+}
+
+/// The inflated entries, and at their end whether the thread inflating them failed (a corrupt entry).
+struct Unzipped {
+    pipe: std::io::PipeReader,
+    worker: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Read for Unzipped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0
+            && !buf.is_empty()
+            && let Some(worker) = self.worker.take()
+        {
+            worker.join().map_err(|_| std::io::Error::other("the ZIP reader panicked"))??;
+        }
+        Ok(n)
     }
-    std::io::Seek::rewind(&mut out)?;
-    Ok(out)
 }
 
 /// Reads an object's body (written for a stream with `compression`), giving `on_hashes` the low 64 bits of
@@ -75,15 +104,52 @@ fn unzipped(body: impl Read) -> std::io::Result<std::fs::File> {
 pub fn read_lines(
     body: impl Read,
     compression: &Compression,
-    mut keep: Option<&mut dyn Write>,
+    keep: Option<&mut dyn Write>,
     on_hashes: &mut dyn FnMut(&[u64]),
+) -> std::io::Result<ObjectLines> {
+    let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);
+    let out = scan(body, compression, HOLD_FOR_HASHING, keep, &mut |line| {
+        hashes.push(line.hash() as u64);
+        if hashes.len() >= HASH_BATCH {
+            on_hashes(&hashes);
+            hashes.clear();
+        }
+    })?;
+    on_hashes(&hashes);
+    Ok(out)
+}
+
+/// Reads an object's body, giving `on_line` each line, whole when it is at most `hold` long; `keep` receives
+/// the decoded bytes.
+pub fn scan(
+    body: impl Read,
+    compression: &Compression,
+    hold: usize,
+    keep: Option<&mut dyn Write>,
+    on_line: &mut dyn FnMut(Line),
+) -> std::io::Result<ObjectLines> {
+    scan_within(body, compression, hold, LONGEST_LINE, keep, on_line)
+}
+
+/// [`scan`], stopping at a line longer than `longest`.
+fn scan_within(
+    body: impl Read,
+    compression: &Compression,
+    hold: usize,
+    longest: u64,
+    mut keep: Option<&mut dyn Write>,
+    on_line: &mut dyn FnMut(Line),
 ) -> std::io::Result<ObjectLines> {
     let peek = BufReader::with_capacity(256 * 1024, body);
     let (mut reader, encoding, schema) = decoder(peek, compression)?;
     let mut out = ObjectLines { encoding, schema, ..Default::default() };
     let mut buf = vec![0u8; 256 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);
+    let mut lines = Splitter::new(hold);
+    let mut count = |line: Line| {
+        out.lines += 1;
+        on_line(line)
+    };
+    let mut bytes = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -92,40 +158,27 @@ pub fn read_lines(
             Err(e) => return Err(e),
         };
         let chunk = &buf[..n];
-        out.bytes += n as u64;
+        bytes += n as u64;
         if let Some(k) = keep.as_mut() {
             k.write_all(chunk)?;
         }
-        let mut start = 0;
-        for i in memchr::memchr_iter(b'\n', chunk) {
-            if carry.is_empty() {
-                hashes.push(line_hash(&chunk[start..i]) as u64);
-            } else {
-                carry.extend_from_slice(&chunk[start..i]);
-                hashes.push(line_hash(&carry) as u64);
-                carry.clear();
-            }
-            start = i + 1;
-        }
-        carry.extend_from_slice(&chunk[start..]);
-        if hashes.len() >= HASH_BATCH {
-            out.lines += hashes.len() as u64;
-            on_hashes(&hashes);
-            hashes.clear();
+        lines.feed(chunk, &mut count);
+        if lines.pending() > longest {
+            out.overlong_at = Some(bytes);
+            out.bytes = bytes;
+            return Ok(out);
         }
     }
-    if !carry.is_empty() {
-        // A final line without `\n` (not what `send` writes, but other producers may).
-        hashes.push(line_hash(&carry) as u64);
-    }
-    out.lines += hashes.len() as u64;
-    on_hashes(&hashes);
+    // A final line without `\n` (not what `send` writes, but other producers may).
+    lines.finish(&mut count);
+    out.bytes = bytes;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::manifest::line_hash;
 
     fn hashes_of(body: &[u8], keep: Option<&mut dyn Write>) -> (ObjectLines, Vec<u64>) {
         let mut all = Vec::new();
@@ -199,5 +252,35 @@ mod tests {
         assert_eq!(info.lines, (HASH_BATCH * 2 + 5) as u64);
         assert!(batches.iter().all(|n| *n <= HASH_BATCH + 1024 * 128), "{batches:?}");
         assert_eq!(batches.iter().sum::<usize>(), HASH_BATCH * 2 + 5);
+    }
+
+    /// An object of one line longer than Firehose can deliver (here: than 1 MiB), in each encoding: the lines
+    /// before it are counted, the reading stops soon after the limit, and nothing holds the line.
+    #[test]
+    fn a_line_longer_than_firehose_delivers_stops_the_reading_in_every_encoding() {
+        let mut text = b"before\n".to_vec();
+        text.resize(text.len() + 8 * 1024 * 1024, b'0');
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&text).unwrap();
+        let mut zipped = zip::ZipWriter::new_stream(Vec::new());
+        zip::ZipWriter::start_file(&mut zipped, "obj", zip::write::SimpleFileOptions::default()).unwrap();
+        zipped.write_all(&text).unwrap();
+        let mut framed = snap::write::FrameEncoder::new(Vec::new());
+        framed.write_all(&text).unwrap();
+        for (body, encoding) in [
+            (text.clone(), "plain"),
+            (gz.finish().unwrap(), "gzip"),
+            (zipped.finish().unwrap().into_inner(), "zip"),
+            (framed.into_inner().unwrap(), "snappy"),
+        ] {
+            let mut seen = Vec::new();
+            let got = scan_within(&body[..], &Compression::Uncompressed, 64 * 1024, 1024 * 1024, None, &mut |l| {
+                seen.push(l.hash())
+            })
+            .unwrap();
+            assert_eq!((got.encoding, got.lines, &seen[..]), (encoding, 1, &[line_hash(b"before")][..]));
+            let at = got.overlong_at.expect(encoding);
+            assert!(at > 1024 * 1024 && at < 2 * 1024 * 1024, "{encoding}: stopped at {at}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::lines::{HOLD_FOR_PARSING, Line, Splitter};
 use crate::firehose::partitioning::Query;
 use crate::firehose::prefix::{Context, Part, Prefix};
 
@@ -48,58 +49,61 @@ impl PartitionCheck {
 
     /// A writer that checks each line written to it (the decompressed object) against `key`.
     pub fn writer<'a>(&'a self, key: &'a str, at: DateTime<Utc>) -> LineChecker<'a> {
-        LineChecker { check: self, key, at, carry: Vec::new(), lines: 0, misplaced: 0, example: None }
+        LineChecker {
+            split: Splitter::new(HOLD_FOR_PARSING),
+            seen: Checked { check: self, key, at, lines: 0, misplaced: 0, example: None },
+        }
     }
 }
 
 /// Checks lines as an object's bytes stream through it.
 pub struct LineChecker<'a> {
+    split: Splitter,
+    pub seen: Checked<'a>,
+}
+
+/// What a [`LineChecker`] found.
+pub struct Checked<'a> {
     check: &'a PartitionCheck,
     key: &'a str,
     at: DateTime<Utc>,
-    carry: Vec<u8>,
     pub lines: u64,
     pub misplaced: u64,
     /// The first misplaced line and where it belongs.
     pub example: Option<String>,
 }
 
-impl LineChecker<'_> {
-    fn line(&mut self, line: &[u8]) {
-        if line.is_empty() {
-            return;
-        }
+impl Checked<'_> {
+    fn line(&mut self, line: Line) {
+        let why = match line {
+            Line::Whole([]) => return,
+            Line::Whole(line) => match self.check.belongs(self.key, self.at, line) {
+                Ok(()) => None,
+                Err(why) => Some((String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned(), why)),
+            },
+            // No record of a partitioned stream is this long: records run together without a delimiter.
+            Line::Long { len, .. } => Some((format!("({len} bytes without a newline)"), "not one record".to_string())),
+        };
         self.lines += 1;
-        if let Err(why) = self.check.belongs(self.key, self.at, line) {
+        if let Some((text, why)) = why {
             self.misplaced += 1;
             if self.example.is_none() {
-                let text = String::from_utf8_lossy(&line[..line.len().min(200)]);
                 self.example = Some(format!("{text} ({why})"));
             }
         }
     }
+}
 
+impl LineChecker<'_> {
     /// Checks the last line when it has no `\n`.
     pub fn finish(&mut self) {
-        let carry = std::mem::take(&mut self.carry);
-        self.line(&carry);
+        self.split.finish(&mut |line| self.seen.line(line));
     }
 }
 
 impl Write for LineChecker<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut start = 0;
-        for i in memchr::memchr_iter(b'\n', buf) {
-            if self.carry.is_empty() {
-                self.line(&buf[start..i]);
-            } else {
-                let mut line = std::mem::take(&mut self.carry);
-                line.extend_from_slice(&buf[start..i]);
-                self.line(&line);
-            }
-            start = i + 1;
-        }
-        self.carry.extend_from_slice(&buf[start..]);
+        self.split.feed(buf, &mut |line| self.seen.line(line));
         Ok(buf.len())
     }
 
@@ -157,8 +161,12 @@ mod tests {
         w.write_all(b"{\"status\":404}\n{\"status\":200}\n{\"sta").unwrap();
         w.write_all(b"tus\":404}").unwrap();
         w.finish();
-        assert_eq!((w.lines, w.misplaced), (3, 1));
-        assert!(w.example.as_deref().unwrap().contains("belongs under `logs/status=200/`"), "{:?}", w.example);
+        assert_eq!((w.seen.lines, w.seen.misplaced), (3, 1));
+        assert!(
+            w.seen.example.as_deref().unwrap().contains("belongs under `logs/status=200/`"),
+            "{:?}",
+            w.seen.example
+        );
     }
 
     #[test]

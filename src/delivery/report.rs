@@ -45,6 +45,10 @@ pub struct DeliveredObject {
     /// A Parquet object's columns and types (its `lines` are its rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<Vec<(String, String)>>,
+    /// Why the object was not read to its end: it holds what Firehose cannot have written (a line longer than
+    /// any object Firehose delivers). Its lines up to there are counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_read_through: Option<String>,
 }
 
 /// Why an object was delivered. One that waited at least the interval that applied (IntervalInSeconds, or less
@@ -162,6 +166,7 @@ mod tests {
             layout_problems: vec![],
             kept_as: None,
             schema: None,
+            not_read_through: None,
         }
     }
 

@@ -1,14 +1,14 @@
 //! A converting stream: each sent line a Parquet row, or in the `format-conversion-failed` output with its code.
 
+use crate::aws::Clients;
 use crate::aws::firehose::DestinationSpec;
-use crate::aws::{Clients, s3};
 use crate::error::Result;
 use crate::pipeline::manifest::line_hash;
 use crate::ui::{format_count, plural};
 
 use super::VerifyReport;
 use super::poll::Found;
-use super::runs::decompressed;
+use super::poll::each_line;
 use super::scope::{Expectations, Layout};
 
 /// Reads the `format-conversion-failed` objects not read yet: each sent line found there is accounted for as one
@@ -25,24 +25,30 @@ pub(super) async fn read_conversion_failures(
     let new: Vec<String> =
         found.error_objects.iter().filter(|k| !found.conversion_read.contains(*k)).cloned().collect();
     for key in new {
-        let body = s3::get_object_bytes(&clients.s3, &l.bucket, &key).await?;
-        let body = decompressed(&body).unwrap_or(body);
-        let mut expected = e.expected.lock().expect("expected lock");
-        let (failed, example) = (&mut found.conversion_failed, &mut found.conversion_example);
-        let table = (c.database.as_str(), c.table.as_str());
-        crate::delivery::converted::failed_records(
-            &body,
-            table,
-            &mut found.conversion_codes,
-            &mut |line, code, why| {
-                if expected.take_missing(line_hash(line) as u64) {
-                    *failed += 1;
-                    if example.is_none() {
-                        *example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(line)));
-                    }
-                }
+        let table = (c.database.clone(), c.table.clone());
+        let (codes, failed_lines) = each_line(
+            clients,
+            &l.bucket,
+            &key,
+            (std::mem::take(&mut found.conversion_codes), Vec::new()),
+            move |(codes, failed_lines), line| {
+                let table = (table.0.as_str(), table.1.as_str());
+                crate::delivery::converted::failed_records(line, table, codes, &mut |line, code, why| {
+                    failed_lines.push((line.to_vec(), code.to_string(), why.to_string()))
+                });
             },
-        );
+        )
+        .await?;
+        found.conversion_codes = codes;
+        let mut expected = e.expected.lock().expect("expected lock");
+        for (line, code, why) in failed_lines {
+            if expected.take_missing(line_hash(&line) as u64) {
+                found.conversion_failed += 1;
+                if found.conversion_example.is_none() {
+                    found.conversion_example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(&line)));
+                }
+            }
+        }
         found.conversion_read.insert(key);
     }
     Ok(())

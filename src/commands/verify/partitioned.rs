@@ -6,7 +6,7 @@ use crate::delivery::report::DeliveredObject;
 use crate::ui::{format_bytes, plural};
 
 use super::VerifyReport;
-use super::runs::decompressed;
+use super::poll::each_line;
 
 /// Per-partition summaries of a partitioned stream's objects.
 pub(super) fn partition_summaries(objects: &[DeliveredObject], name_prefix: &str) -> Vec<PartitionSummary> {
@@ -36,12 +36,11 @@ pub(super) fn partition_summaries(objects: &[DeliveredObject], name_prefix: &str
 pub(super) async fn error_records(clients: &Clients, bucket: &str, keys: &[String]) -> Vec<ErrorRecords> {
     let mut codes = std::collections::BTreeMap::new();
     for key in keys.iter().take(100) {
-        if let Ok(out) = clients.s3.get_object().bucket(bucket).key(key).send().await
-            && let Ok(body) = out.body.collect().await
+        // An unreadable object tallies nothing: the report names the error objects anyway.
+        if let Ok(tallied) =
+            each_line(clients, bucket, key, codes.clone(), |codes, line| tally_error_records(line, codes)).await
         {
-            let bytes = body.into_bytes();
-            let text = decompressed(&bytes).unwrap_or_else(|| bytes.to_vec());
-            tally_error_records(&text, &mut codes);
+            codes = tallied;
         }
     }
     codes.into_iter().map(|(code, (count, example))| ErrorRecords { code, count, example }).collect()

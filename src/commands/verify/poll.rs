@@ -12,7 +12,8 @@ use futures::StreamExt;
 use crate::aws::{Clients, s3, sdk_error};
 use crate::delivery::compare::Expected;
 use crate::delivery::keep;
-use crate::delivery::objects::{ObjectLines, read_lines};
+use crate::delivery::lines::{HOLD_FOR_PARSING, Line};
+use crate::delivery::objects::{ObjectLines, read_lines, scan};
 use crate::delivery::partitions::PartitionCheck;
 use crate::delivery::report::{DeliveredObject, flushed_by_within};
 use crate::error::{Error, Result};
@@ -80,6 +81,19 @@ pub(super) struct Reading {
     pub(super) compression: Compression,
 }
 
+/// An object's body, to be read on a blocking thread as it downloads.
+async fn body_reader(clients: &Clients, bucket: &str, key: &str) -> Result<impl std::io::Read + Send + 'static> {
+    let out = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
+    Ok(tokio_util::io::SyncIoBridge::new(out.body.into_async_read()))
+}
+
 /// Streams one object through the line hasher into the expectation (and into `keep_as` when given); returns
 /// what it held and how many of its lines were expected ones.
 pub(super) async fn download(
@@ -89,15 +103,7 @@ pub(super) async fn download(
     keep_as: Option<PathBuf>,
     how: Reading,
 ) -> Result<Downloaded> {
-    let out = clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
-    let reader = tokio_util::io::SyncIoBridge::new(out.body.into_async_read());
+    let reader = body_reader(clients, bucket, key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> Result<Downloaded> {
         let mut keep_file = match &keep_as {
@@ -147,9 +153,33 @@ pub(super) async fn download(
         }
         let misplaced = checker.map(|mut c| {
             c.finish();
-            (c.misplaced, c.example)
+            (c.seen.misplaced, c.seen.example)
         });
         Ok((info, matched, misplaced))
+    })
+    .await
+    .map_err(|e| Error::failed(format!("download task failed: {e}")))?
+}
+
+/// Streams one object of the error output, line by line, to `on_line` on a blocking thread, and gives `state`
+/// back. No error document is longer than [`HOLD_FOR_PARSING`]: a longer line is skipped, never held.
+pub(super) async fn each_line<T: Send + 'static>(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    mut state: T,
+    on_line: impl Fn(&mut T, &[u8]) + Send + 'static,
+) -> Result<T> {
+    let reader = body_reader(clients, bucket, key).await?;
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || -> Result<T> {
+        scan(reader, &Compression::Uncompressed, HOLD_FOR_PARSING, None, &mut |line| {
+            if let Line::Whole(line) = line {
+                on_line(&mut state, line)
+            }
+        })
+        .map_err(|e| Error::failed(format!("cannot read object `{key}`: {e}")))?;
+        Ok(state)
     })
     .await
     .map_err(|e| Error::failed(format!("download task failed: {e}")))?
@@ -281,6 +311,12 @@ pub(super) fn delivered_object(
         layout_problems: problems,
         kept_as,
         schema: lines.schema,
+        not_read_through: lines.overlong_at.map(|at| {
+            format!(
+                "a line of over {} MiB without a newline, longer than Firehose can deliver: not read past byte {at} of its decoded content",
+                crate::delivery::lines::LONGEST_LINE >> 20
+            )
+        }),
     }
 }
 

@@ -124,6 +124,15 @@ pub(super) fn delivery_lines(r: &VerifyReport) -> Vec<String> {
             bad[0].layout_problems.join("; ")
         ));
     }
+    let odd: Vec<&DeliveredObject> = r.objects.iter().filter(|o| o.not_read_through.is_some()).collect();
+    if let Some(first) = odd.first() {
+        out.push(format!(
+            "  not Firehose's: {} not read through, e.g. {}: {}",
+            plural(odd.len() as u64, "object"),
+            first.key,
+            first.not_read_through.as_deref().unwrap_or_default()
+        ));
+    }
     if !r.error_objects.is_empty() {
         out.push(format!(
             "  delivery failures: {} under the error prefix, e.g. {}",

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::aws::{Clients, s3};
+use crate::aws::Clients;
 use crate::delivery::compare::{Expected, Tally};
+use crate::delivery::lines::{HOLD_FOR_PARSING, Line, Splitter};
 use crate::delivery::transformed::{
     Prediction, Proof, TransformTally, account, account_by_counts, answers_alike, invocations_for, predict,
 };
@@ -19,7 +20,8 @@ use crate::settings::{Global, VerifySettings};
 use crate::ui::{Reporter, format_count, plural};
 
 use super::poll::Found;
-use super::runs::{decompressed, sent_lines};
+use super::poll::each_line;
+use super::runs::sent_lines;
 use super::scope::{Expectations, Layout};
 use super::{Run, VerifyReport};
 
@@ -214,15 +216,15 @@ async fn read_processing_failed(clients: &Clients, bucket: &str, found: &mut Fou
         .cloned()
         .collect();
     for key in new {
-        let body = s3::get_object_bytes(&clients.s3, bucket, &key).await?;
-        let text = decompressed(&body).unwrap_or(body);
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let raws = each_line(clients, bucket, &key, Vec::new(), |raws, line| {
             let doc: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
             // One record each (a record holding several lines fails whole: each of its lines is accounted).
             if let Some(raw) = doc["rawData"].as_str().and_then(|r| base64_simd::STANDARD.decode_to_vec(r).ok()) {
-                found.failed_raw.push(raw);
+                raws.push(raw);
             }
-        }
+        })
+        .await?;
+        found.failed_raw.extend(raws);
         found.failed_read.insert(key);
     }
     Ok(())
@@ -233,48 +235,40 @@ async fn read_processing_failed(clients: &Clients, bucket: &str, found: &mut Fou
 pub(super) struct FieldHasher {
     field: Arc<Query>,
     expected: Arc<Mutex<Expected>>,
-    carry: Vec<u8>,
+    split: Splitter,
     pub(super) matched: u64,
 }
 
 impl FieldHasher {
     pub(super) fn new(field: Arc<Query>, expected: Arc<Mutex<Expected>>) -> Self {
-        FieldHasher { field, expected, carry: Vec::new(), matched: 0 }
+        FieldHasher { field, expected, split: Splitter::new(HOLD_FOR_PARSING), matched: 0 }
     }
 
-    fn document(&mut self, doc: &[u8]) {
-        let hash = match self.field.text(doc) {
-            Ok(source) => line_hash(source.as_bytes()),
-            Err(_) => line_hash(doc),
+    fn document(field: &Query, expected: &Mutex<Expected>, matched: &mut u64, doc: Line) {
+        let hash = match doc {
+            Line::Whole(doc) => match field.text(doc) {
+                Ok(source) => line_hash(source.as_bytes()),
+                Err(_) => line_hash(doc),
+            },
+            // Longer than any document a function returns: observed as itself (an extra line).
+            Line::Long { hash, .. } => hash,
         };
-        if self.expected.lock().expect("expected lock").observe(hash as u64) {
-            self.matched += 1;
+        if expected.lock().expect("expected lock").observe(hash as u64) {
+            *matched += 1;
         }
     }
 
     /// The last document, when the object does not end with `\n`.
     pub(super) fn finish(&mut self) {
-        if !self.carry.is_empty() {
-            let doc = std::mem::take(&mut self.carry);
-            self.document(&doc);
-        }
+        let FieldHasher { field, expected, split, matched } = self;
+        split.finish(&mut |doc| Self::document(field, expected, matched, doc));
     }
 }
 
 impl std::io::Write for FieldHasher {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut start = 0;
-        for i in memchr::memchr_iter(b'\n', buf) {
-            if self.carry.is_empty() {
-                self.document(&buf[start..i]);
-            } else {
-                self.carry.extend_from_slice(&buf[start..i]);
-                let doc = std::mem::take(&mut self.carry);
-                self.document(&doc);
-            }
-            start = i + 1;
-        }
-        self.carry.extend_from_slice(&buf[start..]);
+        let FieldHasher { field, expected, split, matched } = self;
+        split.feed(buf, &mut |doc| Self::document(field, expected, matched, doc));
         Ok(buf.len())
     }
 
