@@ -217,3 +217,27 @@ fn completions_generate_help_and_version_work_whatever_the_settings() {
     assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("firehose-kit.toml"));
 }
+
+/// A body past the largest legal one of its call is refused without being read whole (413), while a batch just
+/// over Firehose's 4 MiB still reaches Firehose's own error, and the emulator serves on.
+#[tokio::test]
+async fn a_request_body_past_its_calls_largest_legal_size_is_refused() {
+    use aws_sdk_firehose::primitives::Blob;
+    use aws_sdk_firehose::types::Record;
+    let env = start().await;
+    let batch = |records: usize| {
+        (0..records).map(|_| Record::builder().data(Blob::new(vec![b'x'; 1_000 * 1024])).build().unwrap()).collect()
+    };
+    let put = |records: usize| {
+        env.clients.firehose.put_record_batch().delivery_stream_name("NoSuchStream").set_records(Some(batch(records)))
+    };
+    // 9 records of 1,000 KiB: about 12 MB once base64-encoded, past any legal PutRecordBatch.
+    let err = put(9).send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(413), "{err:?}");
+    // 5 records: over 4 MiB of data, within the cap: Firehose's own answer.
+    let err = put(5).send().await.unwrap_err().into_service_error();
+    assert_eq!(err.meta().message(), Some("Records size exceeds 4 MB limit"), "{err:?}");
+    // Within the limit: the call goes through to the stream lookup.
+    let err = put(4).send().await.unwrap_err().into_service_error();
+    assert!(err.is_resource_not_found_exception(), "{err:?}");
+}

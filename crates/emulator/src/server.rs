@@ -28,9 +28,12 @@ use super::lambda::Lambda;
 use super::logs::Logs;
 use super::sigv4;
 
-/// Largest non-S3 request body read (a 4 MiB batch is ~5.6 MB once base64-encoded; a 50 MB function zip is
-/// ~67 MB in CreateFunction's JSON).
-const MAX_API_BODY: usize = 72 * 1024 * 1024;
+/// Largest Lambda request body read: a 50 MB function zip (Lambda's limit) is ~67 MB in CreateFunction's JSON.
+const MAX_LAMBDA_BODY: usize = 72 * 1024 * 1024;
+/// Largest body of any other non-S3 request, just above the largest legal one: PutRecords' 5 MiB of data and
+/// partition keys is ~7 MB once base64-encoded (PutRecordBatch's 4 MiB ~5.6 MB); a slightly larger call still
+/// reaches its service's own error.
+const MAX_API_BODY: usize = 8 * 1024 * 1024;
 /// How often buffers are checked against their IntervalInSeconds.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -127,21 +130,39 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bytes> 
         .expect("static response parts are valid")
 }
 
-/// Reads a request body into one buffer sized from Content-Length (at most [`MAX_API_BODY`]): a 5 MiB
-/// PutRecordBatch body is received once, not gathered in pieces and then copied whole.
-async fn read_body(mut body: Incoming, length: Option<usize>) -> Result<Bytes, String> {
-    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(MAX_API_BODY));
+/// The largest body kept for a route: a longer one is refused (413) without ever being held.
+fn body_cap(route: &Route) -> usize {
+    if *route == Route::Lambda { MAX_LAMBDA_BODY } else { MAX_API_BODY }
+}
+
+/// Reads a request body into one buffer sized from Content-Length (at most `cap`): a 5 MiB PutRecordBatch body
+/// is received once, not gathered in pieces and then copied whole. A body past `cap` is read on and dropped as it
+/// comes (a client still writing would otherwise see a broken pipe, not the refusal), up to [`DRAINED`]; a
+/// larger one is refused at once, its connection closed.
+async fn read_body(mut body: Incoming, length: Option<usize>, cap: usize) -> Result<Bytes, String> {
+    let too_large = || format!("the body is larger than the {cap} bytes this call takes");
+    if length.is_some_and(|l| l > DRAINED) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(cap));
+    let mut read = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_API_BODY {
-                return Err(format!("the body is larger than {MAX_API_BODY} bytes"));
+            read += data.len();
+            if read > DRAINED {
+                return Err(too_large());
             }
-            buf.extend_from_slice(&data);
+            if read <= cap {
+                buf.extend_from_slice(&data);
+            }
         }
     }
-    Ok(Bytes::from(buf))
+    if read > cap { Err(too_large()) } else { Ok(Bytes::from(buf)) }
 }
+
+/// How much of a body past its cap is read and dropped before the connection is closed instead.
+const DRAINED: usize = 128 * 1024 * 1024;
 
 async fn handle_api(
     svc: &Services,
@@ -152,7 +173,7 @@ async fn handle_api(
 ) -> Response<Bytes> {
     let (parts, body) = req.into_parts();
     let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    let bytes = match read_body(body, length).await {
+    let bytes = match read_body(body, length, body_cap(&route)).await {
         Ok(bytes) => bytes,
         Err(e) => {
             return json_error(

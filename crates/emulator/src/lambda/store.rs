@@ -110,13 +110,22 @@ fn extract(zip: &[u8], dir: &Path) -> Result<(), LambdaError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(LambdaError::internal)?;
         }
-        let mut bytes = Vec::with_capacity(entry.size().min(MAX_UNZIPPED) as usize);
-        (&mut entry).take(MAX_UNZIPPED - total + 1).read_to_end(&mut bytes).map_err(|_| unzip_error())?;
-        total += bytes.len() as u64;
+        // Streamed to its file: what an entry unpacks to is never held in memory.
+        let mut file = std::fs::File::create(&path).map_err(LambdaError::internal)?;
+        let (mut limited, mut buf, mut written) =
+            ((&mut entry).take(MAX_UNZIPPED - total + 1), vec![0u8; 64 * 1024], 0);
+        loop {
+            let n = limited.read(&mut buf).map_err(|_| unzip_error())?;
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut file, &buf[..n]).map_err(LambdaError::internal)?;
+            written += n as u64;
+        }
+        total += written;
         if total > MAX_UNZIPPED {
             return Err(LambdaError::invalid(format!("Unzipped size must be smaller than {MAX_UNZIPPED} bytes")));
         }
-        std::fs::write(&path, &bytes).map_err(LambdaError::internal)?;
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt;
