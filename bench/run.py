@@ -10,7 +10,8 @@ RUSTFLAGS='--cfg sha2_backend="soft"' (the Rust sha2 crate's portable code) repr
 BENCH_BIN another firehose-kit binary to measure; BENCH_DOC where to write the report (docs/benchmarks.md);
 BENCH_ONLY=cpu (the CPU rows only: send, and server CPU per line against moto), BENCH_ONLY=partitioning,
 BENCH_ONLY=transform (the Python Apache -> JSON blueprint on Lambda), BENCH_ONLY=conversion (Parquet through
-a Glue table against the unconverted stream and gzip JSON), BENCH_ONLY=fsync (`local --fsync`
+a Glue table against the unconverted stream and gzip JSON), BENCH_ONLY=hostile (verify beside three 400 MB
+decompression bombs, see hostile.py), BENCH_ONLY=fsync (`local --fsync`
 against the default) or BENCH_ONLY=kinesis (the chained pipeline against Direct Put, and Kinesis ingest against
 moto and kinesalite: `npm ci` in bench/kinesalite, which `make bench` runs).
 """
@@ -25,6 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import hostile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "release", "firehose-kit")
@@ -601,6 +604,9 @@ def main():
         os.makedirs(WORK, exist_ok=True)
         rows = conversion_rows(conversion())
         return print_rows(rows)
+    if os.environ.get("BENCH_ONLY") == "hostile":
+        os.makedirs(WORK, exist_ok=True)
+        return print_rows(hostile.hostile_rows(hostile.hostile(sys.modules[__name__]), MIB))
     if os.environ.get("BENCH_ONLY") == "kinesis":
         os.makedirs(WORK, exist_ok=True)
         rows = kinesis_rows(chained(), kinesis_ingest())
@@ -706,6 +712,7 @@ def main():
         os.remove(path)
     results["verify"] = verify
     results["verify_bytes_per_line"] = (verify[4_000_000]["rss"] - verify[1_000_000]["rss"]) / 3_000_000
+    results["hostile"] = hostile.hostile(sys.modules[__name__])
 
     # Many clients at once: 32 clients, 8 streams (4 driven past a 16 MiB/s quota), mixed PutRecord and
     # PutRecordBatch; then every acknowledged record must be delivered exactly once.
@@ -796,6 +803,7 @@ def report(r, big_mb):
     rows += durability_rows(r["durability"])
     rows += kinesis_rows(r["chained"], r["kinesis_ingest"])
     rows += conversion_rows(r.get("conversion"))
+    rows += hostile.hostile_rows(r.get("hostile"), MIB)
     if "load" in r:
         ld, rep, dl = r["load"], r["load"]["report"], r["load"]["delivery"]
         once = "every acknowledged record delivered exactly once" if ld["exactly_once"] else \

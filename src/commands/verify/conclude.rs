@@ -52,7 +52,9 @@ pub(super) async fn conclude(
         transformed::missing_lines(&e)
     };
     found.objects.sort_by(|a, b| a.key_time.cmp(&b.key_time).then_with(|| a.key.cmp(&b.key)));
-    let buffering = summarize(&found.objects, e.dest.buffer_size_mib, e.dest.buffer_interval_s, l.speed);
+    // What Firehose cannot have written tells nothing of how it buffered.
+    let delivered: Vec<_> = found.objects.iter().filter(|o| o.not_read_through.is_none()).cloned().collect();
+    let buffering = summarize(&delivered, e.dest.buffer_size_mib, e.dest.buffer_interval_s, l.speed);
     let (partitions, error_records) = if l.partition_check.is_some() {
         (
             partition_summaries(&found.objects, &l.name_prefix),
