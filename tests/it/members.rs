@@ -286,3 +286,27 @@ async fn an_extended_update_of_an_s3_destination_is_described_and_a_foreign_upda
     let message = e.meta().message().unwrap_or_default().to_string();
     assert!(message.starts_with("RedshiftDestinationUpdate (an update of a destination"), "{message}");
 }
+
+/// A MetadataExtractionQuery that could recurse without end (it would overflow the emulator's stack on the first
+/// record) is refused at CreateDeliveryStream, plainly; nothing is stored.
+#[tokio::test]
+async fn a_recursive_metadata_extraction_query_is_refused_at_create() {
+    use aws_sdk_firehose::types::DynamicPartitioningConfiguration;
+    let env = support::start().await;
+    let c = &env.clients;
+    let (bucket, role) = support::bucket_and_role(c, BUCKET, "members-role").await;
+    let query = processor(
+        ProcessorType::MetadataExtraction,
+        &[
+            (ProcessorParameterName::MetadataExtractionQuery, "def f: [f]; {a: f}"),
+            (ProcessorParameterName::JsonParsingEngine, "JQ-1.6"),
+        ],
+    );
+    let mut d = destination(&bucket, &role, "a=!{partitionKeyFromQuery:a}/", vec![query]);
+    d.dynamic_partitioning_configuration = Some(DynamicPartitioningConfiguration::builder().enabled(true).build());
+    d.buffering_hints = Some(BufferingHints::builder().size_in_mbs(64).interval_in_seconds(60).build());
+    let said = create(c, "Recursive", d).await.unwrap_err();
+    assert!(said.contains("uses `def`: the firehose-kit emulator refuses recursion"), "{said}");
+    let streams = c.firehose.list_delivery_streams().send().await.unwrap();
+    assert!(streams.delivery_stream_names().is_empty(), "{streams:?}");
+}

@@ -59,6 +59,17 @@ impl std::fmt::Debug for Query {
 impl Query {
     /// Compiles a jq program (jq's standard library available).
     pub fn compile(text: &str) -> Result<Self, String> {
+        if nesting_exceeds(text.as_bytes(), MAX_PARSING_DEPTH, true) {
+            // jaq's parser recurses once per level: a deeper query would exhaust the stack.
+            return Err(format!(
+                "MetadataExtractionQuery nests brackets deeper than {MAX_PARSING_DEPTH} levels (the firehose-kit emulator's limit)"
+            ));
+        }
+        if let Some(word) = unbounded_construct(text) {
+            return Err(format!(
+                "MetadataExtractionQuery `{text}` uses `{word}`: the firehose-kit emulator refuses recursion and unbounded generators in a query (a function that calls itself runs out of stack, a generator may never end); extract fields instead"
+            ));
+        }
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
         let arena = Arena::default();
@@ -95,6 +106,10 @@ impl Query {
     /// The query's first value on one JSON `record`, as JSON text; errors name the input as `what` and the
     /// query as `query`.
     fn first_value(&self, record: &[u8], what: &str, query: &str) -> Result<String, String> {
+        if nesting_exceeds(record, MAX_PARSING_DEPTH, false) {
+            // jq 1.6's own limit; jaq's parser would recurse once per level, past the stack.
+            return Err(format!("the {what} is not valid JSON: Exceeds depth limit for parsing"));
+        }
         let input = jaq_json::read::parse_single(record).map_err(|_| format!("the {what} is not valid JSON"))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let out = self
@@ -485,6 +500,70 @@ pub fn with_defaults(processing: &Value) -> Value {
     out
 }
 
+/// jq's words that recurse or generate without a bound the emulator could enforce: user-defined functions (which
+/// may call themselves) and the builtins that loop on their own output.
+const UNBOUNDED: [&str; 7] = ["def", "repeat", "while", "until", "recurse", "range", "env"];
+
+/// The first word of `UNBOUNDED` the query uses, except as a field name (`.range`) or an object key
+/// (`{range: .x}`). String literals are read too: jq runs code inside them (`"\\(…)"`).
+fn unbounded_construct(text: &str) -> Option<&'static str> {
+    let chars: Vec<char> = text.chars().collect();
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_word(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && is_word(chars[i]) {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let field = start > 0 && chars[start - 1] == '.';
+        let key = chars[i..].iter().find(|c| !c.is_whitespace()) == Some(&':') && word != "def";
+        if let Some(found) = UNBOUNDED.iter().find(|w| **w == word)
+            && !field
+            && !key
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// How deeply jq 1.6 parses nested arrays and objects (`MAX_PARSING_DEPTH`).
+const MAX_PARSING_DEPTH: usize = 256;
+
+/// Whether text nests brackets deeper than `limit`, found in one pass without recursion: JSON (`in_strings`
+/// false: string contents skipped, escapes too) or a jq query (`in_strings` true: jq runs code inside strings).
+fn nesting_exceeds(text: &[u8], limit: usize, in_strings: bool) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = !in_strings,
+            b'[' | b'{' | b'(' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,5 +739,37 @@ mod tests {
             {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{a:.a}"}]}]});
         let out = with_defaults(&cfg);
         assert_eq!(out["Processors"][0]["Parameters"][1]["ParameterValue"], "JQ-1.6");
+    }
+
+    /// Found writing the jq fuzz target (it would abort the emulator, and again on each restart as the journal replays the
+    /// record): a record nested 200,000 levels deep overflowed the stack in jaq's parser. jq 1.6 stops at 256.
+    #[test]
+    fn a_record_nested_past_jqs_parsing_depth_is_an_error_not_a_stack_overflow() {
+        let q = Query::compile("{a: .x | tostring}").unwrap();
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        assert_eq!(
+            q.keys(deep.as_bytes()).unwrap_err(),
+            "the record is not valid JSON: Exceeds depth limit for parsing"
+        );
+        let fine = format!("{{\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(q.keys(fine.as_bytes()).is_ok());
+        // Brackets inside strings are text.
+        let text = format!("{{\"x\":\"{}\"}}", "[".repeat(1000));
+        assert!(q.keys(text.as_bytes()).is_ok());
+    }
+
+    /// Found writing the jq fuzz target: a query that recursed without end (`def f: [f]; f`) or nested 100,000 brackets deep
+    /// overflowed the stack (evaluating, or compiling at CreateDeliveryStream). Refused plainly instead.
+    #[test]
+    fn a_query_that_could_recurse_without_end_is_refused_at_compile_time() {
+        for text in ["def f: [f]; {a: f}", "{a: last(repeat(1))}", "{a: [range(3)]}", "{a: \"\\(def f: f; f)\"}"] {
+            let err = Query::compile(text).unwrap_err();
+            assert!(err.contains("refuses recursion and unbounded generators"), "{text}: {err}");
+        }
+        for text in ["{a: .range}", "{range: .x}", "{a: .x | tostring}", "{a: (.x // \"d\") | ascii_downcase}"] {
+            assert!(Query::compile(text).is_ok(), "{text}");
+        }
+        let deep = format!("{{a: {}1{}}}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(Query::compile(&deep).unwrap_err().contains("deeper than 256 levels"));
     }
 }
