@@ -22,8 +22,8 @@ pub struct ObjectLines {
     pub encoding: &'static str,
     /// A Parquet object's columns and their types (its rows are the lines).
     pub schema: Option<Vec<(String, String)>>,
-    /// The object holds a line longer than Firehose can deliver ([`LONGEST_LINE`]): the decoded bytes read when
-    /// the reading stopped there.
+    /// The object holds a line longer than Firehose can deliver, or decodes to more than a Firehose object does
+    /// (both [`LONGEST_LINE`]): the decoded bytes read when the reading stopped there.
     pub overlong_at: Option<u64>,
 }
 
@@ -131,7 +131,8 @@ pub fn scan(
     scan_within(body, compression, hold, LONGEST_LINE, keep, on_line)
 }
 
-/// [`scan`], stopping at a line longer than `longest`.
+/// [`scan`], stopping at a line longer than `longest`, or when the decoded object is (no Firehose object
+/// decodes to more than one longest line).
 fn scan_within(
     body: impl Read,
     compression: &Compression,
@@ -145,7 +146,13 @@ fn scan_within(
     let mut out = ObjectLines { encoding, schema, ..Default::default() };
     let mut buf = vec![0u8; 256 * 1024];
     let mut lines = Splitter::new(hold);
+    let too_long = std::cell::Cell::new(false);
     let mut count = |line: Line| {
+        // A line that ended within the read that took it past the limit is as long as one that did not.
+        if matches!(line, Line::Long { len, .. } if len > longest) {
+            too_long.set(true);
+            return;
+        }
         out.lines += 1;
         on_line(line)
     };
@@ -163,7 +170,7 @@ fn scan_within(
             k.write_all(chunk)?;
         }
         lines.feed(chunk, &mut count);
-        if lines.pending() > longest {
+        if too_long.get() || lines.pending() > longest || bytes > longest {
             out.overlong_at = Some(bytes);
             out.bytes = bytes;
             return Ok(out);

@@ -21,7 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
 /// Rows converted at a time.
-const BATCH_ROWS: usize = 8192;
+const BATCH_ROWS: usize = 1024;
 
 /// What a Parquet object held: its rows as JSON lines (a temporary file, at its start), the columns with their
 /// Arrow types, and the row count.
@@ -49,6 +49,10 @@ pub fn read(body: impl Read) -> std::io::Result<Rows> {
         let batch = batch.map_err(invalid)?;
         write_batch(&batch, &mut out)?;
         rows += batch.num_rows() as u64;
+        // Rows past what one Firehose object holds are not read: the reader of the lines stops there too.
+        if out.get_ref().metadata()?.len() > super::lines::LONGEST_LINE {
+            break;
+        }
     }
     let mut json_lines = out.into_inner().map_err(|e| e.into_error())?;
     json_lines.rewind()?;

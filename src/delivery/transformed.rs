@@ -21,6 +21,11 @@ fn manifest_hash(line: &[u8]) -> u64 {
     line_hash(line) as u64
 }
 
+/// A processing-failed record's original data as verify keeps it: the hash of each of its lines.
+pub fn record_hashes(raw: &[u8]) -> Vec<u64> {
+    raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(manifest_hash).collect()
+}
+
 /// What the function makes of the sent lines.
 #[derive(Debug, Default)]
 pub struct Prediction {
@@ -269,7 +274,7 @@ impl TransformTally {
 /// invocation failed (verify's own run failed on them, then lines it would drop or transform: their delivery
 /// failed). Returns the transforming lines not in the error output, and the lines verify could not run the
 /// function on that are not there either.
-fn place_errors<'p>(p: &'p Prediction, failed_raw: &[Vec<u8>], t: &mut TransformTally) -> (Vec<&'p [u64]>, u64) {
+fn place_errors<'p>(p: &'p Prediction, failed_raw: &[Vec<u64>], t: &mut TransformTally) -> (Vec<&'p [u64]>, u64) {
     let mut failed_expected = Expected::from_hashes(p.failed.clone());
     // Lines of a record the function failed because of another line in it (a record holding several lines
     // fails whole): processing-failed with their record, not lost and not failed invocations.
@@ -278,11 +283,10 @@ fn place_errors<'p>(p: &'p Prediction, failed_raw: &[Vec<u8>], t: &mut Transform
     // A record is failed by the function when it holds a line the function fails (another run may have sent
     // the same line: whether that copy was already counted does not change why this record failed).
     let fails: std::collections::HashSet<u64> = p.failed.iter().copied().collect();
-    for raw in failed_raw {
+    for record in failed_raw {
         let mut failed_here = false;
         let mut others = Vec::new();
-        for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let h = manifest_hash(line);
+        for &h in record {
             failed_here |= fails.contains(&h);
             if !failed_expected.take_missing(h) {
                 others.push(h);
@@ -349,7 +353,7 @@ pub fn account(
     proof: Proof,
     p: &Prediction,
     delivered: &Expected,
-    failed_raw: &[Vec<u8>],
+    failed_raw: &[Vec<u64>],
 ) -> TransformTally {
     let mut t = tally_for(function, proof, p);
     let (rest, unpredicted) = place_errors(p, failed_raw, &mut t);
@@ -385,7 +389,7 @@ pub fn account_by_counts(
     function: &str,
     p: &Prediction,
     delivered_documents: u64,
-    failed_raw: &[Vec<u8>],
+    failed_raw: &[Vec<u64>],
 ) -> TransformTally {
     let mut t = tally_for(function, Proof::Counts, p);
     let (rest, unpredicted) = place_errors(p, failed_raw, &mut t);
@@ -423,7 +427,7 @@ mod tests {
         let mut delivered = Expected::from_hashes(p.outputs.clone());
         delivered.observe(h("x"));
         delivered.observe(h("y"));
-        let t = account("f", Proof::Content, &p, &delivered, &[b"A\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &delivered, &[record_hashes(b"A\n")]);
         assert_eq!((t.transformed, t.failed_invocations, t.missing), (1, 1, 0), "{t:?}");
     }
 
@@ -439,18 +443,18 @@ mod tests {
         };
         let mut delivered = Expected::from_hashes(p.outputs.clone());
         delivered.observe(h("b"));
-        let t = account("f", Proof::Content, &p, &delivered, &[b"A\nX\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &delivered, &[record_hashes(b"A\nX\n")]);
         assert_eq!((t.transformed, t.processing_failed, t.failed_invocations, t.missing), (1, 2, 0, 0), "{t:?}");
         assert!(t.complete(), "{t:?}");
         // Another run's copy of X, failed alone and read first, does not hide why A's record failed.
-        let t = account("f", Proof::Content, &p, &delivered, &[b"X\n".to_vec(), b"A\nX\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &delivered, &[record_hashes(b"X\n"), record_hashes(b"A\nX\n")]);
         assert_eq!((t.processing_failed, t.failed_invocations, t.missing), (2, 0, 0), "{t:?}");
     }
 
     #[test]
     fn a_line_the_function_drops_but_whose_invocation_failed_is_not_dropped() {
         let p = Prediction { dropped: 1, dropped_sources: vec![h("D")], lines: 1, ..Default::default() };
-        let t = account("f", Proof::Content, &p, &Expected::default(), &[b"D\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &Expected::default(), &[record_hashes(b"D\n")]);
         assert_eq!((t.dropped, t.failed_invocations, t.complete()), (0, 1, false), "{t:?}");
     }
 
@@ -462,13 +466,13 @@ mod tests {
             lines: 2,
             ..Default::default()
         };
-        let t = account("f", Proof::Content, &p, &Expected::default(), &[b"R\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &Expected::default(), &[record_hashes(b"R\n")]);
         assert_eq!((t.failed_invocations, t.missing), (1, 1), "{t:?}");
         assert_eq!(t.invocation_error.as_deref(), Some("Unhandled: boom"));
         // Delivered documents nothing else explains cover them (the function failed in verify, not in delivery).
         let mut delivered = Expected::default();
         delivered.observe(h("whatever the function made"));
-        let t = account("f", Proof::Content, &p, &delivered, &[b"R\n".to_vec()]);
+        let t = account("f", Proof::Content, &p, &delivered, &[record_hashes(b"R\n")]);
         assert_eq!((t.failed_invocations, t.transformed, t.missing), (1, 1, 0), "{t:?}");
     }
 
@@ -480,9 +484,9 @@ mod tests {
             lines: 4,
             ..Default::default()
         };
-        let t = account_by_counts("f", &p, 3, &[b"bad\n".to_vec()]);
+        let t = account_by_counts("f", &p, 3, &[record_hashes(b"bad\n")]);
         assert_eq!((t.transformed, t.processing_failed, t.missing, t.complete()), (3, 1, 0, true), "{t:?}");
-        let t = account_by_counts("f", &p, 2, &[b"bad\n".to_vec()]);
+        let t = account_by_counts("f", &p, 2, &[record_hashes(b"bad\n")]);
         assert_eq!((t.transformed, t.missing, t.documents_made, t.documents_delivered), (2, 1, 3, 2), "{t:?}");
         let t = account_by_counts("f", &p, 3, &[]);
         assert_eq!(t.missing, 1, "the line the function failed is not in the error output: {t:?}");

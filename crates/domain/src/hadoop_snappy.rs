@@ -103,6 +103,11 @@ impl<R: Read> Reader<R> {
             }
             let mut chunk = vec![0u8; len];
             self.inner.read_exact(&mut chunk)?;
+            // What a chunk says it decodes to is checked first: a small chunk can claim gigabytes.
+            let claimed = snap::raw::decompress_len(&chunk).map_err(io::Error::other)?;
+            if claimed > total - self.out.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "a Hadoop Snappy block is longer than it says"));
+            }
             let decoded = self.decoder.decompress_vec(&chunk).map_err(io::Error::other)?;
             self.out.extend_from_slice(&decoded);
         }

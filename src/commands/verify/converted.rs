@@ -26,29 +26,28 @@ pub(super) async fn read_conversion_failures(
         found.error_objects.iter().filter(|k| !found.conversion_read.contains(*k)).cloned().collect();
     for key in new {
         let table = (c.database.clone(), c.table.clone());
-        let (codes, failed_lines) = each_line(
+        let expected = e.expected.clone();
+        // Each failed line is taken out of the missing ones as it is read: only counts and one example are kept.
+        let (codes, failed, example) = each_line(
             clients,
             &l.bucket,
             &key,
-            (std::mem::take(&mut found.conversion_codes), Vec::new()),
-            move |(codes, failed_lines), line| {
+            (std::mem::take(&mut found.conversion_codes), found.conversion_failed, found.conversion_example.take()),
+            move |(codes, failed, example), line| {
                 let table = (table.0.as_str(), table.1.as_str());
+                let mut expected = expected.lock().expect("expected lock");
                 crate::delivery::converted::failed_records(line, table, codes, &mut |line, code, why| {
-                    failed_lines.push((line.to_vec(), code.to_string(), why.to_string()))
+                    if expected.take_missing(line_hash(line) as u64) {
+                        *failed += 1;
+                        if example.is_none() {
+                            *example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(line)));
+                        }
+                    }
                 });
             },
         )
         .await?;
-        found.conversion_codes = codes;
-        let mut expected = e.expected.lock().expect("expected lock");
-        for (line, code, why) in failed_lines {
-            if expected.take_missing(line_hash(&line) as u64) {
-                found.conversion_failed += 1;
-                if found.conversion_example.is_none() {
-                    found.conversion_example = Some(format!("{} ({code}: {why})", String::from_utf8_lossy(&line)));
-                }
-            }
-        }
+        (found.conversion_codes, found.conversion_failed, found.conversion_example) = (codes, failed, example);
         found.conversion_read.insert(key);
     }
     Ok(())

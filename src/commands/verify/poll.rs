@@ -44,9 +44,10 @@ pub(super) struct Found {
     pub(super) conversion_codes: std::collections::BTreeMap<String, (u64, String)>,
     pub(super) conversion_failed: u64,
     pub(super) conversion_example: Option<String>,
-    /// A transformed stream: the processing-failed objects read so far, and their records' original data.
+    /// A transformed stream: the processing-failed objects read so far, and their records' original data (the
+    /// hash of each line).
     pub(super) failed_read: HashSet<String>,
-    pub(super) failed_raw: Vec<Vec<u8>>,
+    pub(super) failed_raw: Vec<Vec<u64>>,
 }
 
 /// What one download found: its lines, how many were expected, and (a partitioned stream) how many are in the
@@ -147,12 +148,18 @@ pub(super) async fn download(
         if let (Some(file), Some(path)) = (keep_file.as_mut(), &keep_as) {
             std::io::Write::flush(file).map_err(|e| Error::state("write", path.clone(), e))?;
         }
+        // Past where the reading stopped, no last line is handed over: it was cut, not ended.
+        let whole = info.overlong_at.is_none();
         if let Some(f) = fields.as_mut() {
-            f.finish();
+            if whole {
+                f.finish();
+            }
             matched = f.matched;
         }
         let misplaced = checker.map(|mut c| {
-            c.finish();
+            if whole {
+                c.finish();
+            }
             (c.seen.misplaced, c.seen.example)
         });
         Ok((info, matched, misplaced))
@@ -313,7 +320,7 @@ pub(super) fn delivered_object(
         schema: lines.schema,
         not_read_through: lines.overlong_at.map(|at| {
             format!(
-                "a line of over {} MiB without a newline, longer than Firehose can deliver: not read past byte {at} of its decoded content",
+                "a line, or a whole object, of over {} MiB decoded, more than Firehose delivers in one object: not read past byte {at}",
                 crate::delivery::lines::LONGEST_LINE >> 20
             )
         }),

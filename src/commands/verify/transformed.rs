@@ -220,7 +220,7 @@ async fn read_processing_failed(clients: &Clients, bucket: &str, found: &mut Fou
             let doc: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
             // One record each (a record holding several lines fails whole: each of its lines is accounted).
             if let Some(raw) = doc["rawData"].as_str().and_then(|r| base64_simd::STANDARD.decode_to_vec(r).ok()) {
-                raws.push(raw);
+                raws.push(crate::delivery::transformed::record_hashes(&raw));
             }
         })
         .await?;
