@@ -7,7 +7,12 @@ use firehose_kit::error::ExitCode;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_args();
     init_logging(cli.global.verbose, cli.global.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Stacks deep enough for any jq query verify runs (a stream's MetadataExtractionQuery, `--match`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(firehose_kit::firehose::partitioning::JQ_STACK_BYTES)
+        .enable_all()
+        .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime\ncaused by: {e}");

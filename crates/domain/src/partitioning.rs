@@ -59,6 +59,11 @@ impl std::fmt::Debug for Query {
 impl Query {
     /// Compiles a jq program (jq's standard library available).
     pub fn compile(text: &str) -> Result<Self, String> {
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Err(format!(
+                "MetadataExtractionQuery is longer than {MAX_QUERY_CHARS} characters (ProcessorParameter values are at most {MAX_QUERY_CHARS})"
+            ));
+        }
         if nesting_exceeds(text.as_bytes(), MAX_PARSING_DEPTH, true) {
             // jaq's parser recurses once per level: a deeper query would exhaust the stack.
             return Err(format!(
@@ -501,8 +506,32 @@ pub fn with_defaults(processing: &Value) -> Value {
 }
 
 /// jq's words that recurse or generate without a bound the emulator could enforce: user-defined functions (which
-/// may call themselves) and the builtins that loop on their own output.
-const UNBOUNDED: [&str; 7] = ["def", "repeat", "while", "until", "recurse", "range", "env"];
+/// may call themselves), the builtins that loop on their own output, `fromjson` (it parses a string of the record
+/// with no depth limit), reading inputs, stopping the process, and the host's environment.
+const UNBOUNDED: [&str; 13] = [
+    "def",
+    "repeat",
+    "while",
+    "until",
+    "recurse",
+    "range",
+    "combinations",
+    "fromjson",
+    "input",
+    "inputs",
+    "halt",
+    "halt_error",
+    "env",
+];
+
+/// The longest value a `ProcessorParameter` takes (AWS's model).
+const MAX_QUERY_CHARS: usize = 5120;
+
+/// The stack a thread needs to compile and run any query [`Query::compile`] accepts: jaq's parser, compiler and
+/// evaluator recurse once per operator of a chain (`- - - 1`, `.|.|.`), and a 5,120-character query holds ~2,500
+/// (about 7 KiB a level unoptimised, where a thread's default 2 MiB ends near 300). The emulator's and the CLI's
+/// runtimes give their threads this much (address space: only what a query touches is ever committed).
+pub const JQ_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// The first word of `UNBOUNDED` the query uses, except as a field name (`.range`) or an object key
 /// (`{range: .x}`). String literals are read too: jq runs code inside them (`"\\(…)"`).
@@ -521,7 +550,10 @@ fn unbounded_construct(text: &str) -> Option<&'static str> {
         }
         let word: String = chars[start..i].iter().collect();
         let field = start > 0 && chars[start - 1] == '.';
-        let key = chars[i..].iter().find(|c| !c.is_whitespace()) == Some(&':') && word != "def";
+        let before = chars[..start].iter().rev().find(|c| !c.is_whitespace());
+        let key = chars[i..].iter().find(|c| !c.is_whitespace()) == Some(&':')
+            && matches!(before, Some('{') | Some(','))
+            && word != "def";
         if let Some(found) = UNBOUNDED.iter().find(|w| **w == word)
             && !field
             && !key
@@ -762,14 +794,36 @@ mod tests {
     /// overflowed the stack (evaluating, or compiling at CreateDeliveryStream). Refused plainly instead.
     #[test]
     fn a_query_that_could_recurse_without_end_is_refused_at_compile_time() {
-        for text in ["def f: [f]; {a: f}", "{a: last(repeat(1))}", "{a: [range(3)]}", "{a: \"\\(def f: f; f)\"}"] {
+        for text in [
+            "def f: [f]; {a: f}",
+            "{a: last(repeat(1))}",
+            "{a: [range(3)]}",
+            "{a: \"\\(def f: f; f)\"}",
+            "{a: (\"x\"[env:])}",
+            "{a: .x | fromjson}",
+        ] {
             let err = Query::compile(text).unwrap_err();
             assert!(err.contains("refuses recursion and unbounded generators"), "{text}: {err}");
         }
         for text in ["{a: .range}", "{range: .x}", "{a: .x | tostring}", "{a: (.x // \"d\") | ascii_downcase}"] {
             assert!(Query::compile(text).is_ok(), "{text}");
         }
-        let deep = format!("{{a: {}1{}}}", "(".repeat(100_000), ")".repeat(100_000));
+        let deep = format!("{{a: {}1{}}}", "(".repeat(2000), ")".repeat(2000));
         assert!(Query::compile(&deep).unwrap_err().contains("deeper than 256 levels"));
+        assert!(Query::compile(&"1".repeat(6000)).unwrap_err().contains("longer than 5120 characters"));
+        // The longest chains of operators a query can hold compile and run on a thread of JQ_STACK_BYTES.
+        let chains = [
+            format!("{{a: {}1}}", "- ".repeat(2550)),
+            format!("{{a: {}.x}}", ".|".repeat(2540)),
+            format!("{{a: {}1}}", "try ".repeat(1270)),
+            format!("{{a: 1{}}}", "+1".repeat(2540)),
+        ];
+        let run = move || {
+            for chain in &chains {
+                let q = Query::compile(chain).unwrap();
+                let _ = q.keys(br#"{"x": 1}"#);
+            }
+        };
+        std::thread::Builder::new().stack_size(JQ_STACK_BYTES).spawn(run).unwrap().join().unwrap();
     }
 }

@@ -324,14 +324,18 @@ impl EmulatorBuilder {
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let thread_config = config.clone();
         let thread_dir = data_dir.clone();
+        // Stacks deep enough for any jq query a stream may run (see JQ_STACK_BYTES).
+        let stack = firehose_kit_domain::partitioning::JQ_STACK_BYTES;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_stack_size(stack)
             .thread_name("firehose-kit-local")
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
         let thread = std::thread::Builder::new()
             .name("firehose-kit-local".into())
+            .stack_size(stack)
             .spawn(move || {
                 runtime.block_on(async move {
                     match open(&thread_config, &thread_dir, addr).await {
