@@ -144,7 +144,9 @@ async fn read_body(mut body: Incoming, length: Option<usize>, cap: usize) -> Res
     if length.is_some_and(|l| l > DRAINED) {
         return Err(too_large());
     }
-    let mut buf = Vec::with_capacity(length.unwrap_or(0).min(cap));
+    // A body declared past the cap is drained without keeping any of it.
+    let keep = length.is_none_or(|l| l <= cap);
+    let mut buf = Vec::with_capacity(if keep { length.unwrap_or(0) } else { 0 });
     let mut read = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
@@ -153,7 +155,7 @@ async fn read_body(mut body: Incoming, length: Option<usize>, cap: usize) -> Res
             if read > DRAINED {
                 return Err(too_large());
             }
-            if read <= cap {
+            if keep && read <= cap {
                 buf.extend_from_slice(&data);
             }
         }
