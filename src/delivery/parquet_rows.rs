@@ -35,12 +35,24 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a readable Parquet file: {e}"))
 }
 
-/// Reads a Parquet body into JSON lines.
+/// Reads a Parquet body into JSON lines. A file the `parquet` crate would panic on is an error like any other
+/// unreadable one: negative column offsets are refused first (found by fuzzing), any other panic is caught.
 pub fn read(body: impl Read) -> std::io::Result<Rows> {
     let mut spool = tempfile::tempfile()?;
     std::io::copy(&mut { body }, &mut spool)?;
     spool.rewind()?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_spooled(spool)))
+        .unwrap_or_else(|_| Err(invalid("the Parquet reader panicked")))
+}
+
+fn read_spooled(spool: std::fs::File) -> std::io::Result<Rows> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(spool).map_err(invalid)?.with_batch_size(BATCH_ROWS);
+    for column in builder.metadata().row_groups().iter().flat_map(|g| g.columns()) {
+        let start = column.dictionary_page_offset().unwrap_or(0).min(column.data_page_offset());
+        if start < 0 || column.compressed_size() < 0 {
+            return Err(invalid(format!("column `{}` has a negative offset or size", column.column_path())));
+        }
+    }
     let schema = builder.schema().fields().iter().map(|f| (f.name().clone(), type_name(f.data_type()))).collect();
     let reader = builder.build().map_err(invalid)?;
     let mut out = std::io::BufWriter::new(tempfile::tempfile()?);
@@ -270,5 +282,14 @@ mod tests {
     fn a_body_that_is_not_parquet_is_refused_plainly() {
         let err = read(&b"PAR1 but nothing else"[..]).err().unwrap();
         assert!(err.to_string().contains("not a readable Parquet file"), "{err}");
+    }
+
+    /// Found by fuzzing (`verify_object`): a footer with a negative column offset made the `parquet` crate panic
+    /// (`byte_range`), failing verify's download task.
+    #[test]
+    fn a_negative_column_offset_is_an_unreadable_file_not_a_panic() {
+        let input = include_bytes!("../../fuzz/corpus/verify_object/crash-parquet-negative-column-offset");
+        let err = read(&input[1..]).err().expect("refused");
+        assert!(err.to_string().starts_with("not a readable Parquet file: column"), "{err}");
     }
 }
