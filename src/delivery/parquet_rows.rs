@@ -292,4 +292,13 @@ mod tests {
         let err = read(&input[1..]).err().expect("refused");
         assert!(err.to_string().starts_with("not a readable Parquet file: column"), "{err}");
     }
+
+    /// Found by fuzzing (`verify_object`): a null buffer shorter than its column made `arrow-buffer` panic
+    /// ("offset + len out of bounds") while the rows were read: caught, the object is unreadable.
+    #[test]
+    fn a_panic_of_the_arrow_reader_is_an_unreadable_file() {
+        let input = include_bytes!("../../fuzz/corpus/verify_object/crash-parquet-arrow-null-buffer-out-of-bounds");
+        let err = read(&input[1..]).err().expect("refused");
+        assert!(err.to_string().starts_with("not a readable Parquet file"), "{err}");
+    }
 }
