@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/firehose-kit
 
-.PHONY: build demo test test-compat test-aws report-screenshot lint lint-templates fmt bench soak install clean docs
+.PHONY: build demo test test-compat test-aws report-screenshot lint lint-templates fmt bench soak fuzz install clean docs
 
 build:
 	$(CARGO) build --release --locked
@@ -63,6 +63,11 @@ soak: build
 	$(CARGO) build --release --locked --example soak
 	FIREHOSE_KIT_CRASH_KILLS=$${SOAK_KILLS:-500} $(CARGO) test --release --locked --test it crash:: -- --nocapture
 	./target/release/examples/soak target/release/firehose-kit
+
+# Coverage-guided fuzzing (cargo-fuzz, installed when missing; RUSTC_BOOTSTRAP=1 on stable Rust): every target
+# for FUZZ_SECONDS (60) each, or FUZZ_TARGETS="a b". See docs/fuzzing.md.
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} ./fuzz/run
 
 # Regenerates docs/cli.md from the command-line definitions (a test keeps them equal).
 docs:
