@@ -107,8 +107,27 @@ pub fn read_lines(
     keep: Option<&mut dyn Write>,
     on_hashes: &mut dyn FnMut(&[u64]),
 ) -> std::io::Result<ObjectLines> {
+    read_lines_within(body, compression, LONGEST_LINE, keep, on_hashes)
+}
+
+/// [`read_lines`] over a local file the user names (a sent file, gzipped or not): read to its end, however long.
+pub fn read_file_lines(
+    body: impl Read,
+    keep: Option<&mut dyn Write>,
+    on_hashes: &mut dyn FnMut(&[u64]),
+) -> std::io::Result<ObjectLines> {
+    read_lines_within(body, &Compression::Uncompressed, u64::MAX, keep, on_hashes)
+}
+
+fn read_lines_within(
+    body: impl Read,
+    compression: &Compression,
+    longest: u64,
+    keep: Option<&mut dyn Write>,
+    on_hashes: &mut dyn FnMut(&[u64]),
+) -> std::io::Result<ObjectLines> {
     let mut hashes: Vec<u64> = Vec::with_capacity(HASH_BATCH);
-    let out = scan(body, compression, HOLD_FOR_HASHING, keep, &mut |line| {
+    let out = scan_within(body, compression, HOLD_FOR_HASHING, longest, keep, &mut |line| {
         hashes.push(line.hash() as u64);
         if hashes.len() >= HASH_BATCH {
             on_hashes(&hashes);
@@ -289,5 +308,23 @@ mod tests {
             let at = got.overlong_at.expect(encoding);
             assert!(at > 1024 * 1024 && at < 2 * 1024 * 1024, "{encoding}: stopped at {at}");
         }
+    }
+
+    /// The limit is for delivered objects only: a sent file the user names is read to its end.
+    #[test]
+    fn a_sent_file_is_read_past_what_one_object_holds() {
+        let text = "a line\n".repeat(1000);
+        let count = |longest| {
+            let mut n = 0;
+            let info =
+                read_lines_within(text.as_bytes(), &Compression::Uncompressed, longest, None, &mut |h| n += h.len())
+                    .unwrap();
+            (n, info.overlong_at.is_some())
+        };
+        assert_eq!(count(1024), (1000, true), "the lines of the read that passed the limit count; then it stops");
+        assert_eq!(count(u64::MAX), (1000, false));
+        let mut n = 0;
+        read_file_lines(text.as_bytes(), None, &mut |h| n += h.len()).unwrap();
+        assert_eq!(n, 1000);
     }
 }

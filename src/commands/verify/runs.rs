@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::compare::Expected;
-use crate::delivery::objects::read_lines;
+use crate::delivery::objects::read_file_lines;
 use crate::error::{Error, Result};
-use crate::firehose::types::Compression;
 use crate::pipeline::manifest::{self, Destination, RunManifest, line_hash, read_hashes};
 use crate::settings::{Global, VerifySettings};
 use crate::ui::Reporter;
@@ -239,7 +238,7 @@ pub(super) fn expected_from_files(files: &[PathBuf]) -> Result<Expected> {
     let mut hashes = Vec::new();
     for path in files {
         let file = std::fs::File::open(path).map_err(|source| Error::Input { path: path.clone(), source })?;
-        read_lines(file, &Compression::Uncompressed, None, &mut |h| hashes.extend_from_slice(h))
+        read_file_lines(file, None, &mut |h| hashes.extend_from_slice(h))
             .map_err(|source| Error::Input { path: path.clone(), source })?;
     }
     Ok(Expected::from_hashes(hashes))
@@ -266,7 +265,7 @@ pub(super) fn missing_lines(files: &[PathBuf], expected: &mut Expected, max: usi
 /// The text of a source file (gunzipped when it is gzip), without its final newline.
 pub(super) fn decompressed(raw: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    read_lines(raw, &Compression::Uncompressed, Some(&mut out), &mut |_| {}).ok()?;
+    read_file_lines(raw, Some(&mut out), &mut |_| {}).ok()?;
     if out.last() == Some(&b'\n') {
         out.pop();
     }
