@@ -239,7 +239,18 @@ pub async fn list_objects(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec
     Ok(out)
 }
 
-/// Every object version and delete marker in the bucket: (key, version id, size).
+/// An object's body, to be read on a blocking thread as it downloads (never held whole).
+pub async fn get_object_reader(s3: &Client, bucket: &str, key: &str) -> Result<impl std::io::Read + Send + 'static> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
+    Ok(tokio_util::io::SyncIoBridge::new(out.body.into_async_read()))
+}
+
 /// An object's whole body.
 pub async fn get_object_bytes(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>> {
     let out = s3
@@ -253,6 +264,7 @@ pub async fn get_object_bytes(s3: &Client, bucket: &str, key: &str) -> Result<Ve
     Ok(body.into_bytes().to_vec())
 }
 
+/// Every object version and delete marker in the bucket: (key, version id, size).
 pub async fn list_versions(s3: &Client, bucket: &str) -> Result<Vec<(String, Option<String>, u64)>> {
     let mut out = Vec::new();
     let mut key_marker: Option<String> = None;

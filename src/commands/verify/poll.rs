@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use crate::aws::{Clients, s3, sdk_error};
+use crate::aws::{Clients, s3};
 use crate::delivery::compare::Expected;
 use crate::delivery::keep;
 use crate::delivery::lines::{HOLD_FOR_PARSING, Line};
@@ -82,19 +82,6 @@ pub(super) struct Reading {
     pub(super) compression: Compression,
 }
 
-/// An object's body, to be read on a blocking thread as it downloads.
-async fn body_reader(clients: &Clients, bucket: &str, key: &str) -> Result<impl std::io::Read + Send + 'static> {
-    let out = clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| sdk_error(format!("download `s3://{bucket}/{key}`"), e))?;
-    Ok(tokio_util::io::SyncIoBridge::new(out.body.into_async_read()))
-}
-
 /// Streams one object through the line hasher into the expectation (and into `keep_as` when given); returns
 /// what it held and how many of its lines were expected ones.
 pub(super) async fn download(
@@ -104,7 +91,7 @@ pub(super) async fn download(
     keep_as: Option<PathBuf>,
     how: Reading,
 ) -> Result<Downloaded> {
-    let reader = body_reader(clients, bucket, key).await?;
+    let reader = s3::get_object_reader(&clients.s3, bucket, key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> Result<Downloaded> {
         let mut keep_file = match &keep_as {
@@ -177,7 +164,7 @@ pub(super) async fn each_line<T: Send + 'static>(
     mut state: T,
     on_line: impl Fn(&mut T, &[u8]) + Send + 'static,
 ) -> Result<T> {
-    let reader = body_reader(clients, bucket, key).await?;
+    let reader = s3::get_object_reader(&clients.s3, bucket, key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> Result<T> {
         scan(reader, &Compression::Uncompressed, HOLD_FOR_PARSING, None, &mut |line| {
